@@ -1,0 +1,96 @@
+# shellcheck shell=bash disable=SC2034
+# Shared helpers for the acceptance-test world scripts (install.sh, up.sh,
+# down.sh, host-exec.sh). Sourced, never run directly.
+
+WORLD=${NIXBUILD_WORLD:-/var/tmp/nixbuild-world}
+TESTWORLD_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# name -> loopback address; h1..h3 have Nix, "bare" does not.
+HOST_NAMES=(h1 h2 h3 bare)
+declare -A HOST_ADDR=([h1]=127.0.0.11 [h2]=127.0.0.12 [h3]=127.0.0.13 [bare]=127.0.0.14)
+
+CACHE_PORT=8750
+CACHE_URL="http://127.0.0.1:${CACHE_PORT}"
+KEY_PASSPHRASE="correct horse battery"
+
+TF_VERSIONS=(1.15.5 1.6.6)
+declare -A TF_LIB_VERSION=([1.15.5]=0.15.3 [1.6.6]=0.7.0)
+
+log() { printf '[testworld %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+host_has_nix() { [ "$1" != bare ]; }
+
+# host_dir NAME: logs, pid files; host_root NAME: etc/ home/ root/ nix/ copies.
+host_dir() { printf '%s/hosts/%s' "$WORLD" "$1"; }
+host_root() { printf '%s/hosts/%s/root' "$WORLD" "$1"; }
+
+# Succeeds if something answering with an SSH banner listens on ADDR:PORT.
+ssh_port_ok() {
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" && IFS= read -r -t 2 line <&3 && [[ $line == SSH-* ]]' _ "$1" "${2:-22}" 2>/dev/null
+}
+
+# Succeeds if a unix socket at PATH accepts connections.
+unix_socket_ok() {
+  timeout 3 python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])' "$1" 2>/dev/null
+}
+
+# Succeeds if PID exists and is not a zombie (kill -0 succeeds on zombies).
+pid_alive() {
+  local pid=$1 state
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# Reads a pid from FILE (empty if none).
+read_pid() { if [ -r "$1" ]; then tr -dc '0-9' <"$1"; fi; }
+
+# kill_pidfile FILE: TERM (then KILL) the live process named in FILE, remove FILE.
+kill_pidfile() {
+  local f=$1 pid i
+  pid=$(read_pid "$f")
+  if pid_alive "$pid"; then
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do
+      pid_alive "$pid" || break
+      [ "$i" = 50 ] && kill -9 "$pid" 2>/dev/null
+      sleep 0.1
+    done
+  fi
+  rm -f "$f"
+}
+
+cache_ok() {
+  curl -fsS --max-time 3 "${CACHE_URL}/nix-cache-info" 2>/dev/null | grep -q '^StoreDir: /nix/store$'
+}
+
+# Something (not one of our per-host sshds) listening on the wildcard address?
+wildcard_listener() {
+  ss -Hltn "( sport = :$1 )" 2>/dev/null | awk '{print $4}' | grep -Eq '^(0\.0\.0\.0|\*|\[::\]):'
+}
+
+# Stop Debian's own ssh/nginx services: our instances need ports 22 (on
+# 127.0.0.11-14) and the test traffic must not reach the system's services.
+stop_system_services() {
+  local svc port
+  for svc in ssh nginx; do
+    if [ "$svc" = ssh ]; then port=22; else port=80; fi
+    wildcard_listener "$port" || continue
+    log "stopping the system's $svc service (listening on *:$port)"
+    if [ -d /run/systemd/system ]; then
+      systemctl stop "$svc" 2>/dev/null || true
+      if [ "$svc" = ssh ]; then systemctl stop ssh.socket 2>/dev/null || true; fi
+    elif [ -x "/etc/init.d/$svc" ]; then
+      "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+    fi
+    if wildcard_listener "$port"; then
+      # No init system: the daemons' own pid files.
+      if [ "$svc" = ssh ]; then kill_pidfile /run/sshd.pid; else kill_pidfile /run/nginx.pid; fi
+    fi
+    sleep 0.2
+    wildcard_listener "$port" && log "WARNING: something still listens on *:$port"
+  done
+  return 0
+}

@@ -1,0 +1,9 @@
+//! The `nixbuild` Terraform provider as a library: the binary in `main.rs` only
+//! serves it. Integration tests and benchmarks use the same modules.
+
+pub mod logging;
+pub mod provider;
+pub mod resources;
+pub mod schema;
+pub mod scripts;
+pub mod ssh;

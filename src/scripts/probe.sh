@@ -1,0 +1,47 @@
+#!/bin/sh
+# Describe this host as key=value lines: system, kernel, CPUs, OS, init system
+# and the Nix version (empty when Nix is absent). Read-only; changes nothing.
+set -u
+# Nix may live outside the non-login PATH an SSH command gets.
+PATH="$PATH:/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin:$HOME/.nix-profile/bin"
+export PATH
+
+machine=$(uname -m)
+kernel=$(uname -s)
+case "$machine" in
+  arm64) arch=aarch64 ;;
+  amd64) arch=x86_64 ;;
+  i386 | i586 | i686) arch=i686 ;;
+  *) arch=$machine ;;
+esac
+case "$kernel" in
+  Linux) os=linux ;;
+  Darwin) os=darwin ;;
+  *) os=$(printf '%s' "$kernel" | tr '[:upper:]' '[:lower:]') ;;
+esac
+echo "system=$arch-$os"
+echo "machine=$machine"
+echo "kernel=$kernel"
+
+cpus=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 1)
+echo "cpus=$cpus"
+
+os_id=
+if [ -r /etc/os-release ]; then
+  # shellcheck disable=SC1091
+  os_id=$(. /etc/os-release && printf '%s' "${ID:-}")
+fi
+echo "os_id=$os_id"
+
+if [ -d /run/systemd/system ]; then
+  echo "init=systemd"
+else
+  echo "init=other"
+fi
+
+if command -v nix >/dev/null 2>&1; then
+  # "nix (Nix) 2.8.0" -> "2.8.0"
+  echo "nix_version=$(nix --version 2>/dev/null | awk '{print $NF}')"
+else
+  echo "nix_version="
+fi

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Write stdin to a file atomically, with the given mode.
+# Usage: upload.sh PATH MODE
+# The temporary file is created 0600 by mktemp, so secret content is never
+# readable by others, even for a moment; it is renamed over PATH only when
+# complete, so a cut connection never leaves a half-written file.
+set -eu
+path=$1
+mode=$2
+dir=$(dirname -- "$path")
+mkdir -p -- "$dir"
+tmp=$(mktemp "$dir/.nixbuild-upload.XXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+cat > "$tmp"
+chmod "$mode" "$tmp"
+mv -f -- "$tmp" "$path"
+trap - EXIT

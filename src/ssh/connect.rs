@@ -1,0 +1,233 @@
+//! Opening one authenticated SSH connection: TCP (or direct-tcpip through a
+//! bastion), host-key verification, authentication, and retries with backoff
+//! until `connect_timeout` — never past a host-key mismatch.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use russh::client::{self, AuthResult, Handle};
+use russh::keys::agent::client::AgentClient;
+use russh::keys::agent::AgentIdentity;
+use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::error::SshError;
+use super::hostkey::HostKey;
+use super::settings::{Endpoint, Settings};
+
+/// Verifies the server's host key against the expected one and records what
+/// the server presented, so a rejection can be reported with both keys.
+pub struct Verifier {
+    expected: Option<HostKey>,
+    presented: Arc<Mutex<Option<HostKey>>>,
+}
+
+impl client::Handler for Verifier {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let key = match server_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => HostKey::from_public_key(key),
+            PublicKeyOrCertificate::Certificate(cert) => {
+                HostKey::from_public_key(&russh::keys::PublicKey::from(cert.public_key().clone()))
+            }
+        };
+        let accepted = self.expected.as_ref().is_none_or(|expected| *expected == key);
+        *self.presented.lock().expect("verifier lock") = Some(key);
+        Ok(accepted)
+    }
+}
+
+pub type Connection = Handle<Verifier>;
+
+fn client_config() -> Arc<client::Config> {
+    Arc::new(client::Config {
+        // Keepalives notice a dead peer (a destroyed host) instead of hanging, and
+        // keep NAT/firewall state alive during long builds.
+        keepalive_interval: Some(Duration::from_secs(15)),
+        keepalive_max: 4,
+        inactivity_timeout: None,
+        nodelay: true,
+        ..Default::default()
+    })
+}
+
+/// How long one TCP connect + handshake attempt may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One attempt over an already open byte stream (TCP or a bastion channel).
+/// Returns the connection and the host key the server presented.
+pub async fn handshake<S>(
+    stream: S,
+    endpoint: &Endpoint,
+    settings: &Settings,
+    expected: Option<HostKey>,
+) -> Result<(Connection, HostKey), SshError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let presented = Arc::new(Mutex::new(None));
+    let verifier = Verifier {
+        expected: expected.clone(),
+        presented: presented.clone(),
+    };
+    let label = endpoint.to_string();
+    let result = tokio::time::timeout(
+        ATTEMPT_TIMEOUT,
+        client::connect_stream(client_config(), stream, verifier),
+    )
+    .await;
+    let seen = presented.lock().expect("verifier lock").clone();
+    let mut handle = match result {
+        Ok(Ok(handle)) => handle,
+        Ok(Err(e)) => {
+            if let (Some(expected), Some(seen)) = (&expected, &seen) {
+                if expected != seen {
+                    return Err(SshError::HostKeyMismatch {
+                        host: label,
+                        expected: expected.to_string(),
+                        presented: seen.to_string(),
+                    });
+                }
+            }
+            return Err(SshError::Unreachable {
+                host: label,
+                reason: format!("SSH handshake failed: {e}"),
+                waited: Duration::ZERO,
+            });
+        }
+        Err(_) => {
+            return Err(SshError::Unreachable {
+                host: label,
+                reason: "SSH handshake timed out".into(),
+                waited: Duration::ZERO,
+            })
+        }
+    };
+    let host_key = seen.ok_or_else(|| SshError::Unreachable {
+        host: label.clone(),
+        reason: "the server presented no host key".into(),
+        waited: Duration::ZERO,
+    })?;
+    authenticate(&mut handle, endpoint, settings).await?;
+    Ok((handle, host_key))
+}
+
+async fn authenticate(
+    handle: &mut Connection,
+    endpoint: &Endpoint,
+    settings: &Settings,
+) -> Result<(), SshError> {
+    let fail = |reason: String| SshError::AuthFailed {
+        host: endpoint.to_string(),
+        user: endpoint.user.clone(),
+        reason,
+    };
+    let mut tried = Vec::new();
+    for key in &settings.credentials.keys {
+        // RSA keys sign with rsa-sha2-256/512 when the server supports it.
+        let hash = handle
+            .best_supported_rsa_hash()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .flatten();
+        let result = handle
+            .authenticate_publickey(
+                endpoint.user.clone(),
+                PrivateKeyWithHashAlg::new(key.clone(), hash),
+            )
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        if result.success() {
+            return Ok(());
+        }
+        tried.push(format!("key {}", HostKey::from_public_key(key.public_key()).fingerprint()));
+    }
+    if settings.credentials.agent {
+        let mut agent = AgentClient::connect_env()
+            .await
+            .map_err(|e| fail(format!("cannot reach the SSH agent (SSH_AUTH_SOCK): {e}")))?;
+        let identities = agent
+            .request_identities()
+            .await
+            .map_err(|e| fail(format!("SSH agent: {e}")))?;
+        for identity in identities {
+            let AgentIdentity::PublicKey { key, .. } = identity else {
+                continue;
+            };
+            let hash = handle
+                .best_supported_rsa_hash()
+                .await
+                .map_err(|e| fail(e.to_string()))?
+                .flatten();
+            let result = handle
+                .authenticate_publickey_with(endpoint.user.clone(), key.clone(), hash, &mut agent)
+                .await;
+            if let Ok(AuthResult::Success) = result {
+                return Ok(());
+            }
+            tried.push(format!("agent key {}", HostKey::from_public_key(&key).fingerprint()));
+        }
+    }
+    Err(fail(if tried.is_empty() {
+        "no credentials to try".into()
+    } else {
+        format!("the server rejected {}", tried.join(", "))
+    }))
+}
+
+/// Retry `attempt` with exponential backoff until `timeout` has passed. A
+/// host-key mismatch (or any non-retryable error) ends the loop at once.
+pub async fn with_retries<T, F, Fut>(label: &str, timeout: Duration, mut attempt: F) -> Result<T, SshError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SshError>>,
+{
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(250);
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(e) if !e.is_retryable() => return Err(e),
+            Err(e) => {
+                let waited = started.elapsed();
+                if waited + backoff > timeout {
+                    return Err(match e {
+                        SshError::Unreachable { host, reason, .. } => SshError::Unreachable {
+                            host,
+                            reason: format!("{reason} ({tries} attempts)"),
+                            waited,
+                        },
+                        other => other,
+                    });
+                }
+                tracing::debug!(host = label, attempt = tries, error = %e, "connection attempt failed; retrying in {}", humantime::format_duration(backoff));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// Open a TCP connection to `endpoint`.
+pub async fn tcp(endpoint: &Endpoint) -> Result<tokio::net::TcpStream, SshError> {
+    let connect = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port));
+    match tokio::time::timeout(ATTEMPT_TIMEOUT, connect).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => Err(SshError::Unreachable {
+            host: endpoint.to_string(),
+            reason: e.to_string(),
+            waited: Duration::ZERO,
+        }),
+        Err(_) => Err(SshError::Unreachable {
+            host: endpoint.to_string(),
+            reason: "TCP connect timed out".into(),
+            waited: Duration::ZERO,
+        }),
+    }
+}

@@ -1,0 +1,73 @@
+//! Typed SSH errors. Callers branch on them (a host-key mismatch is never retried,
+//! an unreachable host during Read is a warning), and every message names the host
+//! and, for commands, the step and the tail of the remote output.
+
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SshError {
+    #[error(
+        "host key mismatch for {host}: expected {expected}, but the host presented {presented}. \
+         Nothing was run on the host. If the host was really re-installed, update `host_key` \
+         (or replace the resource with `terraform apply -replace=<address>`); otherwise treat \
+         this as a possible man-in-the-middle attack"
+    )]
+    HostKeyMismatch {
+        host: String,
+        expected: String,
+        presented: String,
+    },
+
+    #[error("cannot reach {host} (gave up after {}): {reason}", humantime::format_duration(*.waited))]
+    Unreachable {
+        host: String,
+        reason: String,
+        waited: Duration,
+    },
+
+    #[error("authentication as {user}@{host} failed: {reason}")]
+    AuthFailed {
+        host: String,
+        user: String,
+        reason: String,
+    },
+
+    #[error("{host}: step `{step}` {}{}", exit_text(*.exit), tail_text(.tail))]
+    CommandFailed {
+        host: String,
+        step: String,
+        exit: Option<u32>,
+        tail: String,
+    },
+
+    #[error("{host}: SSH session failed during `{step}`: {reason}")]
+    Session {
+        host: String,
+        step: String,
+        reason: String,
+    },
+}
+
+fn exit_text(exit: Option<u32>) -> String {
+    match exit {
+        Some(code) => format!("failed with exit status {code}"),
+        None => "ended without an exit status (connection lost or killed by a signal)".into(),
+    }
+}
+
+fn tail_text(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        " (no output)".into()
+    } else {
+        format!("; last output lines:\n{tail}")
+    }
+}
+
+impl SshError {
+    /// Errors worth another connection attempt while a host boots. A host-key
+    /// mismatch is never among them.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SshError::Unreachable { .. } | SshError::AuthFailed { .. })
+    }
+}

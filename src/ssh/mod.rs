@@ -1,0 +1,24 @@
+//! The one way the provider reaches hosts: SSH over russh.
+//!
+//! - [`settings`]: the `ssh` block, its validation and resolution;
+//! - [`auth`]: private keys and the agent;
+//! - [`hostkey`]: public key lines;
+//! - [`connect`]: one verified, authenticated connection, with retries;
+//! - [`pool`]: pooled connections, channel limits and pinned host keys;
+//! - [`exec`]: commands, scripts and uploads on a connected host;
+//! - [`quote`]: the one shell-quoting function.
+
+pub mod auth;
+pub mod connect;
+pub mod error;
+pub mod exec;
+pub mod hostkey;
+pub mod pool;
+pub mod quote;
+pub mod settings;
+
+pub use error::SshError;
+pub use exec::Remote;
+pub use hostkey::HostKey;
+pub use pool::Pool;
+pub use settings::{Settings, SshBlock};
