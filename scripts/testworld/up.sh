@@ -76,12 +76,13 @@ case "$WORLD/" in
   /etc/* | /home/* | /root/* | /nix/* | /usr/bin/*) die "NIXBUILD_WORLD ($WORLD) must not be under /etc, /home, /root, /nix or /usr/bin" ;;
 esac
 
-if [ "${NIXBUILD_SKIP_INSTALL:-}" != 1 ]; then
-  bash "$TESTWORLD_DIR/install.sh"
-fi
-
+# One up/down at a time (fd 8 is closed for every daemon started below).
 exec 8>"$WORLD/.lock"
 flock 8
+
+if [ "${NIXBUILD_SKIP_INSTALL:-}" != 1 ]; then
+  bash "$TESTWORLD_DIR/install.sh" 8>&-
+fi
 
 START_NS=$(date +%s%N)
 chmod 755 "$WORLD"
@@ -433,11 +434,11 @@ tw_ssh() { # USER NAME CMD
 verify_host() { # NAME
   local name=$1 out drv
   if host_has_nix "$name"; then
-    out=$(tw_ssh root "$name" 'nix --version && nix-build --version') || die "$name: nix not usable as root"
+    out=$(tw_ssh root "$name" 'nix --version && nix-build --version' 2>&1) || die "$name: nix not usable as root: $out"
     # shellcheck disable=SC2016 # $out is Nix's
     drv='derivation { name = "testworld-check"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo hi > $out" ]; }'
-    out=$(tw_ssh deploy "$name" "nix-build --no-out-link -E '$drv' && nix store ping") ||
-      die "$name: non-root build through the daemon failed"
+    out=$(tw_ssh deploy "$name" "nix-build --no-out-link -E '$drv' 2>/dev/null && nix store ping 2>&1") ||
+      die "$name: non-root build through the daemon failed: $out"
     case "$out" in /nix/store/*-testworld-check*) ;; *) die "$name: unexpected build output: $out" ;; esac
   else
     # shellcheck disable=SC2016 # runs remotely
@@ -458,9 +459,9 @@ verify_world() {
   tw_ssh root h1 "useradd -M $u" || die "h1: useradd failed"
   if tw_ssh root h2 "id $u" >/dev/null 2>&1; then die "user created on h1 is visible on h2"; fi
   tw_ssh root h1 "userdel $u"
-  path=$(tw_ssh root h1 "nix-build --no-out-link -E 'derivation { name = \"testworld-cache-check\"; system = builtins.currentSystem; builder = \"/bin/sh\"; args = [ \"-c\" \"echo cached > \$out\" ]; }'") ||
+  path=$(tw_ssh root h1 "nix-build --no-out-link -E 'derivation { name = \"testworld-cache-check\"; system = builtins.currentSystem; builder = \"/bin/sh\"; args = [ \"-c\" \"echo cached > \$out\" ]; }' 2>/dev/null") ||
     die "h1: build for cache check failed"
-  tw_ssh root h1 "nix copy --to $CACHE_URL $path" || die "h1: nix copy to the cache failed"
+  tw_ssh root h1 "nix copy --to $CACHE_URL $path 2>&1" >/dev/null || die "h1: nix copy to the cache failed"
   local hash=${path#/nix/store/}
   hash=${hash%%-*}
   [ -s "$WORLD/cache/$hash.narinfo" ] || die "cache: $hash.narinfo missing after nix copy"

@@ -42,8 +42,9 @@ pub struct SshBlock {
     pub bastion_port: Value<i64>,
     #[serde(default)]
     pub bastion_host_key: Value<String>,
-    /// Only in resources and data sources; never set at provider level.
-    #[serde(default, skip_serializing_if = "Value::is_null")]
+    /// Only in resources and data sources; never set at provider level (whose
+    /// configuration is deserialized, never serialized).
+    #[serde(default)]
     pub host_key: Value<String>,
 }
 

@@ -1,0 +1,293 @@
+//! Acceptance-test harness: real Terraform binaries (through `dev_overrides`),
+//! real sshd test hosts with their own Nix, a real HTTP binary cache. The world
+//! is described by `world.json`, written by `scripts/testworld/up.sh`
+//! (`make test` starts it). A missing world fails loudly; nothing is skipped.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use serde_json::Value;
+
+/// Source address of the provider in test configurations.
+pub const SOURCE: &str = "my-modular-workspace/nixbuild";
+
+pub struct World {
+    pub json: Value,
+    pub dir: PathBuf,
+}
+
+pub struct Host<'a> {
+    pub name: String,
+    pub json: &'a Value,
+}
+
+impl World {
+    pub fn terraform(&self, version: &str) -> PathBuf {
+        PathBuf::from(
+            self.json["terraform"][version]
+                .as_str()
+                .unwrap_or_else(|| panic!("world.json has no Terraform {version}")),
+        )
+    }
+
+    pub fn key(&self, kind: &str) -> String {
+        self.json["keys"][kind]
+            .as_str()
+            .unwrap_or_else(|| panic!("world.json has no key {kind}"))
+            .to_string()
+    }
+
+    pub fn passphrase(&self) -> String {
+        self.key("passphrase")
+    }
+
+    pub fn host(&self, name: &str) -> Host<'_> {
+        let json = &self.json["hosts"][name];
+        assert!(json.is_object(), "world.json has no host {name}");
+        Host {
+            name: name.to_string(),
+            json,
+        }
+    }
+
+    pub fn script(&self, name: &str) -> PathBuf {
+        repo_root().join("scripts/testworld").join(name)
+    }
+}
+
+impl Host<'_> {
+    pub fn address(&self) -> String {
+        self.json["address"].as_str().unwrap().to_string()
+    }
+    pub fn host_key(&self) -> String {
+        self.json["host_key"].as_str().unwrap().to_string()
+    }
+    pub fn sshd_log(&self) -> String {
+        std::fs::read_to_string(self.json["sshd_log"].as_str().unwrap()).unwrap_or_default()
+    }
+    pub fn commands_log(&self) -> String {
+        std::fs::read_to_string(self.json["commands_log"].as_str().unwrap()).unwrap_or_default()
+    }
+
+    /// Run a shell command inside the host's namespace as root, without SSH.
+    pub fn exec(&self, command: &str) -> String {
+        let out = Command::new(world().script("host-exec.sh"))
+            .args([&self.name, "sh", "-c", command])
+            .output()
+            .expect("run host-exec.sh");
+        assert!(
+            out.status.success(),
+            "host-exec on {} failed: {command}\n{}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Count of TCP connections sshd has logged so far.
+    pub fn connections_logged(&self) -> usize {
+        self.sshd_log().matches("Connection from").count()
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let dir = std::env::var("NIXBUILD_WORLD").unwrap_or_else(|_| "/var/tmp/nixbuild-world".into());
+        let path = Path::new(&dir).join("world.json");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "the test world is not running ({}: {e}). Start it with `make world` \
+                 (or run `make test`, which does)",
+                path.display()
+            )
+        });
+        World {
+            json: serde_json::from_str(&text).expect("world.json parses"),
+            dir: PathBuf::from(dir),
+        }
+    })
+}
+
+/// Serialise tests that assert on one host's logs (e.g. "no connection was made").
+pub fn exclusive(host: &str) -> MutexGuard<'static, ()> {
+    static LOCKS: OnceLock<Mutex<std::collections::HashMap<String, &'static Mutex<()>>>> = OnceLock::new();
+    let lock = {
+        let mut map = LOCKS.get_or_init(Default::default).lock().unwrap();
+        *map.entry(host.to_string())
+            .or_insert_with(|| Box::leak(Box::new(Mutex::new(()))))
+    };
+    lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Terraform versions every acceptance test runs on; `NIXBUILD_TF_VERSIONS`
+/// (comma separated) narrows it while developing.
+pub fn terraform_versions() -> Vec<String> {
+    match std::env::var("NIXBUILD_TF_VERSIONS") {
+        Ok(list) if !list.trim().is_empty() => list.split(',').map(|s| s.trim().to_string()).collect(),
+        _ => vec!["1.15.5".into(), "1.6.6".into()],
+    }
+}
+
+/// The provider binary cargo built for these tests.
+pub fn provider_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_terraform-provider-nixbuild"))
+}
+
+/// An HCL string literal.
+pub fn hcl(value: &str) -> String {
+    serde_json::to_string(value).unwrap().replace("${", "$${").replace("%{", "%%{")
+}
+
+/// `terraform { required_providers … }` plus a provider block with the world's
+/// ed25519 client key and a short connect timeout.
+pub fn provider_config(extra: &str) -> String {
+    format!(
+        r#"
+terraform {{
+  required_providers {{
+    nixbuild = {{ source = "{SOURCE}" }}
+  }}
+}}
+
+provider "nixbuild" {{
+  ssh {{
+    private_key_file = {key}
+    connect_timeout  = "20s"
+  }}
+  {extra}
+}}
+"#,
+        key = hcl(&world().key("ed25519"))
+    )
+}
+
+/// One Terraform working directory driving one Terraform version.
+pub struct Tf {
+    pub version: String,
+    bin: PathBuf,
+    pub dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Tf {
+    pub fn new(version: &str) -> Self {
+        let dir = tempfile::Builder::new().prefix("nixbuild-acc-").tempdir().unwrap();
+        let provider_dir = provider_binary().parent().unwrap().to_path_buf();
+        let cli_config = dir.path().join("terraform.rc");
+        std::fs::write(
+            &cli_config,
+            format!(
+                "provider_installation {{\n  dev_overrides {{\n    {} = {}\n  }}\n  direct {{}}\n}}\n",
+                hcl(&format!("registry.terraform.io/{SOURCE}")),
+                hcl(provider_dir.to_str().unwrap())
+            ),
+        )
+        .unwrap();
+        Self {
+            version: version.to_string(),
+            bin: world().terraform(version),
+            env: vec![("TF_CLI_CONFIG_FILE".into(), cli_config.to_string_lossy().into())],
+            dir,
+        }
+    }
+
+    /// Set an environment variable for every later command.
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn write(&self, main_tf: &str) {
+        std::fs::write(self.dir.path().join("main.tf"), main_tf).unwrap();
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("TF_IN_AUTOMATION", "1")
+            .env("TF_INPUT", "0")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env_remove("TF_LOG")
+            .env_remove("TF_LOG_PROVIDER")
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("CACHIX_AUTH_TOKEN")
+            .env_remove("CACHIX_SIGNING_KEY");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run terraform")
+    }
+
+    fn describe(&self, args: &[&str], out: &Output) -> String {
+        format!(
+            "terraform {} ({}) in {}\n--- stdout\n{}\n--- stderr\n{}",
+            args.join(" "),
+            self.version,
+            self.dir.path().display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "expected success: {}", self.describe(args, &out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run and require failure; returns stdout + stderr (Terraform prints errors on stderr).
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "expected failure: {}", self.describe(args, &out));
+        format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    pub fn apply(&self) -> String {
+        self.ok(&["apply", "-auto-approve", "-no-color"])
+    }
+
+    /// `plan -detailed-exitcode`: 0 no changes, 2 changes, 1 error.
+    pub fn plan_exit_code(&self) -> (i32, String) {
+        let args = ["plan", "-detailed-exitcode", "-no-color"];
+        let out = self.run(&args);
+        (out.status.code().unwrap_or(-1), self.describe(&args, &out))
+    }
+
+    /// The plan/apply contract: after an apply, the plan is empty.
+    pub fn assert_no_changes(&self) {
+        let (code, text) = self.plan_exit_code();
+        assert_eq!(code, 0, "expected an empty plan: {text}");
+    }
+
+    pub fn outputs(&self) -> Value {
+        serde_json::from_str(&self.ok(&["output", "-json"])).expect("output -json parses")
+    }
+
+    pub fn output(&self, name: &str) -> Value {
+        self.outputs()[name]["value"].clone()
+    }
+
+    /// The raw state file (local backend).
+    pub fn state_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("terraform.tfstate")).unwrap_or_default()
+    }
+
+    pub fn destroy(&self) {
+        self.ok(&["destroy", "-auto-approve", "-no-color"]);
+    }
+}
