@@ -49,7 +49,8 @@ struct Fields(Map<String, Value>);
 
 impl Visit for Fields {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(key(field), Value::String(format!("{value:?}")));
+        self.0
+            .insert(key(field), Value::String(format!("{value:?}")));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         self.0.insert(key(field), Value::String(value.to_string()));
@@ -94,10 +95,15 @@ pub fn render(level: &Level, target: &str, mut fields: Map<String, Value>) -> St
     line.insert("@level".into(), level.as_str().to_ascii_lowercase().into());
     line.insert(
         "@message".into(),
-        fields.remove("@message").unwrap_or(Value::String(String::new())),
+        fields
+            .remove("@message")
+            .unwrap_or(Value::String(String::new())),
     );
     line.insert("@module".into(), module(target).into());
-    line.insert("@timestamp".into(), timestamp(time::OffsetDateTime::now_utc()).into());
+    line.insert(
+        "@timestamp".into(),
+        timestamp(time::OffsetDateTime::now_utc()).into(),
+    );
     line.extend(fields);
     Value::Object(line).to_string()
 }
@@ -129,7 +135,10 @@ mod tests {
     fn levels_follow_terraform() {
         assert_eq!(level_from_env(None, None), None);
         assert_eq!(level_from_env(None, Some("debug")), Some(Level::DEBUG));
-        assert_eq!(level_from_env(Some("info"), Some("trace")), Some(Level::INFO));
+        assert_eq!(
+            level_from_env(Some("info"), Some("trace")),
+            Some(Level::INFO)
+        );
         assert_eq!(level_from_env(Some(""), Some("WARN")), Some(Level::WARN));
         assert_eq!(level_from_env(None, Some("json")), Some(Level::TRACE));
         assert_eq!(level_from_env(Some("off"), Some("trace")), None);
@@ -140,7 +149,11 @@ mod tests {
         let mut fields = Map::new();
         fields.insert("@message".into(), "connected".into());
         fields.insert("host".into(), "root@h:22".into());
-        let line = render(&Level::INFO, "terraform_provider_nixbuild::ssh::pool", fields);
+        let line = render(
+            &Level::INFO,
+            "terraform_provider_nixbuild::ssh::pool",
+            fields,
+        );
         let parsed: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(parsed["@level"], "info");
         assert_eq!(parsed["@message"], "connected");

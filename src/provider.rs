@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{Schema};
+use tf_provider::schema::Schema;
 use tf_provider::value::{self, Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
 
@@ -52,8 +52,14 @@ pub struct CachixSettings {
 impl std::fmt::Debug for CachixSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CachixSettings")
-            .field("auth_token", &self.auth_token.as_ref().map(|_| "<sensitive>"))
-            .field("signing_key", &self.signing_key.as_ref().map(|_| "<sensitive>"))
+            .field(
+                "auth_token",
+                &self.auth_token.as_ref().map(|_| "<sensitive>"),
+            )
+            .field(
+                "signing_key",
+                &self.signing_key.as_ref().map(|_| "<sensitive>"),
+            )
             .field("api_url", &self.api_url)
             .finish()
     }
@@ -85,9 +91,16 @@ impl Shared {
 impl Configured {
     /// Resolve the SSH settings for `host` from a resource-level `ssh` block
     /// (at `AttributePath ssh[0]`) and the provider defaults.
-    pub fn ssh_settings(&self, host: &str, ssh: &Value<SshBlock>, diags: &mut Diagnostics) -> Option<Settings> {
+    pub fn ssh_settings(
+        &self,
+        host: &str,
+        ssh: &Value<SshBlock>,
+        diags: &mut Diagnostics,
+    ) -> Option<Settings> {
         let levels = Levels {
-            resource: ssh.as_ref_option().map(|b| (b, AttributePath::new("ssh").index(0))),
+            resource: ssh
+                .as_ref_option()
+                .map(|b| (b, AttributePath::new("ssh").index(0))),
             provider: self
                 .ssh_defaults
                 .as_ref()
@@ -164,7 +177,9 @@ impl Provider for NixbuildProvider {
             if !(1..=64).contains(&n) {
                 diags.error(
                     "Invalid max_sessions_per_host",
-                    format!("{n} is out of range: use 1 to 64 (sshd's MaxSessions is 10 by default)"),
+                    format!(
+                        "{n} is out of range: use 1 to 64 (sshd's MaxSessions is 10 by default)"
+                    ),
                     AttributePath::new("max_sessions_per_host"),
                 );
             }
@@ -192,8 +207,14 @@ impl Provider for NixbuildProvider {
         tracing::info!(terraform_version, "configuring the nixbuild provider");
         let cachix_block = config.cachix.as_option().unwrap_or_default();
         let cachix = CachixSettings {
-            auth_token: cachix_block.auth_token.as_option().or_else(|| non_empty_env("CACHIX_AUTH_TOKEN")),
-            signing_key: cachix_block.signing_key.as_option().or_else(|| non_empty_env("CACHIX_SIGNING_KEY")),
+            auth_token: cachix_block
+                .auth_token
+                .as_option()
+                .or_else(|| non_empty_env("CACHIX_AUTH_TOKEN")),
+            signing_key: cachix_block
+                .signing_key
+                .as_option()
+                .or_else(|| non_empty_env("CACHIX_SIGNING_KEY")),
             api_url: cachix_block
                 .api_url
                 .as_option()
@@ -213,13 +234,22 @@ impl Provider for NixbuildProvider {
         Some(())
     }
 
-    fn get_resources(&self, _diags: &mut Diagnostics) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
+    fn get_resources(
+        &self,
+        _diags: &mut Diagnostics,
+    ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
         Some(HashMap::new())
     }
 
-    fn get_data_sources(&self, _diags: &mut Diagnostics) -> Option<HashMap<String, Box<dyn DynamicDataSource>>> {
+    fn get_data_sources(
+        &self,
+        _diags: &mut Diagnostics,
+    ) -> Option<HashMap<String, Box<dyn DynamicDataSource>>> {
         let mut sources: HashMap<String, Box<dyn DynamicDataSource>> = HashMap::new();
-        sources.insert("host".into(), Box::new(HostDataSource::new(self.shared.clone())));
+        sources.insert(
+            "host".into(),
+            Box::new(HostDataSource::new(self.shared.clone())),
+        );
         Some(sources)
     }
 }

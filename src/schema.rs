@@ -4,9 +4,15 @@
 
 use std::collections::HashMap;
 
-use tf_provider::schema::{Attribute, AttributeConstraint, AttributeType, Block, Description, NestedBlock};
+use tf_provider::schema::{
+    Attribute, AttributeConstraint, AttributeType, Block, Description, NestedBlock,
+};
 
-pub fn attribute(attr_type: AttributeType, constraint: AttributeConstraint, description: &str) -> Attribute {
+pub fn attribute(
+    attr_type: AttributeType,
+    constraint: AttributeConstraint,
+    description: &str,
+) -> Attribute {
     Attribute {
         attr_type,
         description: Description::markdown(description),
@@ -17,16 +23,32 @@ pub fn attribute(attr_type: AttributeType, constraint: AttributeConstraint, desc
 }
 
 pub fn required_string(description: &str) -> Attribute {
-    attribute(AttributeType::String, AttributeConstraint::Required, description)
+    attribute(
+        AttributeType::String,
+        AttributeConstraint::Required,
+        description,
+    )
 }
 pub fn optional_string(description: &str) -> Attribute {
-    attribute(AttributeType::String, AttributeConstraint::Optional, description)
+    attribute(
+        AttributeType::String,
+        AttributeConstraint::Optional,
+        description,
+    )
 }
 pub fn optional_number(description: &str) -> Attribute {
-    attribute(AttributeType::Number, AttributeConstraint::Optional, description)
+    attribute(
+        AttributeType::Number,
+        AttributeConstraint::Optional,
+        description,
+    )
 }
 pub fn optional_bool(description: &str) -> Attribute {
-    attribute(AttributeType::Bool, AttributeConstraint::Optional, description)
+    attribute(
+        AttributeType::Bool,
+        AttributeConstraint::Optional,
+        description,
+    )
 }
 pub fn sensitive(mut attr: Attribute) -> Attribute {
     attr.sensitive = true;
@@ -36,11 +58,21 @@ pub fn computed(attr_type: AttributeType, description: &str) -> Attribute {
     attribute(attr_type, AttributeConstraint::Computed, description)
 }
 
-pub fn block(description: &str, attributes: Vec<(&str, Attribute)>, blocks: Vec<(&str, NestedBlock)>) -> Block {
+pub fn block(
+    description: &str,
+    attributes: Vec<(&str, Attribute)>,
+    blocks: Vec<(&str, NestedBlock)>,
+) -> Block {
     Block {
         version: 1,
-        attributes: attributes.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<HashMap<_, _>>(),
-        blocks: blocks.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<HashMap<_, _>>(),
+        attributes: attributes
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect::<HashMap<_, _>>(),
+        blocks: blocks
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect::<HashMap<_, _>>(),
         description: Description::markdown(description),
         deprecated: false,
     }

@@ -122,14 +122,23 @@ data "nixbuild_host" "bare" {{
             }
             let decoded = base64_decode(got["host_key_b64"].as_str().unwrap());
             assert_eq!(decoded, want.host_key, "{ctx}");
-            assert!(got["fingerprint"].as_str().unwrap().starts_with("SHA256:"), "{ctx}");
+            assert!(
+                got["fingerprint"].as_str().unwrap().starts_with("SHA256:"),
+                "{ctx}"
+            );
         }
-        assert_eq!(tf.output("h3")["id"], format!("deploy@{}:22", h3.address()).as_str());
+        assert_eq!(
+            tf.output("h3")["id"],
+            format!("deploy@{}:22", h3.address()).as_str()
+        );
         assert!(truth("h1").nix_version.is_some(), "h1 must have Nix");
         assert!(truth("bare").nix_version.is_none(), "bare must lack Nix");
         // The bastion (h2) accepted a root login to carry the tunnel to h3.
         let h2_logins_after = h2.sshd_log().matches("Accepted publickey for root").count();
-        assert!(h2_logins_after > h2_logins_before, "no login on the bastion h2");
+        assert!(
+            h2_logins_after > h2_logins_before,
+            "no login on the bastion h2"
+        );
         // h3 saw the login as deploy, with the encrypted key.
         assert!(h3.sshd_log().contains("Accepted publickey for deploy"));
         tf.destroy();
@@ -183,14 +192,30 @@ data "nixbuild_host" "x" {{
         assert!(text_flat.contains(&bare.address()), "{text}");
         // Both keys, in full.
         assert!(text_flat.contains(&wrong), "expected key missing: {text}");
-        assert!(text_flat.contains(&bare.host_key()), "presented key missing: {text}");
+        assert!(
+            text_flat.contains(&bare.host_key()),
+            "presented key missing: {text}"
+        );
         assert!(text_flat.contains("Nothing was run on the host"), "{text}");
         // The host's side: a connection (key exchange) but no authentication, no command.
         let sshd_new = &bare.sshd_log()[sshd_before.len()..];
-        assert!(sshd_new.contains("Connection from"), "the test did not reach the host: {sshd_new}");
-        assert!(!sshd_new.contains("Accepted"), "authentication happened: {sshd_new}");
-        assert!(!sshd_new.contains("Postponed publickey"), "a key was offered: {sshd_new}");
-        assert_eq!(bare.commands_log(), commands_before, "a command ran on the host");
+        assert!(
+            sshd_new.contains("Connection from"),
+            "the test did not reach the host: {sshd_new}"
+        );
+        assert!(
+            !sshd_new.contains("Accepted"),
+            "authentication happened: {sshd_new}"
+        );
+        assert!(
+            !sshd_new.contains("Postponed publickey"),
+            "a key was offered: {sshd_new}"
+        );
+        assert_eq!(
+            bare.commands_log(),
+            commands_before,
+            "a command ran on the host"
+        );
     }
 }
 
@@ -269,7 +294,10 @@ fn bad_input_fails_at_plan_time_without_connecting() {
             };
             let mut config = provider_config(&provider_extra);
             if !provider_ssh.is_empty() {
-                config = config.replace("connect_timeout  = \"20s\"", &format!("connect_timeout  = \"20s\"\n    {provider_ssh}"));
+                config = config.replace(
+                    "connect_timeout  = \"20s\"",
+                    &format!("connect_timeout  = \"20s\"\n    {provider_ssh}"),
+                );
                 if provider_ssh.starts_with("private_key_file") {
                     // Replace the working key so the bad one is the only one.
                     config = config.replacen(
@@ -287,7 +315,11 @@ fn bad_input_fails_at_plan_time_without_connecting() {
                 text.contains(snippet),
                 "{what} (Terraform {version}): the error does not point at `{snippet}`:\n{text}"
             );
-            assert_eq!(bare.connections_logged(), before, "{what}: a connection was made");
+            assert_eq!(
+                bare.connections_logged(),
+                before,
+                "{what}: a connection was made"
+            );
         }
     }
 }
@@ -311,17 +343,25 @@ fn debug_log_shows_provider_entries() {
     assert!(out.status.success(), "{log}");
     let ours: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("provider.terraform-provider-nixbuild") && l.contains("@module=nixbuild"))
+        .filter(|l| {
+            l.contains("provider.terraform-provider-nixbuild") && l.contains("@module=nixbuild")
+        })
         .collect();
     assert!(
-        ours.iter().any(|l| l.contains("connected") && l.contains("@module=nixbuild.ssh.pool")),
+        ours.iter()
+            .any(|l| l.contains("connected") && l.contains("@module=nixbuild.ssh.pool")),
         "no parsed 'connected' entry:\n{log}"
     );
     assert!(
-        ours.iter().any(|l| l.contains("step=\"probe host\"") || l.contains("step=probe host") || l.contains("probe host")),
+        ours.iter().any(|l| l.contains("step=\"probe host\"")
+            || l.contains("step=probe host")
+            || l.contains("probe host")),
         "no entry for the probe step:\n{log}"
     );
-    assert!(!log.contains("\"@message\""), "raw JSON lines leaked into the log:\n{log}");
+    assert!(
+        !log.contains("\"@message\""),
+        "raw JSON lines leaked into the log:\n{log}"
+    );
     assert!(log.contains("plugin process exited"), "{log}");
     assert!(!log.contains("plugin failed to exit gracefully"), "{log}");
 }
@@ -342,10 +382,16 @@ fn schema_is_fully_described() {
             .find(|(k, _)| k.ends_with("/nixbuild"))
             .map(|(_, v)| v.clone())
             .expect("provider listed");
-        assert!(ours["data_source_schemas"]["nixbuild_host"].is_object(), "{ours}");
+        assert!(
+            ours["data_source_schemas"]["nixbuild_host"].is_object(),
+            "{ours}"
+        );
         let mut missing = Vec::new();
         check_described("provider", &ours["provider"]["block"], &mut missing);
-        for (kind, list) in [("data", &ours["data_source_schemas"]), ("resource", &ours["resource_schemas"])] {
+        for (kind, list) in [
+            ("data", &ours["data_source_schemas"]),
+            ("resource", &ours["resource_schemas"]),
+        ] {
             if let Some(map) = list.as_object() {
                 for (name, s) in map {
                     check_described(&format!("{kind}.{name}"), &s["block"], &mut missing);
@@ -358,7 +404,9 @@ fn schema_is_fully_described() {
 
 fn check_described(path: &str, block: &serde_json::Value, missing: &mut Vec<String>) {
     let described = |v: &serde_json::Value| {
-        v["description"].as_str().is_some_and(|d| !d.trim().is_empty() && d != "empty")
+        v["description"]
+            .as_str()
+            .is_some_and(|d| !d.trim().is_empty() && d != "empty")
     };
     if !described(block) {
         missing.push(path.to_string());

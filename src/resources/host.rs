@@ -60,7 +60,12 @@ impl Probe {
             .filter_map(|line| line.split_once('='))
             .map(|(k, v)| (k.trim(), v.trim()))
             .collect();
-        let get = |key: &str| fields.get(key).copied().ok_or_else(|| format!("probe output lacks `{key}`"));
+        let get = |key: &str| {
+            fields
+                .get(key)
+                .copied()
+                .ok_or_else(|| format!("probe output lacks `{key}`"))
+        };
         let system = get("system")?.to_string();
         if system.is_empty() || !system.contains('-') {
             return Err(format!("probe reported an odd system `{system}`"));
@@ -73,13 +78,18 @@ impl Probe {
             cpus,
             os: get("os_id").unwrap_or_default().to_string(),
             init_system: get("init").unwrap_or("other").to_string(),
-            nix_version: get("nix_version").ok().filter(|v| !v.is_empty()).map(str::to_string),
+            nix_version: get("nix_version")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
         })
     }
 
     /// Run the probe on a connected host.
     pub async fn run(remote: &Remote) -> Result<Self, SshError> {
-        let output = remote.run_script("probe host", crate::scripts::PROBE, &[], None, false).await?;
+        let output = remote
+            .run_script("probe host", crate::scripts::PROBE, &[], None, false)
+            .await?;
         Self::parse(&output.stdout_text()).map_err(|reason| SshError::CommandFailed {
             host: remote.endpoint().to_string(),
             step: "probe host".into(),
@@ -151,14 +161,22 @@ impl DataSource for HostDataSource {
         let remote = match configured.connect(&settings).await {
             Ok(remote) => remote,
             Err(e) => {
-                diags.error("Cannot connect to the host", e.to_string(), AttributePath::new("host"));
+                diags.error(
+                    "Cannot connect to the host",
+                    e.to_string(),
+                    AttributePath::new("host"),
+                );
                 return None;
             }
         };
         let probe = match Probe::run(&remote).await {
             Ok(probe) => probe,
             Err(e) => {
-                diags.error("Probing the host failed", e.to_string(), AttributePath::new("host"));
+                diags.error(
+                    "Probing the host failed",
+                    e.to_string(),
+                    AttributePath::new("host"),
+                );
                 return None;
             }
         };
@@ -209,9 +227,16 @@ mod tests {
             .unwrap();
         assert!(out.status.success());
         let probe = Probe::parse(&String::from_utf8_lossy(&out.stdout)).unwrap();
-        let machine = std::process::Command::new("uname").arg("-m").output().unwrap();
+        let machine = std::process::Command::new("uname")
+            .arg("-m")
+            .output()
+            .unwrap();
         let machine = String::from_utf8_lossy(&machine.stdout).trim().to_string();
-        assert!(probe.system.starts_with(&machine), "{} vs {machine}", probe.system);
+        assert!(
+            probe.system.starts_with(&machine),
+            "{} vs {machine}",
+            probe.system
+        );
         assert!(probe.cpus >= 1);
     }
 }

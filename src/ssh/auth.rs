@@ -106,14 +106,21 @@ mod tests {
         assert!(decode_key(&plain, None).is_ok());
 
         let enc = keygen(dir.path(), "enc", &["-t", "ed25519", "-N", "s3cret"]);
-        assert_eq!(decode_key(&enc, None).unwrap_err(), KeyLoadError::NeedsPassphrase);
+        assert_eq!(
+            decode_key(&enc, None).unwrap_err(),
+            KeyLoadError::NeedsPassphrase
+        );
         assert_eq!(
             decode_key(&enc, Some("wrong")).unwrap_err(),
             KeyLoadError::WrongPassphrase
         );
         assert!(decode_key(&enc, Some("s3cret")).is_ok());
 
-        let pem = keygen(dir.path(), "pem", &["-t", "rsa", "-b", "2048", "-m", "PEM", "-N", ""]);
+        let pem = keygen(
+            dir.path(),
+            "pem",
+            &["-t", "rsa", "-b", "2048", "-m", "PEM", "-N", ""],
+        );
         assert!(pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
         assert!(decode_key(&pem, None).is_ok());
 

@@ -35,7 +35,10 @@ impl client::Handler for Verifier {
                 HostKey::from_public_key(&russh::keys::PublicKey::from(cert.public_key().clone()))
             }
         };
-        let accepted = self.expected.as_ref().is_none_or(|expected| *expected == key);
+        let accepted = self
+            .expected
+            .as_ref()
+            .is_none_or(|expected| *expected == key);
         *self.presented.lock().expect("verifier lock") = Some(key);
         Ok(accepted)
     }
@@ -144,7 +147,10 @@ async fn authenticate(
         if result.success() {
             return Ok(());
         }
-        tried.push(format!("key {}", HostKey::from_public_key(key.public_key()).fingerprint()));
+        tried.push(format!(
+            "key {}",
+            HostKey::from_public_key(key.public_key()).fingerprint()
+        ));
     }
     if settings.credentials.agent {
         let mut agent = AgentClient::connect_env()
@@ -169,7 +175,10 @@ async fn authenticate(
             if let Ok(AuthResult::Success) = result {
                 return Ok(());
             }
-            tried.push(format!("agent key {}", HostKey::from_public_key(&key).fingerprint()));
+            tried.push(format!(
+                "agent key {}",
+                HostKey::from_public_key(&key).fingerprint()
+            ));
         }
     }
     Err(fail(if tried.is_empty() {
@@ -181,7 +190,11 @@ async fn authenticate(
 
 /// Retry `attempt` with exponential backoff until `timeout` has passed. A
 /// host-key mismatch (or any non-retryable error) ends the loop at once.
-pub async fn with_retries<T, F, Fut>(label: &str, timeout: Duration, mut attempt: F) -> Result<T, SshError>
+pub async fn with_retries<T, F, Fut>(
+    label: &str,
+    timeout: Duration,
+    mut attempt: F,
+) -> Result<T, SshError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, SshError>>,

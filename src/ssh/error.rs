@@ -68,6 +68,9 @@ impl SshError {
     /// Errors worth another connection attempt while a host boots. A host-key
     /// mismatch is never among them.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SshError::Unreachable { .. } | SshError::AuthFailed { .. })
+        matches!(
+            self,
+            SshError::Unreachable { .. } | SshError::AuthFailed { .. }
+        )
     }
 }

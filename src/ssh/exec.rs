@@ -69,7 +69,12 @@ impl LineSink<'_> {
     fn emit(&self, line: &[u8], tail: &mut VecDeque<String>) {
         let line = String::from_utf8_lossy(line);
         let line = line.trim_end_matches('\r');
-        tracing::debug!(host = self.host, step = self.step, stream = self.stream, "{line}");
+        tracing::debug!(
+            host = self.host,
+            step = self.step,
+            stream = self.stream,
+            "{line}"
+        );
         if tail.len() == TAIL_LINES {
             tail.pop_front();
         }
@@ -97,13 +102,21 @@ impl Remote {
         if self.is_root() {
             command.to_string()
         } else {
-            format!("sudo -n -- sh -c {}", quote(command).expect("commands never hold NUL"))
+            format!(
+                "sudo -n -- sh -c {}",
+                quote(command).expect("commands never hold NUL")
+            )
         }
     }
 
     /// Run `command` (already quoted shell text) and return its output, whatever
     /// its exit status.
-    pub async fn exec(&self, step: &str, command: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, SshError> {
+    pub async fn exec(
+        &self,
+        step: &str,
+        command: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, SshError> {
         let host = self.endpoint.to_string();
         let session_error = |reason: String| SshError::Session {
             host: host.clone(),
@@ -138,8 +151,18 @@ impl Remote {
         });
 
         let mut tail = VecDeque::with_capacity(TAIL_LINES);
-        let mut out = LineSink { host: &host, step, stream: "stdout", partial: Vec::new() };
-        let mut err = LineSink { host: &host, step, stream: "stderr", partial: Vec::new() };
+        let mut out = LineSink {
+            host: &host,
+            step,
+            stream: "stdout",
+            partial: Vec::new(),
+        };
+        let mut err = LineSink {
+            host: &host,
+            step,
+            stream: "stderr",
+            partial: Vec::new(),
+        };
         let mut stdout = Vec::new();
         let mut exit = None;
         while let Some(msg) = reader.wait().await {
@@ -160,16 +183,27 @@ impl Remote {
         // failed stdin transfer (only if the command itself did not fail first).
         match feeder.await {
             Ok(Ok(_writer)) => {}
-            Ok(Err(e)) if exit == Some(0) => return Err(session_error(format!("sending stdin failed: {e}"))),
+            Ok(Err(e)) if exit == Some(0) => {
+                return Err(session_error(format!("sending stdin failed: {e}")))
+            }
             _ => {}
         }
         let tail: Vec<String> = tail.into();
         tracing::debug!(host = %host, step, exit = ?exit, "done");
-        Ok(ExecOutput { exit, stdout, tail: tail.join("\n") })
+        Ok(ExecOutput {
+            exit,
+            stdout,
+            tail: tail.join("\n"),
+        })
     }
 
     /// Like [`exec`](Self::exec), but a non-zero exit is a [`SshError::CommandFailed`].
-    pub async fn run(&self, step: &str, command: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, SshError> {
+    pub async fn run(
+        &self,
+        step: &str,
+        command: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, SshError> {
         let output = self.exec(step, command, stdin).await?;
         if output.exit == Some(0) {
             Ok(output)
@@ -192,7 +226,10 @@ impl Remote {
         stdin: Option<&[u8]>,
         privileged: bool,
     ) -> Result<ExecOutput, SshError> {
-        let mut command = format!("sh -c {} nixbuild", quote(script).expect("scripts hold no NUL"));
+        let mut command = format!(
+            "sh -c {} nixbuild",
+            quote(script).expect("scripts hold no NUL")
+        );
         for arg in args {
             let quoted = quote(arg).map_err(|e| SshError::CommandFailed {
                 host: self.endpoint.to_string(),
@@ -203,7 +240,11 @@ impl Remote {
             command.push(' ');
             command.push_str(&quoted);
         }
-        let command = if privileged { self.privileged(&command) } else { command };
+        let command = if privileged {
+            self.privileged(&command)
+        } else {
+            command
+        };
         self.run(step, &command, stdin).await
     }
 
@@ -211,9 +252,22 @@ impl Remote {
     /// `"0600"`). The content travels over the channel's stdin into a file that
     /// is created 0600 and renamed into place, so a secret is never on a command
     /// line and never briefly world-readable.
-    pub async fn upload(&self, step: &str, path: &str, mode: &str, content: &[u8], privileged: bool) -> Result<(), SshError> {
-        self.run_script(step, crate::scripts::UPLOAD, &[path, mode], Some(content), privileged)
-            .await
-            .map(|_| ())
+    pub async fn upload(
+        &self,
+        step: &str,
+        path: &str,
+        mode: &str,
+        content: &[u8],
+        privileged: bool,
+    ) -> Result<(), SshError> {
+        self.run_script(
+            step,
+            crate::scripts::UPLOAD,
+            &[path, mode],
+            Some(content),
+            privileged,
+        )
+        .await
+        .map(|_| ())
     }
 }

@@ -114,7 +114,8 @@ impl std::fmt::Display for HostKey {
 mod tests {
     use super::*;
 
-    const ED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINGwoM0qHi3UCNskOgmX7C4Z1WMQBrd/cEL7joIjfvFC";
+    const ED: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINGwoM0qHi3UCNskOgmX7C4Z1WMQBrd/cEL7joIjfvFC";
 
     #[test]
     fn parses_line_with_and_without_comment() {
@@ -171,7 +172,8 @@ mod tests {
 
     #[test]
     fn different_keys_differ() {
-        let other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ5DofdXXNOW+iHCkB8EMZ/6rhaT69FUZcmve8Z7mcdb";
+        let other =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ5DofdXXNOW+iHCkB8EMZ/6rhaT69FUZcmve8Z7mcdb";
         assert_ne!(HostKey::parse(ED).unwrap(), HostKey::parse(other).unwrap());
     }
 }

@@ -48,7 +48,11 @@ impl Pool {
         let host_port = (endpoint.host.clone(), endpoint.port);
         let (slot, sessions, pinned) = {
             let mut state = self.state.lock().expect("pool lock");
-            let slot = state.connections.entry(endpoint.clone()).or_default().clone();
+            let slot = state
+                .connections
+                .entry(endpoint.clone())
+                .or_default()
+                .clone();
             let max = self.max_sessions_per_host;
             let sessions = state
                 .limits
@@ -102,7 +106,11 @@ impl Pool {
     }
 
     /// Open a fresh connection, directly or through the bastion, with retries.
-    async fn open(&self, settings: &Settings, expected: Option<HostKey>) -> Result<(Connection, HostKey), SshError> {
+    async fn open(
+        &self,
+        settings: &Settings,
+        expected: Option<HostKey>,
+    ) -> Result<(Connection, HostKey), SshError> {
         let endpoint = &settings.endpoint;
         let label = endpoint.to_string();
         match &settings.bastion {
@@ -125,11 +133,19 @@ impl Pool {
                 with_retries(&label, settings.connect_timeout, || async {
                     let channel = jump
                         .conn
-                        .channel_open_direct_tcpip(endpoint.host.clone(), endpoint.port.into(), "127.0.0.1", 0)
+                        .channel_open_direct_tcpip(
+                            endpoint.host.clone(),
+                            endpoint.port.into(),
+                            "127.0.0.1",
+                            0,
+                        )
                         .await
                         .map_err(|e| SshError::Unreachable {
                             host: label.clone(),
-                            reason: format!("bastion {} cannot open a tunnel: {e}", jump.endpoint()),
+                            reason: format!(
+                                "bastion {} cannot open a tunnel: {e}",
+                                jump.endpoint()
+                            ),
                             waited: std::time::Duration::ZERO,
                         })?;
                     handshake(channel.into_stream(), endpoint, settings, expected.clone()).await

@@ -89,7 +89,11 @@ mod tests {
             "for w in {}; do printf '<%s>' \"$w\"; done",
             quote_all(HOSTILE).unwrap()
         );
-        let out = Command::new("/bin/sh").arg("-c").arg(&script).output().unwrap();
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
         let expected: String = HOSTILE.iter().map(|v| format!("<{v}>")).collect();
         assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
     }

@@ -90,8 +90,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if text.is_empty() {
         return Err("empty duration; use e.g. \"30s\", \"5m\" or \"1h30m\"".into());
     }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("`{text}` is not a duration ({e}); use e.g. \"30s\", \"5m\" or \"1h30m\""))
+    humantime::parse_duration(text).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); use e.g. \"30s\", \"5m\" or \"1h30m\"")
+    })
 }
 
 /// Check a host name or address: non-empty, no spaces, no user part, not an option.
@@ -204,7 +205,10 @@ pub fn validate_block(
     if block.private_key_passphrase.is_unknown() {
         return;
     }
-    let passphrase = block.private_key_passphrase.as_ref_option().map(String::as_str);
+    let passphrase = block
+        .private_key_passphrase
+        .as_ref_option()
+        .map(String::as_str);
     let loaded = match (&block.private_key, &block.private_key_file) {
         (Value::Value(pem), _) => Some(("private_key", decode_key(pem, passphrase))),
         (_, Value::Value(file)) => Some((
@@ -228,7 +232,10 @@ pub struct Levels<'a> {
 
 impl Levels<'_> {
     /// First known value of a field, with the path it came from.
-    fn pick<T: Clone>(&self, field: impl Fn(&SshBlock) -> &Value<T>) -> Option<(T, AttributePath, &SshBlock)> {
+    fn pick<T: Clone>(
+        &self,
+        field: impl Fn(&SshBlock) -> &Value<T>,
+    ) -> Option<(T, AttributePath, &SshBlock)> {
         [&self.resource, &self.provider]
             .into_iter()
             .flatten()
@@ -264,7 +271,13 @@ pub fn resolve(
     };
     let connect_timeout = match levels.pick(|b| &b.connect_timeout) {
         Some((t, path, _)) => parse_duration(&t)
-            .map_err(|e| diags.error("Invalid connect_timeout", e, path.attribute("connect_timeout")))
+            .map_err(|e| {
+                diags.error(
+                    "Invalid connect_timeout",
+                    e,
+                    path.attribute("connect_timeout"),
+                )
+            })
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
         None => DEFAULT_CONNECT_TIMEOUT,
     };
@@ -281,7 +294,11 @@ pub fn resolve(
             .private_key_passphrase
             .as_ref_option()
             .cloned()
-            .or_else(|| levels.pick(|b| &b.private_key_passphrase).map(|(p, _, _)| p));
+            .or_else(|| {
+                levels
+                    .pick(|b| &b.private_key_passphrase)
+                    .map(|(p, _, _)| p)
+            });
         let (name, pem) = match (&block.private_key, &block.private_key_file) {
             (Value::Value(pem), _) => ("private_key", Ok(pem.clone())),
             (_, Value::Value(file)) => ("private_key_file", read_key_file(file)),
@@ -289,7 +306,11 @@ pub fn resolve(
         };
         match pem.and_then(|pem| decode_key(&pem, passphrase.as_deref())) {
             Ok(key) => credentials.keys.push(std::sync::Arc::new(key)),
-            Err(e) => diags.error("Unusable private key", e.to_string(), path.clone().attribute(name)),
+            Err(e) => diags.error(
+                "Unusable private key",
+                e.to_string(),
+                path.clone().attribute(name),
+            ),
         }
     }
     credentials.agent = match levels.pick(|b| &b.agent) {
@@ -313,7 +334,13 @@ pub fn resolve(
     let host_key = match &levels.resource {
         Some((block, path)) => match &block.host_key {
             Value::Value(k) => HostKey::parse(k)
-                .map_err(|e| diags.error("Invalid host key", e.to_string(), path.clone().attribute("host_key")))
+                .map_err(|e| {
+                    diags.error(
+                        "Invalid host key",
+                        e.to_string(),
+                        path.clone().attribute("host_key"),
+                    )
+                })
                 .ok(),
             _ => None,
         },
@@ -323,18 +350,28 @@ pub fn resolve(
     let bastion = match levels.pick(|b| &b.bastion_host) {
         Some((bastion_host, path, block)) => {
             if let Err(e) = check_host(&bastion_host) {
-                diags.error("Invalid bastion host", e, path.clone().attribute("bastion_host"));
+                diags.error(
+                    "Invalid bastion host",
+                    e,
+                    path.clone().attribute("bastion_host"),
+                );
             }
             let port = match block.bastion_port.as_ref_option() {
                 Some(p) => check_port(*p)
-                    .map_err(|e| diags.error("Invalid port", e, path.clone().attribute("bastion_port")))
+                    .map_err(|e| {
+                        diags.error("Invalid port", e, path.clone().attribute("bastion_port"))
+                    })
                     .unwrap_or(22),
                 None => 22,
             };
             let host_key = match block.bastion_host_key.as_ref_option() {
                 Some(k) => HostKey::parse(k)
                     .map_err(|e| {
-                        diags.error("Invalid host key", e.to_string(), path.clone().attribute("bastion_host_key"))
+                        diags.error(
+                            "Invalid host key",
+                            e.to_string(),
+                            path.clone().attribute("bastion_host_key"),
+                        )
                     })
                     .ok(),
                 None => None,
@@ -343,7 +380,11 @@ pub fn resolve(
                 endpoint: Endpoint {
                     host: bastion_host,
                     port,
-                    user: block.bastion_user.as_ref_option().cloned().unwrap_or_else(|| user.clone()),
+                    user: block
+                        .bastion_user
+                        .as_ref_option()
+                        .cloned()
+                        .unwrap_or_else(|| user.clone()),
                 },
                 host_key,
             })
@@ -375,7 +416,10 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration(" 1h30m ").unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            parse_duration(" 1h30m ").unwrap(),
+            Duration::from_secs(5400)
+        );
         assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
@@ -447,7 +491,11 @@ mod tests {
         };
         let mut diags = Diagnostics::default();
         validate_block(&bad, &AttributePath::new("ssh").index(0), false, &mut diags);
-        let paths: Vec<String> = diags.errors.iter().map(|d| d.attribute.to_string()).collect();
+        let paths: Vec<String> = diags
+            .errors
+            .iter()
+            .map(|d| d.attribute.to_string())
+            .collect();
         for want in ["port", "connect_timeout", "private_key_file", "host_key"] {
             assert!(
                 paths.iter().any(|p| p.contains(want)),

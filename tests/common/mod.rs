@@ -100,7 +100,8 @@ pub fn repo_root() -> PathBuf {
 pub fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
-        let dir = std::env::var("NIXBUILD_WORLD").unwrap_or_else(|_| "/var/tmp/nixbuild-world".into());
+        let dir =
+            std::env::var("NIXBUILD_WORLD").unwrap_or_else(|_| "/var/tmp/nixbuild-world".into());
         let path = Path::new(&dir).join("world.json");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
@@ -118,7 +119,8 @@ pub fn world() -> &'static World {
 
 /// Serialise tests that assert on one host's logs (e.g. "no connection was made").
 pub fn exclusive(host: &str) -> MutexGuard<'static, ()> {
-    static LOCKS: OnceLock<Mutex<std::collections::HashMap<String, &'static Mutex<()>>>> = OnceLock::new();
+    static LOCKS: OnceLock<Mutex<std::collections::HashMap<String, &'static Mutex<()>>>> =
+        OnceLock::new();
     let lock = {
         let mut map = LOCKS.get_or_init(Default::default).lock().unwrap();
         *map.entry(host.to_string())
@@ -131,7 +133,9 @@ pub fn exclusive(host: &str) -> MutexGuard<'static, ()> {
 /// (comma separated) narrows it while developing.
 pub fn terraform_versions() -> Vec<String> {
     match std::env::var("NIXBUILD_TF_VERSIONS") {
-        Ok(list) if !list.trim().is_empty() => list.split(',').map(|s| s.trim().to_string()).collect(),
+        Ok(list) if !list.trim().is_empty() => {
+            list.split(',').map(|s| s.trim().to_string()).collect()
+        }
         _ => vec!["1.15.5".into(), "1.6.6".into()],
     }
 }
@@ -143,7 +147,10 @@ pub fn provider_binary() -> PathBuf {
 
 /// An HCL string literal.
 pub fn hcl(value: &str) -> String {
-    serde_json::to_string(value).unwrap().replace("${", "$${").replace("%{", "%%{")
+    serde_json::to_string(value)
+        .unwrap()
+        .replace("${", "$${")
+        .replace("%{", "%%{")
 }
 
 /// `terraform { required_providers … }` plus a provider block with the world's
@@ -179,7 +186,10 @@ pub struct Tf {
 
 impl Tf {
     pub fn new(version: &str) -> Self {
-        let dir = tempfile::Builder::new().prefix("nixbuild-acc-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("nixbuild-acc-")
+            .tempdir()
+            .unwrap();
         let provider_dir = provider_binary().parent().unwrap().to_path_buf();
         let cli_config = dir.path().join("terraform.rc");
         std::fs::write(
@@ -194,7 +204,10 @@ impl Tf {
         Self {
             version: version.to_string(),
             bin: world().terraform(version),
-            env: vec![("TF_CLI_CONFIG_FILE".into(), cli_config.to_string_lossy().into())],
+            env: vec![(
+                "TF_CLI_CONFIG_FILE".into(),
+                cli_config.to_string_lossy().into(),
+            )],
             dir,
         }
     }
@@ -242,14 +255,22 @@ impl Tf {
     /// Run and require success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "expected success: {}", self.describe(args, &out));
+        assert!(
+            out.status.success(),
+            "expected success: {}",
+            self.describe(args, &out)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Run and require failure; returns stdout + stderr (Terraform prints errors on stderr).
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(!out.status.success(), "expected failure: {}", self.describe(args, &out));
+        assert!(
+            !out.status.success(),
+            "expected failure: {}",
+            self.describe(args, &out)
+        );
         format!(
             "{}\n{}",
             String::from_utf8_lossy(&out.stdout),

@@ -1,0 +1,39 @@
+# The few commands the README, CI and developers all use.
+# Everything installs what it needs (idempotently) on a fresh Debian machine.
+
+WORLD ?= /var/tmp/nixbuild-world
+CARGO ?= cargo
+export NIXBUILD_WORLD := $(WORLD)
+
+.PHONY: demo test world world-down unit lint bench clean
+
+## demo: start loopback test hosts and run examples/environments/local end to end
+demo: world
+	bash scripts/demo.sh
+
+## test: lint, unit tests and acceptance tests against real Terraform and sshd/Nix hosts
+test: world lint
+	$(CARGO) test --all-targets -- --test-threads=4
+
+## world: install and start the test world (sshd hosts with Nix, nginx cache, Terraform)
+world:
+	bash scripts/testworld/up.sh
+
+world-down:
+	bash scripts/testworld/down.sh
+
+## unit: unit tests only (no hosts needed)
+unit:
+	$(CARGO) test --lib
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	shellcheck src/scripts/*.sh scripts/*.sh scripts/testworld/*.sh bench/*.sh .ci/run
+
+## bench: time a nixbuild_host read through Terraform against plain ssh
+bench: world
+	bash bench/host_read.sh
+
+clean:
+	$(CARGO) clean
