@@ -1,7 +1,9 @@
 //! The `nixbuild` Terraform provider as a library: the binary in `main.rs` only
 //! serves it. Integration tests and benchmarks use the same modules.
 
+pub mod cache;
 pub mod logging;
+pub mod nix;
 pub mod provider;
 pub mod resources;
 pub mod schema;

@@ -112,6 +112,46 @@ impl Configured {
     pub async fn connect(&self, settings: &Settings) -> Result<Remote, SshError> {
         self.pool.connect(settings).await
     }
+
+    /// Connect for a resource: an explicit `ssh.host_key` must match; otherwise
+    /// the key pinned in the resource's state (`pinned_host_key`, from create)
+    /// must match; with neither, the first key seen is pinned by the caller.
+    /// Errors go to `diags` against `host` (or the `ssh` attribute at fault).
+    pub async fn connect_resource(
+        &self,
+        host: &str,
+        ssh: &Value<SshBlock>,
+        pinned_host_key: Option<&str>,
+        diags: &mut Diagnostics,
+    ) -> Option<Remote> {
+        let mut settings = self.ssh_settings(host, ssh, diags)?;
+        if settings.host_key.is_none() {
+            if let Some(pinned) = pinned_host_key.filter(|k| !k.is_empty()) {
+                match crate::ssh::HostKey::parse(pinned) {
+                    Ok(key) => settings.host_key = Some(key),
+                    Err(e) => {
+                        diags.error(
+                            "Corrupt pinned host key in state",
+                            format!("{e}; replace the resource to pin the host's key again"),
+                            AttributePath::new("host_key"),
+                        );
+                        return None;
+                    }
+                }
+            }
+        }
+        match self.connect(&settings).await {
+            Ok(remote) => Some(remote),
+            Err(e) => {
+                diags.error(
+                    format!("Cannot connect to {}", settings.endpoint),
+                    e.to_string(),
+                    AttributePath::new("host"),
+                );
+                None
+            }
+        }
+    }
 }
 
 pub struct NixbuildProvider {

@@ -1,0 +1,2 @@
+//! Binary-cache destinations (Cachix and anything `nix copy --to` writes) and
+//! their HTTP presence checks.
