@@ -1,0 +1,182 @@
+#!/bin/sh
+# STAND-IN for a Nix installer, used only by the test world. The real ones
+# (https://nixos.org/nix/install and https://install.determinate.systems/nix)
+# download Nix from the internet, which the test machine cannot reach.
+# scripts/testworld/up.sh serves two copies of this file from the world's
+# nginx as www/installers/official.sh and www/installers/determinate.sh, with
+# FLAVOUR and TARBALL_URL below filled in. It accepts the real installers'
+# argument shapes:
+#   official:     sh official.sh [--daemon | --no-daemon] [--yes] [...]
+#   determinate:  sh determinate.sh install [linux] [--no-confirm] [--init none] [...]
+# records its argv (one JSON line, to the file named in
+# /etc/testworld/installer-log-path, default /var/log/nix-installer-standin.log),
+# and really installs Nix: Debian's nix 2.8 binaries from TARBALL_URL into
+# /nix/nix-standin-2.8.0 with /nix/var/nix/profiles/default -> there (so
+# /nix/var/nix/profiles/default/bin/nix etc. exist, as with the real ones),
+# /etc/nix/nix.conf, and for a multi-user install the nixbld group and users
+# plus a running nix-daemon: a systemd unit when systemd runs, otherwise a
+# supervisor loop whose daemon pid is in /nix/var/nix/nix-daemon.pid
+# (restart the daemon: kill "$(cat /nix/var/nix/nix-daemon.pid)").
+# Caveat: the binaries use the host's shared libraries (libnix*, boost, ...).
+set -eu
+
+FLAVOUR=@FLAVOUR@
+TARBALL_URL=@TARBALL_URL@
+NIX_DIR=/nix/nix-standin-2.8.0
+PROFILE=/nix/var/nix/profiles/default
+
+LOG=/var/log/nix-installer-standin.log
+if [ -r /etc/testworld/installer-log-path ]; then LOG=$(head -n 1 /etc/testworld/installer-log-path); fi
+
+json_str() {
+  J=$1 awk 'BEGIN {
+    s = ENVIRON["J"]
+    gsub(/\\/, "&&", s); gsub(/"/, "\\\"", s)
+    gsub(/\n/, "\\n", s); gsub(/\r/, "\\r", s); gsub(/\t/, "\\t", s)
+    gsub(/[\001-\037]/, "?", s)
+    printf "\"%s\"", s
+  }'
+}
+
+record() {
+  argv="[$(json_str "$0")"
+  for a in "$@"; do argv="$argv,$(json_str "$a")"; done
+  mkdir -p "$(dirname "$LOG")" 2>/dev/null || true
+  printf '{"time":%s,"installer":%s,"argv":%s],"uid":%s}\n' \
+    "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)")" "$(json_str "$FLAVOUR")" "$argv" "$(id -u)" >>"$LOG" ||
+    echo "nix installer (stand-in): cannot write $LOG" >&2
+}
+
+say() { printf 'nix installer (%s stand-in): %s\n' "$FLAVOUR" "$*" >&2; }
+fail() { say "error: $*"; exit 1; }
+
+record "$@"
+
+# Argument parsing, shaped like the real installers.
+daemon=1
+if [ "$FLAVOUR" = official ]; then
+  for a in "$@"; do
+    case "$a" in
+      --daemon) daemon=1 ;;
+      --no-daemon) daemon="" ;;
+      --yes | --no-channel-add | --no-modify-profile | --darwin-use-unencrypted-nix-store-volume) ;;
+      --daemon-user-count | --nix-extra-conf-file | --tarball-url-prefix) ;;
+      --*) fail "unknown option $a" ;;
+      *) ;;
+    esac
+  done
+else
+  [ "${1:-}" = install ] || fail "usage: determinate.sh install [linux] [--no-confirm] [--init none] (got: $*)"
+  shift
+  if [ "${1:-}" = linux ]; then shift; fi
+  for a in "$@"; do
+    case "$a" in
+      --no-confirm | --init | none | systemd | --no-start-daemon | --extra-conf | --determinate | --prefer-upstream-nix) ;;
+      --*) fail "unknown option $a" ;;
+      *) ;;
+    esac
+  done
+fi
+
+[ "$(id -u)" = 0 ] || [ -z "$daemon" ] || fail "a multi-user install must run as root (use sudo)"
+if [ -e "$PROFILE/bin/nix" ] || [ -e /nix/receipt.json ]; then
+  fail "Nix is already installed here ($PROFILE/bin/nix exists); uninstall it first"
+fi
+command -v curl >/dev/null || fail "curl is needed"
+
+say "downloading $TARBALL_URL"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+curl -fsSL "$TARBALL_URL" -o "$tmp/nix.tar.gz" || fail "download of $TARBALL_URL failed"
+mkdir -p /nix/var/nix/profiles /nix/var/nix/gcroots /nix/var/nix/daemon-socket /nix/var/log/nix /nix/store
+rm -rf "$NIX_DIR"
+mkdir -p "$NIX_DIR"
+tar -xzf "$tmp/nix.tar.gz" -C "$NIX_DIR" --strip-components=1
+mkdir -p "$NIX_DIR/etc/profile.d"
+cat >"$NIX_DIR/etc/profile.d/nix-daemon.sh" <<EOF
+# Added by the Nix installer stand-in.
+case ":\$PATH:" in *:$PROFILE/bin:*) ;; *) export PATH="\$HOME/.nix-profile/bin:$PROFILE/bin:\$PATH" ;; esac
+EOF
+cp "$NIX_DIR/etc/profile.d/nix-daemon.sh" "$NIX_DIR/etc/profile.d/nix.sh"
+ln -sfn "$NIX_DIR" "$PROFILE"
+
+mkdir -p /etc/nix
+{
+  echo "# Written by the Nix installer stand-in ($FLAVOUR)."
+  [ -z "$daemon" ] || echo "build-users-group = nixbld"
+  echo "experimental-features = nix-command flakes"
+  echo "substituters ="
+  echo "sandbox = false"
+  [ "$FLAVOUR" != determinate ] || echo "max-jobs = auto"
+} >/etc/nix/nix.conf
+
+if [ -n "$daemon" ]; then
+  getent group nixbld >/dev/null || groupadd -r -g 30000 nixbld
+  i=1
+  while [ "$i" -le 32 ]; do
+    id "nixbld$i" >/dev/null 2>&1 ||
+      useradd -r -u $((30000 + i)) -g nixbld -G nixbld -M -d /var/empty -s /usr/sbin/nologin -c "Nix build user $i" "nixbld$i"
+    i=$((i + 1))
+  done
+  chgrp nixbld /nix/store
+  chmod 1775 /nix/store
+  # Like the real multi-user installer: every shell gets Nix on its PATH.
+  line=". $PROFILE/etc/profile.d/nix-daemon.sh"
+  for rc in /etc/bash.bashrc /etc/profile.d/nix.sh; do
+    if ! grep -qF "$line" "$rc" 2>/dev/null; then
+      printf '\n# Nix\nif [ -e %s/etc/profile.d/nix-daemon.sh ]; then %s; fi\n# End Nix\n' "$PROFILE" "$line" >>"$rc"
+    fi
+  done
+  if [ -d /run/systemd/system ]; then
+    cat >/etc/systemd/system/nix-daemon.service <<EOF
+[Unit]
+Description=Nix Daemon (installer stand-in)
+[Service]
+ExecStart=$PROFILE/bin/nix-daemon
+KillMode=process
+LimitNOFILE=1048576
+[Install]
+WantedBy=multi-user.target
+EOF
+    systemctl daemon-reload
+    systemctl enable --now nix-daemon.service >/dev/null 2>&1 || fail "systemctl enable --now nix-daemon failed"
+  else
+    # No systemd: a supervisor loop; kill the daemon's pid to restart it.
+    cat >/nix/var/nix/nix-daemon-supervisor.sh <<EOF
+#!/bin/sh
+# Written by the Nix installer stand-in: keeps nix-daemon running.
+echo \$\$ >/nix/var/nix/nix-daemon-supervisor.pid
+trap 'kill "\$child" 2>/dev/null; rm -f /nix/var/nix/nix-daemon.pid; exit 0' TERM INT
+while :; do
+  $PROFILE/bin/nix-daemon </dev/null >>/nix/var/log/nix-daemon.log 2>&1 &
+  child=\$!
+  echo "\$child" >/nix/var/nix/nix-daemon.pid
+  wait "\$child"
+  sleep 0.2
+done
+EOF
+    chmod 755 /nix/var/nix/nix-daemon-supervisor.sh
+    setsid /nix/var/nix/nix-daemon-supervisor.sh </dev/null >/dev/null 2>&1 &
+    i=0
+    until [ -S /nix/var/nix/daemon-socket/socket ]; do
+      i=$((i + 1))
+      [ "$i" -lt 100 ] || fail "nix-daemon did not create its socket"
+      sleep 0.1
+    done
+  fi
+else
+  # Single-user: the invoking user owns /nix, Nix via ~/.nix-profile.
+  chown -R "$(id -u)" /nix
+  ln -sfn "$PROFILE" "$HOME/.nix-profile"
+  line=". $HOME/.nix-profile/etc/profile.d/nix.sh"
+  for rc in "$HOME/.profile" "$HOME/.bashrc"; do
+    if ! grep -qF "$line" "$rc" 2>/dev/null; then
+      printf '\nif [ -e %s/.nix-profile/etc/profile.d/nix.sh ]; then %s; fi # added by Nix installer\n' "$HOME" "$line" >>"$rc"
+    fi
+  done
+fi
+if [ "$FLAVOUR" = determinate ]; then
+  printf '{"version":"stand-in","planner":"linux","daemon":%s}\n' "$([ -n "$daemon" ] && echo true || echo false)" >/nix/receipt.json
+fi
+"$PROFILE/bin/nix" --version >/dev/null || fail "the installed nix does not run"
+say "Nix $("$PROFILE/bin/nix" --version | awk '{print $NF}') installed ($([ -n "$daemon" ] && echo multi-user || echo single-user))"
