@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Stops everything scripts/testworld/up.sh started: every process in the test
-# hosts' mount namespaces (sshd, sessions, nix-daemon and its supervisor) and
-# the binary-cache nginx. Keeps keys and the Terraform installs.
-# --purge also deletes the host roots (etc/home/root/nix copies), logs, the
-# cache contents, www/ and world.json. Run as root.
+# hosts' mount namespaces (sshd, sessions, nix-daemon and its supervisor), the
+# systemd container "sd", the Cachix API stand-in and the binary-cache nginx.
+# Keeps keys and the Terraform installs.
+# --purge also deletes the host roots (etc/home/root/nix copies, sd's live
+# rootfs), logs, the cache contents, www/, the Cachix stand-in's caches,
+# tokens and log, and world.json (kept: its signing keys, sd's pristine
+# debootstrapped rootfs). Run as root.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=sd.sh
+. "$TESTWORLD_DIR/sd.sh"
 
 purge=""
 case "${1:-}" in
@@ -54,12 +59,22 @@ for name in "${HOST_NAMES[@]}"; do
   log "$name: stopped"
 done
 
+if pid_alive "$(sd_nspawn_pid)"; then
+  sd_stop
+  log "sd: stopped"
+fi
+
+kill_pidfile "$WORLD/cachix-api/server.pid"
+for pid in $(listeners 127.0.0.1 "$CACHIX_API_PORT"); do kill "$pid" 2>/dev/null || true; done
+log "cachix API: stopped"
+
 kill_pidfile "$WORLD/nginx/nginx.pid"
 for pid in $(listeners 127.0.0.1 "$CACHE_PORT"); do kill "$pid" 2>/dev/null || true; done
 log "cache: stopped"
 
 if [ -n "$purge" ]; then
   rm -rf "${WORLD:?}/hosts" "$WORLD/cache" "$WORLD/www" "$WORLD/nginx" \
-    "$WORLD/world.json" "$WORLD/known_hosts"
+    "$WORLD/world.json" "$WORLD/known_hosts" "$(sd_rootfs)" "$WORLD/cachix-api/caches" \
+    "$WORLD/cachix-api/tokens" "$WORLD/cachix-api/requests.log"
   log "purged host roots, cache, www and world.json (kept keys/ and terraform/)"
 fi

@@ -12,7 +12,8 @@ set -euo pipefail
 [ "$(id -u)" = 0 ] || die "must run as root"
 
 APT_PACKAGES=(openssh-server openssh-client nix-bin nginx-light libnginx-mod-http-dav-ext
-  protobuf-compiler shellcheck iproute2 sudo python3 python3-venv curl git)
+  protobuf-compiler shellcheck iproute2 sudo python3 python3-venv curl git
+  debootstrap systemd-container rsync)
 
 install_packages() {
   local p missing=()

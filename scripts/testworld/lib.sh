@@ -5,9 +5,24 @@
 WORLD=${NIXBUILD_WORLD:-/var/tmp/nixbuild-world}
 TESTWORLD_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-# name -> loopback address; h1..h3 have Nix, "bare" does not.
-HOST_NAMES=(h1 h2 h3 bare)
-declare -A HOST_ADDR=([h1]=127.0.0.11 [h2]=127.0.0.12 [h3]=127.0.0.13 [bare]=127.0.0.14)
+# name -> loopback address of the mount-namespace hosts; h1..h3 have Nix,
+# "bare" and "fresh" do not (fresh is for install tests: reset-host.sh fresh).
+HOST_NAMES=(h1 h2 h3 bare fresh)
+declare -A HOST_ADDR=([h1]=127.0.0.11 [h2]=127.0.0.12 [h3]=127.0.0.13 [bare]=127.0.0.14 [fresh]=127.0.0.15)
+
+# The systemd-nspawn host (Debian 12 booted with systemd, no Nix preinstalled).
+SD_NAME=sd
+SD_ADDR=127.0.0.20
+SD_DIR_NAME=sd
+
+# Cachix API stand-in (tests/standins/cachix_api.py).
+CACHIX_API_PORT=8751
+CACHIX_API_URL="http://127.0.0.1:${CACHIX_API_PORT}/api/v1"
+CACHIX_TEST_TOKEN=test-token-0123456789
+STANDINS_DIR=""
+if [ -d "$TESTWORLD_DIR/../../tests/standins" ]; then STANDINS_DIR=$(cd "$TESTWORLD_DIR/../../tests/standins" && pwd); fi
+
+CLEAN_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 CACHE_PORT=8750
 CACHE_URL="http://127.0.0.1:${CACHE_PORT}"
@@ -19,7 +34,7 @@ declare -A TF_LIB_VERSION=([1.15.5]=0.15.3 [1.6.6]=0.7.0)
 log() { printf '[testworld %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-host_has_nix() { [ "$1" != bare ]; }
+host_has_nix() { [ "$1" != bare ] && [ "$1" != fresh ]; }
 
 # host_dir NAME: logs, pid files; host_root NAME: etc/ home/ root/ nix/ copies.
 host_dir() { printf '%s/hosts/%s' "$WORLD" "$1"; }
@@ -60,6 +75,50 @@ kill_pidfile() {
     done
   fi
   rm -f "$f"
+}
+
+# Writes FILE only if its content differs; returns 0 if it changed.
+write_if_changed() { # FILE CONTENT [MODE]
+  if [ -f "$1" ] && [ "$2" = "$(cat "$1")" ]; then
+    return 1
+  fi
+  printf '%s\n' "$2" >"$1.tmp"
+  chmod "${3:-644}" "$1.tmp"
+  mv -f "$1.tmp" "$1"
+  return 0
+}
+
+fresh_pristine() { printf '%s/pristine' "$(host_dir fresh)"; }
+
+# Restores fresh's /etc, /root and /home from its pristine snapshot and
+# empties its /nix and /usr/local/bin (no process of it may be running but sshd).
+fresh_restore() {
+  local root p d
+  root=$(host_root fresh)
+  p=$(fresh_pristine)
+  [ -e "$p/.stamp" ] || die "fresh: no pristine snapshot yet (run up.sh)"
+  for d in etc root home; do
+    rsync -aHAX --numeric-ids --delete "$p/$d/" "$root/$d/"
+  done
+  mkdir -p "$root/nix" "$root/usr-local-bin"
+  find "$root/nix" "$root/usr-local-bin" -mindepth 1 -delete
+}
+
+cachix_api_ok() {
+  curl -fsS --max-time 3 "http://127.0.0.1:${CACHIX_API_PORT}/_standin/health" 2>/dev/null | grep -q '"ok": true'
+}
+
+# Kills every process in the mount namespace of PID except PID itself.
+kill_namespace_except() { # PID
+  local pid=$1 ns p
+  ns=$(readlink "/proc/$pid/ns/mnt" 2>/dev/null) || return 0
+  [ "$ns" != "$(readlink /proc/self/ns/mnt)" ] || return 0
+  for p in /proc/[0-9]*; do
+    p=${p#/proc/}
+    [ "$p" = "$pid" ] && continue
+    [ "$(readlink "/proc/$p/ns/mnt" 2>/dev/null)" = "$ns" ] && kill "$p" 2>/dev/null
+  done
+  return 0
 }
 
 cache_ok() {

@@ -8,13 +8,22 @@
 #     command is appended to $WORLD/hosts/NAME/commands.log (one line each:
 #     ISO timestamp, TAB, user, TAB, command with \ and newlines escaped)
 #   - a writable HTTP binary cache (nginx + DAV) on 127.0.0.1:8750, also
-#     serving $WORLD/www under /www/
+#     serving $WORLD/www under /www/ (with the Nix installer stand-ins in
+#     www/installers/: official.sh, determinate.sh and the Nix tarball)
+#   - "fresh" (127.0.0.15:22): like bare, its own /usr/bin and /usr/local/bin,
+#     for install tests; scripts/testworld/reset-host.sh fresh makes it pristine
+#   - "sd" (127.0.0.20:22): Debian 12 booted with systemd-nspawn, no Nix
+#     (scripts/testworld/sd.sh, sd-exec.sh, reset-host.sh sd)
+#   - the Cachix API stand-in (tests/standins/cachix_api.py) on 127.0.0.1:8751
+#     and the cachix CLI stand-in as /usr/local/bin/cachix on h1-h3 and sd
 # Runs install.sh first unless NIXBUILD_SKIP_INSTALL=1; NIXBUILD_VERIFY=1
 # re-runs the end-to-end host checks even for reused hosts. Run as root.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=sd.sh
+. "$TESTWORLD_DIR/sd.sh"
 
 SELF="$TESTWORLD_DIR/up.sh"
 
@@ -33,6 +42,9 @@ ns_sshd() {
   mount --bind "$root/nix" /nix
   if ! host_has_nix "$name"; then
     mount --bind "$root/usr-bin" /usr/bin
+  fi
+  if [ -d "$root/usr-local-bin" ]; then
+    mount --bind "$root/usr-local-bin" /usr/local/bin
   fi
   mkdir -p /run/sshd
   echo $$ >"$dir/sshd.pid"
@@ -90,7 +102,6 @@ mkdir -p "$WORLD/hosts" "$WORLD/keys" "$WORLD/cache" "$WORLD/www" "$WORLD/nginx/
 chmod 755 "$WORLD/hosts"
 stop_system_services
 
-CLEAN_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 SSH_OPTS=(-F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout=5
   -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$WORLD/known_hosts" -o LogLevel=ERROR
   -i "$WORLD/keys/client_ed25519")
@@ -231,14 +242,14 @@ ForceCommand /etc/testworld/record-command
 EOF
 }
 
-recorder_script() { # NAME
+recorder_script() { # NAME [LOG]
   cat <<EOF
 #!/bin/bash
 # Test-world command recorder (sshd ForceCommand, written by scripts/testworld/up.sh):
 # appends "TIMESTAMP<TAB>USER<TAB>COMMAND" (backslashes, CR and LF escaped as
 # \\\\, \\r, \\n; "<login shell>" for sessions without a command) to the log,
 # then runs the original command exactly as sshd would have.
-log=$(host_dir "$1")/commands.log
+log=${2:-$(host_dir "$1")/commands.log}
 EOF
   cat <<'EOF'
 if [ -n "${SSH_ORIGINAL_COMMAND+set}" ]; then
@@ -272,17 +283,6 @@ connect-timeout = 2
 EOF
 }
 
-# Writes FILE only if its content differs; returns 0 if it changed.
-write_if_changed() { # FILE CONTENT [MODE]
-  if [ -f "$1" ] && [ "$2" = "$(cat "$1")" ]; then
-    return 1
-  fi
-  printf '%s\n' "$2" >"$1.tmp"
-  chmod "${3:-644}" "$1.tmp"
-  mv -f "$1.tmp" "$1"
-  return 0
-}
-
 # Creates/refreshes the host's private directories (safe while it runs).
 # Sets SSHD_CONFIG_CHANGED=1 if sshd's own config changed (needs restart).
 prepare_host() { # NAME
@@ -299,6 +299,12 @@ prepare_host() { # NAME
     rm -f "$root"/etc/ssh/ssh_host_*
     rm -f "$root/etc/sudoers.d/deploy"
     if ! host_has_nix "$name"; then rm -rf "$root/etc/nix"; fi
+    if [ "$name" = fresh ]; then
+      # A host that never had Nix: no build users or Nix groups either.
+      sed -i -E '/^(nixbld[0-9]*|nix-users):/d' "$root"/etc/passwd "$root"/etc/group "$root"/etc/shadow "$root"/etc/gshadow
+      rm -f "$root"/etc/systemd/system/*/nix-daemon.* "$root"/etc/profile.d/nix*.sh
+      rm -f "$root"/etc/cachix-standin/log-path
+    fi
     touch "$root/etc/.testworld-copy"
   fi
   # Packages installed after the copy was made.
@@ -311,8 +317,15 @@ prepare_host() { # NAME
   if write_if_changed "$root/etc/ssh/sshd_config" "$(sshd_config "$name")"; then SSHD_CONFIG_CHANGED=1; fi
   if write_if_changed "$root/etc/testworld/record-command" "$(recorder_script "$name")" 755; then SSHD_CONFIG_CHANGED=1; fi
   write_if_changed "$root/etc/sudoers.d/deploy" "deploy ALL=(ALL) NOPASSWD: ALL" 440 || true
-  touch "$dir/commands.log" "$dir/sshd.log"
-  chmod 666 "$dir/commands.log"
+  touch "$dir/commands.log" "$dir/sshd.log" "$dir/cachix-calls.log" "$dir/installer-calls.log"
+  chmod 666 "$dir/commands.log" "$dir/cachix-calls.log" "$dir/installer-calls.log"
+  write_if_changed "$root/etc/testworld/installer-log-path" "$dir/installer-calls.log" || true
+  if [ "$name" = fresh ]; then
+    mkdir -p "$root/usr-local-bin"
+  else
+    mkdir -p "$root/etc/cachix-standin"
+    write_if_changed "$root/etc/cachix-standin/log-path" "$dir/cachix-calls.log" || true
+  fi
   mkdir -p "$root/root/.ssh"
   chmod 700 "$root/root" "$root/root/.ssh"
   write_if_changed "$root/root/.ssh/authorized_keys" "$(cat "$WORLD/keys/authorized_keys")" 600 || true
@@ -328,10 +341,10 @@ prepare_host() { # NAME
   fi
 }
 
-# A copy of /usr/bin without nix* (hard links when possible), for "bare".
-make_bare_usr_bin() {
+# A copy of /usr/bin without nix* (hard links when possible), for bare/fresh.
+make_bare_usr_bin() { # NAME
   local root d
-  root=$(host_root bare)
+  root=$(host_root "$1")
   d="$root/usr-bin"
   rm -rf "$d.new"
   cp -al /usr/bin "$d.new" 2>/dev/null || { rm -rf "$d.new"; cp -a /usr/bin "$d.new"; }
@@ -469,6 +482,159 @@ verify_world() {
 }
 
 ########################################################################
+# Cachix stand-ins (API server, CLI)
+
+CACHIX_CACHES=(public-cache private-cache)
+
+ensure_cachix_files() {
+  local d="$WORLD/cachix-api" name
+  mkdir -p "$d/caches" "$d/keys"
+  chmod 755 "$d" "$d/caches"
+  chmod 700 "$d/keys"
+  for name in "${CACHIX_CACHES[@]}"; do
+    if [ ! -s "$d/keys/$name.sec" ] || [ ! -s "$d/keys/$name.pub" ]; then
+      rm -f "$d/keys/$name".*
+      nix-store --generate-binary-cache-key "$name-1" "$d/keys/$name.sec.tmp" "$d/keys/$name.pub.tmp"
+      mv -f "$d/keys/$name.sec.tmp" "$d/keys/$name.sec"
+      mv -f "$d/keys/$name.pub.tmp" "$d/keys/$name.pub"
+      chmod 600 "$d/keys/$name.sec"
+    fi
+    local public=false
+    [ "$name" = public-cache ] && public=true
+    write_if_changed "$d/caches/$name.json" "$(python3 -c '
+import json, sys
+print(json.dumps({"name": sys.argv[1], "uri": sys.argv[2], "isPublic": sys.argv[3] == "true",
+                  "publicSigningKeys": [open(sys.argv[4]).read().strip()],
+                  "githubUsername": "", "permission": "Read"}, indent=2))
+' "$name" "$CACHE_URL" "$public" "$d/keys/$name.pub")" || true
+  done
+  touch "$d/tokens" "$d/requests.log"
+  grep -qxF "$CACHIX_TEST_TOKEN" "$d/tokens" || printf '%s\n' "$CACHIX_TEST_TOKEN" >>"$d/tokens"
+  write_if_changed "$d/cachix_api.py" "$(cat "$STANDINS_DIR/cachix_api.py")" 755 || true
+}
+
+ensure_cachix_api() {
+  local d="$WORLD/cachix-api" want i
+  want=$(sha256sum "$d/cachix_api.py" | cut -d' ' -f1)
+  if curl -fsS --max-time 3 "http://127.0.0.1:${CACHIX_API_PORT}/_standin/health" 2>/dev/null |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(not (d["world"] == sys.argv[1] and d["script_sha256"] == sys.argv[2]))' "$WORLD" "$want" 2>/dev/null; then
+    log "cachix API: reusing (pid $(read_pid "$d/server.pid"))"
+    return 0
+  fi
+  kill_pidfile "$d/server.pid"
+  kill_listeners 127.0.0.1 "$CACHIX_API_PORT"
+  setsid env -i PATH="$CLEAN_PATH" python3 "$d/cachix_api.py" --world "$WORLD" --listen 127.0.0.1 \
+    --port "$CACHIX_API_PORT" --pid-file "$d/server.pid" </dev/null >>"$d/server.log" 2>&1 8>&- &
+  for i in $(seq 1 50); do
+    cachix_api_ok && break
+    [ "$i" = 50 ] && { tail -n 20 "$d/server.log" >&2; die "cachix API stand-in did not come up on $CACHIX_API_URL"; }
+    sleep 0.1
+  done
+  log "cachix API: started on $CACHIX_API_URL (pid $(read_pid "$d/server.pid"))"
+}
+
+# The cachix CLI stand-in as /usr/local/bin/cachix (shared by the machine and
+# the namespace hosts h1-h3/bare; fresh has its own empty /usr/local/bin).
+install_cachix_cli() {
+  if ! cmp -s "$STANDINS_DIR/cachix" /usr/local/bin/cachix; then
+    install -m 755 "$STANDINS_DIR/cachix" /usr/local/bin/cachix.tmp
+    mv -f /usr/local/bin/cachix.tmp /usr/local/bin/cachix
+    log "cachix CLI stand-in installed as /usr/local/bin/cachix"
+  fi
+}
+
+########################################################################
+# Nix installer stand-ins (served from www/installers/)
+
+INSTALLER_TARBALL=nix-standin-x86_64-linux.tar.gz
+
+ensure_installers() {
+  local w="$WORLD/www/installers" ver tmp f
+  mkdir -p "$w"
+  ver=$(dpkg-query -W -f='${Version}' nix-bin)
+  if [ "$(cat "$w/.tarball-stamp" 2>/dev/null)" != "$ver" ] || [ ! -s "$w/$INSTALLER_TARBALL" ]; then
+    tmp=$(mktemp -d)
+    mkdir -p "$tmp/nix-standin/bin" "$tmp/nix-standin/lib/nix" "$tmp/nix-standin/libexec/nix"
+    cp -a /usr/bin/nix /usr/bin/nix-* "$tmp/nix-standin/bin/"
+    cp -a /usr/lib/nix/*.so "$tmp/nix-standin/lib/nix/"
+    cp -a /usr/libexec/nix/. "$tmp/nix-standin/libexec/nix/"
+    tar -czf "$w/$INSTALLER_TARBALL.tmp" -C "$tmp" --owner=0 --group=0 nix-standin
+    rm -rf "$tmp"
+    mv -f "$w/$INSTALLER_TARBALL.tmp" "$w/$INSTALLER_TARBALL"
+    printf '%s\n' "$ver" >"$w/.tarball-stamp"
+    log "installers: built $INSTALLER_TARBALL from nix-bin $ver"
+  fi
+  for f in official determinate; do
+    write_if_changed "$w/$f.sh" "$(sed -e "s|^FLAVOUR=@FLAVOUR@\$|FLAVOUR=$f|" \
+      -e "s|^TARBALL_URL=@TARBALL_URL@\$|TARBALL_URL=$CACHE_URL/www/installers/$INSTALLER_TARBALL|" \
+      "$STANDINS_DIR/nix-installer.sh")" 644 || true
+  done
+}
+
+########################################################################
+# "fresh": rebuilt from scratch when its config changes, else restored from
+# its pristine snapshot whenever up.sh (re)starts it.
+
+fresh_stamp() {
+  { sshd_config fresh; recorder_script fresh; cat "$WORLD/keys/authorized_keys"; echo fresh-v1; } | sha256sum | cut -d' ' -f1
+}
+
+fresh_snapshot() {
+  local root p d
+  root=$(host_root fresh)
+  p=$(fresh_pristine)
+  mkdir -p "$p"
+  for d in etc root home; do
+    mkdir -p "$p/$d"
+    rsync -aHAX --numeric-ids --delete "$root/$d/" "$p/$d/"
+  done
+  fresh_stamp >"$p/.stamp"
+  log "fresh: pristine snapshot taken"
+}
+
+########################################################################
+# The systemd host
+
+SD_STARTED=""
+ensure_sd_started() {
+  sd_debootstrap
+  sd_configure "$(sd_pristine)"
+  mkdir -p "$(sd_hostdir)"
+  chmod 755 "$(sd_hostdir)"
+  local f
+  for f in commands.log sshd.log cachix-calls.log installer-calls.log console.log; do
+    touch "$(sd_hostdir)/$f"
+  done
+  chmod 666 "$(sd_hostdir)"/{commands,cachix-calls,installer-calls}.log
+  if sd_healthy; then
+    sd_configure "$(sd_rootfs)"
+    if [ -n "$SD_SSHD_CHANGED" ]; then
+      log "sd: sshd config changed, restarting ssh.service"
+      bash "$TESTWORLD_DIR/sd-exec.sh" sh -c 'systemctl daemon-reload && systemctl restart ssh.service'
+    fi
+    log "sd: reusing (leader pid $(sd_leader))"
+    return 0
+  fi
+  sd_stop
+  sd_restore_rootfs
+  sd_start
+  SD_STARTED=1
+}
+
+verify_sd() {
+  local out
+  # shellcheck disable=SC2016 # runs remotely
+  out=$(ssh "${SSH_OPTS[@]}" "root@$SD_ADDR" 'systemctl is-system-running; id -u; command -v nix || echo no-nix; command -v cachix' 2>&1) ||
+    true
+  case "$out" in
+    running$'\n'0$'\n'no-nix$'\n'/usr/local/bin/cachix | degraded$'\n'0$'\n'no-nix$'\n'/usr/local/bin/cachix) ;;
+    *) die "sd: unexpected state over SSH: $out" ;;
+  esac
+  grep -qF 'systemctl is-system-running' "$(sd_hostdir)/commands.log" || die "sd: command not recorded"
+  log "sd: verified ($(head -n1 <<<"$out"))"
+}
+
+########################################################################
 # world.json
 
 write_world_json() {
@@ -476,21 +642,44 @@ write_world_json() {
   for name in "${HOST_NAMES[@]}"; do
     args+=("$name" "${HOST_ADDR[$name]}" "$(awk '{print $1" "$2}' "$(host_root "$name")/etc/ssh/ssh_host_ed25519_key.pub")")
   done
-  python3 - "$WORLD" "$KEY_PASSPHRASE" "$CACHE_URL" "${args[@]}" <<'EOF'
+  args+=("$SD_NAME" "$SD_ADDR" "$(awk '{print $1" "$2}' "$(sd_pristine)/etc/ssh/ssh_host_ed25519_key.pub")")
+  python3 - "$WORLD" "$KEY_PASSPHRASE" "$CACHE_URL" "$CACHIX_API_URL" "$CACHIX_TEST_TOKEN" \
+    "$(sd_rootfs)" "$(sd_pristine)" "$INSTALLER_TARBALL" "${args[@]}" <<'EOF'
 import json, os, sys
-world, passphrase, cache_url, rest = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+world, passphrase, cache_url, cachix_url, cachix_token, sd_root, sd_pristine, tarball = sys.argv[1:9]
+rest = sys.argv[9:]
 hosts = {}
 for i in range(0, len(rest), 3):
     name, addr, key = rest[i:i + 3]
     d = f"{world}/hosts/{name}"
-    nix = name != "bare"
-    hosts[name] = {
+    nix = name not in ("bare", "fresh", "sd")
+    h = {
         "address": addr, "port": 22, "host_key": key, "nix": nix,
+        "systemd": name == "sd",
         "sshd_pid_file": f"{d}/sshd.pid", "sshd_log": f"{d}/sshd.log",
         "commands_log": f"{d}/commands.log",
+        "cachix_log": f"{d}/cachix-calls.log",
+        "installer_log": f"{d}/installer-calls.log",
         "nix_daemon_pid_file": f"{d}/nix-daemon.pid" if nix else None,
         "root": f"{d}/root",
     }
+    if name == "fresh":
+        # Written by the installer stand-ins (supervised daemon, no systemd).
+        h["nix_daemon_pid_file"] = f"{d}/root/nix/var/nix/nix-daemon.pid"
+        h["daemon_restart_command"] = 'kill "$(cat /nix/var/nix/nix-daemon.pid)"'
+        h["pristine"] = f"{d}/pristine"
+    if name == "sd":
+        h.update({"sshd_pid_file": None, "root": sd_root, "pristine_root": sd_pristine,
+                  "console_log": f"{d}/console.log", "nspawn_pid_file": f"{d}/nspawn.pid",
+                  "daemon_restart_command": "systemctl restart nix-daemon"})
+    hosts[name] = h
+caches = {}
+for name in ("public-cache", "private-cache"):
+    with open(f"{world}/cachix-api/caches/{name}.json") as f:
+        c = json.load(f)
+    caches[name] = {"public_key": c["publicSigningKeys"][0], "is_public": c["isPublic"],
+                    "uri": c["uri"], "signing_key_file": f"{world}/cachix-api/keys/{name}.sec"}
+www = f"{cache_url}/www"
 doc = {
     "world_dir": world,
     "terraform": {v: f"{world}/bin/terraform-{v}" for v in ("1.15.5", "1.6.6")},
@@ -504,7 +693,17 @@ doc = {
     "cache": {
         "url": cache_url, "dir": f"{world}/cache",
         "access_log": f"{world}/nginx/access.log",
-        "www_dir": f"{world}/www", "www_url": f"{cache_url}/www",
+        "www_dir": f"{world}/www", "www_url": www,
+        "installers": {"official": f"{www}/installers/official.sh",
+                       "determinate": f"{www}/installers/determinate.sh"},
+        "installer_tarball": f"{www}/installers/{tarball}",
+    },
+    "cachix_api": {
+        "url": cachix_url,
+        "requests_log": f"{world}/cachix-api/requests.log",
+        "tokens_file": f"{world}/cachix-api/tokens",
+        "token": cachix_token,
+        "caches": caches,
     },
 }
 tmp = f"{world}/world.json.tmp"
@@ -520,11 +719,25 @@ EOF
 
 ensure_keys
 ensure_cache
+{ [ -n "$STANDINS_DIR" ] && [ -f "$STANDINS_DIR/cachix_api.py" ]; } || die "tests/standins not found next to scripts/testworld"
+ensure_cachix_files
+ensure_cachix_api
+install_cachix_cli
+ensure_installers
+# Boots in the background while the other hosts are checked.
+ensure_sd_started
 
 NIX_CONF_CHANGED=""
 STARTED=()
+FRESH_SNAPSHOT=""
 known=""
 for name in "${HOST_NAMES[@]}"; do
+  if [ "$name" = fresh ] && [ "$(cat "$(fresh_pristine)/.stamp" 2>/dev/null)" != "$(fresh_stamp)" ]; then
+    log "fresh: building from scratch (new or changed config)"
+    stop_host fresh
+    rm -rf "$(host_root fresh)" "$(fresh_pristine)"
+    FRESH_SNAPSHOT=1
+  fi
   prepare_host "$name"
   restart=$SSHD_CONFIG_CHANGED
   sshd_healthy "$name" || restart=1
@@ -532,7 +745,11 @@ for name in "${HOST_NAMES[@]}"; do
   if [ -n "$restart" ]; then
     log "$name: starting sshd on ${HOST_ADDR[$name]}:22"
     stop_host "$name"
-    host_has_nix "$name" || make_bare_usr_bin
+    host_has_nix "$name" || make_bare_usr_bin "$name"
+    if [ "$name" = fresh ] && [ -z "$FRESH_SNAPSHOT" ]; then
+      fresh_restore
+      prepare_host fresh
+    fi
     start_sshd "$name"
     STARTED+=("$name")
   else
@@ -549,6 +766,7 @@ for name in "${HOST_NAMES[@]}"; do
   fi
   setup_users "$name"
 done
+known+="$SD_ADDR $(awk '{print $1" "$2}' "$(sd_pristine)/etc/ssh/ssh_host_ed25519_key.pub")"$'\n'
 printf '%s' "$known" >"$WORLD/known_hosts.tmp"
 mv -f "$WORLD/known_hosts.tmp" "$WORLD/known_hosts"
 
@@ -560,6 +778,14 @@ for name in "${STARTED[@]}"; do
 done
 if [ ${#STARTED[@]} -gt 0 ] || [ -n "$CACHE_STARTED" ]; then
   verify_world
+fi
+[ -z "$FRESH_SNAPSHOT" ] || fresh_snapshot
+
+if [ -n "$SD_STARTED" ]; then
+  sd_wait 120
+fi
+if [ -n "$SD_STARTED" ] || [ "${NIXBUILD_VERIFY:-}" = 1 ]; then
+  verify_sd
 fi
 
 write_world_json
