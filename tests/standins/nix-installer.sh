@@ -17,6 +17,9 @@
 # plus a running nix-daemon: a systemd unit when systemd runs, otherwise a
 # supervisor loop whose daemon pid is in /nix/var/nix/nix-daemon.pid
 # (restart the daemon: kill "$(cat /nix/var/nix/nix-daemon.pid)").
+# As with the real installers, a non-interactive SSH command does not get Nix
+# on its PATH (Debian's /etc/bash.bashrc returns early for those): use
+# /nix/var/nix/profiles/default/bin/nix, or a login shell.
 # Caveat: the binaries use the host's shared libraries (libnix*, boost, ...).
 set -eu
 
@@ -103,19 +106,21 @@ ln -sfn "$NIX_DIR" "$PROFILE"
 mkdir -p /etc/nix
 {
   echo "# Written by the Nix installer stand-in ($FLAVOUR)."
-  [ -z "$daemon" ] || echo "build-users-group = nixbld"
+  if [ -n "$daemon" ]; then echo "build-users-group = nixbld"; else echo "build-users-group ="; fi
   echo "experimental-features = nix-command flakes"
   echo "substituters ="
   echo "sandbox = false"
+  echo "# Stand-in only: the relocated Debian binaries' compiled-in hook path is /usr/libexec."
+  echo "build-hook = $PROFILE/libexec/nix/build-remote"
   [ "$FLAVOUR" != determinate ] || echo "max-jobs = auto"
 } >/etc/nix/nix.conf
 
 if [ -n "$daemon" ]; then
-  getent group nixbld >/dev/null || groupadd -r -g 30000 nixbld
+  getent group nixbld >/dev/null || groupadd -g 30000 nixbld
   i=1
   while [ "$i" -le 32 ]; do
     id "nixbld$i" >/dev/null 2>&1 ||
-      useradd -r -u $((30000 + i)) -g nixbld -G nixbld -M -d /var/empty -s /usr/sbin/nologin -c "Nix build user $i" "nixbld$i"
+      useradd -u $((30000 + i)) -g nixbld -G nixbld -M -d /var/empty -s /usr/sbin/nologin -c "Nix build user $i" "nixbld$i"
     i=$((i + 1))
   done
   chgrp nixbld /nix/store
