@@ -21,6 +21,9 @@ async fn main() -> anyhow::Result<()> {
     // PLUGIN_LOG_FILE is set, which would clash with ours: ours wins.
     std::env::remove_var("PLUGIN_LOG_FILE");
     logging::init();
+    // Two rustls crypto backends are linked (ring for tonic, aws-lc-rs for
+    // reqwest); without an explicit choice rustls panics at the first TLS use.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 
     // Terraform, not the terminal, stops the provider: a Ctrl-C reaches the whole
     // process group, and dying here would lose what an apply already created.

@@ -12,6 +12,7 @@ use tf_provider::schema::Schema;
 use tf_provider::value::{self, Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
 
+use crate::resources::builder::BuilderResource;
 use crate::resources::host::HostDataSource;
 use crate::schema::{block, optional_number, optional_string, sensitive, ssh_block};
 use crate::ssh::pool::DEFAULT_MAX_SESSIONS_PER_HOST;
@@ -113,17 +114,17 @@ impl Configured {
         self.pool.connect(settings).await
     }
 
-    /// Connect for a resource: an explicit `ssh.host_key` must match; otherwise
-    /// the key pinned in the resource's state (`pinned_host_key`, from create)
-    /// must match; with neither, the first key seen is pinned by the caller.
-    /// Errors go to `diags` against `host` (or the `ssh` attribute at fault).
-    pub async fn connect_resource(
+    /// Settings for a resource's connection: an explicit `ssh.host_key` must
+    /// match; otherwise the key pinned in the resource's state
+    /// (`pinned_host_key`, seen on create) must match; with neither, the first
+    /// key seen is pinned by the caller. Errors go to `diags`.
+    pub fn resource_settings(
         &self,
         host: &str,
         ssh: &Value<SshBlock>,
         pinned_host_key: Option<&str>,
         diags: &mut Diagnostics,
-    ) -> Option<Remote> {
+    ) -> Option<Settings> {
         let mut settings = self.ssh_settings(host, ssh, diags)?;
         if settings.host_key.is_none() {
             if let Some(pinned) = pinned_host_key.filter(|k| !k.is_empty()) {
@@ -140,6 +141,19 @@ impl Configured {
                 }
             }
         }
+        Some(settings)
+    }
+
+    /// [`resource_settings`](Self::resource_settings), then connect; a failure
+    /// is an error against `host`.
+    pub async fn connect_resource(
+        &self,
+        host: &str,
+        ssh: &Value<SshBlock>,
+        pinned_host_key: Option<&str>,
+        diags: &mut Diagnostics,
+    ) -> Option<Remote> {
+        let settings = self.resource_settings(host, ssh, pinned_host_key, diags)?;
         match self.connect(&settings).await {
             Ok(remote) => Some(remote),
             Err(e) => {
@@ -278,7 +292,12 @@ impl Provider for NixbuildProvider {
         &self,
         _diags: &mut Diagnostics,
     ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
-        Some(HashMap::new())
+        let mut resources: HashMap<String, Box<dyn DynamicResource>> = HashMap::new();
+        resources.insert(
+            "builder".into(),
+            Box::new(BuilderResource::new(self.shared.clone())),
+        );
+        Some(resources)
     }
 
     fn get_data_sources(

@@ -1,2 +1,3 @@
 //! Binary-cache destinations (Cachix and anything `nix copy --to` writes) and
 //! their HTTP presence checks.
+pub mod cachix_api;

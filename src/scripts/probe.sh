@@ -45,3 +45,17 @@ if command -v nix >/dev/null 2>&1; then
 else
   echo "nix_version="
 fi
+
+# NixOS generates nix.conf itself; the builder resource refuses to manage it.
+if [ -e /etc/NIXOS ]; then
+  echo "nixos=yes"
+else
+  echo "nixos=no"
+fi
+
+for manager in apt-get dnf yum pacman zypper apk; do
+  if command -v "$manager" >/dev/null 2>&1; then
+    echo "package_manager=$manager"
+    break
+  fi
+done

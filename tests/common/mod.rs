@@ -72,19 +72,54 @@ impl Host<'_> {
         std::fs::read_to_string(self.json["commands_log"].as_str().unwrap()).unwrap_or_default()
     }
 
-    /// Run a shell command inside the host's namespace as root, without SSH.
-    pub fn exec(&self, command: &str) -> String {
-        let out = Command::new(world().script("host-exec.sh"))
-            .args([&self.name, "sh", "-c", command])
+    /// Run a shell command inside the host as root, without SSH (nsenter into
+    /// the namespace host, or into the systemd container). Returns success and
+    /// trimmed stdout.
+    pub fn try_exec(&self, command: &str) -> (bool, String) {
+        let mut cmd = if self.json["systemd"] == true {
+            Command::new(world().script("sd-exec.sh"))
+        } else {
+            let mut c = Command::new(world().script("host-exec.sh"));
+            c.arg(&self.name);
+            c
+        };
+        let out = cmd
+            .args(["sh", "-c", command])
             .output()
-            .expect("run host-exec.sh");
-        assert!(
+            .expect("run host exec script");
+        (
             out.status.success(),
-            "host-exec on {} failed: {command}\n{}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout).trim(),
+                if out.status.success() {
+                    String::new()
+                } else {
+                    format!("\n{}", String::from_utf8_lossy(&out.stderr))
+                }
+            ),
+        )
+    }
+
+    /// [`try_exec`](Self::try_exec), requiring success.
+    pub fn exec(&self, command: &str) -> String {
+        let (ok, out) = self.try_exec(command);
+        assert!(ok, "command on {} failed: {command}\n{out}", self.name);
+        out
+    }
+
+    /// Restore a pristine host (`fresh` or `sd`): no Nix, no build user.
+    pub fn reset(&self) {
+        let status = Command::new(world().script("reset-host.sh"))
+            .arg(&self.name)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run reset-host.sh");
+        assert!(status.success(), "reset-host.sh {} failed", self.name);
+    }
+
+    pub fn field(&self, name: &str) -> String {
+        self.json[name].as_str().unwrap_or_default().to_string()
     }
 
     /// Count of TCP connections sshd has logged so far.
@@ -311,4 +346,108 @@ impl Tf {
     pub fn destroy(&self) {
         self.ok(&["destroy", "-auto-approve", "-no-color"]);
     }
+}
+
+/// A TCP proxy on 127.0.0.1 in front of a test host, for fault injection: it
+/// forwards, or cuts every connection once `cut_after` bytes went from the
+/// host to the client, or (stopped) refuses connections like a dead host.
+pub struct Proxy {
+    pub port: u16,
+    pub cut_after: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Connections accepted so far.
+    pub connections: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    pub fn start(target: &str) -> Self {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut_after = Arc::new(AtomicU64::new(u64::MAX));
+        let stopped = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicU64::new(0));
+        let (cut, stop, count, target) = (
+            cut_after.clone(),
+            stopped.clone(),
+            connections.clone(),
+            target.to_string(),
+        );
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                count.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                let limit = cut.load(Ordering::SeqCst);
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                    let _ = s_write.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut s_read, mut c_write) = (server, client);
+                std::thread::spawn(move || {
+                    let mut sent = 0u64;
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let n = match s_read.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let allowed = limit.saturating_sub(sent).min(n as u64) as usize;
+                        if c_write.write_all(&buf[..allowed]).is_err() {
+                            break;
+                        }
+                        sent += allowed as u64;
+                        if allowed < n {
+                            break;
+                        }
+                    }
+                    let _ = c_write.shutdown(std::net::Shutdown::Both);
+                    let _ = s_read.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        Self {
+            port,
+            cut_after,
+            connections,
+            stopped,
+        }
+    }
+
+    pub fn connection_count(&self) -> u64 {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Refuse every later connection, like a host that is down.
+    pub fn stop(&self) {
+        use std::sync::atomic::Ordering;
+        self.stopped.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag and drops the listener.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// A fresh ed25519 key pair for a test: (private key path, public key line).
+pub fn keypair(dir: &Path, name: &str) -> (String, String) {
+    let path = dir.join(name);
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    (
+        path.to_string_lossy().into_owned(),
+        public.trim().to_string(),
+    )
 }

@@ -1,0 +1,232 @@
+//! The managed Nix configuration of a builder: a file of its own
+//! (`/etc/nix/nixbuild.conf`) included from `nix.conf`, so the user's own
+//! `nix.conf` lines are never rewritten. List settings use Nix's `extra-`
+//! prefix, so they add to what `nix.conf` says instead of replacing it.
+
+use sha2::{Digest, Sha256};
+
+/// Where the managed file lives, and the line that includes it.
+pub const MANAGED_CONF_PATH: &str = "/etc/nix/nixbuild.conf";
+pub const NIX_CONF_PATH: &str = "/etc/nix/nix.conf";
+/// `!include` ignores a missing file, so removing ours never breaks Nix.
+pub const INCLUDE_LINE: &str = "!include nixbuild.conf";
+
+/// Settings that end up in the managed file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ManagedConf {
+    pub max_jobs: Option<i64>,
+    pub cores: Option<i64>,
+    pub system_features: Option<Vec<String>>,
+    pub extra_platforms: Vec<String>,
+    pub trusted_users: Vec<String>,
+    pub substituters: Vec<String>,
+    pub trusted_public_keys: Vec<String>,
+    pub extra_config: Option<String>,
+}
+
+impl ManagedConf {
+    /// The exact file content. Deterministic: the same settings always give the
+    /// same bytes, so its hash can be compared with the file found on the host.
+    pub fn render(&self) -> String {
+        let mut out = String::from(
+            "# Managed by terraform-provider-nixbuild (nixbuild_builder). Edits are\n\
+             # reported as drift and overwritten on the next apply; put your own\n\
+             # settings in nix.conf.\n",
+        );
+        let mut line = |key: &str, value: String| {
+            out.push_str(key);
+            out.push_str(" = ");
+            out.push_str(&value);
+            out.push('\n');
+        };
+        line("extra-experimental-features", "nix-command flakes".into());
+        match self.max_jobs {
+            Some(n) => line("max-jobs", n.to_string()),
+            None => line("max-jobs", "auto".into()),
+        }
+        if let Some(cores) = self.cores {
+            line("cores", cores.to_string());
+        }
+        if let Some(features) = &self.system_features {
+            line("system-features", features.join(" "));
+        }
+        if !self.extra_platforms.is_empty() {
+            line("extra-platforms", self.extra_platforms.join(" "));
+        }
+        if !self.trusted_users.is_empty() {
+            line("extra-trusted-users", self.trusted_users.join(" "));
+        }
+        if !self.substituters.is_empty() {
+            line("extra-substituters", self.substituters.join(" "));
+        }
+        if !self.trusted_public_keys.is_empty() {
+            line(
+                "extra-trusted-public-keys",
+                self.trusted_public_keys.join(" "),
+            );
+        }
+        if let Some(extra) = self
+            .extra_config
+            .as_deref()
+            .filter(|e| !e.trim().is_empty())
+        {
+            out.push_str("# extra_config\n");
+            out.push_str(extra.trim_end_matches('\n'));
+            out.push('\n');
+        }
+        out
+    }
+
+    pub fn hash(&self) -> String {
+        sha256_hex(self.render().as_bytes())
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A Nix signing public key: `name:base64(32 bytes)`.
+pub fn check_public_key(key: &str) -> Result<(), String> {
+    use base64::Engine;
+    let Some((name, data)) = key.split_once(':') else {
+        return Err(format!(
+            "`{key}` is not `name:base64key` (e.g. `cache.nixos.org-1:6NCH…=`)"
+        ));
+    };
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace()) {
+        return Err(format!("`{key}` has an empty or spaced key name"));
+    }
+    match base64::engine::general_purpose::STANDARD.decode(data) {
+        Ok(bytes) if bytes.len() == 32 => Ok(()),
+        _ => Err(format!(
+            "`{key}`: the part after `:` must be base64 of a 32-byte ed25519 key"
+        )),
+    }
+}
+
+/// A Nix system name: `arch-os`, e.g. `x86_64-linux`, `aarch64-darwin`.
+pub fn check_system(system: &str) -> Result<(), String> {
+    let valid = system.split_once('-').is_some_and(|(arch, os)| {
+        !arch.is_empty()
+            && !os.is_empty()
+            && system
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{system}` is not a Nix system name like `x86_64-linux`"
+        ))
+    }
+}
+
+/// A system feature: a non-empty word without spaces or commas.
+pub fn check_feature(feature: &str) -> Result<(), String> {
+    if feature.is_empty()
+        || feature
+            .chars()
+            .any(|c| c.is_whitespace() || c == ',' || c.is_control())
+    {
+        Err(format!(
+            "`{feature}` is not a feature name (no spaces or commas)"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A substituter URL Nix understands.
+pub fn check_substituter(url: &str) -> Result<(), String> {
+    const SCHEMES: &[&str] = &[
+        "https://",
+        "http://",
+        "s3://",
+        "file://",
+        "ssh://",
+        "ssh-ng://",
+        "daemon",
+        "local",
+    ];
+    if url.chars().any(|c| c.is_whitespace()) || !SCHEMES.iter().any(|s| url.starts_with(s)) {
+        Err(format!(
+            "`{url}` is not a substituter URL (https://…, s3://…, file://…, ssh-ng://…)"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_deterministically_with_extra_prefixes() {
+        let conf = ManagedConf {
+            max_jobs: Some(4),
+            cores: Some(2),
+            system_features: Some(vec!["big-parallel".into(), "kvm".into()]),
+            extra_platforms: vec!["i686-linux".into()],
+            trusted_users: vec!["nixbuild".into()],
+            substituters: vec!["https://mycache.cachix.org".into()],
+            trusted_public_keys: vec!["mycache.cachix.org-1:AAAA".into()],
+            extra_config: Some("keep-outputs = true\n".into()),
+        };
+        let text = conf.render();
+        assert_eq!(text, conf.render());
+        for want in [
+            "max-jobs = 4\n",
+            "cores = 2\n",
+            "system-features = big-parallel kvm\n",
+            "extra-platforms = i686-linux\n",
+            "extra-trusted-users = nixbuild\n",
+            "extra-substituters = https://mycache.cachix.org\n",
+            "extra-trusted-public-keys = mycache.cachix.org-1:AAAA\n",
+            "keep-outputs = true\n",
+        ] {
+            assert!(text.contains(want), "{want:?} missing in\n{text}");
+        }
+        assert!(
+            !text.contains("\ntrusted-users"),
+            "must not replace the user's trusted-users"
+        );
+        assert_eq!(
+            ManagedConf::default()
+                .render()
+                .matches("max-jobs = auto")
+                .count(),
+            1
+        );
+        assert_ne!(conf.hash(), ManagedConf::default().hash());
+        assert_eq!(conf.hash().len(), 64);
+    }
+
+    #[test]
+    fn validators() {
+        assert!(
+            check_public_key("cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=")
+                .is_ok()
+        );
+        for bad in ["nope", ":AAAA", "name:notbase64!", "name:AAAA"] {
+            assert!(check_public_key(bad).is_err(), "{bad}");
+        }
+        assert!(check_system("x86_64-linux").is_ok());
+        assert!(check_system("aarch64-darwin").is_ok());
+        for bad in ["x86_64", "-linux", "x86 64-linux", "linux-"] {
+            assert!(check_system(bad).is_err(), "{bad}");
+        }
+        assert!(check_feature("big-parallel").is_ok());
+        for bad in ["", "a b", "a,b"] {
+            assert!(check_feature(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_substituter("https://cache.nixos.org").is_ok());
+        assert!(check_substituter("ftp://x").is_err());
+        assert!(check_substituter("https://a b").is_err());
+    }
+}

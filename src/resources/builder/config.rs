@@ -1,0 +1,564 @@
+//! `nixbuild_builder` arguments and attributes: the state shape, the schema
+//! (whose descriptions are the docs), plan-time validation with attribute
+//! paths, and the desired host configuration derived from the arguments.
+
+use serde::{Deserialize, Serialize};
+use tf_provider::schema::{AttributeType, NestedBlock, Schema};
+use tf_provider::value::{self, Value};
+use tf_provider::{AttributePath, Diagnostics};
+
+use crate::cache::cachix_api::check_cache_name;
+use crate::nix::conf::{
+    check_feature, check_public_key, check_substituter, check_system, ManagedConf,
+};
+use crate::schema::{
+    attribute, block, computed, optional_bool, optional_number, optional_string, required_string,
+    sensitive, ssh_block,
+};
+use crate::ssh::settings::{check_host, check_user, parse_duration, validate_block};
+use crate::ssh::{HostKey, SshBlock};
+
+/// A list of strings whose elements may each be unknown at plan time.
+pub type StrList = Value<Vec<Value<String>>>;
+
+/// All elements known: the list (empty when null). `None` when anything is unknown.
+pub fn known_strings(list: &StrList) -> Option<Vec<String>> {
+    match list {
+        Value::Null => Some(vec![]),
+        Value::Unknown => None,
+        Value::Value(items) => items
+            .iter()
+            .map(|v| v.as_ref_option().cloned().filter(|_| !v.is_unknown()))
+            .collect(),
+    }
+}
+
+pub fn str_list(items: &[String]) -> StrList {
+    Value::Value(items.iter().cloned().map(Value::Value).collect())
+}
+
+pub const INSTALL_METHODS: &[&str] = &["auto", "official", "determinate", "distro", "none"];
+pub const DEFAULT_OFFICIAL_INSTALLER: &str = "https://nixos.org/nix/install";
+pub const DEFAULT_DETERMINATE_INSTALLER: &str = "https://install.determinate.systems/nix";
+pub const DEFAULT_BUILD_USER: &str = "nixbuild";
+pub const WATCH_STORE_UNIT: &str = "nixbuild-cachix-watch-store.service";
+pub const CACHIX_ENV_FILE: &str = "/etc/nixbuild/cachix.env";
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct NixBlock {
+    #[serde(default)]
+    pub install: Value<String>,
+    #[serde(default)]
+    pub installer_url: Value<String>,
+    #[serde(default)]
+    pub daemon: Value<bool>,
+    #[serde(default)]
+    pub max_jobs: Value<i64>,
+    #[serde(default)]
+    pub cores: Value<i64>,
+    #[serde(default)]
+    pub system_features: StrList,
+    #[serde(default)]
+    pub extra_platforms: StrList,
+    #[serde(default)]
+    pub trusted_users: StrList,
+    #[serde(default)]
+    pub substituters: StrList,
+    #[serde(default)]
+    pub trusted_public_keys: StrList,
+    #[serde(default)]
+    pub extra_config: Value<String>,
+    #[serde(default)]
+    pub daemon_restart_command: Value<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct BuildUserBlock {
+    #[serde(default)]
+    pub name: Value<String>,
+    #[serde(default)]
+    pub authorized_keys: StrList,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct CachixBlock {
+    #[serde(default)]
+    pub cache: Value<String>,
+    #[serde(default)]
+    pub public_key: Value<String>,
+    #[serde(default)]
+    pub install: Value<bool>,
+    #[serde(default)]
+    pub watch_store: Value<bool>,
+    #[serde(default)]
+    pub auth_token: Value<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct TimeoutsBlock {
+    #[serde(default)]
+    pub create: Value<String>,
+    #[serde(default)]
+    pub update: Value<String>,
+    #[serde(default)]
+    pub delete: Value<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct BuilderState {
+    #[serde(default)]
+    pub host: Value<String>,
+    #[serde(with = "value::serde_as_vec", default)]
+    pub ssh: Value<SshBlock>,
+    #[serde(with = "value::serde_as_vec", default)]
+    pub nix: Value<NixBlock>,
+    #[serde(with = "value::serde_as_vec", default)]
+    pub build_user: Value<BuildUserBlock>,
+    #[serde(with = "value::serde_as_vec", default)]
+    pub cachix: Value<CachixBlock>,
+    #[serde(default)]
+    pub on_destroy: Value<String>,
+    #[serde(with = "value::serde_as_vec", default)]
+    pub timeouts: Value<TimeoutsBlock>,
+
+    #[serde(default)]
+    pub id: Value<String>,
+    #[serde(default)]
+    pub host_key: Value<String>,
+    #[serde(default)]
+    pub host_key_base64: Value<String>,
+    #[serde(default)]
+    pub system: Value<String>,
+    #[serde(default)]
+    pub systems: StrList,
+    #[serde(default)]
+    pub nix_version: Value<String>,
+    #[serde(default)]
+    pub cpus: Value<i64>,
+    #[serde(default)]
+    pub max_jobs_effective: Value<i64>,
+    #[serde(default)]
+    pub supported_features: StrList,
+    #[serde(default)]
+    pub store_uri: Value<String>,
+    #[serde(default)]
+    pub config_hash: Value<String>,
+    #[serde(default)]
+    pub drift: StrList,
+}
+
+/// Secrets are not kept in state: only a salted fingerprint of the Cachix
+/// token, to notice a rotation.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct BuilderPrivate {
+    #[serde(default)]
+    pub token_salt: String,
+    #[serde(default)]
+    pub token_fingerprint: String,
+}
+
+fn list(description: &str) -> tf_provider::schema::Attribute {
+    attribute(
+        AttributeType::List(Box::new(AttributeType::String)),
+        tf_provider::schema::AttributeConstraint::Optional,
+        description,
+    )
+}
+
+pub fn schema() -> Schema {
+    let nix = block(
+        "How Nix is installed and configured. The managed settings live in `/etc/nix/nixbuild.conf`, included from `nix.conf`; your own `nix.conf` lines are kept.",
+        vec![
+            ("install", optional_string("How to get Nix when it is missing: `auto` (default: keep an existing Nix, else the official installer), `official`, `determinate`, `distro` (the OS package manager, e.g. `apt-get install nix-bin`) or `none` (Nix must already be installed). An existing Nix is never reinstalled.")),
+            ("installer_url", optional_string("Installer script for `official` / `determinate` (and `auto`). Default: the upstream installer URL of the method.")),
+            ("daemon", optional_bool("Multi-user Nix with `nix-daemon` (default `true`). Remote builds as a non-root build user need the daemon.")),
+            ("max_jobs", optional_number("`max-jobs`: builds run in parallel (≥ 1). Default: `auto` (one per CPU).")),
+            ("cores", optional_number("`cores`: CPUs each build may use (0 = all).")),
+            ("system_features", list("`system-features` of the builder, e.g. `[\"big-parallel\", \"kvm\"]`. Default: Nix's own detection.")),
+            ("extra_platforms", list("`extra-platforms`: further systems this builder can build for, e.g. `[\"i686-linux\"]`.")),
+            ("trusted_users", list("Users added to `trusted-users` (the build user always is).")),
+            ("substituters", list("Substituter URLs added to `substituters`.")),
+            ("trusted_public_keys", list("Signing keys (`name:base64`) added to `trusted-public-keys`.")),
+            ("extra_config", optional_string("Raw `nix.conf` lines appended to the managed config.")),
+            ("daemon_restart_command", optional_string("Shell command (run as root) that restarts the Nix daemon after a config change, for hosts without systemd. With systemd, `systemctl restart nix-daemon` is used.")),
+        ],
+        vec![],
+    );
+    let build_user = block(
+        "The SSH user that Nix clients log in as to build (`ssh-ng://<name>@host`). It is created if missing and added to `trusted-users`.",
+        vec![
+            ("name", optional_string("User name. Default: `nixbuild`.")),
+            ("authorized_keys", list("OpenSSH public keys of the clients allowed to build on this host.")),
+        ],
+        vec![],
+    );
+    let cachix = block(
+        "A Cachix binary cache this builder substitutes from and, optionally, pushes to.",
+        vec![
+            ("cache", required_string("Cache name. Its substituter and public key are added to the Nix config; the key is fetched from the Cachix API unless `public_key` is given.")),
+            ("public_key", optional_string("The cache's public signing key (`name:base64`), to avoid the API call.")),
+            ("install", optional_bool("Install the cachix CLI when it is missing (default `false`).")),
+            ("watch_store", optional_bool("Run `cachix watch-store` as the systemd service `nixbuild-cachix-watch-store`, pushing every new store path (default `false`). Its token lives in a root-only 0600 file.")),
+            ("auth_token", sensitive(optional_string("Cachix auth token for this builder. Default: the provider's `cachix.auth_token` (recommended: then the token stays out of the state)."))),
+        ],
+        vec![],
+    );
+    let timeouts = block(
+        "How long each operation may take (durations such as `\"30m\"`).",
+        vec![
+            ("create", optional_string("Default `\"30m\"`.")),
+            ("update", optional_string("Default `\"30m\"`.")),
+            ("delete", optional_string("Default `\"10m\"`.")),
+        ],
+        vec![],
+    );
+    Schema {
+        version: 1,
+        block: block(
+            "Bootstraps a host into a Nix remote builder over SSH and keeps it converged: installs Nix, writes the managed Nix config, creates the SSH build user, trusts the cache's keys and optionally runs `cachix watch-store`. Every step checks before it acts, so a re-apply after a failure resumes. Drift (an edited config, a removed build user, a stopped service) shows as a planned update.",
+            vec![
+                ("host", required_string("Host name or IP address. Changing it replaces the builder.")),
+                ("on_destroy", optional_string("What destroy does: `keep` (default: nothing, no connection; the host is usually destroyed with it) or `clean` (remove the build user, the managed config and the watch-store service).")),
+                ("id", computed(AttributeType::String, "`user@host:port` of the administrative connection.")),
+                ("host_key", computed(AttributeType::String, "The host's public key line, pinned on create: every later connection must present it.")),
+                ("host_key_base64", computed(AttributeType::String, "Base64 of `host_key`, for column 8 of Nix's machines file.")),
+                ("system", computed(AttributeType::String, "The builder's Nix system, e.g. `x86_64-linux`.")),
+                ("systems", computed(AttributeType::List(Box::new(AttributeType::String)), "`system` followed by `nix.extra_platforms`: what the builder can build for.")),
+                ("nix_version", computed(AttributeType::String, "Nix version on the builder, e.g. `2.8.0`.")),
+                ("cpus", computed(AttributeType::Number, "Online CPUs of the builder.")),
+                ("max_jobs_effective", computed(AttributeType::Number, "`nix.max_jobs`, or the CPU count when it is `auto`.")),
+                ("supported_features", computed(AttributeType::List(Box::new(AttributeType::String)), "System features the builder supports (`nix.system_features`, or what Nix detected).")),
+                ("store_uri", computed(AttributeType::String, "`ssh-ng://<build user>@host`, the store URI clients build through.")),
+                ("config_hash", computed(AttributeType::String, "SHA-256 of the managed Nix config as found on the host; a hand edit shows up here as drift.")),
+                ("drift", computed(AttributeType::List(Box::new(AttributeType::String)), "What the last refresh found out of line on the host (empty when converged). Non-empty drift plans an update that re-converges the host.")),
+            ],
+            vec![
+                ("ssh", ssh_block(true)),
+                ("nix", NestedBlock::Optional(nix)),
+                ("build_user", NestedBlock::Optional(build_user)),
+                ("cachix", NestedBlock::Optional(cachix)),
+                ("timeouts", NestedBlock::Optional(timeouts)),
+            ],
+        ),
+    }
+}
+
+fn check_list(
+    list: &StrList,
+    path: AttributePath,
+    summary: &'static str,
+    check: impl Fn(&str) -> Result<(), String>,
+    diags: &mut Diagnostics,
+) {
+    if let Value::Value(items) = list {
+        for (i, item) in items.iter().enumerate() {
+            if let Value::Value(item) = item {
+                if let Err(e) = check(item) {
+                    diags.error(summary, e, path.clone().index(i as i64));
+                }
+            }
+        }
+    }
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    if (url.starts_with("https://") || url.starts_with("http://"))
+        && !url.chars().any(char::is_whitespace)
+    {
+        Ok(())
+    } else {
+        Err(format!("`{url}` is not an http(s) URL"))
+    }
+}
+
+/// Plan-time checks of every argument. Unknown values are skipped.
+pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
+    if let Value::Value(host) = &config.host {
+        if let Err(e) = check_host(host) {
+            diags.error("Invalid host", e, AttributePath::new("host"));
+        }
+    }
+    if let Value::Value(ssh) = &config.ssh {
+        validate_block(ssh, &AttributePath::new("ssh").index(0), true, diags);
+    }
+    if let Value::Value(on_destroy) = &config.on_destroy {
+        if !["keep", "clean"].contains(&on_destroy.as_str()) {
+            diags.error(
+                "Invalid on_destroy",
+                format!("`{on_destroy}` is not `keep` or `clean`"),
+                AttributePath::new("on_destroy"),
+            );
+        }
+    }
+    if let Value::Value(nix) = &config.nix {
+        let at = |name: &'static str| AttributePath::new("nix").index(0).attribute(name);
+        if let Value::Value(method) = &nix.install {
+            if !INSTALL_METHODS.contains(&method.as_str()) {
+                diags.error(
+                    "Invalid install method",
+                    format!("`{method}` is not one of {}", INSTALL_METHODS.join(", ")),
+                    at("install"),
+                );
+            }
+            if method == "none" && nix.installer_url.is_value() {
+                diags.error(
+                    "installer_url without an installer",
+                    "`install = \"none\"` never runs an installer",
+                    at("installer_url"),
+                );
+            }
+            if method == "determinate" && nix.daemon == Value::Value(false) {
+                diags.error(
+                    "Determinate Nix is always multi-user",
+                    "set `daemon = true` (or omit it) with `install = \"determinate\"`",
+                    at("daemon"),
+                );
+            }
+        }
+        if let Value::Value(url) = &nix.installer_url {
+            if let Err(e) = check_url(url) {
+                diags.error("Invalid installer_url", e, at("installer_url"));
+            }
+        }
+        if let Value::Value(n) = nix.max_jobs {
+            if n < 1 {
+                diags.error(
+                    "Invalid max_jobs",
+                    format!("{n}: use a number ≥ 1, or omit it for `auto`"),
+                    at("max_jobs"),
+                );
+            }
+        }
+        if let Value::Value(n) = nix.cores {
+            if n < 0 {
+                diags.error(
+                    "Invalid cores",
+                    format!("{n}: use 0 (all CPUs) or more"),
+                    at("cores"),
+                );
+            }
+        }
+        check_list(
+            &nix.system_features,
+            at("system_features"),
+            "Invalid system feature",
+            check_feature,
+            diags,
+        );
+        check_list(
+            &nix.extra_platforms,
+            at("extra_platforms"),
+            "Invalid system",
+            check_system,
+            diags,
+        );
+        check_list(
+            &nix.trusted_users,
+            at("trusted_users"),
+            "Invalid trusted user",
+            |u| {
+                // `@group` entries are allowed by Nix.
+                check_user(u.strip_prefix('@').unwrap_or(u))
+            },
+            diags,
+        );
+        check_list(
+            &nix.substituters,
+            at("substituters"),
+            "Invalid substituter",
+            check_substituter,
+            diags,
+        );
+        check_list(
+            &nix.trusted_public_keys,
+            at("trusted_public_keys"),
+            "Invalid public key",
+            check_public_key,
+            diags,
+        );
+        if let Value::Value(extra) = &nix.extra_config {
+            for line in extra.lines() {
+                let line = line.trim();
+                if !(line.is_empty()
+                    || line.starts_with('#')
+                    || line.contains('=')
+                    || line.starts_with("include ")
+                    || line.starts_with("!include "))
+                {
+                    diags.error(
+                        "Invalid extra_config",
+                        format!("`{line}` is not a `name = value` nix.conf line"),
+                        at("extra_config"),
+                    );
+                }
+            }
+        }
+        if let Value::Value(cmd) = &nix.daemon_restart_command {
+            if cmd.trim().is_empty() {
+                diags.error(
+                    "Empty daemon_restart_command",
+                    "omit it instead of setting it empty",
+                    at("daemon_restart_command"),
+                );
+            }
+        }
+    }
+    if let Value::Value(user) = &config.build_user {
+        let at = |name: &'static str| AttributePath::new("build_user").index(0).attribute(name);
+        if let Value::Value(name) = &user.name {
+            if let Err(e) = check_user(name) {
+                diags.error("Invalid build user name", e, at("name"));
+            } else if name == "root" {
+                diags.error(
+                    "Invalid build user name",
+                    "the build user must not be root",
+                    at("name"),
+                );
+            }
+        }
+        check_list(
+            &user.authorized_keys,
+            at("authorized_keys"),
+            "Invalid public key",
+            |k| {
+                HostKey::parse(k).map(|_| ()).map_err(|e| format!("{e}; expected an OpenSSH public key line such as `ssh-ed25519 AAAA… comment`"))
+            },
+            diags,
+        );
+    }
+    if let Value::Value(cachix) = &config.cachix {
+        let at = |name: &'static str| AttributePath::new("cachix").index(0).attribute(name);
+        if let Value::Value(cache) = &cachix.cache {
+            if let Err(e) = check_cache_name(cache) {
+                diags.error("Invalid Cachix cache name", e, at("cache"));
+            }
+        }
+        if let Value::Value(key) = &cachix.public_key {
+            if let Err(e) = check_public_key(key) {
+                diags.error("Invalid Cachix public key", e, at("public_key"));
+            }
+        }
+        if let Value::Value(token) = &cachix.auth_token {
+            if token.trim().is_empty() || token.contains('\n') {
+                diags.error(
+                    "Invalid Cachix auth token",
+                    "the token is empty or spans several lines",
+                    at("auth_token"),
+                );
+            }
+        }
+    }
+    if let Value::Value(timeouts) = &config.timeouts {
+        for (name, value) in [
+            ("create", &timeouts.create),
+            ("update", &timeouts.update),
+            ("delete", &timeouts.delete),
+        ] {
+            if let Value::Value(text) = value {
+                if let Err(e) = parse_duration(text) {
+                    diags.error(
+                        "Invalid timeout",
+                        e,
+                        AttributePath::new("timeouts").index(0).attribute(name),
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl BuilderState {
+    pub fn nix_block(&self) -> NixBlock {
+        self.nix.as_ref_option().cloned().unwrap_or_default()
+    }
+    pub fn user_block(&self) -> BuildUserBlock {
+        self.build_user.as_ref_option().cloned().unwrap_or_default()
+    }
+    pub fn build_user_name(&self) -> Option<String> {
+        match self.build_user.as_ref_option().map(|u| &u.name) {
+            Some(Value::Unknown) => None,
+            Some(Value::Value(name)) => Some(name.clone()),
+            _ => Some(DEFAULT_BUILD_USER.into()),
+        }
+    }
+    pub fn on_destroy_clean(&self) -> bool {
+        self.on_destroy
+            .as_ref_option()
+            .is_some_and(|v| v == "clean")
+    }
+    pub fn install_method(&self) -> String {
+        self.nix_block()
+            .install
+            .as_option()
+            .unwrap_or_else(|| "auto".into())
+    }
+    pub fn daemon(&self) -> bool {
+        self.nix_block().daemon.as_option().unwrap_or(true)
+    }
+    pub fn installer_url(&self) -> String {
+        let nix = self.nix_block();
+        nix.installer_url
+            .as_option()
+            .unwrap_or_else(|| match self.install_method().as_str() {
+                "determinate" => DEFAULT_DETERMINATE_INSTALLER.into(),
+                _ => DEFAULT_OFFICIAL_INSTALLER.into(),
+            })
+    }
+    pub fn watch_store(&self) -> bool {
+        self.cachix
+            .as_ref_option()
+            .is_some_and(|c| c.watch_store.as_ref_option() == Some(&true))
+    }
+    pub fn cachix_install(&self) -> bool {
+        self.cachix
+            .as_ref_option()
+            .is_some_and(|c| c.install.as_ref_option() == Some(&true))
+    }
+    pub fn timeout(&self, which: &str) -> std::time::Duration {
+        let default = if which == "delete" { 10 * 60 } else { 30 * 60 };
+        let value = self.timeouts.as_ref_option().and_then(|t| match which {
+            "create" => t.create.as_ref_option().cloned(),
+            "update" => t.update.as_ref_option().cloned(),
+            _ => t.delete.as_ref_option().cloned(),
+        });
+        value
+            .and_then(|v| parse_duration(&v).ok())
+            .unwrap_or(std::time::Duration::from_secs(default))
+    }
+
+    /// The authorized_keys file content, or `None` while a key is unknown.
+    pub fn authorized_keys_file(&self) -> Option<String> {
+        let keys = known_strings(&self.user_block().authorized_keys)?;
+        Some(keys.iter().map(|k| format!("{}\n", k.trim())).collect())
+    }
+
+    /// The managed Nix config, given the Cachix substituter and key (if any).
+    /// `None` while an argument is unknown.
+    pub fn managed_conf(&self, cachix: Option<(&str, &str)>) -> Option<ManagedConf> {
+        let nix = self.nix_block();
+        if nix.max_jobs.is_unknown() || nix.cores.is_unknown() || nix.extra_config.is_unknown() {
+            return None;
+        }
+        let mut trusted_users = vec![self.build_user_name()?];
+        trusted_users.extend(known_strings(&nix.trusted_users)?);
+        let mut substituters = known_strings(&nix.substituters)?;
+        let mut keys = known_strings(&nix.trusted_public_keys)?;
+        if let Some((uri, key)) = cachix {
+            substituters.push(uri.to_string());
+            keys.push(key.to_string());
+        }
+        Some(ManagedConf {
+            max_jobs: nix.max_jobs.as_option(),
+            cores: nix.cores.as_option(),
+            system_features: match &nix.system_features {
+                Value::Null => None,
+                list => Some(known_strings(list)?),
+            },
+            extra_platforms: known_strings(&nix.extra_platforms)?,
+            trusted_users,
+            substituters,
+            trusted_public_keys: keys,
+            extra_config: nix.extra_config.as_option(),
+        })
+    }
+}

@@ -1,0 +1,921 @@
+//! Resource `nixbuild_builder`: bootstrap a host into a Nix remote builder over
+//! SSH and keep it converged. Apply runs check-then-act scripts (probe, install
+//! Nix, managed config, build user, Cachix, daemon restart) and finishes with
+//! the same read-only check that Read runs, so state always describes what is
+//! on the host. Drift found by Read plans an update that re-converges.
+
+pub mod config;
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use tf_provider::schema::Schema;
+use tf_provider::value::{Value, ValueEmpty};
+use tf_provider::{AttributePath, Diagnostics, Resource};
+
+use crate::cache::cachix_api;
+use crate::nix::conf::{sha256_hex, INCLUDE_LINE, MANAGED_CONF_PATH, NIX_CONF_PATH};
+use crate::provider::{Configured, Shared};
+use crate::resources::host::Probe;
+use crate::ssh::{Remote, SshBlock, SshError};
+use config::{
+    known_strings, str_list, BuilderPrivate, BuilderState, CACHIX_ENV_FILE, WATCH_STORE_UNIT,
+};
+
+/// Where the Cachix substituter comes from, as far as the plan knows.
+#[derive(Clone, Debug, PartialEq)]
+enum CachixTarget {
+    None,
+    Unknown,
+    Known { uri: String, key: String },
+}
+
+/// What the read-only check reports about a host.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    pub probe: Probe,
+    pub nixos: bool,
+    pub config_sha256: String,
+    pub include: bool,
+    pub user: bool,
+    pub user_keys_sha256: String,
+    pub unit: String,
+    pub features: Vec<String>,
+}
+
+impl Facts {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let fields: BTreeMap<&str, &str> = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .collect();
+        let get = |k: &str| fields.get(k).copied().unwrap_or_default();
+        Ok(Self {
+            probe: Probe::parse(text)?,
+            nixos: get("nixos") == "yes",
+            config_sha256: get("config_sha256").to_string(),
+            include: get("include") == "yes",
+            user: get("user") == "yes",
+            user_keys_sha256: get("user_keys_sha256").to_string(),
+            unit: get("unit").to_string(),
+            features: get("features")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
+        })
+    }
+}
+
+pub struct BuilderResource {
+    shared: Arc<Shared>,
+    /// Cachix API answers for this run, so plans over many builders ask once.
+    cachix_cache: Mutex<HashMap<String, (String, String)>>,
+}
+
+impl BuilderResource {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            cachix_cache: Mutex::default(),
+        }
+    }
+
+    fn token(configured: &Configured, state: &BuilderState) -> Option<String> {
+        state
+            .cachix
+            .as_ref_option()
+            .and_then(|c| c.auth_token.as_ref_option().cloned())
+            .or_else(|| configured.cachix.auth_token.clone())
+    }
+
+    /// The Cachix substituter URI and public key: given, or from the API.
+    async fn cachix_target(
+        &self,
+        configured: &Configured,
+        state: &BuilderState,
+        diags: &mut Diagnostics,
+    ) -> Option<CachixTarget> {
+        let Some(cachix) = state.cachix.as_ref_option() else {
+            return Some(CachixTarget::None);
+        };
+        let at = |name: &'static str| AttributePath::new("cachix").index(0).attribute(name);
+        let (Value::Value(cache), false) = (&cachix.cache, cachix.public_key.is_unknown()) else {
+            return Some(CachixTarget::Unknown);
+        };
+        if let Value::Value(key) = &cachix.public_key {
+            return Some(CachixTarget::Known {
+                uri: format!("https://{cache}.cachix.org"),
+                key: key.clone(),
+            });
+        }
+        if let Some((uri, key)) = self
+            .cachix_cache
+            .lock()
+            .expect("cache lock")
+            .get(cache)
+            .cloned()
+        {
+            return Some(CachixTarget::Known { uri, key });
+        }
+        if cachix.auth_token.is_unknown() {
+            return Some(CachixTarget::Unknown);
+        }
+        let token = Self::token(configured, state);
+        match cachix_api::cache_info(&configured.cachix.api_url, cache, token.as_deref()).await {
+            Ok(info) => {
+                match info.public_signing_keys.first() {
+                    Some(key) => {
+                        self.cachix_cache
+                            .lock()
+                            .expect("cache lock")
+                            .insert(cache.clone(), (info.uri.clone(), key.clone()));
+                        Some(CachixTarget::Known {
+                            uri: info.uri,
+                            key: key.clone(),
+                        })
+                    }
+                    None => {
+                        diags.error("Cachix cache has no public key", format!("the Cachix API lists no signing key for `{cache}`; set `public_key`"), at("cache"));
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                diags.error(
+                    "Cannot look up the Cachix cache",
+                    e.to_string(),
+                    at("cache"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Desired hash of the managed config; unknown while inputs are unknown.
+    fn desired_hash(state: &BuilderState, target: &CachixTarget) -> Value<String> {
+        let cachix = match target {
+            CachixTarget::Unknown => return Value::Unknown,
+            CachixTarget::None => None,
+            CachixTarget::Known { uri, key } => Some((uri.as_str(), key.as_str())),
+        };
+        match state.managed_conf(cachix) {
+            Some(conf) => Value::Value(conf.hash()),
+            None => Value::Unknown,
+        }
+    }
+
+    /// Plan-time checks that need the provider configuration.
+    fn check_plan(configured: &Configured, state: &BuilderState, diags: &mut Diagnostics) {
+        if state.watch_store()
+            && Self::token(configured, state).is_none()
+            && !state
+                .cachix
+                .as_ref_option()
+                .is_some_and(|c| c.auth_token.is_unknown())
+        {
+            diags.error(
+                "cachix.watch_store needs an auth token",
+                "set the provider's `cachix.auth_token` (or CACHIX_AUTH_TOKEN), or `cachix.auth_token` here",
+                AttributePath::new("cachix").index(0).attribute("watch_store"),
+            );
+        }
+    }
+
+    /// Fill the attributes that follow from the arguments and the host facts
+    /// already known (system, cpus, detected features).
+    fn derive(state: &mut BuilderState, host: &str) {
+        let nix = state.nix_block();
+        state.systems = match (&state.system, known_strings(&nix.extra_platforms)) {
+            (Value::Value(system), Some(extra)) => {
+                let mut all = vec![system.clone()];
+                all.extend(extra);
+                str_list(&all)
+            }
+            _ => Value::Unknown,
+        };
+        state.max_jobs_effective = match (&nix.max_jobs, &state.cpus) {
+            (Value::Value(n), _) => Value::Value(*n),
+            (Value::Null, Value::Value(cpus)) => Value::Value(*cpus),
+            _ => Value::Unknown,
+        };
+        if !nix.system_features.is_null() {
+            state.supported_features = match known_strings(&nix.system_features) {
+                Some(features) => str_list(&features),
+                None => Value::Unknown,
+            };
+        }
+        state.store_uri = match state.build_user_name() {
+            Some(user) => Value::Value(format!("ssh-ng://{user}@{host}")),
+            None => Value::Unknown,
+        };
+    }
+
+    /// Compare what the check found with what the state says was applied.
+    fn drift(
+        state: &BuilderState,
+        facts: &Facts,
+        private: &BuilderPrivate,
+        token: Option<&str>,
+    ) -> Vec<String> {
+        let mut drift = Vec::new();
+        let user = state.build_user_name().unwrap_or_default();
+        if let Value::Value(applied) = &state.config_hash {
+            if *applied != facts.config_sha256 {
+                drift.push(if facts.config_sha256.is_empty() {
+                    format!("{MANAGED_CONF_PATH} is missing")
+                } else {
+                    format!("{MANAGED_CONF_PATH} was changed on the host")
+                });
+            }
+        }
+        if !facts.include {
+            drift.push(format!("{NIX_CONF_PATH} no longer includes nixbuild.conf"));
+        }
+        if !facts.user {
+            drift.push(format!("build user `{user}` is missing"));
+        } else if let Some(keys) = state.authorized_keys_file() {
+            if sha256_hex(keys.as_bytes()) != facts.user_keys_sha256 {
+                drift.push(format!(
+                    "authorized_keys of `{user}` differ from build_user.authorized_keys"
+                ));
+            }
+        }
+        if state.watch_store() {
+            if facts.unit != "active" {
+                drift.push(format!(
+                    "cachix watch-store service is `{}`",
+                    if facts.unit.is_empty() {
+                        "unknown"
+                    } else {
+                        &facts.unit
+                    }
+                ));
+            }
+            if fingerprint(&private.token_salt, token.unwrap_or_default())
+                != private.token_fingerprint
+            {
+                drift.push("the Cachix auth token changed".into());
+            }
+        }
+        drift
+    }
+
+    /// Record what the host looks like into `state`.
+    fn observe(
+        state: &mut BuilderState,
+        remote: &Remote,
+        facts: &Facts,
+        private: &BuilderPrivate,
+        token: Option<&str>,
+    ) {
+        let host = state.host.as_ref_option().cloned().unwrap_or_default();
+        state.id = Value::Value(remote.endpoint().to_string());
+        state.host_key = Value::Value(remote.host_key().openssh_line());
+        state.host_key_base64 = Value::Value(remote.host_key().base64_line());
+        state.system = Value::Value(facts.probe.system.clone());
+        state.cpus = Value::Value(facts.probe.cpus);
+        state.nix_version = facts.probe.nix_version.clone().into();
+        if state.nix_block().system_features.is_null() {
+            state.supported_features = str_list(&facts.features);
+        }
+        state.drift = str_list(&Self::drift(state, facts, private, token));
+        state.config_hash = Value::Value(facts.config_sha256.clone());
+        Self::derive(state, &host);
+    }
+
+    async fn check(remote: &Remote, state: &BuilderState) -> Result<Facts, SshError> {
+        let script = format!(
+            "{}\n{}",
+            crate::scripts::PROBE,
+            crate::scripts::BUILDER_CHECK
+        );
+        let user = state.build_user_name().unwrap_or_default();
+        let out = remote
+            .run_script(
+                "check builder",
+                &script,
+                &[
+                    &user,
+                    MANAGED_CONF_PATH,
+                    NIX_CONF_PATH,
+                    INCLUDE_LINE,
+                    WATCH_STORE_UNIT,
+                ],
+                None,
+                true,
+            )
+            .await?;
+        Facts::parse(&out.stdout_text()).map_err(|reason| SshError::CommandFailed {
+            host: remote.endpoint().to_string(),
+            step: "check builder".into(),
+            exit: Some(0),
+            tail: reason,
+        })
+    }
+
+    /// Bring the host in line with `state`'s arguments. Every step checks
+    /// before it acts, so running it again after a failure resumes.
+    async fn converge(
+        &self,
+        configured: &Configured,
+        remote: &Remote,
+        state: &BuilderState,
+        target: &CachixTarget,
+        token: Option<&str>,
+    ) -> Result<(), (String, SshError)> {
+        fn step(name: &'static str) -> impl Fn(SshError) -> (String, SshError) {
+            move |e| (name.to_string(), e)
+        }
+        let probe_text = remote
+            .run_script("probe host", crate::scripts::PROBE, &[], None, false)
+            .await
+            .map_err(step("probe host"))?
+            .stdout_text();
+        if probe_text.lines().any(|l| l.trim() == "nixos=yes") {
+            return Err((
+                "probe host".into(),
+                SshError::CommandFailed {
+                    host: remote.endpoint().to_string(),
+                    step: "probe host".into(),
+                    exit: None,
+                    tail: "this is a NixOS host: its nix.conf is generated by NixOS. Configure Nix, the build user and Cachix in the NixOS configuration (nix.settings, users.users, nix.buildMachines) instead of nixbuild_builder".into(),
+                },
+            ));
+        }
+        let daemon = if state.daemon() { "true" } else { "false" };
+        remote
+            .run_script(
+                "install Nix",
+                crate::scripts::INSTALL_NIX,
+                &[&state.install_method(), &state.installer_url(), daemon],
+                None,
+                true,
+            )
+            .await
+            .map_err(step("install Nix"))?;
+
+        let cachix = match target {
+            CachixTarget::Known { uri, key } => Some((uri.as_str(), key.as_str())),
+            _ => None,
+        };
+        let conf = state
+            .managed_conf(cachix)
+            .expect("arguments are known at apply");
+        let written = remote
+            .run_script(
+                "write Nix config",
+                crate::scripts::WRITE_CONFIG,
+                &[MANAGED_CONF_PATH, NIX_CONF_PATH, INCLUDE_LINE],
+                Some(conf.render().as_bytes()),
+                true,
+            )
+            .await
+            .map_err(step("write Nix config"))?;
+        let config_changed = written.stdout_text().contains("changed=yes");
+
+        let user = state.build_user_name().expect("known at apply");
+        let keys = state.authorized_keys_file().expect("known at apply");
+        let user_out = remote
+            .run_script(
+                "create build user",
+                crate::scripts::BUILD_USER,
+                &[&user],
+                Some(keys.as_bytes()),
+                true,
+            )
+            .await
+            .map_err(step("create build user"))?;
+        let user_changed = user_out.stdout_text().contains("changed=yes");
+
+        if let Some(cachix) = state.cachix.as_ref_option() {
+            let cache = cachix.cache.as_ref_option().cloned().unwrap_or_default();
+            let env = match (state.watch_store(), token) {
+                (true, Some(token)) => format!("CACHIX_AUTH_TOKEN={token}\n"),
+                _ => String::new(),
+            };
+            let install = if state.cachix_install() {
+                "true"
+            } else {
+                "false"
+            };
+            let watch = if state.watch_store() { "true" } else { "false" };
+            remote
+                .run_script(
+                    "cachix",
+                    crate::scripts::CACHIX,
+                    &[&cache, install, watch, WATCH_STORE_UNIT, CACHIX_ENV_FILE],
+                    Some(env.as_bytes()),
+                    true,
+                )
+                .await
+                .map_err(step("cachix"))?;
+        }
+
+        // A new trusted user or config reaches the daemon only when it restarts.
+        if config_changed || user_changed {
+            let custom = state
+                .nix_block()
+                .daemon_restart_command
+                .as_option()
+                .unwrap_or_default();
+            remote
+                .run_script(
+                    "restart Nix daemon",
+                    crate::scripts::RESTART_DAEMON,
+                    &[&custom],
+                    None,
+                    true,
+                )
+                .await
+                .map_err(step("restart Nix daemon"))?;
+        }
+        let _ = configured;
+        Ok(())
+    }
+
+    /// Create and update: connect, converge, check, and describe the result.
+    async fn apply(
+        &self,
+        diags: &mut Diagnostics,
+        mut state: BuilderState,
+        mut private: BuilderPrivate,
+        pinned: Option<String>,
+        timeout: std::time::Duration,
+    ) -> Option<(BuilderState, BuilderPrivate)> {
+        let configured = self.shared.get(diags)?;
+        let host = state.host.as_ref_option().cloned().unwrap_or_default();
+        let target = self.cachix_target(&configured, &state, diags).await?;
+        let token = Self::token(&configured, &state);
+        let work = async {
+            let remote = configured
+                .connect_resource(&host, &state.ssh, pinned.as_deref(), diags)
+                .await?;
+            if let Err((step, e)) = self
+                .converge(&configured, &remote, &state, &target, token.as_deref())
+                .await
+            {
+                diags.error(
+                    format!("Bootstrapping {host} failed at step `{step}`"),
+                    e.to_string(),
+                    AttributePath::new("host"),
+                );
+                return None;
+            }
+            match Self::check(&remote, &state).await {
+                Ok(facts) => Some((remote, facts)),
+                Err(e) => {
+                    diags.error(
+                        format!("Checking {host} after bootstrap failed"),
+                        e.to_string(),
+                        AttributePath::new("host"),
+                    );
+                    None
+                }
+            }
+        };
+        let (remote, facts) = match tokio::time::timeout(timeout, work).await {
+            Ok(result) => result?,
+            Err(_) => {
+                diags.error(
+                    format!("Bootstrapping {host} timed out"),
+                    format!("gave up after {}; raise `timeouts`, then apply again: finished steps are kept", humantime::format_duration(timeout)),
+                    AttributePath::new("timeouts"),
+                );
+                return None;
+            }
+        };
+        private.token_fingerprint = if state.watch_store() {
+            fingerprint(&private.token_salt, token.as_deref().unwrap_or_default())
+        } else {
+            String::new()
+        };
+        state.config_hash = Value::Null;
+        Self::observe(&mut state, &remote, &facts, &private, token.as_deref());
+        let expected = Self::desired_hash(&state, &target);
+        if expected != state.config_hash {
+            state.drift = {
+                let mut d = known_strings(&state.drift).unwrap_or_default();
+                d.push(format!(
+                    "{MANAGED_CONF_PATH} differs from what was just written"
+                ));
+                str_list(&d)
+            };
+        }
+        let drift = known_strings(&state.drift).unwrap_or_default();
+        if !drift.is_empty() {
+            diags.error(
+                format!("{host} did not converge"),
+                format!(
+                    "after every step succeeded, the check still finds: {}",
+                    drift.join("; ")
+                ),
+                AttributePath::new("host"),
+            );
+            return None;
+        }
+        Some((state, private))
+    }
+}
+
+/// Salted fingerprint of a secret: enough to notice a rotation, useless to
+/// recover the secret.
+fn fingerprint(salt: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        return String::new();
+    }
+    sha256_hex(format!("{salt}:{secret}").as_bytes())
+}
+
+fn new_salt() -> String {
+    let random = std::collections::hash_map::RandomState::new();
+    let mut a = random.build_hasher();
+    a.write_u64(std::process::id() as u64);
+    let mut b = std::collections::hash_map::RandomState::new().build_hasher();
+    b.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    format!("{:016x}{:016x}", a.finish(), b.finish())
+}
+
+/// `user@host:port` → (user, host, port).
+pub fn parse_import_id(id: &str) -> Result<(String, String, u16), String> {
+    let (user, rest) = id
+        .split_once('@')
+        .ok_or("expected `user@host:port`, e.g. `root@203.0.113.7:22`")?;
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(':') => {
+            (host.trim_start_matches('[').trim_end_matches(']'), port)
+        }
+        _ => (rest, "22"),
+    };
+    let port = port
+        .parse::<i64>()
+        .map_err(|_| format!("`{port}` is not a port"))?;
+    crate::ssh::settings::check_user(user)?;
+    crate::ssh::settings::check_host(host)?;
+    let port = crate::ssh::settings::check_port(port)?;
+    Ok((user.to_string(), host.to_string(), port))
+}
+
+#[async_trait]
+impl Resource for BuilderResource {
+    type State<'a> = BuilderState;
+    type PrivateState<'a> = Value<BuilderPrivate>;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(config::schema())
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
+        config::validate(&config, diags);
+        Some(())
+    }
+
+    async fn read<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        state: Self::State<'a>,
+        private_state: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let configured = self.shared.get(diags)?;
+        let host = state.host.as_ref_option().cloned().unwrap_or_default();
+        let private = private_state.as_ref_option().cloned().unwrap_or_default();
+        let settings = configured.resource_settings(
+            &host,
+            &state.ssh,
+            state.host_key.as_ref_option().map(String::as_str),
+            diags,
+        )?;
+        let remote = match configured.connect(&settings).await {
+            Ok(remote) => remote,
+            Err(e @ SshError::HostKeyMismatch { .. }) => {
+                diags.error(
+                    format!("Host key of {host} changed"),
+                    e.to_string(),
+                    AttributePath::new("host"),
+                );
+                return None;
+            }
+            Err(e) => {
+                diags.warning(
+                    format!("{host} is unreachable; keeping the last known state"),
+                    format!("{e}. Drift cannot be checked until the host is back; destroy still works with on_destroy = \"keep\"."),
+                    AttributePath::new("host"),
+                );
+                return Some((state, private_state));
+            }
+        };
+        let facts = match Self::check(&remote, &state).await {
+            Ok(facts) => facts,
+            Err(e) => {
+                diags.warning(
+                    format!("Checking {host} failed; keeping the last known state"),
+                    e.to_string(),
+                    AttributePath::new("host"),
+                );
+                return Some((state, private_state));
+            }
+        };
+        let token = Self::token(&configured, &state);
+        let mut state = state;
+        Self::observe(&mut state, &remote, &facts, &private, token.as_deref());
+        Some((state, private_state))
+    }
+
+    async fn plan_create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        proposed_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let configured = self.shared.get(diags)?;
+        let mut state = proposed_state;
+        Self::check_plan(&configured, &state, diags);
+        let target = self.cachix_target(&configured, &state, diags).await?;
+        let host = state.host.as_ref_option().cloned();
+        state.id = match &host {
+            Some(host) => match configured.ssh_settings(host, &state.ssh, diags) {
+                Some(settings) => Value::Value(settings.endpoint.to_string()),
+                None => return None,
+            },
+            None => Value::Unknown,
+        };
+        let explicit_key = state
+            .ssh
+            .as_ref_option()
+            .and_then(|s| s.host_key.as_ref_option())
+            .and_then(|k| crate::ssh::HostKey::parse(k).ok());
+        (state.host_key, state.host_key_base64) = match explicit_key {
+            Some(key) => (
+                Value::Value(key.openssh_line()),
+                Value::Value(key.base64_line()),
+            ),
+            None => (Value::Unknown, Value::Unknown),
+        };
+        state.system = Value::Unknown;
+        state.nix_version = Value::Unknown;
+        state.cpus = Value::Unknown;
+        state.supported_features = Value::Unknown;
+        state.config_hash = Self::desired_hash(&state, &target);
+        state.drift = Value::Value(vec![]);
+        Self::derive(&mut state, host.as_deref().unwrap_or_default());
+        let private = BuilderPrivate {
+            token_salt: new_salt(),
+            token_fingerprint: String::new(),
+        };
+        Some((state, Value::Value(private)))
+    }
+
+    async fn plan_update<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior_state: Self::State<'a>,
+        proposed_state: Self::State<'a>,
+        config_state: Self::State<'a>,
+        prior_private_state: Self::PrivateState<'a>,
+        meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
+        if proposed_state.host != prior_state.host {
+            let (state, private) = self
+                .plan_create(diags, proposed_state, config_state, meta)
+                .await?;
+            return Some((state, private, vec![AttributePath::new("host")]));
+        }
+        let configured = self.shared.get(diags)?;
+        let mut state = proposed_state;
+        Self::check_plan(&configured, &state, diags);
+        let target = self.cachix_target(&configured, &state, diags).await?;
+        let host = state.host.as_ref_option().cloned().unwrap_or_default();
+        state.config_hash = Self::desired_hash(&state, &target);
+        state.drift = Value::Value(vec![]);
+        Self::derive(&mut state, &host);
+        let private = prior_private_state
+            .as_option()
+            .unwrap_or_else(|| BuilderPrivate {
+                token_salt: new_salt(),
+                token_fingerprint: String::new(),
+            });
+        Some((state, Value::Value(private), vec![]))
+    }
+
+    async fn plan_destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior_state: Self::State<'a>,
+        prior_private_state: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<Self::PrivateState<'a>> {
+        Some(prior_private_state)
+    }
+
+    async fn create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        planned_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        planned_private_state: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let private = planned_private_state.as_option().unwrap_or_default();
+        let timeout = planned_state.timeout("create");
+        let (state, private) = self
+            .apply(diags, planned_state, private, None, timeout)
+            .await?;
+        Some((state, Value::Value(private)))
+    }
+
+    async fn update<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior_state: Self::State<'a>,
+        planned_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        planned_private_state: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let private = planned_private_state.as_option().unwrap_or_default();
+        let timeout = planned_state.timeout("update");
+        let pinned = prior_state.host_key.as_option();
+        let (state, private) = self
+            .apply(diags, planned_state, private, pinned, timeout)
+            .await?;
+        Some((state, Value::Value(private)))
+    }
+
+    async fn destroy<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        state: Self::State<'a>,
+        _private_state: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<()> {
+        if !state.on_destroy_clean() {
+            // `keep`: touch nothing, need no connection (the host is usually gone).
+            return Some(());
+        }
+        let configured = self.shared.get(diags)?;
+        let host = state.host.as_ref_option().cloned().unwrap_or_default();
+        let user = state.build_user_name().unwrap_or_default();
+        let custom = state
+            .nix_block()
+            .daemon_restart_command
+            .as_option()
+            .unwrap_or_default();
+        let work = async {
+            let remote = configured
+                .connect_resource(
+                    &host,
+                    &state.ssh,
+                    state.host_key.as_ref_option().map(String::as_str),
+                    diags,
+                )
+                .await?;
+            let result = async {
+                remote
+                    .run_script(
+                        "clean builder",
+                        crate::scripts::BUILDER_CLEAN,
+                        &[
+                            &user,
+                            MANAGED_CONF_PATH,
+                            NIX_CONF_PATH,
+                            INCLUDE_LINE,
+                            WATCH_STORE_UNIT,
+                            CACHIX_ENV_FILE,
+                        ],
+                        None,
+                        true,
+                    )
+                    .await?;
+                remote
+                    .run_script(
+                        "restart Nix daemon",
+                        crate::scripts::RESTART_DAEMON,
+                        &[&custom],
+                        None,
+                        true,
+                    )
+                    .await
+            }
+            .await;
+            if let Err(e) = result {
+                diags.error(
+                    format!("Cleaning {host} failed"),
+                    e.to_string(),
+                    AttributePath::new("on_destroy"),
+                );
+                return None;
+            }
+            Some(())
+        };
+        match tokio::time::timeout(state.timeout("delete"), work).await {
+            Ok(result) => result,
+            Err(_) => {
+                diags.error(
+                    format!("Cleaning {host} timed out"),
+                    "raise `timeouts.delete`, or set on_destroy = \"keep\"",
+                    AttributePath::new("timeouts"),
+                );
+                None
+            }
+        }
+    }
+
+    async fn import<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        id: String,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let (user, host, port) = match parse_import_id(&id) {
+            Ok(parts) => parts,
+            Err(e) => {
+                diags.root_error("Invalid import ID", format!("`{id}`: {e}"));
+                return None;
+            }
+        };
+        let ssh = if user == "root" && port == 22 {
+            Value::Null
+        } else {
+            Value::Value(SshBlock {
+                user: if user == "root" {
+                    Value::Null
+                } else {
+                    Value::Value(user)
+                },
+                port: if port == 22 {
+                    Value::Null
+                } else {
+                    Value::Value(port as i64)
+                },
+                ..Default::default()
+            })
+        };
+        let state = BuilderState {
+            host: Value::Value(host),
+            ssh,
+            ..Default::default()
+        };
+        let private = BuilderPrivate {
+            token_salt: new_salt(),
+            token_fingerprint: String::new(),
+        };
+        Some((state, Value::Value(private)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_ids() {
+        assert_eq!(
+            parse_import_id("root@203.0.113.7:22").unwrap(),
+            ("root".into(), "203.0.113.7".into(), 22)
+        );
+        assert_eq!(
+            parse_import_id("deploy@builder.example.com").unwrap(),
+            ("deploy".into(), "builder.example.com".into(), 22)
+        );
+        assert_eq!(
+            parse_import_id("root@[2001:db8::1]:2222").unwrap(),
+            ("root".into(), "2001:db8::1".into(), 2222)
+        );
+        for bad in [
+            "203.0.113.7",
+            "root@:22",
+            "root@h:0",
+            "a;b@h:22",
+            "root@h:x",
+        ] {
+            assert!(parse_import_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fingerprints_depend_on_salt_and_secret() {
+        assert_eq!(fingerprint("s", ""), "");
+        assert_ne!(fingerprint("s", "a"), fingerprint("s", "b"));
+        assert_ne!(fingerprint("s", "a"), fingerprint("t", "a"));
+        assert!(!fingerprint("s", "token").contains("token"));
+        assert_ne!(new_salt(), new_salt());
+    }
+
+    #[test]
+    fn facts_parse() {
+        let text = "system=x86_64-linux\ncpus=2\nnix_version=2.8.0\nnixos=no\nconfig_sha256=abc\ninclude=yes\nuser=yes\nuser_keys_sha256=def\nunit=active\nfeatures=benchmark big-parallel\n";
+        let f = Facts::parse(text).unwrap();
+        assert!(f.include && f.user && !f.nixos);
+        assert_eq!(f.unit, "active");
+        assert_eq!(f.features, vec!["benchmark", "big-parallel"]);
+    }
+}

@@ -1,0 +1,41 @@
+#!/bin/sh
+# Report the builder's managed pieces as key=value lines (read-only): managed
+# config hash, nix.conf include, build user and its keys, the watch-store
+# service, and Nix's effective system features.
+# Usage: builder_check.sh BUILD_USER MANAGED_PATH NIX_CONF INCLUDE_LINE UNIT
+set -u
+user=$1
+managed=$2
+conf=$3
+include=$4
+unit=$5
+PATH="$PATH:/nix/var/nix/profiles/default/bin"
+
+sha() { sha256sum "$1" 2>/dev/null | cut -d' ' -f1; }
+
+if [ -f "$managed" ]; then
+  echo "config_sha256=$(sha "$managed")"
+else
+  echo "config_sha256="
+fi
+if [ -f "$conf" ] && grep -qxF "$include" "$conf"; then
+  echo "include=yes"
+else
+  echo "include=no"
+fi
+if id -u "$user" >/dev/null 2>&1; then
+  echo "user=yes"
+  home=$(getent passwd "$user" | cut -d: -f6)
+  echo "user_keys_sha256=$(sha "$home/.ssh/authorized_keys")"
+else
+  echo "user=no"
+  echo "user_keys_sha256="
+fi
+if [ -f "/etc/systemd/system/$unit" ]; then
+  echo "unit=$(systemctl is-active "$unit" 2>/dev/null || true)"
+else
+  echo "unit=absent"
+fi
+if command -v nix >/dev/null 2>&1; then
+  echo "features=$(nix show-config 2>/dev/null | sed -n 's/^system-features = //p')"
+fi

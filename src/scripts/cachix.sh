@@ -1,0 +1,88 @@
+#!/bin/sh
+# Converge the Cachix CLI and the watch-store service (check-then-act).
+# Usage: cachix.sh CACHE INSTALL WATCH UNIT ENV_FILE
+#   INSTALL/WATCH: true | false. stdin: the environment file content
+#   (CACHIX_AUTH_TOKEN=…), written 0600 root-only; never on a command line.
+set -eu
+cache=$1
+install=$2
+watch=$3
+unit=$4
+env_file=$5
+PATH="$PATH:/nix/var/nix/profiles/default/bin:/usr/local/bin"
+export PATH
+unit_path="/etc/systemd/system/$unit"
+
+if [ "$install" = true ] && ! command -v cachix >/dev/null 2>&1; then
+  echo "installing the cachix CLI"
+  nix-env -iA cachix -f https://cachix.org/api/v1/install </dev/null
+fi
+
+if [ "$watch" != true ]; then
+  cat >/dev/null
+  if [ -f "$unit_path" ]; then
+    systemctl disable --now "$unit" || true
+    rm -f "$unit_path"
+    systemctl daemon-reload
+    echo "removed $unit"
+  fi
+  rm -f "$env_file"
+  echo "changed=no"
+  exit 0
+fi
+
+if [ ! -d /run/systemd/system ]; then
+  echo "cachix.watch_store needs systemd on the host" >&2
+  exit 4
+fi
+cachix_bin=$(command -v cachix) || {
+  echo "cachix is not installed: set cachix.install = true or install it first" >&2
+  exit 5
+}
+
+restart=no
+mkdir -p "$(dirname "$env_file")"
+chmod 0700 "$(dirname "$env_file")"
+new=$(mktemp "$env_file.XXXXXX")
+trap 'rm -f "$new"' EXIT
+cat >"$new"
+if [ -f "$env_file" ] && cmp -s "$new" "$env_file"; then
+  rm -f "$new"
+else
+  mv -f "$new" "$env_file"
+  restart=yes
+fi
+chmod 0600 "$env_file"
+
+unit_new=$(mktemp "$unit_path.XXXXXX")
+trap 'rm -f "$unit_new"' EXIT
+cat >"$unit_new" <<UNIT
+# Managed by terraform-provider-nixbuild (nixbuild_builder).
+[Unit]
+Description=Push new Nix store paths to the Cachix cache $cache
+After=network-online.target nix-daemon.service
+Wants=network-online.target
+
+[Service]
+EnvironmentFile=$env_file
+ExecStart=$cachix_bin watch-store $cache
+Restart=always
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+if [ -f "$unit_path" ] && cmp -s "$unit_new" "$unit_path"; then
+  rm -f "$unit_new"
+else
+  chmod 0644 "$unit_new"
+  mv -f "$unit_new" "$unit_path"
+  systemctl daemon-reload
+  restart=yes
+fi
+systemctl enable "$unit" >/dev/null 2>&1
+if [ "$restart" = yes ] || ! systemctl is-active --quiet "$unit"; then
+  systemctl restart "$unit"
+fi
+systemctl is-active "$unit"
+echo "changed=$restart"

@@ -1,0 +1,89 @@
+#!/bin/sh
+# Install Nix unless it is already there (check-then-act).
+# Usage: install_nix.sh METHOD INSTALLER_URL DAEMON
+#   METHOD: auto | official | determinate | distro | none
+#   INSTALLER_URL: installer script for official/determinate (auto uses official)
+#   DAEMON: true (multi-user, nix-daemon) | false (single-user)
+set -eu
+method=$1
+url=$2
+daemon=$3
+PATH="$PATH:/nix/var/nix/profiles/default/bin:/usr/local/bin:/usr/sbin:/sbin"
+export PATH
+
+if command -v nix >/dev/null 2>&1; then
+  echo "Nix is already installed: $(nix --version)"
+  exit 0
+fi
+
+fetch() {
+  if command -v curl >/dev/null 2>&1; then
+    curl --proto '=https,http' -fsSL --retry 3 -o "$2" "$1"
+  elif command -v wget >/dev/null 2>&1; then
+    wget -q -O "$2" "$1"
+  else
+    echo "neither curl nor wget is installed: cannot download $1" >&2
+    exit 5
+  fi
+}
+
+# Download the whole installer before running it, so a cut download never runs
+# half a script.
+run_installer() {
+  installer=$(mktemp)
+  trap 'rm -f "$installer"' EXIT
+  echo "downloading the Nix installer from $url"
+  fetch "$url" "$installer"
+  echo "running the installer: sh installer $*"
+  sh "$installer" "$@" </dev/null
+}
+
+case "$method" in
+  none)
+    echo "Nix is not installed on this host, and nix.install = \"none\" forbids installing it" >&2
+    exit 3
+    ;;
+  distro)
+    if command -v apt-get >/dev/null 2>&1; then
+      packages=nix-bin
+      if [ "$daemon" = true ] && [ -d /run/systemd/system ]; then
+        packages="$packages nix-setup-systemd"
+      fi
+      # shellcheck disable=SC2086 # word splitting of the package list is intended
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q $packages ||
+        { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $packages; }
+    elif command -v dnf >/dev/null 2>&1; then
+      dnf install -y nix
+    elif command -v pacman >/dev/null 2>&1; then
+      pacman -S --noconfirm nix
+    elif command -v zypper >/dev/null 2>&1; then
+      zypper --non-interactive install nix
+    else
+      echo "no supported package manager (apt-get, dnf, pacman, zypper) for install = \"distro\"" >&2
+      exit 4
+    fi
+    if [ "$daemon" = true ] && [ -d /run/systemd/system ] && systemctl list-unit-files nix-daemon.service >/dev/null 2>&1; then
+      systemctl enable --now nix-daemon.service || systemctl enable --now nix-daemon.socket
+    fi
+    ;;
+  official | auto)
+    if [ "$daemon" = true ]; then
+      run_installer --daemon --yes
+    else
+      run_installer --no-daemon --yes
+    fi
+    ;;
+  determinate)
+    run_installer install --no-confirm
+    ;;
+  *)
+    echo "unknown install method: $method" >&2
+    exit 2
+    ;;
+esac
+
+if ! command -v nix >/dev/null 2>&1; then
+  echo "the installation finished, but no nix command is on PATH" >&2
+  exit 6
+fi
+echo "installed: $(nix --version)"

@@ -1,0 +1,517 @@
+//! Acceptance tests of `nixbuild_builder`: a fleet of namespace hosts with a
+//! preinstalled multi-user Nix plus a systemd host bootstrapped with the
+//! distro's Nix and a Cachix watch-store service, on every Terraform version.
+//! The Cachix service and CLI are stand-ins (tests/standins): no real Cachix
+//! can run here.
+
+mod common;
+
+use common::{exclusive, hcl, keypair, provider_config, terraform_versions, world, Proxy, Tf};
+
+const NS_HOSTS: [&str; 3] = ["h1", "h2", "h3"];
+
+fn restart_command(host: &str) -> String {
+    format!(
+        "kill \"$(cat {})\"",
+        world().host(host).field("nix_daemon_pid_file")
+    )
+}
+
+/// Provider block with the Cachix API stand-in and a token at provider level.
+fn provider_with_cachix(token: &str) -> String {
+    let api = world().json["cachix_api"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    provider_config(&format!(
+        "cachix {{\n    api_url    = {}\n    auth_token = {}\n  }}",
+        hcl(&api),
+        hcl(token)
+    ))
+}
+
+fn fleet_config(token: &str, client_pub: &str, h3_max_jobs: u32) -> String {
+    let w = world();
+    let hosts: Vec<String> = NS_HOSTS.iter().map(|h| hcl(&w.host(h).address())).collect();
+    let restarts: Vec<String> = NS_HOSTS.iter().map(|h| hcl(&restart_command(h))).collect();
+    format!(
+        r#"{provider}
+variable "client_key" {{
+  default = {client_pub}
+}}
+
+locals {{
+  hosts    = [{hosts}]
+  restarts = [{restarts}]
+  max_jobs = [2, 2, {h3_max_jobs}]
+}}
+
+resource "nixbuild_builder" "ns" {{
+  count      = 3
+  host       = local.hosts[count.index]
+  on_destroy = "clean"
+  nix {{
+    install                = "none"
+    max_jobs               = local.max_jobs[count.index]
+    system_features        = ["big-parallel", "benchmark"]
+    daemon_restart_command = local.restarts[count.index]
+  }}
+  build_user {{
+    authorized_keys = [var.client_key]
+  }}
+}}
+
+resource "nixbuild_builder" "sd" {{
+  host = {sd}
+  nix {{
+    install = "distro"
+    daemon  = true
+    extra_config = "substituters =\nexperimental-features = nix-command flakes"
+  }}
+  build_user {{
+    authorized_keys = [var.client_key]
+  }}
+  cachix {{
+    cache       = "public-cache"
+    watch_store = true
+  }}
+}}
+
+output "ns" {{
+  value = [for b in nixbuild_builder.ns : {{
+    id = b.id, system = b.system, nix_version = b.nix_version, host_key_base64 = b.host_key_base64,
+    store_uri = b.store_uri, max_jobs_effective = b.max_jobs_effective, cpus = b.cpus,
+    supported_features = b.supported_features, drift = b.drift
+  }}]
+}}
+
+output "sd" {{
+  value = {{
+    system = nixbuild_builder.sd.system, nix_version = nixbuild_builder.sd.nix_version,
+    host_key_base64 = nixbuild_builder.sd.host_key_base64, store_uri = nixbuild_builder.sd.store_uri,
+    max_jobs_effective = nixbuild_builder.sd.max_jobs_effective
+  }}
+}}
+"#,
+        provider = provider_with_cachix(token),
+        client_pub = hcl(client_pub),
+        hosts = hosts.join(", "),
+        restarts = restarts.join(", "),
+        sd = hcl(&w.host("sd").address()),
+    )
+}
+
+fn b64(text: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("base64")
+        .arg("-w0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+}
+
+/// The whole life of a fleet: bootstrap, verify on the hosts, use the build
+/// user, three kinds of drift, in-place update vs replacement, secrets, and a
+/// destroy that cleans the namespace hosts and keeps the systemd host.
+#[test]
+fn fleet_lifecycle() {
+    let w = world();
+    let _hosts = NS_HOSTS.map(exclusive);
+    let _sd = exclusive("sd");
+    for version in terraform_versions() {
+        let sd = w.host("sd");
+        sd.reset();
+        let mut tf = Tf::new(&version);
+        let (client_key, client_pub) = keypair(tf.dir.path(), "client");
+        let token = format!(
+            "cachix-secret-{}-{}",
+            version.replace('.', ""),
+            std::process::id()
+        );
+        tf.write(&fleet_config(&token, &client_pub, 2));
+        tf.env("TF_LOG", "trace");
+        let log_path = tf.dir.path().join("trace.log");
+        tf.env("TF_LOG_PATH", log_path.to_str().unwrap());
+        tf.apply();
+        tf.assert_no_changes();
+
+        // Outputs equal what the hosts say.
+        let ns = tf.output("ns");
+        for (i, name) in NS_HOSTS.iter().enumerate() {
+            let host = w.host(name);
+            let got = &ns[i];
+            let ctx = format!("{name} on {version}: {got}");
+            assert_eq!(
+                got["system"],
+                format!("{}-linux", host.exec("uname -m")),
+                "{ctx}"
+            );
+            let nix_version = host
+                .exec("nix --version")
+                .split_whitespace()
+                .last()
+                .unwrap()
+                .to_string();
+            assert_eq!(got["nix_version"], nix_version.as_str(), "{ctx}");
+            assert_eq!(
+                got["host_key_base64"],
+                b64(&host.host_key()).as_str(),
+                "{ctx}"
+            );
+            assert_eq!(
+                got["store_uri"],
+                format!("ssh-ng://nixbuild@{}", host.address()).as_str(),
+                "{ctx}"
+            );
+            assert_eq!(got["max_jobs_effective"], 2, "{ctx}");
+            assert_eq!(got["drift"], serde_json::json!([]), "{ctx}");
+            assert_eq!(
+                got["supported_features"],
+                serde_json::json!(["big-parallel", "benchmark"]),
+                "{ctx}"
+            );
+            let conf = host.exec("cat /etc/nix/nixbuild.conf");
+            assert!(
+                conf.contains("max-jobs = 2") && conf.contains("extra-trusted-users = nixbuild"),
+                "{conf}"
+            );
+            assert!(host
+                .exec("tail -n1 /etc/nix/nix.conf")
+                .contains("!include nixbuild.conf"));
+            // The daemon really took the build user as trusted.
+            let trusted = host.exec("nix show-config | sed -n 's/^trusted-users = //p'");
+            assert!(
+                trusted.split_whitespace().any(|u| u == "nixbuild"),
+                "{name}: trusted-users = {trusted}"
+            );
+        }
+        let sd_out = tf.output("sd");
+        assert_eq!(
+            sd_out["nix_version"],
+            sd.exec("nix --version").split_whitespace().last().unwrap()
+        );
+        assert_eq!(sd.exec("systemctl is-active nix-daemon"), "active");
+        assert_eq!(
+            sd.exec("systemctl is-active nixbuild-cachix-watch-store"),
+            "active"
+        );
+        assert_eq!(
+            sd_out["max_jobs_effective"],
+            sd.exec("nproc").parse::<i64>().unwrap()
+        );
+        assert_eq!(sd_out["host_key_base64"], b64(&sd.host_key()).as_str());
+
+        // The build user works: ssh as nixbuild, and a remote build through store_uri.
+        let known_hosts = tf.dir.path().join("known_hosts");
+        for name in ["h1", "sd"] {
+            let host = w.host(name);
+            std::fs::write(
+                &known_hosts,
+                format!("{} {}\n", host.address(), host.host_key()),
+            )
+            .unwrap();
+            let out = std::process::Command::new("ssh")
+                .args([
+                    "-i",
+                    &client_key,
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    "StrictHostKeyChecking=yes",
+                ])
+                .arg("-o")
+                .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+                .arg(format!("nixbuild@{}", host.address()))
+                .arg("nix-store --version")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "ssh nixbuild@{name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(String::from_utf8_lossy(&out.stdout).contains("nix-store (Nix)"));
+        }
+        remote_build(&tf, &client_key, "h2", &ns[1]);
+
+        // Secrets: the token is in no log, command line, unit or state.
+        let trace = std::fs::read_to_string(&log_path).unwrap();
+        assert!(trace.contains("nixbuild"), "the trace log is empty?");
+        assert!(
+            !trace.contains(&token),
+            "token leaked into the TF_LOG=trace log"
+        );
+        assert!(
+            !sd.commands_log().contains(&token),
+            "token on a remote command line"
+        );
+        for name in NS_HOSTS {
+            assert!(!w.host(name).commands_log().contains(&token));
+        }
+        let unit = sd.exec("cat /etc/systemd/system/nixbuild-cachix-watch-store.service");
+        assert!(!unit.contains(&token), "token in the unit file");
+        assert_eq!(sd.exec("stat -c %a /etc/nixbuild/cachix.env"), "600");
+        assert!(sd.exec("cat /etc/nixbuild/cachix.env").contains(&token));
+        assert!(
+            !tf.state_text().contains(&token),
+            "provider-level token in terraform.tfstate"
+        );
+        let calls = std::fs::read_to_string(sd.field("cachix_log")).unwrap_or_default();
+        assert!(
+            calls.contains("watch-store") && calls.contains("public-cache"),
+            "watch-store not started: {calls}"
+        );
+
+        // Drift 1: a hand-edited managed config.
+        w.host("h1")
+            .exec("echo 'max-jobs = 17' >> /etc/nix/nixbuild.conf");
+        assert_update_in_place(&tf, "nixbuild_builder.ns[0]");
+        tf.apply();
+        tf.assert_no_changes();
+        assert!(!w
+            .host("h1")
+            .exec("cat /etc/nix/nixbuild.conf")
+            .contains("17"));
+        // Drift 2: a deleted build user.
+        w.host("h2").exec("userdel -r nixbuild");
+        assert_update_in_place(&tf, "nixbuild_builder.ns[1]");
+        tf.apply();
+        tf.assert_no_changes();
+        w.host("h2").exec("id nixbuild");
+        // Drift 3: a stopped watch-store service.
+        sd.exec("systemctl stop nixbuild-cachix-watch-store");
+        assert_update_in_place(&tf, "nixbuild_builder.sd");
+        tf.apply();
+        tf.assert_no_changes();
+        assert_eq!(
+            sd.exec("systemctl is-active nixbuild-cachix-watch-store"),
+            "active"
+        );
+
+        // Token rotation at provider level plans an update that rewrites the token file.
+        let rotated = format!("{token}-rotated");
+        tf.write(&fleet_config(&rotated, &client_pub, 2));
+        assert_update_in_place(&tf, "nixbuild_builder.sd");
+        tf.apply();
+        tf.assert_no_changes();
+        assert!(sd.exec("cat /etc/nixbuild/cachix.env").contains(&rotated));
+        assert!(!tf.state_text().contains(&rotated));
+
+        // max_jobs changes in place; host changes replace.
+        tf.write(&fleet_config(&rotated, &client_pub, 3));
+        assert_update_in_place(&tf, "nixbuild_builder.ns[2]");
+        tf.apply();
+        tf.assert_no_changes();
+        assert!(w
+            .host("h3")
+            .exec("cat /etc/nix/nixbuild.conf")
+            .contains("max-jobs = 3"));
+        assert_eq!(tf.output("ns")[2]["max_jobs_effective"], 3);
+        let replaced = fleet_config(&rotated, &client_pub, 3)
+            .replace(&hcl(&w.host("sd").address()), &hcl("127.0.0.16"));
+        tf.write(&replaced);
+        let (code, plan) = tf.plan_exit_code();
+        assert_eq!(code, 2, "{plan}");
+        assert!(
+            plan.contains("nixbuild_builder.sd must be replaced"),
+            "{plan}"
+        );
+        tf.write(&fleet_config(&rotated, &client_pub, 3));
+
+        // Destroy: "clean" removes what was added; "keep" leaves sd untouched.
+        tf.destroy();
+        for name in NS_HOSTS {
+            let host = w.host(name);
+            assert!(
+                !host.try_exec("id nixbuild").0,
+                "{name}: build user left behind"
+            );
+            assert!(
+                !host.try_exec("test -e /etc/nix/nixbuild.conf").0,
+                "{name}: config left behind"
+            );
+            assert!(
+                !host.exec("cat /etc/nix/nix.conf").contains("nixbuild.conf"),
+                "{name}: include left behind"
+            );
+            assert!(
+                host.exec("cat /etc/nix/nix.conf")
+                    .contains("experimental-features"),
+                "{name}: user lines lost"
+            );
+        }
+        sd.exec("id nixbuild");
+        sd.exec("test -e /etc/nix/nixbuild.conf");
+        assert_eq!(
+            sd.exec("systemctl is-active nixbuild-cachix-watch-store"),
+            "active"
+        );
+    }
+}
+
+fn assert_update_in_place(tf: &Tf, address: &str) {
+    let (code, plan) = tf.plan_exit_code();
+    assert_eq!(code, 2, "expected a planned change for {address}: {plan}");
+    assert!(
+        plan.contains(&format!("{address} will be updated in-place")),
+        "{plan}"
+    );
+    assert!(!plan.contains("must be replaced"), "{plan}");
+}
+
+/// Build a fresh derivation on `host` through its store URI as the build user.
+fn remote_build(tf: &Tf, client_key: &str, name: &str, out: &serde_json::Value) {
+    let w = world();
+    let host = w.host(name);
+    let nonce = format!("{}-{}", std::process::id(), tf.version);
+    let expr = format!(
+        "derivation {{ name = \"remote-{nonce}\"; system = builtins.currentSystem; builder = \"/bin/sh\"; args = [ \"-c\" \"echo {nonce} > $out\" ]; }}"
+    );
+    let builders = format!(
+        "{} {} {client_key} 1 1 - - {}",
+        out["store_uri"].as_str().unwrap(),
+        out["system"].as_str().unwrap(),
+        out["host_key_base64"].as_str().unwrap()
+    );
+    let home = tempfile::tempdir().unwrap();
+    let result = std::process::Command::new("nix-build")
+        .args([
+            "--no-out-link",
+            "--max-jobs",
+            "0",
+            "--option",
+            "substituters",
+            "",
+            "--builders",
+            &builders,
+            "-E",
+            &expr,
+        ])
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "remote build failed: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let path = String::from_utf8_lossy(&result.stdout).trim().to_string();
+    host.exec(&format!("test -e {path}"));
+}
+
+/// Bad input fails at plan time with the attribute's location, and no host is
+/// contacted.
+#[test]
+fn bad_input_fails_at_plan_time() {
+    let w = world();
+    // Every connection would pass this proxy: it counts them.
+    let proxy = Proxy::start(&format!("{}:22", w.host("bare").address()));
+    let cases: &[(&str, &str)] = &[
+        (
+            "nix {\n    install = \"nixpkgs\"\n  }",
+            "install = \"nixpkgs\"",
+        ),
+        ("nix {\n    max_jobs = 0\n  }", "max_jobs = 0"),
+        ("nix {\n    cores = -1\n  }", "cores = -1"),
+        (
+            "nix {\n    installer_url = \"ftp://x/install\"\n  }",
+            "installer_url = \"ftp://x/install\"",
+        ),
+        (
+            "nix {\n    install = \"none\"\n    installer_url = \"https://x/install\"\n  }",
+            "installer_url = \"https://x/install\"",
+        ),
+        (
+            "nix {\n    install = \"determinate\"\n    daemon = false\n  }",
+            "daemon = false",
+        ),
+        (
+            "nix {\n    system_features = [\"big parallel\"]\n  }",
+            "system_features = [\"big parallel\"]",
+        ),
+        (
+            "nix {\n    extra_platforms = [\"i686\"]\n  }",
+            "extra_platforms = [\"i686\"]",
+        ),
+        (
+            "nix {\n    trusted_users = [\"alice;rm\"]\n  }",
+            "trusted_users = [\"alice;rm\"]",
+        ),
+        (
+            "nix {\n    substituters = [\"ftp://cache\"]\n  }",
+            "substituters = [\"ftp://cache\"]",
+        ),
+        (
+            "nix {\n    trusted_public_keys = [\"nokey\"]\n  }",
+            "trusted_public_keys = [\"nokey\"]",
+        ),
+        (
+            "nix {\n    extra_config = \"just words\"\n  }",
+            "extra_config = \"just words\"",
+        ),
+        (
+            "nix {\n    daemon_restart_command = \" \"\n  }",
+            "daemon_restart_command = \" \"",
+        ),
+        (
+            "build_user {\n    name = \"nix;build\"\n  }",
+            "name = \"nix;build\"",
+        ),
+        ("build_user {\n    name = \"root\"\n  }", "name = \"root\""),
+        (
+            "build_user {\n    authorized_keys = [\"ssh-ed25519 nope\"]\n  }",
+            "authorized_keys = [\"ssh-ed25519 nope\"]",
+        ),
+        (
+            "cachix {\n    cache = \"My Cache\"\n  }",
+            "cache = \"My Cache\"",
+        ),
+        (
+            "cachix {\n    cache = \"ok\"\n    public_key = \"ok-1:short\"\n  }",
+            "public_key = \"ok-1:short\"",
+        ),
+        ("on_destroy = \"wipe\"", "on_destroy = \"wipe\""),
+        (
+            "timeouts {\n    create = \"forever\"\n  }",
+            "create = \"forever\"",
+        ),
+        ("ssh {\n    port = 0\n  }", "port = 0"),
+        ("ssh {\n    user = \"a b\"\n  }", "user = \"a b\""),
+    ];
+    for version in terraform_versions() {
+        for (body, snippet) in cases {
+            let tf = Tf::new(&version);
+            tf.write(&format!(
+                "{}\nresource \"nixbuild_builder\" \"x\" {{\n  host = \"127.0.0.1\"\n  {body}\n}}\n",
+                provider_config("").replacen("ssh {", &format!("ssh {{\n    port = {}", proxy.port), 1)
+            ));
+            let before = proxy.connection_count();
+            let text = tf.fails(&["plan", "-no-color"]);
+            assert!(text.contains("Error:"), "{body}: {text}");
+            assert!(
+                text.contains(snippet),
+                "{body} ({version}): error does not point at `{snippet}`:\n{text}"
+            );
+            assert_eq!(
+                proxy.connection_count(),
+                before,
+                "{body}: a connection was made"
+            );
+        }
+        // An empty host, too.
+        let tf = Tf::new(&version);
+        tf.write(&format!(
+            "{}\nresource \"nixbuild_builder\" \"x\" {{\n  host = \"\"\n}}\n",
+            provider_config("")
+        ));
+        assert!(tf.fails(&["plan", "-no-color"]).contains("host = \"\""));
+    }
+}
