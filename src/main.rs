@@ -20,6 +20,9 @@ async fn main() -> anyhow::Result<()> {
     // tf-provider installs its own (plain text, global) logger when
     // PLUGIN_LOG_FILE is set, which would clash with ours: ours wins.
     std::env::remove_var("PLUGIN_LOG_FILE");
+    // tf-provider captures a Rust backtrace into every diagnostic when
+    // backtraces are enabled; users should see our messages, not frames.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     logging::init();
     // Two rustls crypto backends are linked (ring for tonic, aws-lc-rs for
     // reqwest); without an explicit choice rustls panics at the first TLS use.

@@ -17,8 +17,17 @@ fn restart_command(host: &str) -> String {
     )
 }
 
+/// Make the Cachix API stand-in accept `token`.
+fn register_token(token: &str) {
+    use std::io::Write;
+    let path = world().json["cachix_api"]["tokens_file"].as_str().unwrap().to_string();
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    writeln!(file, "{token}").unwrap();
+}
+
 /// Provider block with the Cachix API stand-in and a token at provider level.
 fn provider_with_cachix(token: &str) -> String {
+    register_token(token);
     let api = world().json["cachix_api"]["url"]
         .as_str()
         .unwrap()
