@@ -1,2 +1,3 @@
 //! Nix formats and commands the provider renders or parses locally: the machines
 //! file, `nix.conf` fragments, store paths and narinfo. Nothing here runs Nix.
+pub mod machines;
