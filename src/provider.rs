@@ -278,7 +278,14 @@ impl Provider for NixbuildProvider {
         &self,
         _diags: &mut Diagnostics,
     ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
-        Some(HashMap::new())
+        let mut resources: HashMap<String, Box<dyn DynamicResource>> = HashMap::new();
+        resources.insert(
+            "machines_file".into(),
+            Box::new(crate::resources::machines_file::MachinesFileResource::new(
+                self.shared.clone(),
+            )),
+        );
+        Some(resources)
     }
 
     fn get_data_sources(
