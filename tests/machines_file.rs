@@ -508,6 +508,8 @@ output "host_key" {{
             .ends_with("# mine now"));
         bare.exec(&format!("rm -f {remote_file}"));
     }
+    // Leave `bare` as the world made it: without /etc/nix.
+    bare.exec("rmdir /etc/nix 2>/dev/null || true");
 }
 
 /// Bad `machine` values fail the plan, each error pointing at the offending
