@@ -297,6 +297,12 @@ impl Provider for NixbuildProvider {
             "builder".into(),
             Box::new(BuilderResource::new(self.shared.clone())),
         );
+        resources.insert(
+            "machines_file".into(),
+            Box::new(crate::resources::machines_file::MachinesFileResource::new(
+                self.shared.clone(),
+            )),
+        );
         Some(resources)
     }
 

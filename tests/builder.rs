@@ -20,7 +20,10 @@ fn restart_command(host: &str) -> String {
 /// Make the Cachix API stand-in accept `token`.
 fn register_token(token: &str) {
     use std::io::Write;
-    let path = world().json["cachix_api"]["tokens_file"].as_str().unwrap().to_string();
+    let path = world().json["cachix_api"]["tokens_file"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
     writeln!(file, "{token}").unwrap();
 }

@@ -1,3 +1,4 @@
 //! Nix formats and commands the provider renders or parses locally: the machines
 //! file, `nix.conf` fragments, store paths and narinfo. Nothing here runs Nix.
 pub mod conf;
+pub mod machines;

@@ -2,3 +2,4 @@
 
 pub mod builder;
 pub mod host;
+pub mod machines_file;

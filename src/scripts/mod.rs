@@ -28,3 +28,14 @@ pub const BUILDER_CHECK: &str = include_str!("builder_check.sh");
 
 /// Remove what nixbuild_builder added.
 pub const BUILDER_CLEAN: &str = include_str!("builder_clean.sh");
+
+/// Create a file from stdin without replacing another one: `file_create.sh PATH MODE`
+/// (exit 3: PATH exists with other content, untouched).
+pub const FILE_CREATE: &str = include_str!("file_create.sh");
+
+/// Print a file: `file_read.sh PATH` (exit 3: no such file).
+pub const FILE_READ: &str = include_str!("file_read.sh");
+
+/// Remove a file if its SHA-256 is still the given one: `file_remove.sh PATH SHA256`
+/// (prints `removed`, `missing` or `changed`).
+pub const FILE_REMOVE: &str = include_str!("file_remove.sh");

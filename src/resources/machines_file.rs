@@ -1,0 +1,1261 @@
+//! Resource `nixbuild_machines_file`: the fleet as Nix's remote-builders file.
+//!
+//! It renders `machine` blocks into the 8-column format (see
+//! [`crate::nix::machines`]) at plan time, and writes the file to a local
+//! `path`, to a remote `target` over SSH, or nowhere (render only). Safety
+//! rules, because a workstation's hand-written `/etc/nix/machines` must never
+//! be lost:
+//! - create with `overwrite = false` refuses to replace an existing file with
+//!   other content, and leaves it byte for byte as it was;
+//! - destroy removes the file only if its SHA-256 is still `id` (the hash of
+//!   what this resource last wrote); otherwise it warns and keeps it;
+//! - every write goes to a temporary file that is renamed into place.
+//!
+//! Read reports drift: a deleted file drops the resource from state (the next
+//! plan creates it), a changed file shows up as a `content` change (the next
+//! apply rewrites it).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use tf_provider::schema::{AttributeType, NestedBlock, Schema};
+use tf_provider::value::{self, Value, ValueEmpty};
+use tf_provider::{AttributePath, Diagnostics, Resource};
+
+use crate::nix::machines::{self, Machine};
+use crate::provider::{Configured, Shared};
+use crate::schema::{
+    attribute, block, computed, optional_bool, optional_number, optional_string, required_string,
+    ssh_block,
+};
+use crate::ssh::settings::{check_host, validate_block};
+use crate::ssh::{HostKey, Remote, SshBlock, SshError};
+
+/// Where a `target` block writes when it has no `path`: Nix's default.
+pub const DEFAULT_TARGET_PATH: &str = "/etc/nix/machines";
+/// Default `file_permission`: the Nix daemon (root) and users can read it.
+pub const DEFAULT_FILE_PERMISSION: &str = "0644";
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct MachineBlock {
+    #[serde(default)]
+    pub uri: Value<String>,
+    #[serde(default)]
+    pub systems: Value<Vec<Value<String>>>,
+    #[serde(default)]
+    pub ssh_key: Value<String>,
+    /// Numbers arrive as f64 so that `1.5` is a clear plan-time error rather
+    /// than a decoding failure.
+    #[serde(default)]
+    pub max_jobs: Value<f64>,
+    #[serde(default)]
+    pub speed_factor: Value<f64>,
+    #[serde(default)]
+    pub supported_features: Value<Vec<Value<String>>>,
+    #[serde(default)]
+    pub mandatory_features: Value<Vec<Value<String>>>,
+    #[serde(default)]
+    pub public_host_key: Value<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct TargetBlock {
+    #[serde(default)]
+    pub host: Value<String>,
+    #[serde(default)]
+    pub path: Value<String>,
+    #[serde(with = "value::serde_as_vec", default)]
+    pub ssh: Value<SshBlock>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct MachinesFileState {
+    #[serde(default)]
+    pub machine: Value<Vec<MachineBlock>>,
+    #[serde(default)]
+    pub path: Value<String>,
+    #[serde(with = "value::serde_as_vec", default)]
+    pub target: Value<TargetBlock>,
+    #[serde(default)]
+    pub overwrite: Value<bool>,
+    #[serde(default)]
+    pub file_permission: Value<String>,
+    #[serde(default)]
+    pub id: Value<String>,
+    #[serde(default)]
+    pub content: Value<String>,
+    #[serde(default)]
+    pub builders: Value<String>,
+    #[serde(default)]
+    pub nix_conf: Value<String>,
+    #[serde(default)]
+    pub target_host_key: Value<String>,
+}
+
+/// Where the file goes, once every input is known.
+#[derive(Clone, Debug, PartialEq)]
+enum Location {
+    Nowhere,
+    Local(String),
+    Remote {
+        host: String,
+        path: String,
+        ssh: Box<Value<SshBlock>>,
+    },
+}
+
+impl Location {
+    /// `None` while a deciding value is unknown.
+    fn of(state: &MachinesFileState) -> Option<Self> {
+        match (&state.path, &state.target) {
+            (Value::Unknown, _) | (_, Value::Unknown) => None,
+            (Value::Value(path), _) => Some(Self::Local(path.clone())),
+            (Value::Null, Value::Null) => Some(Self::Nowhere),
+            (Value::Null, Value::Value(target)) => {
+                let path = match &target.path {
+                    Value::Value(p) => p.clone(),
+                    Value::Null => DEFAULT_TARGET_PATH.to_string(),
+                    Value::Unknown => return None,
+                };
+                Some(Self::Remote {
+                    host: target.host.as_ref_option()?.clone(),
+                    path,
+                    ssh: Box::new(target.ssh.clone()),
+                })
+            }
+        }
+    }
+
+    /// The attribute a diagnostic about the file points at.
+    fn attribute(&self) -> AttributePath {
+        match self {
+            Self::Remote { .. } => AttributePath::new("target").index(0).attribute("path"),
+            _ => AttributePath::new("path"),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Nowhere => "nowhere".into(),
+            Self::Local(path) => path.clone(),
+            Self::Remote { host, path, .. } => format!("{path} on {host}"),
+        }
+    }
+}
+
+fn known_list(list: &Value<Vec<Value<String>>>) -> Option<Vec<String>> {
+    match list {
+        Value::Null => Some(Vec::new()),
+        Value::Unknown => None,
+        Value::Value(items) => items.iter().map(|v| v.as_ref_option().cloned()).collect(),
+    }
+}
+
+fn known_opt<T: Clone>(v: &Value<T>) -> Option<Option<T>> {
+    match v {
+        Value::Value(x) => Some(Some(x.clone())),
+        Value::Null => Some(None),
+        Value::Unknown => None,
+    }
+}
+
+fn known_count(v: &Value<f64>) -> Option<Option<u64>> {
+    known_opt(v).map(|n| n.and_then(|n| machines::check_count(n).ok()))
+}
+
+impl MachineBlock {
+    /// The machine, or `None` while any of its values is unknown.
+    fn to_machine(&self) -> Option<Machine> {
+        Some(Machine {
+            uri: self.uri.as_ref_option()?.clone(),
+            systems: known_list(&self.systems)?,
+            ssh_key: known_opt(&self.ssh_key)?,
+            max_jobs: known_count(&self.max_jobs)?,
+            speed_factor: known_count(&self.speed_factor)?,
+            supported_features: known_list(&self.supported_features)?,
+            mandatory_features: known_list(&self.mandatory_features)?,
+            public_host_key: known_opt(&self.public_host_key)?,
+        })
+    }
+}
+
+fn known_machines(state: &MachinesFileState) -> Option<Vec<Machine>> {
+    match &state.machine {
+        Value::Null => Some(Vec::new()),
+        Value::Unknown => None,
+        Value::Value(blocks) => blocks.iter().map(MachineBlock::to_machine).collect(),
+    }
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Fill the computed attributes that follow from the configuration: known
+/// when every input is known (so the plan shows the file), unknown otherwise.
+fn compute(state: &mut MachinesFileState) {
+    if state.machine.is_null() {
+        state.machine = Value::Value(Vec::new());
+    }
+    let machines = known_machines(state);
+    match &machines {
+        Some(list) => {
+            let content = machines::render(list);
+            state.id = Value::Value(sha256_hex(content.as_bytes()));
+            state.builders = Value::Value(machines::builders_line(list));
+            state.content = Value::Value(content);
+        }
+        None => {
+            state.id = Value::Unknown;
+            state.builders = Value::Unknown;
+            state.content = Value::Unknown;
+        }
+    }
+    state.nix_conf = match (Location::of(state), &machines) {
+        (Some(Location::Local(path) | Location::Remote { path, .. }), _) => {
+            Value::Value(machines::nix_conf_for_file(&path))
+        }
+        (Some(Location::Nowhere), Some(list)) => Value::Value(machines::nix_conf_inline(list)),
+        _ => Value::Unknown,
+    };
+}
+
+/// The host key a remote target will be pinned to, as far as the plan knows:
+/// an explicit `ssh.host_key` (normalised), else unknown until the first
+/// connection; null without a target.
+fn planned_host_key(state: &MachinesFileState) -> Value<String> {
+    match &state.target {
+        Value::Null => Value::Null,
+        Value::Unknown => Value::Unknown,
+        Value::Value(target) => match &target.ssh {
+            Value::Value(ssh) => match &ssh.host_key {
+                Value::Value(line) => HostKey::parse(line)
+                    .map(|k| Value::Value(k.openssh_line()))
+                    .unwrap_or(Value::Unknown),
+                _ => Value::Unknown,
+            },
+            _ => Value::Unknown,
+        },
+    }
+}
+
+fn file_mode(state: &MachinesFileState) -> String {
+    state
+        .file_permission
+        .as_ref_option()
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_FILE_PERMISSION.to_string())
+}
+
+/// `0644`-style permissions: 3 or 4 octal digits.
+pub fn check_file_permission(mode: &str) -> Result<u32, String> {
+    if (3..=4).contains(&mode.len()) && mode.chars().all(|c| ('0'..='7').contains(&c)) {
+        Ok(u32::from_str_radix(mode, 8).expect("octal digits"))
+    } else {
+        Err(format!(
+            "`{mode}` is not an octal file mode such as \"0644\" or \"0600\""
+        ))
+    }
+}
+
+/// A file path Nix can be pointed at with `builders = @path`: absolute, and
+/// free of the characters that split a `builders` value.
+pub fn check_file_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!(
+            "`{path}` is not an absolute path; Nix needs one in `builders = @…` (use `abspath(…)` for a path relative to the module)"
+        ));
+    }
+    if let Some(c) = path
+        .chars()
+        .find(|c| c.is_control() || matches!(c, ';' | '#'))
+    {
+        return Err(format!(
+            "`{path}` contains {c:?}, which Nix's `builders` setting would cut the path at"
+        ));
+    }
+    if path.ends_with('/') {
+        return Err(format!("`{path}` names a directory, not a file"));
+    }
+    Ok(())
+}
+
+/// A list attribute of a `machine`: name, error summary, value, check of one item.
+type StringListCheck<'a> = (
+    &'static str,
+    &'static str,
+    &'a Value<Vec<Value<String>>>,
+    fn(&str) -> Result<(), String>,
+);
+
+/// Plan-time checks of the `machine` blocks, each error at its attribute path
+/// (e.g. `machine[2].max_jobs`). Unknown values are skipped; Terraform
+/// validates again once they are known.
+fn validate_machines(blocks: &[MachineBlock], diags: &mut Diagnostics) {
+    let mut seen: Vec<(&str, usize)> = Vec::new();
+    for (i, m) in blocks.iter().enumerate() {
+        let Value::Value(uri) = &m.uri else { continue };
+        if let Some((_, first)) = seen.iter().find(|(u, _)| *u == uri.as_str()) {
+            diags.warning(
+                "Duplicate builder",
+                format!(
+                    "machine {} has the same URI as machine {}; Nix counts it as another builder with its own job slots",
+                    i + 1,
+                    first + 1
+                ),
+                AttributePath::new("machine").index(i as i64).attribute("uri"),
+            );
+        } else {
+            seen.push((uri.as_str(), i));
+        }
+    }
+    for (i, m) in blocks.iter().enumerate() {
+        let at = |name: &'static str| {
+            AttributePath::new("machine")
+                .index(i as i64)
+                .attribute(name)
+        };
+        let mut report = |name: &'static str, summary: &'static str, result: Result<(), String>| {
+            if let Err(e) = result {
+                diags.error(summary, format!("machine {}: {e}", i + 1), at(name));
+            }
+        };
+        if let Value::Value(uri) = &m.uri {
+            report("uri", "Invalid builder URI", machines::check_uri(uri));
+        }
+        let lists: [StringListCheck; 3] = [
+            (
+                "systems",
+                "Invalid system name",
+                &m.systems,
+                machines::check_system,
+            ),
+            (
+                "supported_features",
+                "Invalid feature",
+                &m.supported_features,
+                machines::check_feature,
+            ),
+            (
+                "mandatory_features",
+                "Invalid feature",
+                &m.mandatory_features,
+                machines::check_feature,
+            ),
+        ];
+        for (name, summary, list, check) in lists {
+            if let Value::Value(items) = list {
+                for item in items.iter().filter_map(Value::as_ref_option) {
+                    report(name, summary, check(item));
+                }
+            }
+        }
+        if let Value::Value(key) = &m.ssh_key {
+            report("ssh_key", "Invalid ssh_key", machines::check_ssh_key(key));
+        }
+        for (name, n) in [("max_jobs", &m.max_jobs), ("speed_factor", &m.speed_factor)] {
+            if let Value::Value(n) = n {
+                report(
+                    name,
+                    "Invalid number",
+                    machines::check_count(*n).map(|_| ()),
+                );
+            }
+        }
+        if let Value::Value(key) = &m.public_host_key {
+            report(
+                "public_host_key",
+                "Invalid public_host_key",
+                machines::check_public_host_key(key).map(|_| ()),
+            );
+        }
+    }
+}
+
+fn validate_state(config: &MachinesFileState, diags: &mut Diagnostics) {
+    if let Value::Value(blocks) = &config.machine {
+        validate_machines(blocks, diags);
+    }
+    if let Value::Value(path) = &config.path {
+        if let Err(e) = check_file_path(path) {
+            diags.error("Invalid path", e, AttributePath::new("path"));
+        }
+    }
+    if let Value::Value(mode) = &config.file_permission {
+        if let Err(e) = check_file_permission(mode) {
+            diags.error(
+                "Invalid file_permission",
+                e,
+                AttributePath::new("file_permission"),
+            );
+        }
+    }
+    if let Value::Value(target) = &config.target {
+        let at = AttributePath::new("target").index(0);
+        if !config.path.is_null() {
+            diags.error(
+                "Conflicting destinations",
+                "set either `path` (a file on the machine running Terraform) or a `target` block (a file on a remote host), not both",
+                at.clone(),
+            );
+        }
+        if let Value::Value(host) = &target.host {
+            if let Err(e) = check_host(host) {
+                diags.error("Invalid host", e, at.clone().attribute("host"));
+            }
+        }
+        if let Value::Value(path) = &target.path {
+            if let Err(e) = check_file_path(path) {
+                diags.error("Invalid path", e, at.clone().attribute("path"));
+            }
+        }
+        if let Value::Value(ssh) = &target.ssh {
+            validate_block(ssh, &at.attribute("ssh").index(0), true, diags);
+        }
+    }
+}
+
+/// Why a guarded create did not write.
+enum CreateRefused {
+    /// The path holds another file; it was left untouched.
+    Exists,
+    Failed(String),
+}
+
+/// Local files: written next to the target and renamed into place.
+mod local {
+    use super::*;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+    fn temp_path(path: &Path) -> std::path::PathBuf {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        path.with_file_name(format!(
+            ".{name}.nixbuild-{}-{n}-{nanos}",
+            std::process::id()
+        ))
+    }
+
+    /// Write `content` with `mode` to a fresh temporary file beside `path`.
+    fn stage(path: &Path, content: &[u8], mode: u32) -> std::io::Result<std::path::PathBuf> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = temp_path(path);
+        let result = (|| {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all(content)?;
+            file.sync_all()?;
+            // Explicit, so the umask does not change the requested mode.
+            file.set_permissions(std::fs::Permissions::from_mode(mode))
+        })();
+        match result {
+            Ok(()) => Ok(tmp),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Replace `path` with `content`, atomically.
+    pub fn write(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
+        let tmp = stage(path, content, mode)?;
+        std::fs::rename(&tmp, path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+    }
+
+    /// Create `path` unless another file is there. A file already holding
+    /// exactly `content` is taken over: nothing is lost.
+    pub fn create(path: &Path, content: &[u8], mode: u32) -> Result<(), CreateRefused> {
+        let failed = |e: std::io::Error| CreateRefused::Failed(e.to_string());
+        let tmp = stage(path, content, mode).map_err(failed)?;
+        // A hard link refuses an existing target in one step, so a file that
+        // appears between a check and the write is never clobbered.
+        let result = match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(()),
+            Err(_) if std::fs::symlink_metadata(path).is_ok() => {
+                let same = std::fs::symlink_metadata(path)
+                    .map(|m| m.file_type().is_file())
+                    .unwrap_or(false)
+                    && std::fs::read(path).map(|c| c == content).unwrap_or(false);
+                if same {
+                    std::fs::rename(&tmp, path).map_err(failed)
+                } else {
+                    Err(CreateRefused::Exists)
+                }
+            }
+            // No hard links on this file system: rename after the check.
+            Err(_) => std::fs::rename(&tmp, path).map_err(failed),
+        };
+        let _ = std::fs::remove_file(&tmp);
+        result
+    }
+
+    /// The file's bytes, or `None` when it does not exist.
+    pub fn read(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+        match std::fs::read(path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// What destroy found.
+enum Removal {
+    Removed,
+    Missing,
+    Changed,
+}
+
+pub struct MachinesFileResource {
+    shared: Arc<Shared>,
+}
+
+impl MachinesFileResource {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+/// Connect to a target for Read, telling an unreachable host (a warning: the
+/// prior state is kept, so a plan or destroy of a dead fleet still works) from
+/// every other failure, e.g. a changed host key (an error).
+/// `Configured::connect_resource` reports both as errors, hence this variant.
+async fn connect_for_read(
+    configured: &Configured,
+    host: &str,
+    ssh: &Value<SshBlock>,
+    pinned: Option<&str>,
+    diags: &mut Diagnostics,
+) -> Result<Remote, bool> {
+    let mut settings = configured.ssh_settings(host, ssh, diags).ok_or(false)?;
+    if settings.host_key.is_none() {
+        if let Some(line) = pinned.filter(|k| !k.is_empty()) {
+            match HostKey::parse(line) {
+                Ok(key) => settings.host_key = Some(key),
+                Err(e) => {
+                    diags.error(
+                        "Corrupt pinned host key in state",
+                        format!("{e}; replace the resource to pin the host's key again"),
+                        AttributePath::new("target_host_key"),
+                    );
+                    return Err(false);
+                }
+            }
+        }
+    }
+    match configured.connect(&settings).await {
+        Ok(remote) => Ok(remote),
+        Err(e @ SshError::Unreachable { .. }) => {
+            diags.warning(
+                format!("Cannot check the machines file on {host}"),
+                format!("{e}. Keeping the last known state."),
+                AttributePath::new("target").index(0).attribute("host"),
+            );
+            Err(true)
+        }
+        Err(e) => {
+            diags.error(
+                format!("Cannot connect to {}", settings.endpoint),
+                e.to_string(),
+                AttributePath::new("target").index(0).attribute("host"),
+            );
+            Err(false)
+        }
+    }
+}
+
+fn ssh_error(diags: &mut Diagnostics, what: &str, location: &Location, e: SshError) {
+    diags.error(
+        format!("{what} {} failed", location.describe()),
+        e.to_string(),
+        location.attribute(),
+    );
+}
+
+/// Log, from the parsed files, how the file on disk differs from what this
+/// resource wrote: the plan shows the raw text, this says what it means.
+fn log_drift(location: &Location, written: &str, found: &str) {
+    let uris = |text: &str| -> Result<Vec<String>, String> {
+        machines::parse(text)
+            .map(|ms| ms.into_iter().map(|m| m.uri).collect())
+            .map_err(|e| e.to_string())
+    };
+    match (uris(written), uris(found)) {
+        (Ok(before), Ok(after)) => {
+            let added: Vec<&String> = after.iter().filter(|u| !before.contains(u)).collect();
+            let removed: Vec<&String> = before.iter().filter(|u| !after.contains(u)).collect();
+            tracing::info!(
+                file = %location.describe(),
+                ?added,
+                ?removed,
+                "machines file changed outside Terraform; the next apply rewrites it"
+            );
+        }
+        (_, Err(e)) => tracing::info!(
+            file = %location.describe(),
+            "machines file changed outside Terraform and no longer parses ({e}); the next apply rewrites it"
+        ),
+        _ => {}
+    }
+}
+
+impl MachinesFileResource {
+    /// Write the planned file: guarded (`create`) or replacing (`update`).
+    /// Returns the host key of a remote target, or `None` after an error.
+    async fn write(
+        &self,
+        diags: &mut Diagnostics,
+        state: &MachinesFileState,
+        guarded: bool,
+        pinned: Option<&str>,
+    ) -> Option<Option<String>> {
+        let location = Location::of(state)?;
+        let content = state.content.as_ref_option()?.as_bytes();
+        let mode = file_mode(state);
+        let refused = |diags: &mut Diagnostics| {
+            diags.error(
+                "The machines file already exists",
+                format!(
+                    "{} exists and holds something this resource did not write; it was left untouched. \
+                     Set `overwrite = true` to replace it, or move it away first.",
+                    location.describe()
+                ),
+                location.attribute(),
+            )
+        };
+        match &location {
+            Location::Nowhere => Some(None),
+            Location::Local(path) => {
+                let path = Path::new(path);
+                let mode_bits = check_file_permission(&mode).ok()?;
+                let result = if guarded {
+                    local::create(path, content, mode_bits)
+                } else {
+                    local::write(path, content, mode_bits)
+                        .map_err(|e| CreateRefused::Failed(e.to_string()))
+                };
+                match result {
+                    Ok(()) => {
+                        tracing::info!(path = %path.display(), "wrote machines file");
+                        Some(None)
+                    }
+                    Err(CreateRefused::Exists) => {
+                        refused(diags);
+                        None
+                    }
+                    Err(CreateRefused::Failed(e)) => {
+                        diags.error(
+                            format!("Writing {} failed", path.display()),
+                            e,
+                            location.attribute(),
+                        );
+                        None
+                    }
+                }
+            }
+            Location::Remote { host, path, ssh } => {
+                let configured = self.shared.get(diags)?;
+                let remote = configured
+                    .connect_resource(host, ssh, pinned, diags)
+                    .await?;
+                let result = if guarded {
+                    remote
+                        .run_script(
+                            "create machines file",
+                            crate::scripts::FILE_CREATE,
+                            &[path, &mode],
+                            Some(content),
+                            true,
+                        )
+                        .await
+                        .map(|_| ())
+                } else {
+                    remote
+                        .upload("write machines file", path, &mode, content, true)
+                        .await
+                };
+                match result {
+                    Ok(()) => {
+                        tracing::info!(host = %remote.endpoint(), path, "wrote machines file");
+                        Some(Some(remote.host_key().openssh_line()))
+                    }
+                    Err(SshError::CommandFailed { exit: Some(3), .. }) => {
+                        refused(diags);
+                        None
+                    }
+                    Err(e) => {
+                        ssh_error(diags, "Writing", &location, e);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// The file's current content, `Ok(None)` if it is gone, `Err(true)` if
+    /// it could not be checked but the state should be kept (unreachable host).
+    async fn read_file(
+        &self,
+        diags: &mut Diagnostics,
+        location: &Location,
+        pinned: Option<&str>,
+    ) -> Result<Option<Vec<u8>>, bool> {
+        match location {
+            Location::Nowhere => Err(true),
+            Location::Local(path) => local::read(Path::new(path)).map_err(|e| {
+                diags.error(
+                    format!("Reading {path} failed"),
+                    e.to_string(),
+                    location.attribute(),
+                );
+                false
+            }),
+            Location::Remote { host, path, ssh } => {
+                let configured = self.shared.get(diags).ok_or(false)?;
+                let remote = connect_for_read(&configured, host, ssh, pinned, diags).await?;
+                match remote
+                    .run_script(
+                        "read machines file",
+                        crate::scripts::FILE_READ,
+                        &[path],
+                        None,
+                        true,
+                    )
+                    .await
+                {
+                    Ok(out) => Ok(Some(out.stdout)),
+                    Err(SshError::CommandFailed { exit: Some(3), .. }) => Ok(None),
+                    Err(e) => {
+                        ssh_error(diags, "Reading", location, e);
+                        Err(false)
+                    }
+                }
+            }
+        }
+    }
+
+    async fn remove_if_unchanged(
+        &self,
+        diags: &mut Diagnostics,
+        location: &Location,
+        written_sha256: &str,
+        pinned: Option<&str>,
+    ) -> Option<Removal> {
+        match location {
+            Location::Nowhere => Some(Removal::Missing),
+            Location::Local(path) => {
+                let found = match local::read(Path::new(path)) {
+                    Ok(found) => found,
+                    Err(e) => {
+                        diags.error(
+                            format!("Reading {path} failed"),
+                            e.to_string(),
+                            location.attribute(),
+                        );
+                        return None;
+                    }
+                };
+                match found {
+                    None => Some(Removal::Missing),
+                    Some(bytes) if sha256_hex(&bytes) != written_sha256 => Some(Removal::Changed),
+                    Some(_) => match std::fs::remove_file(path) {
+                        Ok(()) => Some(Removal::Removed),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            Some(Removal::Missing)
+                        }
+                        Err(e) => {
+                            diags.error(
+                                format!("Removing {path} failed"),
+                                e.to_string(),
+                                location.attribute(),
+                            );
+                            None
+                        }
+                    },
+                }
+            }
+            Location::Remote { host, path, ssh } => {
+                let configured = self.shared.get(diags)?;
+                let remote = configured
+                    .connect_resource(host, ssh, pinned, diags)
+                    .await?;
+                match remote
+                    .run_script(
+                        "remove machines file",
+                        crate::scripts::FILE_REMOVE,
+                        &[path, written_sha256],
+                        None,
+                        true,
+                    )
+                    .await
+                {
+                    Ok(out) => match out.stdout_text().trim() {
+                        "removed" => Some(Removal::Removed),
+                        "missing" => Some(Removal::Missing),
+                        _ => Some(Removal::Changed),
+                    },
+                    Err(e) => {
+                        ssh_error(diags, "Removing", location, e);
+                        None
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn machine_block_schema() -> NestedBlock {
+    let strings = AttributeType::List(Box::new(AttributeType::String));
+    let optional_strings = |description: &str| {
+        attribute(
+            strings.clone(),
+            tf_provider::schema::AttributeConstraint::Optional,
+            description,
+        )
+    };
+    NestedBlock::List(block(
+        "One remote builder: one line of the file, in block order. Works with `dynamic \"machine\"` over a list of builders.",
+        vec![
+            ("uri", required_string("Store URI of the builder: `ssh-ng://[user@]host` (recommended) or `ssh://[user@]host`, optionally with `?key=value` store settings. A port cannot go here (Nix hands the host to ssh as a name): set it in the ssh configuration of the user running the builds.")),
+            ("systems", optional_strings("Nix systems the builder builds for, e.g. `[\"x86_64-linux\"]`. Default: the client's own system.")),
+            ("ssh_key", optional_string("Absolute path, on the client, of the SSH identity file Nix uses to log in. Default: ssh's own default keys.")),
+            ("max_jobs", optional_number("How many builds the builder runs at once, 1 or more. Default (`-` in the file): 1.")),
+            ("speed_factor", optional_number("Relative speed; Nix prefers faster builders. 1 or more. Default: 1.")),
+            ("supported_features", optional_strings("System features the builder supports, e.g. `[\"kvm\", \"big-parallel\"]`.")),
+            ("mandatory_features", optional_strings("Features a derivation must require to be built on this builder.")),
+            ("public_host_key", optional_string("Base64 of the builder's public host key line (`host_key_base64` of `nixbuild_host` or `nixbuild_builder`). Nix then trusts exactly this key, with no `known_hosts` entry.")),
+        ],
+        vec![],
+    ))
+}
+
+#[async_trait]
+impl Resource for MachinesFileResource {
+    type State<'a> = MachinesFileState;
+    type PrivateState<'a> = ValueEmpty;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        let mut target_ssh = ssh_block(true);
+        if let NestedBlock::Optional(b) = &mut target_ssh {
+            b.description = tf_provider::schema::Description::markdown(
+                "How to reach the target host over SSH. Unset arguments fall back to the provider's `ssh` block. Without `host_key`, the key seen on create is pinned in `target_host_key`.",
+            );
+        }
+        Some(Schema {
+            version: 1,
+            block: block(
+                "Renders Nix's remote-builders file (`/etc/nix/machines` format) from `machine` blocks, and writes it to a local `path`, to a remote `target`, or nowhere (render only: use `content` or `builders`). A file this resource did not write is never replaced unless `overwrite = true`, and destroy removes the file only if it still holds what was written.",
+                vec![
+                    ("path", optional_string("Absolute path of the file to write on the machine running Terraform, e.g. `/etc/nix/machines`. Changing it replaces the resource. Conflicts with `target`.")),
+                    ("overwrite", optional_bool("Replace an existing file on create. Default: `false`: an existing file with other content is an error and is left untouched.")),
+                    ("file_permission", optional_string("Mode of the written file, as octal digits. Default: `\"0644\"`.")),
+                    ("id", computed(AttributeType::String, "SHA-256 (hex) of `content`: what this resource last wrote. Destroy removes the file only if it still has this hash.")),
+                    ("content", computed(AttributeType::String, "The file: one 8-column line per `machine`, `-` for defaults. Known at plan time when every `machine` value is. After a change outside Terraform, the file as found.")),
+                    ("builders", computed(AttributeType::String, "The same machines as one line joined with `; `, for `--builders` or `--option builders`.")),
+                    ("nix_conf", computed(AttributeType::String, "nix.conf lines that use this file: `builders = @<path>` and `builders-use-substitutes = true` (with the machines inline when no file is written).")),
+                    ("target_host_key", computed(AttributeType::String, "Host key of the `target` host, pinned on create (or `target.ssh.host_key`): every later connection must present it. Null without a target.")),
+                ],
+                vec![
+                    ("machine", machine_block_schema()),
+                    (
+                        "target",
+                        NestedBlock::Optional(block(
+                            "Write the file on a remote host over SSH instead (as root, or through `sudo -n`). Changing `host` or `path` replaces the resource.",
+                            vec![
+                                ("host", required_string("Host name or IP address of the host to write the file on.")),
+                                ("path", optional_string("Absolute path of the file on that host. Default: `/etc/nix/machines`.")),
+                            ],
+                            vec![("ssh", target_ssh)],
+                        )),
+                    ),
+                ],
+            ),
+        })
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
+        validate_state(&config, diags);
+        Some(())
+    }
+
+    async fn read<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        state: Self::State<'a>,
+        private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let Some(location) = Location::of(&state) else {
+            return Some((state, private_state));
+        };
+        let pinned = state.target_host_key.as_ref_option().cloned();
+        match self.read_file(diags, &location, pinned.as_deref()).await {
+            Err(_) => Some((state, private_state)),
+            Ok(None) => {
+                tracing::info!(
+                    file = %location.describe(),
+                    "machines file was deleted outside Terraform; planning to create it again"
+                );
+                None
+            }
+            Ok(Some(bytes)) => {
+                let mut state = state;
+                let written = state.content.as_ref_option().cloned().unwrap_or_default();
+                if bytes != written.as_bytes() {
+                    let found = String::from_utf8_lossy(&bytes).into_owned();
+                    log_drift(&location, &written, &found);
+                    state.content = Value::Value(found);
+                }
+                Some((state, private_state))
+            }
+        }
+    }
+
+    async fn plan_create<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        proposed_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let mut state = proposed_state;
+        compute(&mut state);
+        state.target_host_key = planned_host_key(&state);
+        Some((state, Default::default()))
+    }
+
+    async fn plan_update<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        prior_state: Self::State<'a>,
+        proposed_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        prior_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
+        let mut state = proposed_state;
+        compute(&mut state);
+        // Another file (or host) is another object: the old one is destroyed
+        // (if unchanged) and the new one created (guarded).
+        let mut replace = Vec::new();
+        if state.path != prior_state.path {
+            replace.push(AttributePath::new("path"));
+        }
+        match (&prior_state.target, &state.target) {
+            (Value::Value(old), Value::Value(new)) => {
+                let at = AttributePath::new("target").index(0);
+                if old.host != new.host {
+                    replace.push(at.clone().attribute("host"));
+                }
+                if old.path != new.path {
+                    replace.push(at.attribute("path"));
+                }
+            }
+            (old, new) if old != new => replace.push(AttributePath::new("target")),
+            _ => {}
+        }
+        state.target_host_key = match planned_host_key(&state) {
+            Value::Unknown if replace.is_empty() => prior_state.target_host_key,
+            planned => planned,
+        };
+        Some((state, prior_private_state, replace))
+    }
+
+    async fn plan_destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior_state: Self::State<'a>,
+        prior_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<Self::PrivateState<'a>> {
+        Some(prior_private_state)
+    }
+
+    async fn create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        planned_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        planned_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let mut state = planned_state;
+        // Every configuration value is known now; unknown computed values are not.
+        compute(&mut state);
+        let guarded = !state.overwrite.as_ref_option().copied().unwrap_or(false);
+        let explicit = state.target_host_key.as_ref_option().cloned();
+        let host_key = self
+            .write(diags, &state, guarded, explicit.as_deref())
+            .await?;
+        state.target_host_key = host_key.into();
+        Some((state, planned_private_state))
+    }
+
+    async fn update<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior_state: Self::State<'a>,
+        planned_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        planned_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let mut state = planned_state;
+        compute(&mut state);
+        // The file is this resource's: a changed one (drift) is rewritten.
+        let pinned = prior_state.target_host_key.as_ref_option().cloned();
+        let host_key = self.write(diags, &state, false, pinned.as_deref()).await?;
+        state.target_host_key = host_key.into();
+        Some((state, planned_private_state))
+    }
+
+    async fn destroy<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior_state: Self::State<'a>,
+        _planned_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<()> {
+        let Some(location) = Location::of(&prior_state) else {
+            return Some(());
+        };
+        let Some(written) = prior_state.id.as_ref_option() else {
+            return Some(());
+        };
+        let pinned = prior_state.target_host_key.as_ref_option().cloned();
+        match self
+            .remove_if_unchanged(diags, &location, written, pinned.as_deref())
+            .await?
+        {
+            Removal::Removed => {
+                tracing::info!(file = %location.describe(), "removed machines file");
+            }
+            Removal::Missing => {}
+            Removal::Changed => diags.warning(
+                "Machines file kept",
+                format!(
+                    "{} was changed after Terraform wrote it, so it was not removed. Delete it yourself if the changes are not needed.",
+                    location.describe()
+                ),
+                location.attribute(),
+            ),
+        }
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(uri: &str) -> MachineBlock {
+        MachineBlock {
+            uri: Value::Value(uri.into()),
+            systems: Value::Value(vec![Value::Value("x86_64-linux".into())]),
+            max_jobs: Value::Value(2.0),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn computes_content_when_known_and_unknown_otherwise() {
+        let mut state = MachinesFileState {
+            machine: Value::Value(vec![machine("ssh-ng://a"), machine("ssh://b")]),
+            path: Value::Value("/etc/nix/machines".into()),
+            ..Default::default()
+        };
+        compute(&mut state);
+        let content = "ssh-ng://a x86_64-linux - 2 - - - -\nssh://b x86_64-linux - 2 - - - -\n";
+        assert_eq!(state.content, Value::Value(content.to_string()));
+        assert_eq!(state.id, Value::Value(sha256_hex(content.as_bytes())));
+        assert_eq!(
+            state.builders,
+            Value::Value(
+                "ssh-ng://a x86_64-linux - 2 - - - -; ssh://b x86_64-linux - 2 - - - -".into()
+            )
+        );
+        assert_eq!(
+            state.nix_conf,
+            Value::Value("builders = @/etc/nix/machines\nbuilders-use-substitutes = true\n".into())
+        );
+
+        let mut unknown_key = machine("ssh://c");
+        unknown_key.public_host_key = Value::Unknown;
+        state.machine = Value::Value(vec![machine("ssh-ng://a"), unknown_key]);
+        compute(&mut state);
+        assert!(state.content.is_unknown() && state.id.is_unknown());
+        // The path is known, so the nix.conf snippet still is.
+        assert!(state.nix_conf.is_value());
+
+        state.machine = Value::Unknown;
+        state.path = Value::Null;
+        compute(&mut state);
+        assert!(state.content.is_unknown() && state.nix_conf.is_unknown());
+    }
+
+    #[test]
+    fn remote_target_defaults_to_etc_nix_machines() {
+        let mut state = MachinesFileState {
+            target: Value::Value(TargetBlock {
+                host: Value::Value("203.0.113.7".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        compute(&mut state);
+        assert_eq!(state.content, Value::Value(String::new()));
+        assert_eq!(
+            state.nix_conf,
+            Value::Value(machines::nix_conf_for_file(DEFAULT_TARGET_PATH))
+        );
+        assert!(planned_host_key(&state).is_unknown());
+    }
+
+    #[test]
+    fn validation_points_at_the_attribute() {
+        let mut bad = machine("http://x");
+        bad.max_jobs = Value::Value(0.0);
+        bad.systems = Value::Value(vec![Value::Value("x86_64".into()), Value::Unknown]);
+        let state = MachinesFileState {
+            machine: Value::Value(vec![machine("ssh://ok"), bad]),
+            file_permission: Value::Value("rw-r--r--".into()),
+            ..Default::default()
+        };
+        let mut diags = Diagnostics::default();
+        validate_state(&state, &mut diags);
+        let paths: Vec<String> = diags
+            .errors
+            .iter()
+            .map(|d| format!("{:?}", d.attribute))
+            .collect();
+        assert_eq!(diags.errors.len(), 4, "{paths:?}");
+        let expect = |path: AttributePath| {
+            assert!(
+                diags.errors.iter().any(|d| d.attribute == path),
+                "{path:?} not in {paths:?}"
+            )
+        };
+        expect(AttributePath::new("machine").index(1).attribute("uri"));
+        expect(AttributePath::new("machine").index(1).attribute("max_jobs"));
+        expect(AttributePath::new("machine").index(1).attribute("systems"));
+        expect(AttributePath::new("file_permission"));
+    }
+
+    #[test]
+    fn file_checks() {
+        assert_eq!(check_file_permission("0644"), Ok(0o644));
+        assert_eq!(check_file_permission("600"), Ok(0o600));
+        for bad in ["", "0844", "64", "06444", "rw-r--r--"] {
+            assert!(check_file_permission(bad).is_err(), "{bad}");
+        }
+        assert!(check_file_path("/etc/nix/machines").is_ok());
+        for bad in [
+            "machines",
+            "./machines",
+            "/a;b",
+            "/a#b",
+            "/etc/nix/",
+            "/a\nb",
+        ] {
+            assert!(check_file_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn local_create_never_clobbers_and_writes_atomically() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/machines");
+        assert!(local::create(&path, b"one\n", 0o640).is_ok());
+        assert_eq!(std::fs::read(&path).unwrap(), b"one\n");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640);
+        // Same content: taken over. Other content: refused, untouched.
+        assert!(local::create(&path, b"one\n", 0o644).is_ok());
+        assert!(matches!(
+            local::create(&path, b"two\n", 0o644),
+            Err(CreateRefused::Exists)
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), b"one\n");
+        local::write(&path, b"three\n", 0o600).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"three\n");
+        // No temporary files left behind.
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("machines")]);
+        assert_eq!(local::read(&dir.path().join("none")).unwrap(), None);
+    }
+
+    /// The remote scripts do the same as the local code, run by the local /bin/sh.
+    #[test]
+    fn remote_scripts_run_locally() {
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d/machines");
+        let path_s = path.to_str().unwrap();
+        let run = |script: &str, args: &[&str], stdin: &[u8]| {
+            let mut child = Command::new("/bin/sh")
+                .arg("-c")
+                .arg(script)
+                .arg("nixbuild")
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(stdin).unwrap();
+            let out = child.wait_with_output().unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        use crate::scripts::{FILE_CREATE, FILE_READ, FILE_REMOVE};
+        assert_eq!(run(FILE_READ, &[path_s], b"").0, Some(3));
+        assert_eq!(run(FILE_CREATE, &[path_s, "0644"], b"one\n").0, Some(0));
+        assert_eq!(run(FILE_READ, &[path_s], b""), (Some(0), "one\n".into()));
+        assert_eq!(run(FILE_CREATE, &[path_s, "0644"], b"one\n").0, Some(0));
+        assert_eq!(run(FILE_CREATE, &[path_s, "0644"], b"two\n").0, Some(3));
+        assert_eq!(std::fs::read(&path).unwrap(), b"one\n");
+        let other = sha256_hex(b"two\n");
+        assert_eq!(run(FILE_REMOVE, &[path_s, &other], b"").1.trim(), "changed");
+        assert!(path.exists());
+        let ours = sha256_hex(b"one\n");
+        assert_eq!(run(FILE_REMOVE, &[path_s, &ours], b"").1.trim(), "removed");
+        assert!(!path.exists());
+        assert_eq!(run(FILE_REMOVE, &[path_s, &ours], b"").1.trim(), "missing");
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            0,
+            "temporary files left behind"
+        );
+    }
+}
