@@ -527,3 +527,238 @@ fn bad_input_fails_at_plan_time() {
         assert!(tf.fails(&["plan", "-no-color"]).contains("host = \"\""));
     }
 }
+
+fn single_builder(host: &str, port: u16, nix: &str, on_destroy: &str) -> String {
+    format!(
+        r#"{provider}
+resource "nixbuild_builder" "b" {{
+  host       = {host}
+  on_destroy = {on_destroy}
+  ssh {{
+    port     = {port}
+    host_key = {host_key}
+  }}
+  nix {{
+    {nix}
+  }}
+}}
+
+output "b" {{
+  value = {{ nix_version = nixbuild_builder.b.nix_version, store_uri = nixbuild_builder.b.store_uri }}
+}}
+"#,
+        provider = provider_config(""),
+        host = hcl(host),
+        on_destroy = hcl(on_destroy),
+        host_key = hcl(&world().host("fresh").host_key()),
+    )
+}
+
+/// The official and Determinate install paths (stand-in installers served by
+/// the test nginx: the real ones download Nix from the internet) on a host
+/// without Nix; then a connection cut mid-bootstrap fails the apply with a
+/// clear error and the next apply converges; finally the host goes down and
+/// `on_destroy = "keep"` still destroys.
+#[test]
+fn install_methods_cut_and_resume_and_dead_host() {
+    let w = world();
+    let _fresh = exclusive("fresh");
+    let fresh = w.host("fresh");
+    let installers = &w.json["cache"]["installers"];
+    let restart = hcl(&fresh.field("daemon_restart_command"));
+    for version in terraform_versions() {
+        // Both installer methods, each on a pristine host; the first one also
+        // measures how many bytes a whole bootstrap sends back.
+        let mut total_bytes = 0;
+        for method in ["official", "determinate"] {
+            fresh.reset();
+            let proxy = Proxy::start(&format!("{}:22", fresh.address()));
+            let tf = Tf::new(&version);
+            let nix = format!(
+                "install = \"{method}\"\n    installer_url = {}\n    daemon_restart_command = {restart}",
+                hcl(installers[method].as_str().unwrap())
+            );
+            tf.write(&single_builder("127.0.0.1", proxy.port, &nix, "clean"));
+            tf.apply();
+            tf.assert_no_changes();
+            let version_out = tf.output("b")["nix_version"].clone();
+            assert!(
+                version_out.as_str().is_some_and(|v| v.starts_with('2')),
+                "{method}: {version_out}"
+            );
+            let log = std::fs::read_to_string(fresh.field("installer_log")).unwrap_or_default();
+            let last: serde_json::Value =
+                serde_json::from_str(log.lines().last().unwrap_or("{}")).unwrap();
+            let argv: Vec<&str> = last["argv"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|a| a.as_str())
+                .collect();
+            let expected: &[&str] = if method == "official" {
+                &["--daemon", "--yes"]
+            } else {
+                &["install", "--no-confirm"]
+            };
+            assert_eq!(last["installer"], method, "{log}");
+            assert!(
+                expected.iter().all(|a| argv.contains(a)),
+                "{method}: installer argv {argv:?}"
+            );
+            assert!(fresh
+                .exec("/nix/var/nix/profiles/default/bin/nix --version")
+                .contains("nix (Nix)"));
+            if total_bytes == 0 {
+                total_bytes = proxy
+                    .bytes_to_client
+                    .load(std::sync::atomic::Ordering::SeqCst);
+            }
+            tf.destroy();
+        }
+
+        // Cut every connection halfway through what a bootstrap sends.
+        fresh.reset();
+        let proxy = Proxy::start(&format!("{}:22", fresh.address()));
+        proxy
+            .cut_after
+            .store(total_bytes / 2, std::sync::atomic::Ordering::SeqCst);
+        let tf = Tf::new(&version);
+        let nix = format!(
+            "install = \"official\"\n    installer_url = {}\n    daemon_restart_command = {restart}",
+            hcl(installers["official"].as_str().unwrap())
+        );
+        tf.write(&single_builder("127.0.0.1", proxy.port, &nix, "keep"));
+        let text = tf.fails(&["apply", "-auto-approve", "-no-color"]);
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("failed at step") || flat.contains("SSH session failed"),
+            "unclear error after a cut: {text}"
+        );
+        assert!(
+            flat.contains(&format!("127.0.0.1:{}", proxy.port)),
+            "the error does not name the host: {text}"
+        );
+        assert!(!flat.contains("panicked"), "{text}");
+        // The next apply resumes and converges.
+        proxy
+            .cut_after
+            .store(u64::MAX, std::sync::atomic::Ordering::SeqCst);
+        tf.apply();
+        tf.assert_no_changes();
+        assert!(fresh
+            .exec("/nix/var/nix/profiles/default/bin/nix --version")
+            .contains("nix (Nix)"));
+
+        // The host goes down: refresh warns and keeps the state, destroy (keep) works.
+        proxy.stop();
+        let (code, plan) = tf.plan_exit_code();
+        assert_eq!(code, 0, "a dead host must not plan changes: {plan}");
+        assert!(
+            plan.contains("unreachable; keeping the last known state"),
+            "{plan}"
+        );
+        tf.destroy();
+        assert!(tf.ok(&["state", "list"]).trim().is_empty());
+    }
+}
+
+/// Import by `user@host:port`: the arguments are read back from the host, so
+/// the plan shows no change apart from the documented how-to arguments.
+#[test]
+fn import_reads_the_builder_back() {
+    let w = world();
+    let _h3 = exclusive("h3");
+    let h3 = w.host("h3");
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let (_, client_pub) = keypair(tf.dir.path(), "client");
+        let config = format!(
+            r#"{provider}
+resource "nixbuild_builder" "b" {{
+  host       = {host}
+  on_destroy = "clean"
+  nix {{
+    install                = "none"
+    max_jobs               = 3
+    extra_platforms        = ["i686-linux"]
+    trusted_users          = ["deploy"]
+    extra_config           = "keep-outputs = true"
+    daemon_restart_command = {restart}
+  }}
+  build_user {{
+    authorized_keys = [{client_pub}]
+  }}
+}}
+"#,
+            provider = provider_config(""),
+            host = hcl(&h3.address()),
+            restart = hcl(&restart_command("h3")),
+            client_pub = hcl(&client_pub),
+        );
+        tf.write(&config);
+        tf.apply();
+        tf.assert_no_changes();
+
+        let imported = Tf::new(&version);
+        imported.write(&config);
+        imported.ok(&[
+            "import",
+            "-no-color",
+            "nixbuild_builder.b",
+            &format!("root@{}:22", h3.address()),
+        ]);
+        imported.ok(&["plan", "-no-color", "-out", "import.plan"]);
+        let plan: serde_json::Value =
+            serde_json::from_str(&imported.ok(&["show", "-json", "import.plan"])).unwrap();
+        let change = &plan["resource_changes"][0]["change"];
+        let (before, after) = (&change["before"], &change["after"]);
+        // The documented how-to arguments, which cannot be read from a host.
+        let how_to = ["install", "daemon_restart_command", "on_destroy"];
+        let mut differing = Vec::new();
+        diff_paths("", before, after, &mut differing);
+        let unexpected: Vec<&String> = differing
+            .iter()
+            .filter(|p| !how_to.iter().any(|h| p.ends_with(h)))
+            .collect();
+        assert!(
+            unexpected.is_empty(),
+            "import left differences beyond {how_to:?}: {unexpected:?}\n{change}"
+        );
+        assert_eq!(
+            before["build_user"][0]["authorized_keys"],
+            serde_json::json!([client_pub])
+        );
+        assert_eq!(before["nix"][0]["max_jobs"], 3);
+        assert_eq!(before["host_key"], h3.host_key().as_str());
+        imported.apply();
+        imported.assert_no_changes();
+        imported.ok(&["state", "rm", "nixbuild_builder.b"]);
+        tf.destroy();
+    }
+}
+
+fn diff_paths(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for key in x.keys().chain(y.keys()) {
+                let path = format!("{prefix}.{key}");
+                if !out.contains(&path) {
+                    diff_paths(
+                        &path,
+                        x.get(key).unwrap_or(&Value::Null),
+                        y.get(key).unwrap_or(&Value::Null),
+                        out,
+                    );
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                diff_paths(&format!("{prefix}[{i}]"), p, q, out);
+            }
+        }
+        _ if a != b => out.push(prefix.to_string()),
+        _ => {}
+    }
+}

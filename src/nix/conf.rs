@@ -22,6 +22,10 @@ pub struct ManagedConf {
     pub substituters: Vec<String>,
     pub trusted_public_keys: Vec<String>,
     pub extra_config: Option<String>,
+    /// The Cachix cache whose substituter and key are the last entries of
+    /// `substituters` / `trusted_public_keys` (recorded so import can tell
+    /// them apart from the user's own).
+    pub cachix_cache: Option<String>,
 }
 
 impl ManagedConf {
@@ -33,6 +37,9 @@ impl ManagedConf {
              # reported as drift and overwritten on the next apply; put your own\n\
              # settings in nix.conf.\n",
         );
+        if let Some(cache) = &self.cachix_cache {
+            out.push_str(&format!("# cachix-cache: {cache}\n"));
+        }
         let mut line = |key: &str, value: String| {
             out.push_str(key);
             out.push_str(" = ");
@@ -79,6 +86,53 @@ impl ManagedConf {
 
     pub fn hash(&self) -> String {
         sha256_hex(self.render().as_bytes())
+    }
+
+    /// Read back a file written by [`render`](Self::render) (for import).
+    /// The build user is the first `extra-trusted-users` entry.
+    pub fn parse(text: &str) -> (Self, Option<String>) {
+        let mut conf = Self::default();
+        let mut build_user = None;
+        let mut extra: Option<String> = None;
+        let words = |v: &str| v.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        for line in text.lines() {
+            if let Some(extra) = extra.as_mut() {
+                extra.push_str(line);
+                extra.push('\n');
+                continue;
+            }
+            if line == "# extra_config" {
+                extra = Some(String::new());
+                continue;
+            }
+            if let Some(cache) = line.strip_prefix("# cachix-cache: ") {
+                conf.cachix_cache = Some(cache.trim().to_string());
+                continue;
+            }
+            let Some((key, value)) = line.split_once(" = ") else {
+                continue;
+            };
+            match key.trim() {
+                "max-jobs" => conf.max_jobs = value.trim().parse().ok(),
+                "cores" => conf.cores = value.trim().parse().ok(),
+                "system-features" => conf.system_features = Some(words(value)),
+                "extra-platforms" => conf.extra_platforms = words(value),
+                "extra-trusted-users" => {
+                    let mut users = words(value);
+                    if !users.is_empty() {
+                        build_user = Some(users.remove(0));
+                    }
+                    conf.trusted_users = users;
+                }
+                "extra-substituters" => conf.substituters = words(value),
+                "extra-trusted-public-keys" => conf.trusted_public_keys = words(value),
+                _ => {}
+            }
+        }
+        // render() ends extra_config with exactly one newline; hand it back as
+        // users usually write it, without.
+        conf.extra_config = extra.map(|e| e.trim_end_matches('\n').to_string());
+        (conf, build_user)
     }
 }
 
@@ -177,6 +231,7 @@ mod tests {
             substituters: vec!["https://mycache.cachix.org".into()],
             trusted_public_keys: vec!["mycache.cachix.org-1:AAAA".into()],
             extra_config: Some("keep-outputs = true\n".into()),
+            cachix_cache: None,
         };
         let text = conf.render();
         assert_eq!(text, conf.render());
@@ -205,6 +260,26 @@ mod tests {
         );
         assert_ne!(conf.hash(), ManagedConf::default().hash());
         assert_eq!(conf.hash().len(), 64);
+    }
+
+    #[test]
+    fn parse_reads_back_render() {
+        let conf = ManagedConf {
+            max_jobs: Some(3),
+            cores: None,
+            system_features: Some(vec!["kvm".into()]),
+            extra_platforms: vec![],
+            trusted_users: vec!["nixbuild".into(), "alice".into()],
+            substituters: vec!["https://a".into(), "https://c.cachix.org".into()],
+            trusted_public_keys: vec!["a-1:K".into(), "c-1:K".into()],
+            extra_config: Some("keep-outputs = true\nkeep-derivations = true".into()),
+            cachix_cache: Some("c".into()),
+        };
+        let (back, user) = ManagedConf::parse(&conf.render());
+        assert_eq!(user.as_deref(), Some("nixbuild"));
+        let mut expected = conf.clone();
+        expected.trusted_users = vec!["alice".into()];
+        assert_eq!(back, expected);
     }
 
     #[test]

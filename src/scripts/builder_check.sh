@@ -2,13 +2,16 @@
 # Report the builder's managed pieces as key=value lines (read-only): managed
 # config hash, nix.conf include, build user and its keys, the watch-store
 # service, and Nix's effective system features.
-# Usage: builder_check.sh BUILD_USER MANAGED_PATH NIX_CONF INCLUDE_LINE UNIT
+# Usage: builder_check.sh BUILD_USER MANAGED_PATH NIX_CONF INCLUDE_LINE UNIT DUMP
+#   DUMP=yes also prints the managed config and authorized_keys (base64), which
+#   import reads the arguments back from.
 set -u
 user=$1
 managed=$2
 conf=$3
 include=$4
 unit=$5
+dump=$6
 PATH="$PATH:/nix/var/nix/profiles/default/bin"
 
 sha() { sha256sum "$1" 2>/dev/null | cut -d' ' -f1; }
@@ -38,4 +41,12 @@ else
 fi
 if command -v nix >/dev/null 2>&1; then
   echo "features=$(nix show-config 2>/dev/null | sed -n 's/^system-features = //p')"
+fi
+if [ "$dump" = yes ]; then
+  if [ -f "$managed" ]; then
+    echo "config_b64=$(base64 <"$managed" | tr -d '\n')"
+  fi
+  if [ -n "${home:-}" ] && [ -f "$home/.ssh/authorized_keys" ]; then
+    echo "keys_b64=$(base64 <"$home/.ssh/authorized_keys" | tr -d '\n')"
+  fi
 fi

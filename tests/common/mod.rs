@@ -356,6 +356,8 @@ pub struct Proxy {
     pub cut_after: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Connections accepted so far.
     pub connections: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Bytes forwarded from the host to the client so far.
+    pub bytes_to_client: std::sync::Arc<std::sync::atomic::AtomicU64>,
     stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -369,10 +371,12 @@ impl Proxy {
         let cut_after = Arc::new(AtomicU64::new(u64::MAX));
         let stopped = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicU64::new(0));
-        let (cut, stop, count, target) = (
+        let bytes_to_client = Arc::new(AtomicU64::new(0));
+        let (cut, stop, count, bytes, target) = (
             cut_after.clone(),
             stopped.clone(),
             connections.clone(),
+            bytes_to_client.clone(),
             target.to_string(),
         );
         std::thread::spawn(move || {
@@ -393,6 +397,7 @@ impl Proxy {
                     let _ = s_write.shutdown(std::net::Shutdown::Write);
                 });
                 let (mut s_read, mut c_write) = (server, client);
+                let bytes = bytes.clone();
                 std::thread::spawn(move || {
                     let mut sent = 0u64;
                     let mut buf = [0u8; 4096];
@@ -406,6 +411,7 @@ impl Proxy {
                             break;
                         }
                         sent += allowed as u64;
+                        bytes.fetch_add(allowed as u64, Ordering::SeqCst);
                         if allowed < n {
                             break;
                         }
@@ -419,6 +425,7 @@ impl Proxy {
             port,
             cut_after,
             connections,
+            bytes_to_client,
             stopped,
         }
     }

@@ -155,6 +155,9 @@ pub struct BuilderPrivate {
     pub token_salt: String,
     #[serde(default)]
     pub token_fingerprint: String,
+    /// Set by import: the next Read takes the arguments from the host.
+    #[serde(default)]
+    pub imported: bool,
 }
 
 fn list(description: &str) -> tf_provider::schema::Attribute {
@@ -559,6 +562,68 @@ impl BuilderState {
             substituters,
             trusted_public_keys: keys,
             extra_config: nix.extra_config.as_option(),
+            cachix_cache: match cachix {
+                Some(_) => self
+                    .cachix
+                    .as_ref_option()
+                    .and_then(|c| c.cache.as_ref_option().cloned()),
+                None => None,
+            },
         })
+    }
+
+    /// Import: take the arguments from what is on the host (the managed config
+    /// and the build user's keys). Arguments that describe *how* to converge
+    /// (install method, restart command, secrets, on_destroy, timeouts) cannot
+    /// be read back; they stay null.
+    pub fn adopt(&mut self, config_text: &str, keys_text: Option<&str>, watch_store: bool) {
+        let (conf, user) = ManagedConf::parse(config_text);
+        let list = |items: &[String]| {
+            if items.is_empty() {
+                Value::Null
+            } else {
+                str_list(items)
+            }
+        };
+        let cachix_entries = usize::from(conf.cachix_cache.is_some());
+        let without_cachix =
+            |items: &[String]| list(&items[..items.len().saturating_sub(cachix_entries)]);
+        self.nix = Value::Value(NixBlock {
+            max_jobs: conf.max_jobs.into(),
+            cores: conf.cores.into(),
+            system_features: conf
+                .system_features
+                .as_deref()
+                .map(str_list)
+                .unwrap_or_default(),
+            extra_platforms: list(&conf.extra_platforms),
+            trusted_users: list(&conf.trusted_users),
+            substituters: without_cachix(&conf.substituters),
+            trusted_public_keys: without_cachix(&conf.trusted_public_keys),
+            extra_config: conf.extra_config.clone().into(),
+            ..Default::default()
+        });
+        let keys: Vec<String> = keys_text
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect();
+        self.build_user = Value::Value(BuildUserBlock {
+            name: user.filter(|u| u != DEFAULT_BUILD_USER).into(),
+            authorized_keys: list(&keys),
+        });
+        self.cachix = match conf.cachix_cache {
+            Some(cache) => Value::Value(CachixBlock {
+                cache: Value::Value(cache),
+                watch_store: if watch_store {
+                    Value::Value(true)
+                } else {
+                    Value::Null
+                },
+                ..Default::default()
+            }),
+            None => Value::Null,
+        };
     }
 }

@@ -43,6 +43,9 @@ pub struct Facts {
     pub user_keys_sha256: String,
     pub unit: String,
     pub features: Vec<String>,
+    /// Only when asked for (import): the managed config and authorized_keys.
+    pub config_text: Option<String>,
+    pub keys_text: Option<String>,
 }
 
 impl Facts {
@@ -65,8 +68,18 @@ impl Facts {
                 .split_whitespace()
                 .map(str::to_string)
                 .collect(),
+            config_text: fields.get("config_b64").and_then(|b| decode_b64(b)),
+            keys_text: fields.get("keys_b64").and_then(|b| decode_b64(b)),
         })
     }
+}
+
+fn decode_b64(text: &str) -> Option<String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 pub struct BuilderResource {
@@ -286,7 +299,7 @@ impl BuilderResource {
         Self::derive(state, &host);
     }
 
-    async fn check(remote: &Remote, state: &BuilderState) -> Result<Facts, SshError> {
+    async fn check(remote: &Remote, state: &BuilderState, dump: bool) -> Result<Facts, SshError> {
         let script = format!(
             "{}\n{}",
             crate::scripts::PROBE,
@@ -303,6 +316,7 @@ impl BuilderResource {
                     NIX_CONF_PATH,
                     INCLUDE_LINE,
                     WATCH_STORE_UNIT,
+                    if dump { "yes" } else { "no" },
                 ],
                 None,
                 true,
@@ -464,7 +478,7 @@ impl BuilderResource {
                 );
                 return None;
             }
-            match Self::check(&remote, &state).await {
+            match Self::check(&remote, &state, false).await {
                 Ok(facts) => Some((remote, facts)),
                 Err(e) => {
                     diags.error(
@@ -613,7 +627,7 @@ impl Resource for BuilderResource {
                 return Some((state, private_state));
             }
         };
-        let facts = match Self::check(&remote, &state).await {
+        let facts = match Self::check(&remote, &state, private.imported).await {
             Ok(facts) => facts,
             Err(e) => {
                 diags.warning(
@@ -626,8 +640,20 @@ impl Resource for BuilderResource {
         };
         let token = Self::token(&configured, &state);
         let mut state = state;
+        let mut private = private;
+        if private.imported {
+            match &facts.config_text {
+                Some(text) => state.adopt(text, facts.keys_text.as_deref(), facts.unit != "absent"),
+                None => diags.warning(
+                    format!("{host} has no managed Nix config"),
+                    "the import found no /etc/nix/nixbuild.conf: the next apply bootstraps the host",
+                    AttributePath::new("host"),
+                ),
+            }
+            private.imported = false;
+        }
         Self::observe(&mut state, &remote, &facts, &private, token.as_deref());
-        Some((state, private_state))
+        Some((state, Value::Value(private)))
     }
 
     async fn plan_create<'a>(
@@ -671,6 +697,7 @@ impl Resource for BuilderResource {
         let private = BuilderPrivate {
             token_salt: new_salt(),
             token_fingerprint: String::new(),
+            imported: false,
         };
         Some((state, Value::Value(private)))
     }
@@ -703,6 +730,7 @@ impl Resource for BuilderResource {
             .unwrap_or_else(|| BuilderPrivate {
                 token_salt: new_salt(),
                 token_fingerprint: String::new(),
+                imported: false,
             });
         Some((state, Value::Value(private), vec![]))
     }
@@ -867,6 +895,7 @@ impl Resource for BuilderResource {
         let private = BuilderPrivate {
             token_salt: new_salt(),
             token_fingerprint: String::new(),
+            imported: true,
         };
         Some((state, Value::Value(private)))
     }
