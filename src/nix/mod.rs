@@ -1,2 +1,6 @@
 //! Nix formats and commands the provider renders or parses locally: the machines
 //! file, `nix.conf` fragments, store paths and narinfo. Nothing here runs Nix.
+
+pub mod build_output;
+pub mod narinfo;
+pub mod store_path;
