@@ -278,7 +278,14 @@ impl Provider for NixbuildProvider {
         &self,
         _diags: &mut Diagnostics,
     ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
-        Some(HashMap::new())
+        let mut resources: HashMap<String, Box<dyn DynamicResource>> = HashMap::new();
+        resources.insert(
+            "cache_push".into(),
+            Box::new(crate::resources::cache_push::CachePushResource::new(
+                self.shared.clone(),
+            )),
+        );
+        Some(resources)
     }
 
     fn get_data_sources(

@@ -1,3 +1,4 @@
 //! One module per resource and data source.
 
+pub mod cache_push;
 pub mod host;
