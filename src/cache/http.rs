@@ -71,8 +71,12 @@ impl HttpError {
     }
 }
 
-/// The provider's HTTP client: rustls, short timeouts, a recognisable agent.
+/// The provider's HTTP client: rustls (ring), short timeouts, a recognisable
+/// agent.
 pub fn client() -> reqwest::Client {
+    // reqwest is built without a crypto provider of its own; ring is the one
+    // tf-provider's gRPC server uses. Err only means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .user_agent(concat!(
             "terraform-provider-nixbuild/",
