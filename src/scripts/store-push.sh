@@ -26,4 +26,7 @@ elif [ -x /nix/var/nix/profiles/default/bin/nix ]; then
 else
   nix=$HOME/.nix-profile/bin/nix
 fi
-"$nix" --extra-experimental-features 'nix-command flakes' copy --to "$uri" "$@"
+# Nix remembers narinfos it has seen (~/.cache/nix/binary-cache-*.sqlite) and
+# would skip a path the cache has since lost: ask the cache afresh.
+"$nix" --extra-experimental-features 'nix-command flakes' copy \
+  --option narinfo-cache-positive-ttl 0 --to "$uri" "$@"
