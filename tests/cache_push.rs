@@ -340,7 +340,7 @@ fn cache_losing_a_path_plans_a_push_of_only_that_path() {
         let out = tf.output("l");
         assert_eq!(out["pushed_paths"], 1, "only the lost path: {out}");
         assert_eq!(out["missing_paths"], 0);
-        assert_eq!(strings(&out["out_paths"]), [app.clone()]);
+        assert_eq!(strings(&out["out_paths"]), std::slice::from_ref(&app));
         assert!(narinfo(&app).is_some(), "the path is back");
         tf.assert_no_changes();
         tf.destroy();
@@ -686,8 +686,9 @@ fn bad_inputs_fail_the_plan_with_attribute_paths() {
     let store = format!("store {{\n    uri = {uri}\n  }}");
     // (name, body, error summary, text of the line Terraform must point at)
     let cases: Vec<(&str, String, &str, &str)> = vec![
-        ("no_destination", format!("source = {src}\n  installables = [\"app\"]"), "No destination", ""),
-        ("two_destinations", format!("source = {src}\n  installables = [\"app\"]\n  {store}\n  cachix {{\n    cache = \"c\"\n  }}"), "Two destinations", ""),
+        // Nothing to point at but the resource itself.
+        ("no_destination", format!("source = {src}\n  installables = [\"app\"]"), "No destination", "resource \"nixbuild_cache_push\" \"no_destination\""),
+        ("two_destinations", format!("source = {src}\n  installables = [\"app\"]\n  {store}\n  cachix {{\n    cache = \"c\"\n  }}"), "Two destinations", "resource \"nixbuild_cache_push\" \"two_destinations\""),
         ("bad_scheme", format!("source = {src}\n  installables = [\"app\"]\n  store {{\n    uri = \"ftp://cache.example.com\"\n  }}"), "Invalid store URI", "uri = \"ftp://cache.example.com\""),
         ("newline_installable", format!("source = {src}\n  installables = [\"app\\nrm -rf /\"]\n  {store}"), "Invalid installable", "installables = ["),
         ("missing_source", format!("source = \"/nonexistent/nbt-flake\"\n  installables = [\"app\"]\n  {store}"), "Invalid source directory", "source = \"/nonexistent/nbt-flake\""),
@@ -695,7 +696,7 @@ fn bad_inputs_fail_the_plan_with_attribute_paths() {
         ("dot_hash_installable", format!("source = {src}\n  installables = [\".#app\"]\n  {store}"), "Invalid installable", "installables = [\".#app\"]"),
         ("empty_installables", format!("source = {src}\n  installables = []\n  {store}"), "No installables", "installables = []"),
         ("bad_public_url", format!("source = {src}\n  installables = [\"app\"]\n  store {{\n    uri = \"file:///tmp/c\"\n    public_url = \"s3://bucket\"\n  }}"), "Invalid public_url", "public_url = \"s3://bucket\""),
-        ("bad_secret_key", format!("source = {src}\n  installables = [\"app\"]\n  store {{\n    uri = {uri}\n    secret_key = \"not-a-key\"\n  }}"), "Invalid secret_key", ""),
+        ("bad_secret_key", format!("source = {src}\n  installables = [\"app\"]\n  store {{\n    uri = {uri}\n    secret_key = \"not-a-key\"\n  }}"), "Invalid secret_key", "secret_key = \"not-a-key\""),
         ("bad_cachix_name", format!("source = {src}\n  installables = [\"app\"]\n  cachix {{\n    cache = \"Not A Cache\"\n  }}"), "Invalid Cachix cache name", "cache = \"Not A Cache\""),
         ("bad_timeout", format!("source = {src}\n  installables = [\"app\"]\n  {store}\n  timeouts {{\n    create = \"soon\"\n  }}"), "Invalid timeout", "create = \"soon\""),
         ("flake_with_fragment", format!("flake = \"github:o/r#app\"\n  installables = [\"app\"]\n  {store}"), "Invalid flake reference", "flake = \"github:o/r#app\""),
@@ -713,6 +714,9 @@ fn bad_inputs_fail_the_plan_with_attribute_paths() {
         tf.write(&config);
         let text = tf.fails(&["plan", "-no-color"]);
         let blocks: Vec<&str> = text.split("Error: ").skip(1).collect();
+        if std::env::var_os("NBT_SHOW").is_some() {
+            eprintln!("{text}");
+        }
         for (name, _, summary, line) in &cases {
             let block = blocks
                 .iter()

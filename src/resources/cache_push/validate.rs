@@ -173,7 +173,7 @@ pub fn validate(config: &CachePushState, diags: &mut Diagnostics) {
         (Value::Value(_), Value::Value(_)) => diags.error(
             "Two destinations",
             "Set either a `store` block or a `cachix` block, not both",
-            AttributePath::new("cachix"),
+            AttributePath::new("cachix").index(0),
         ),
         _ => {}
     }
