@@ -1,3 +1,9 @@
+variable "cache_secret_key" {
+  description = "Binary-cache secret key (name:base64), e.g. from a secret store"
+  type        = string
+  sensitive   = true
+}
+
 # Build two packages of a pinned flake on a builder and push their closures to
 # an S3 binary cache, signed; presence is checked at the bucket's website.
 resource "nixbuild_cache_push" "release" {

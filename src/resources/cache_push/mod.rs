@@ -682,3 +682,34 @@ impl Resource for CachePushResource {
         Some(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secrets(token: &str) -> Vec<(&'static str, Option<String>)> {
+        vec![
+            ("cachix_auth_token", Some(token.to_string())),
+            ("cachix_signing_key", None),
+        ]
+    }
+
+    /// The fingerprint notices a rotated token, is stable otherwise, and does
+    /// not contain the token.
+    #[test]
+    fn fingerprint_detects_rotation_without_holding_the_secret() {
+        let salt = push::random_salt();
+        assert_eq!(salt.len(), 32);
+        assert_ne!(salt, push::random_salt());
+        let a = fingerprint(&salt, &secrets("token-one"));
+        assert_eq!(a, fingerprint(&salt, &secrets("token-one")));
+        assert_ne!(a, fingerprint(&salt, &secrets("token-two")));
+        assert_ne!(a, fingerprint(&push::random_salt(), &secrets("token-one")));
+        // Unset differs from empty.
+        assert_ne!(
+            fingerprint(&salt, &[("k", None)]),
+            fingerprint(&salt, &[("k", Some(String::new()))])
+        );
+        assert!(!a.contains("token-one"));
+    }
+}
