@@ -262,7 +262,8 @@ fn push_from_a_git_http_flake() {
     for version in terraform_versions() {
         let tf = Tf::new(&version);
         let flake = fixture(tf.dir.path(), &salt("git", &version));
-        let reference = publish_git(&flake, &format!("nbt-{}", hash_of_text(&flake)));
+        let repo = format!("nbt-{}", hash_of_text(&flake));
+        let reference = publish_git(&flake, &repo);
         let (sk, pk) = signing_key("nbt-git-1");
         tf.write(&format!(
             "{}{}",
@@ -292,6 +293,8 @@ fn push_from_a_git_http_flake() {
         assert!(out["source_hash"].is_null());
         tf.assert_no_changes();
         tf.destroy();
+        let www = world().json["cache"]["www_dir"].as_str().unwrap();
+        let _ = std::fs::remove_dir_all(Path::new(www).join(format!("{repo}.git")));
     }
 }
 
