@@ -34,6 +34,7 @@ lint:
 ## bench: time a nixbuild_host read through Terraform against plain ssh
 bench: world
 	bash bench/host_read.sh
+	bash bench/cache_push.sh
 
 clean:
 	$(CARGO) clean

@@ -8,4 +8,5 @@ pub mod provider;
 pub mod resources;
 pub mod schema;
 pub mod scripts;
+pub mod secrets;
 pub mod ssh;

@@ -303,6 +303,12 @@ impl Provider for NixbuildProvider {
                 self.shared.clone(),
             )),
         );
+        resources.insert(
+            "cache_push".into(),
+            Box::new(crate::resources::cache_push::CachePushResource::new(
+                self.shared.clone(),
+            )),
+        );
         Some(resources)
     }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stops everything scripts/testworld/up.sh started: every process in the test
-# hosts' mount namespaces (sshd, sessions, nix-daemon and its supervisor), the
-# systemd container "sd", the Cachix API stand-in and the binary-cache nginx.
+# hosts' mount namespaces (sshd, sessions, nix-daemon and its supervisor; also
+# the benchmark-only hosts b1..bN), the systemd container "sd", the Cachix API
+# stand-in and the binary-cache nginx.
 # Keeps keys and the Terraform installs.
 # --purge also deletes the host roots (etc/home/root/nix copies, sd's live
 # rootfs), logs, the cache contents, www/, the Cachix stand-in's caches,
@@ -32,7 +33,12 @@ listeners() {
     grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u || true
 }
 
-for name in "${HOST_NAMES[@]}"; do
+# Plus the benchmark-only hosts b1..bN that up.sh ever set up.
+names=("${HOST_NAMES[@]}")
+for ((i = 1; i <= BENCH_HOST_MAX; i++)); do
+  if [ -d "$(host_dir "b$i")" ]; then names+=("b$i"); fi
+done
+for name in "${names[@]}"; do
   dir=$(host_dir "$name")
   [ -d "$dir" ] || continue
   kill_pidfile "$dir/nix-supervisor.pid"

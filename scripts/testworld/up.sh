@@ -16,6 +16,13 @@
 #     (scripts/testworld/sd.sh, sd-exec.sh, reset-host.sh sd)
 #   - the Cachix API stand-in (tests/standins/cachix_api.py) on 127.0.0.1:8751
 #     and the cachix CLI stand-in as /usr/local/bin/cachix on h1-h3 and sd
+#   - only with NIXBUILD_BENCH_HOSTS=N (1..19, for benchmarks): b1..bN on
+#     127.0.0.31.. set up exactly like h1..h3, listed in world.json under
+#     "bench_hosts" (without the variable they are neither started nor listed;
+#     running ones are left alone; down.sh stops them). With
+#     NIXBUILD_BENCH_ONLY=1 as well, only the bench hosts are set up, in a
+#     world that is already up: nothing else is checked, reset or restarted
+#     (e.g. h1..h3's nix.conf), and world.json/known_hosts only gain them.
 # Runs install.sh first unless NIXBUILD_SKIP_INSTALL=1; NIXBUILD_VERIFY=1
 # re-runs the end-to-end host checks even for reused hosts. Run as root.
 set -euo pipefail
@@ -81,6 +88,13 @@ esac
 
 [ "$(id -u)" = 0 ] || die "must run as root"
 
+BENCH_HOST_NAMES=()
+bench_count=${NIXBUILD_BENCH_HOSTS:-0}
+if ! [[ $bench_count =~ ^[0-9]+$ ]] || [ "$bench_count" -gt "$BENCH_HOST_MAX" ]; then
+  die "NIXBUILD_BENCH_HOSTS must be a number from 0 to $BENCH_HOST_MAX (got '$bench_count')"
+fi
+for ((i = 1; i <= bench_count; i++)); do BENCH_HOST_NAMES+=("b$i"); done
+
 # The hosts' namespaces replace these directories, so the world must live elsewhere.
 mkdir -p "$WORLD"
 WORLD=$(cd "$WORLD" && pwd -P)
@@ -92,7 +106,16 @@ esac
 exec 8>"$WORLD/.lock"
 flock 8
 
-if [ "${NIXBUILD_SKIP_INSTALL:-}" != 1 ]; then
+BENCH_ONLY=""
+if [ "${NIXBUILD_BENCH_ONLY:-}" = 1 ]; then
+  [ "$bench_count" -gt 0 ] || die "NIXBUILD_BENCH_ONLY=1 needs NIXBUILD_BENCH_HOSTS=N"
+  for f in world.json known_hosts keys/authorized_keys; do
+    [ -s "$WORLD/$f" ] || die "NIXBUILD_BENCH_ONLY=1 needs a world that is up (no $WORLD/$f: run up.sh first)"
+  done
+  BENCH_ONLY=1
+fi
+
+if [ "${NIXBUILD_SKIP_INSTALL:-}" != 1 ] && [ -z "$BENCH_ONLY" ]; then
   bash "$TESTWORLD_DIR/install.sh" 8>&-
 fi
 
@@ -642,18 +665,26 @@ verify_sd() {
 
 write_world_json() {
   local args=() name
-  for name in "${HOST_NAMES[@]}"; do
-    args+=("$name" "${HOST_ADDR[$name]}" "$(awk '{print $1" "$2}' "$(host_root "$name")/etc/ssh/ssh_host_ed25519_key.pub")")
+  if [ -z "$BENCH_ONLY" ]; then
+    for name in "${HOST_NAMES[@]}"; do
+      args+=("$name" "${HOST_ADDR[$name]}" "$(awk '{print $1" "$2}' "$(host_root "$name")/etc/ssh/ssh_host_ed25519_key.pub")")
+    done
+    args+=("$SD_NAME" "$SD_ADDR" "$(awk '{print $1" "$2}' "$(sd_pristine)/etc/ssh/ssh_host_ed25519_key.pub")")
+  fi
+  for name in "${BENCH_HOST_NAMES[@]}"; do
+    args+=("bench:$name" "${HOST_ADDR[$name]}" "$(awk '{print $1" "$2}' "$(host_root "$name")/etc/ssh/ssh_host_ed25519_key.pub")")
   done
-  args+=("$SD_NAME" "$SD_ADDR" "$(awk '{print $1" "$2}' "$(sd_pristine)/etc/ssh/ssh_host_ed25519_key.pub")")
   python3 - "$WORLD" "$KEY_PASSPHRASE" "$CACHE_URL" "$CACHIX_API_URL" "$CACHIX_TEST_TOKEN" \
-    "$(sd_rootfs)" "$(sd_pristine)" "$INSTALLER_TARBALL" "${args[@]}" <<'EOF'
+    "$(sd_rootfs)" "$(sd_pristine)" "$INSTALLER_TARBALL" "$BENCH_ONLY" "${args[@]}" <<'EOF'
 import json, os, sys
-world, passphrase, cache_url, cachix_url, cachix_token, sd_root, sd_pristine, tarball = sys.argv[1:9]
-rest = sys.argv[9:]
+world, passphrase, cache_url, cachix_url, cachix_token, sd_root, sd_pristine, tarball, bench_only = sys.argv[1:10]
+rest = sys.argv[10:]
 hosts = {}
+bench_hosts = {}
 for i in range(0, len(rest), 3):
     name, addr, key = rest[i:i + 3]
+    bench = name.startswith("bench:")
+    name = name.removeprefix("bench:")
     d = f"{world}/hosts/{name}"
     nix = name not in ("bare", "fresh", "sd")
     h = {
@@ -675,7 +706,7 @@ for i in range(0, len(rest), 3):
         h.update({"sshd_pid_file": None, "root": sd_root, "pristine_root": sd_pristine,
                   "console_log": f"{d}/console.log", "nspawn_pid_file": f"{d}/nspawn.pid",
                   "daemon_restart_command": "systemctl restart nix-daemon"})
-    hosts[name] = h
+    (bench_hosts if bench else hosts)[name] = h
 caches = {}
 for name in ("public-cache", "private-cache"):
     with open(f"{world}/cachix-api/caches/{name}.json") as f:
@@ -709,6 +740,14 @@ doc = {
         "caches": caches,
     },
 }
+if bench_only:
+    # Only the bench hosts were set up: keep the rest of the world as written.
+    with open(f"{world}/world.json") as f:
+        doc = json.load(f)
+    doc.pop("bench_hosts", None)
+if bench_hosts:
+    # Only with NIXBUILD_BENCH_HOSTS (benchmark-only hosts, like h1..h3).
+    doc["bench_hosts"] = bench_hosts
 tmp = f"{world}/world.json.tmp"
 with open(tmp, "w") as f:
     json.dump(doc, f, indent=2)
@@ -720,21 +759,30 @@ EOF
 ########################################################################
 # Main
 
-ensure_keys
-ensure_cache
-{ [ -n "$STANDINS_DIR" ] && [ -f "$STANDINS_DIR/cachix_api.py" ]; } || die "tests/standins not found next to scripts/testworld"
-ensure_cachix_files
-ensure_cachix_api
-install_cachix_cli
-ensure_installers
-# Boots in the background while the other hosts are checked.
-ensure_sd_started
+if [ -z "$BENCH_ONLY" ]; then
+  ensure_keys
+  ensure_cache
+  { [ -n "$STANDINS_DIR" ] && [ -f "$STANDINS_DIR/cachix_api.py" ]; } || die "tests/standins not found next to scripts/testworld"
+  ensure_cachix_files
+  ensure_cachix_api
+  install_cachix_cli
+  ensure_installers
+  # Boots in the background while the other hosts are checked.
+  ensure_sd_started
+  SETUP_HOSTS=("${HOST_NAMES[@]}" "${BENCH_HOST_NAMES[@]}")
+  known=""
+else
+  SETUP_HOSTS=("${BENCH_HOST_NAMES[@]}")
+  # Keep every known_hosts line but those of bench hosts (rewritten below).
+  skip=""
+  for ((i = 1; i <= BENCH_HOST_MAX; i++)); do skip+=" ${HOST_ADDR[b$i]}"; done
+  known=$(awk -v skip="$skip" 'BEGIN { n = split(skip, a, " "); for (i = 1; i <= n; i++) s[a[i]] = 1 } !($1 in s)' "$WORLD/known_hosts")$'\n'
+fi
 
 NIX_CONF_CHANGED=""
 STARTED=()
 FRESH_SNAPSHOT=""
-known=""
-for name in "${HOST_NAMES[@]}"; do
+for name in "${SETUP_HOSTS[@]}"; do
   if [ "$name" = fresh ] && [ "$(cat "$(fresh_pristine)/.stamp" 2>/dev/null)" != "$(fresh_stamp)" ]; then
     log "fresh: building from scratch (new or changed config)"
     stop_host fresh
@@ -769,17 +817,20 @@ for name in "${HOST_NAMES[@]}"; do
   fi
   setup_users "$name"
 done
-known+="$SD_ADDR $(awk '{print $1" "$2}' "$(sd_pristine)/etc/ssh/ssh_host_ed25519_key.pub")"$'\n'
+[ -n "$BENCH_ONLY" ] || known+="$SD_ADDR $(awk '{print $1" "$2}' "$(sd_pristine)/etc/ssh/ssh_host_ed25519_key.pub")"$'\n'
 printf '%s' "$known" >"$WORLD/known_hosts.tmp"
 mv -f "$WORLD/known_hosts.tmp" "$WORLD/known_hosts"
 
 if [ "${NIXBUILD_VERIFY:-}" = 1 ]; then
-  STARTED=("${HOST_NAMES[@]}")
+  STARTED=("${SETUP_HOSTS[@]}")
 fi
+# The world-wide check runs on h1: not when only bench hosts were (re)started.
+world_check=$CACHE_STARTED
 for name in "${STARTED[@]}"; do
   verify_host "$name"
+  is_bench_host "$name" || world_check=1
 done
-if [ ${#STARTED[@]} -gt 0 ] || [ -n "$CACHE_STARTED" ]; then
+if [ -n "$world_check" ]; then
   verify_world
 fi
 [ -z "$FRESH_SNAPSHOT" ] || fresh_snapshot
@@ -787,7 +838,7 @@ fi
 if [ -n "$SD_STARTED" ]; then
   sd_wait 120
 fi
-if [ -n "$SD_STARTED" ] || [ "${NIXBUILD_VERIFY:-}" = 1 ]; then
+if [ -n "$SD_STARTED" ] || { [ "${NIXBUILD_VERIFY:-}" = 1 ] && [ -z "$BENCH_ONLY" ]; }; then
   verify_sd
 fi
 

@@ -1,3 +1,5 @@
 //! Binary-cache destinations (Cachix and anything `nix copy --to` writes) and
 //! their HTTP presence checks.
-pub mod cachix_api;
+pub mod cachix;
+pub mod http;
+pub mod store;

@@ -1,4 +1,7 @@
 //! Nix formats and commands the provider renders or parses locally: the machines
 //! file, `nix.conf` fragments, store paths and narinfo. Nothing here runs Nix.
+pub mod build_output;
 pub mod conf;
 pub mod machines;
+pub mod narinfo;
+pub mod store_path;

@@ -1,5 +1,6 @@
 //! One module per resource and data source.
 
 pub mod builder;
+pub mod cache_push;
 pub mod host;
 pub mod machines_file;

@@ -39,3 +39,17 @@ pub const FILE_READ: &str = include_str!("file_read.sh");
 /// Remove a file if its SHA-256 is still the given one: `file_remove.sh PATH SHA256`
 /// (prints `removed`, `missing` or `changed`).
 pub const FILE_REMOVE: &str = include_str!("file_remove.sh");
+
+/// `nix` with flakes enabled, wherever Nix is installed: `nix.sh ARGS...`.
+pub const NIX: &str = include_str!("nix.sh");
+
+/// `nix copy --to URI`, signing with a 0600 key file it removes afterwards:
+/// `store-push.sh URI KEYFILE PATH...`.
+pub const STORE_PUSH: &str = include_str!("store-push.sh");
+
+/// `cachix push NAME` with paths on stdin and credentials from a 0600 file:
+/// `cachix-push.sh CREDENTIALS_FILE NAME`.
+pub const CACHIX_PUSH: &str = include_str!("cachix-push.sh");
+
+/// Content-addressed `source` trees: `source.sh has|unpack HASH`.
+pub const SOURCE: &str = include_str!("source.sh");

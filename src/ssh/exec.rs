@@ -128,6 +128,7 @@ impl Remote {
             .acquire()
             .await
             .map_err(|_| session_error("the provider is shutting down".into()))?;
+        tracing::info!(host = %host, step, "start");
         tracing::debug!(host = %host, step, "run: {command}");
         let channel = self
             .conn

@@ -7,7 +7,7 @@ use tf_provider::schema::{AttributeType, NestedBlock, Schema};
 use tf_provider::value::{self, Value};
 use tf_provider::{AttributePath, Diagnostics};
 
-use crate::cache::cachix_api::check_cache_name;
+use crate::cache::cachix::valid_cache_name;
 use crate::nix::conf::{
     check_feature, check_public_key, check_substituter, check_system, ManagedConf,
 };
@@ -432,8 +432,14 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
     if let Value::Value(cachix) = &config.cachix {
         let at = |name: &'static str| AttributePath::new("cachix").index(0).attribute(name);
         if let Value::Value(cache) = &cachix.cache {
-            if let Err(e) = check_cache_name(cache) {
-                diags.error("Invalid Cachix cache name", e, at("cache"));
+            if !valid_cache_name(cache) {
+                diags.error(
+                    "Invalid Cachix cache name",
+                    format!(
+                        "`{cache}` is not a Cachix cache name (lowercase letters, digits and `-`)"
+                    ),
+                    at("cache"),
+                );
             }
         }
         if let Value::Value(key) = &cachix.public_key {

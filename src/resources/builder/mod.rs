@@ -7,7 +7,6 @@
 pub mod config;
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -15,7 +14,7 @@ use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
-use crate::cache::cachix_api;
+use crate::cache::cachix::CachixApi;
 use crate::nix::conf::{sha256_hex, INCLUDE_LINE, MANAGED_CONF_PATH, NIX_CONF_PATH};
 use crate::provider::{Configured, Shared};
 use crate::resources::host::Probe;
@@ -137,7 +136,14 @@ impl BuilderResource {
             return Some(CachixTarget::Unknown);
         }
         let token = Self::token(configured, state);
-        match cachix_api::cache_info(&configured.cachix.api_url, cache, token.as_deref()).await {
+        match CachixApi::new(
+            crate::cache::http::client(),
+            &configured.cachix.api_url,
+            token.as_deref(),
+        )
+        .cache(cache)
+        .await
+        {
             Ok(info) => {
                 match info.public_signing_keys.first() {
                     Some(key) => {
@@ -534,27 +540,16 @@ impl BuilderResource {
     }
 }
 
-/// Salted fingerprint of a secret: enough to notice a rotation, useless to
-/// recover the secret.
-fn fingerprint(salt: &str, secret: &str) -> String {
-    if secret.is_empty() {
+/// Fingerprint of the Cachix token, keyed by the resource's salt.
+fn fingerprint(salt: &str, token: &str) -> String {
+    if token.is_empty() {
         return String::new();
     }
-    sha256_hex(format!("{salt}:{secret}").as_bytes())
+    crate::secrets::fingerprint(salt, &[("cachix_auth_token", Some(token.to_string()))])
 }
 
 fn new_salt() -> String {
-    let random = std::collections::hash_map::RandomState::new();
-    let mut a = random.build_hasher();
-    a.write_u64(std::process::id() as u64);
-    let mut b = std::collections::hash_map::RandomState::new().build_hasher();
-    b.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    format!("{:016x}{:016x}", a.finish(), b.finish())
+    crate::secrets::random_salt()
 }
 
 /// `user@host:port` → (user, host, port).

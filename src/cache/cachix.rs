@@ -1,0 +1,189 @@
+//! The Cachix destination: the Cachix API (`GET /cache/{name}` for the cache's
+//! URI, `POST /cache/{name}/narinfo` for the hashes it lacks) and the push
+//! itself, which runs the `cachix` CLI on the builder with the paths on stdin
+//! and the credentials in that one process's environment, read from a 0600
+//! file (see `scripts/cachix-push.sh`). Tokens never reach a command line, a
+//! log line or the Terraform state.
+
+use serde::Deserialize;
+
+use super::http::{unreachable, HttpAuth, HttpError};
+
+/// What `GET /cache/{name}` says about a cache (the fields the provider uses).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct CacheInfo {
+    pub uri: String,
+    #[serde(rename = "isPublic", default)]
+    pub is_public: bool,
+    #[serde(rename = "publicSigningKeys", default)]
+    pub public_signing_keys: Vec<String>,
+}
+
+/// Whether `name` can be a Cachix cache name (lowercase letters, digits, `-`).
+pub fn valid_cache_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+}
+
+/// A client of the Cachix API at `api_url` (e.g. `https://cachix.org/api/v1`).
+#[derive(Clone, Debug)]
+pub struct CachixApi {
+    client: reqwest::Client,
+    api_url: String,
+    auth: HttpAuth,
+}
+
+impl CachixApi {
+    pub fn new(client: reqwest::Client, api_url: &str, token: Option<&str>) -> Self {
+        Self {
+            client,
+            api_url: api_url.trim_end_matches('/').to_string(),
+            auth: token.map_or(HttpAuth::None, |t| HttpAuth::Bearer(t.to_string())),
+        }
+    }
+
+    /// The bearer credentials, for narinfo checks against a private cache.
+    pub fn auth(&self) -> &HttpAuth {
+        &self.auth
+    }
+
+    fn status_error(url: String, status: u16, body: &str) -> HttpError {
+        match status {
+            401 | 403 => HttpError::Denied { url, status },
+            500..=599 => HttpError::Unreachable {
+                url,
+                reason: format!("server error {status}"),
+            },
+            _ => HttpError::Unexpected {
+                url,
+                status,
+                reason: body.trim().chars().take(300).collect(),
+            },
+        }
+    }
+
+    /// `GET /cache/{name}`.
+    pub async fn cache(&self, name: &str) -> Result<CacheInfo, HttpError> {
+        let url = format!("{}/cache/{name}", self.api_url);
+        let response = self
+            .auth
+            .apply(self.client.get(&url))
+            .send()
+            .await
+            .map_err(|e| unreachable(&url, &e))?;
+        let status = response.status().as_u16();
+        let body = response.text().await.map_err(|e| unreachable(&url, &e))?;
+        if status != 200 {
+            return Err(Self::status_error(url, status, &body));
+        }
+        serde_json::from_str(&body).map_err(|e| HttpError::Unexpected {
+            url,
+            status,
+            reason: format!("not a Cachix cache description: {e}"),
+        })
+    }
+
+    /// `POST /cache/{name}/narinfo` with store-path hashes: the ones the cache
+    /// lacks.
+    pub async fn missing(&self, name: &str, hashes: &[String]) -> Result<Vec<String>, HttpError> {
+        let url = format!("{}/cache/{name}/narinfo", self.api_url);
+        let response = self
+            .auth
+            .apply(self.client.post(&url))
+            .json(hashes)
+            .send()
+            .await
+            .map_err(|e| unreachable(&url, &e))?;
+        let status = response.status().as_u16();
+        let body = response.text().await.map_err(|e| unreachable(&url, &e))?;
+        if status != 200 {
+            return Err(Self::status_error(url, status, &body));
+        }
+        let missing: Vec<String> =
+            serde_json::from_str(&body).map_err(|e| HttpError::Unexpected {
+                url: url.clone(),
+                status,
+                reason: format!("not a JSON list of hashes: {e}"),
+            })?;
+        // Keep the caller's order and ignore anything it did not ask about.
+        Ok(hashes
+            .iter()
+            .filter(|h| missing.contains(h))
+            .cloned()
+            .collect())
+    }
+}
+
+/// The content of the 0600 credentials file `cachix-push.sh` reads: one
+/// `NAME=value` line per credential that is set. Values hold no newline
+/// (checked at plan time).
+pub fn credentials_file(auth_token: Option<&str>, signing_key: Option<&str>) -> String {
+    let mut text = String::new();
+    if let Some(token) = auth_token {
+        text.push_str(&format!("CACHIX_AUTH_TOKEN={token}\n"));
+    }
+    if let Some(key) = signing_key {
+        text.push_str(&format!("CACHIX_SIGNING_KEY={key}\n"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_names() {
+        for ok in ["public-cache", "nixbuild", "a1"] {
+            assert!(valid_cache_name(ok), "{ok}");
+        }
+        for bad in ["", "Upper", "with space", "-lead", "a/b", "a\nb", "é"] {
+            assert!(!valid_cache_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parses_the_cache_description() {
+        let info: CacheInfo = serde_json::from_str(
+            r#"{"name":"public-cache","uri":"https://public-cache.cachix.org","isPublic":true,"publicSigningKeys":["public-cache-1:abc="],"githubUsername":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(info.uri, "https://public-cache.cachix.org");
+        assert!(info.is_public);
+        assert_eq!(info.public_signing_keys, ["public-cache-1:abc="]);
+    }
+
+    /// The credentials file, read back by the real script's parser under
+    /// /bin/sh, yields exactly the values (a token with shell syntax stays
+    /// inert).
+    #[test]
+    fn credentials_file_round_trips_through_the_script_parser() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("creds");
+        let token = "tok'$(touch pwned)\"`x` ;&";
+        std::fs::write(&file, credentials_file(Some(token), Some("key:abc="))).unwrap();
+        let script = format!(
+            "{}\nread_credentials \"$1\"\nprintf '%s|%s' \"$auth_token\" \"$signing_key\"",
+            crate::scripts::CACHIX_PUSH
+                .split("# --- main ---")
+                .next()
+                .unwrap()
+        );
+        let out = std::process::Command::new("/bin/sh")
+            .current_dir(dir.path())
+            .args(["-c", &script, "sh", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            format!("{token}|key:abc=")
+        );
+        assert!(!dir.path().join("pwned").exists());
+        assert!(!file.exists(), "the credentials file must be removed");
+    }
+}

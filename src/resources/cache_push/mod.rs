@@ -1,0 +1,665 @@
+//! Resource `nixbuild_cache_push`: build flake installables on a builder and
+//! upload their closure to a binary cache (any `nix copy --to` store, or
+//! Cachix through its CLI), skipping what the cache already has.
+//!
+//! - [`validate`]: plan-time checks of every argument;
+//! - [`source`]: the local `source` tree, its content hash and tar stream;
+//! - [`push`]: the remote steps of one push.
+//!
+//! Read asks the cache for each out path's narinfo over HTTP; a lost path sets
+//! `missing_paths`, which plans an in-place update that pushes again. Destroy
+//! only forgets the push: nothing is deleted from the cache. Secrets (signing
+//! keys, Cachix tokens) are sensitive, travel to the builder in 0600 files and
+//! are represented in private state only by a salted HMAC, to notice rotation.
+
+mod push;
+pub mod source;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tf_provider::schema::{AttributeConstraint, AttributeType, NestedBlock, Schema};
+use tf_provider::value::{self, Value, ValueEmpty};
+use tf_provider::{AttributePath, Diagnostics, Resource};
+
+use crate::cache::cachix::CachixApi;
+use crate::cache::http::{self, HttpAuth, HttpCache};
+use crate::cache::store;
+use crate::provider::{Configured, Shared};
+use crate::schema::{
+    attribute, block, computed, optional_string, required_string, sensitive, ssh_block,
+};
+use crate::ssh::SshBlock;
+
+pub use validate::{check_flake_ref, check_installable};
+
+/// Default `timeouts.create` / `timeouts.update`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+type Strings = Value<Vec<Value<String>>>;
+
+#[derive(Serialize, Deserialize, Clone, Default, PartialEq)]
+pub struct StoreDest {
+    #[serde(default)]
+    pub uri: Value<String>,
+    #[serde(default)]
+    pub secret_key: Value<String>,
+    #[serde(default)]
+    pub public_url: Value<String>,
+    #[serde(default)]
+    pub netrc_file: Value<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Default, PartialEq)]
+pub struct CachixDest {
+    #[serde(default)]
+    pub cache: Value<String>,
+    #[serde(default)]
+    pub auth_token: Value<String>,
+    #[serde(default)]
+    pub signing_key: Value<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Default, PartialEq)]
+pub struct Timeouts {
+    #[serde(default)]
+    pub create: Value<String>,
+    #[serde(default)]
+    pub update: Value<String>,
+    #[serde(default)]
+    pub delete: Value<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Default)]
+pub struct CachePushState {
+    #[serde(default)]
+    pub host: Value<String>,
+    #[serde(with = "value::serde_as_vec", default)]
+    pub ssh: Value<SshBlock>,
+    #[serde(default)]
+    pub flake: Value<String>,
+    #[serde(default)]
+    pub source: Value<String>,
+    #[serde(default)]
+    pub installables: Strings,
+    #[serde(default)]
+    pub build_args: Strings,
+    #[serde(default)]
+    pub triggers: Value<BTreeMap<String, Value<String>>>,
+    #[serde(with = "value::serde_as_vec", default)]
+    pub store: Value<StoreDest>,
+    #[serde(with = "value::serde_as_vec", default)]
+    pub cachix: Value<CachixDest>,
+    #[serde(with = "value::serde_as_vec", default)]
+    pub timeouts: Value<Timeouts>,
+    // Computed.
+    #[serde(default)]
+    pub id: Value<String>,
+    #[serde(default)]
+    pub host_key: Value<String>,
+    #[serde(default)]
+    pub source_hash: Value<String>,
+    #[serde(default)]
+    pub out_paths: Strings,
+    #[serde(default)]
+    pub closure_paths: Strings,
+    #[serde(default)]
+    pub closure_nar_size: Value<i64>,
+    #[serde(default)]
+    pub pushed_paths: Value<i64>,
+    #[serde(default)]
+    pub missing_paths: Value<i64>,
+    #[serde(default)]
+    pub cache_url: Value<String>,
+}
+
+/// Private state: a salted HMAC of the secrets in effect at the last push
+/// (never the secrets), to plan a new push when one rotates.
+#[derive(Serialize, Deserialize, Clone, Default, PartialEq, Eq)]
+pub struct PushPrivate {
+    #[serde(default)]
+    pub salt: String,
+    #[serde(default)]
+    pub secrets: String,
+}
+
+fn strings(list: &Strings) -> Vec<String> {
+    list.as_ref_option()
+        .map(|l| {
+            l.iter()
+                .filter_map(|v| v.as_ref_option().cloned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn known_strings(list: Vec<String>) -> Strings {
+    Value::Value(list.into_iter().map(Value::Value).collect())
+}
+
+/// The secrets a push of `state` would use (resource level first, then the
+/// provider's), or `None` when one is not known yet.
+fn effective_secrets(
+    state: &CachePushState,
+    configured: &Configured,
+) -> Option<Vec<(&'static str, Option<String>)>> {
+    let pick = |v: &Value<String>, fallback: &Option<String>| -> Option<Option<String>> {
+        match v {
+            Value::Value(s) => Some(Some(s.clone())),
+            Value::Null => Some(fallback.clone()),
+            Value::Unknown => None,
+        }
+    };
+    match (&state.store, &state.cachix) {
+        (_, Value::Value(c)) => Some(vec![
+            (
+                "cachix_auth_token",
+                pick(&c.auth_token, &configured.cachix.auth_token)?,
+            ),
+            (
+                "cachix_signing_key",
+                pick(&c.signing_key, &configured.cachix.signing_key)?,
+            ),
+        ]),
+        (Value::Value(s), _) => Some(vec![("store_secret_key", pick(&s.secret_key, &None)?)]),
+        _ => Some(vec![]),
+    }
+}
+
+/// Which destination this is, for replacement decisions: its kind and address.
+fn destination_identity(state: &CachePushState) -> Value<String> {
+    match (&state.store, &state.cachix) {
+        (Value::Value(s), _) => s.uri.as_ref_option().map(|u| format!("store {u}")).into(),
+        (_, Value::Value(c)) => c
+            .cache
+            .as_ref_option()
+            .map(|n| format!("cachix {n}"))
+            .into(),
+        (Value::Unknown, _) | (_, Value::Unknown) => Value::Unknown,
+        _ => Value::Null,
+    }
+}
+
+/// `cache_url` as far as it is known at plan time: for a store, the presence
+/// URL (or null); for Cachix, whatever the API will say (unknown).
+fn planned_cache_url(state: &CachePushState) -> Value<String> {
+    match &state.store {
+        Value::Value(s) => match (&s.uri, &s.public_url) {
+            (Value::Value(uri), Value::Value(url)) => store::presence_url(uri, Some(url)).into(),
+            (Value::Value(uri), Value::Null) => store::presence_url(uri, None).into(),
+            _ => Value::Unknown,
+        },
+        _ => Value::Unknown,
+    }
+}
+
+fn timeout_of(value: &Value<Timeouts>, pick: fn(&Timeouts) -> &Value<String>) -> Duration {
+    value
+        .as_ref_option()
+        .and_then(|t| pick(t).as_ref_option().cloned())
+        .and_then(|s| humantime::parse_duration(&s).ok())
+        .unwrap_or(DEFAULT_TIMEOUT)
+}
+
+pub struct CachePushResource {
+    shared: Arc<Shared>,
+    client: reqwest::Client,
+}
+
+impl CachePushResource {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            client: http::client(),
+        }
+    }
+
+    /// Credentials for narinfo checks at `url`.
+    fn http_auth(&self, state: &CachePushState, configured: &Configured, url: &str) -> HttpAuth {
+        if let Value::Value(c) = &state.cachix {
+            let token = c
+                .auth_token
+                .as_ref_option()
+                .cloned()
+                .or_else(|| configured.cachix.auth_token.clone());
+            return token.map_or(HttpAuth::None, HttpAuth::Bearer);
+        }
+        if let Value::Value(s) = &state.store {
+            if let (Value::Value(file), Some(host)) = (&s.netrc_file, store::url_host(url)) {
+                if let Ok(text) = std::fs::read_to_string(source::expand(file)) {
+                    return http::netrc_lookup(&text, host).unwrap_or_default();
+                }
+            }
+        }
+        HttpAuth::None
+    }
+
+    fn request(
+        &self,
+        state: &CachePushState,
+        configured: &Configured,
+        diags: &mut Diagnostics,
+    ) -> Option<push::Request> {
+        let origin = match (&state.flake, &state.source) {
+            (Value::Value(f), _) => push::Origin::Flake(f.clone()),
+            (_, Value::Value(s)) => push::Origin::Source {
+                path: s.clone(),
+                planned_hash: state.source_hash.as_ref_option().cloned(),
+            },
+            _ => push::Origin::None,
+        };
+        let destination = match (&state.store, &state.cachix) {
+            (Value::Value(s), _) => {
+                let uri = s.uri.as_ref_option().cloned().unwrap_or_default();
+                let presence =
+                    store::presence_url(&uri, s.public_url.as_ref_option().map(String::as_str))
+                        .map(|url| {
+                            HttpCache::new(
+                                self.client.clone(),
+                                &url,
+                                self.http_auth(state, configured, &url),
+                            )
+                        });
+                push::Destination::Store {
+                    uri,
+                    secret_key: s.secret_key.as_ref_option().cloned(),
+                    presence,
+                }
+            }
+            (_, Value::Value(c)) => {
+                let auth_token = c
+                    .auth_token
+                    .as_ref_option()
+                    .cloned()
+                    .or_else(|| configured.cachix.auth_token.clone());
+                let signing_key = c
+                    .signing_key
+                    .as_ref_option()
+                    .cloned()
+                    .or_else(|| configured.cachix.signing_key.clone());
+                push::Destination::Cachix {
+                    cache: c.cache.as_ref_option().cloned().unwrap_or_default(),
+                    api: CachixApi::new(
+                        self.client.clone(),
+                        &configured.cachix.api_url,
+                        auth_token.as_deref(),
+                    ),
+                    auth_token,
+                    signing_key,
+                }
+            }
+            _ => {
+                diags.error_short(
+                    "No destination: add a `store` or `cachix` block",
+                    AttributePath::new("store"),
+                );
+                return None;
+            }
+        };
+        Some(push::Request {
+            origin,
+            installables: strings(&state.installables),
+            build_args: strings(&state.build_args),
+            destination,
+        })
+    }
+
+    /// Connect, push, and fill the computed attributes of `state`.
+    async fn push(
+        &self,
+        diags: &mut Diagnostics,
+        mut state: CachePushState,
+        pinned_host_key: Option<String>,
+        timeout: Duration,
+    ) -> Option<(CachePushState, Option<PushPrivate>)> {
+        let configured = self.shared.get(diags)?;
+        let request = self.request(&state, &configured, diags)?;
+        let host = state.host.as_ref_option().cloned().unwrap_or_default();
+        let work = async {
+            let remote = configured
+                .connect_resource(&host, &state.ssh, pinned_host_key.as_deref(), diags)
+                .await?;
+            match push::run(&remote, &request).await {
+                Ok(outcome) => Some((remote.host_key().openssh_line(), outcome)),
+                Err(f) => {
+                    diags.error(f.summary, f.detail, f.attribute);
+                    None
+                }
+            }
+        };
+        let (host_key, outcome) = match tokio::time::timeout(timeout, work).await {
+            Ok(result) => result?,
+            Err(_) => {
+                diags.error(
+                    "Push timed out",
+                    format!(
+                        "the push to {host} did not finish within {}; raise `timeouts` or look at the builder",
+                        humantime::format_duration(timeout)
+                    ),
+                    AttributePath::new("timeouts"),
+                );
+                return None;
+            }
+        };
+        if let Some(hash) = outcome.source_hash {
+            state.source_hash = Value::Value(hash);
+        }
+        let mut id = Sha256::new();
+        id.update(
+            destination_identity(&state)
+                .as_ref_option()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        for p in &outcome.out_paths {
+            id.update(b"\0");
+            id.update(p.as_bytes());
+        }
+        if !state.id.is_value() {
+            state.id = Value::Value(hex::encode(&id.finalize()[..16]));
+        }
+        state.host_key = Value::Value(host_key);
+        state.out_paths = known_strings(outcome.out_paths);
+        state.closure_nar_size = Value::Value(outcome.closure.nar_size as i64);
+        state.closure_paths = known_strings(outcome.closure.paths);
+        state.pushed_paths = Value::Value(outcome.pushed as i64);
+        state.missing_paths = Value::Value(0);
+        state.cache_url = outcome.cache_url.into();
+        let salt = crate::secrets::random_salt();
+        let private = effective_secrets(&state, &configured).map(|secrets| PushPrivate {
+            secrets: crate::secrets::fingerprint(&salt, &secrets),
+            salt,
+        });
+        Some((state, private))
+    }
+}
+
+fn list_of_strings() -> AttributeType {
+    AttributeType::List(AttributeType::String.into())
+}
+
+#[async_trait]
+impl Resource for CachePushResource {
+    type State<'a> = CachePushState;
+    type PrivateState<'a> = Option<PushPrivate>;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        let store_block = NestedBlock::Optional(block(
+            "Push with `nix copy --to` to any store Nix can write.",
+            vec![
+                ("uri", required_string("Destination store, as `nix copy --to` takes it: `https://…`/`http://…` (HTTP PUT), `s3://bucket?…`, `file:///dir`, `ssh-ng://user@host`, `ssh://…`, `gs://…`. Changing it plans a new push.")),
+                ("secret_key", sensitive(optional_string("Binary-cache secret key (`name:base64`, as `nix-store --generate-binary-cache-key` writes) to sign the uploaded paths with. It travels to the builder in a 0600 file that is removed after the push; it is never on a command line. Paths the cache already has are not re-signed."))),
+                ("public_url", optional_string("HTTP(S) URL where the cache serves `<hash>.narinfo`, for presence checks when `uri` is not HTTP (e.g. the website of an S3 bucket). Without it, a non-HTTP store is asked through Nix on the builder at push time, and refresh cannot notice lost paths.")),
+                ("netrc_file", optional_string("netrc file on the machine running Terraform with basic-auth credentials for presence checks of a private cache (the format of Nix's `netrc-file`; the entry for the cache's host is used, else `default`). Uploads use the builder's own Nix configuration.")),
+            ],
+            vec![],
+        ));
+        let cachix_block = NestedBlock::Optional(block(
+            "Push to a Cachix cache with the `cachix` CLI on the builder (it must be installed there, e.g. with `nixbuild_builder`'s `cachix.install`).",
+            vec![
+                ("cache", required_string("Name of the Cachix cache. Changing it plans a new push.")),
+                ("auth_token", sensitive(optional_string("Cachix auth token for this push. Default: the provider's `cachix.auth_token` (recommended: then the token stays out of the state). Given to the `cachix` process only, through its environment, from a 0600 file."))),
+                ("signing_key", sensitive(optional_string("Cachix signing key, for caches whose paths are signed by the client. Default: the provider's `cachix.signing_key`."))),
+            ],
+            vec![],
+        ));
+        let timeouts = NestedBlock::Optional(block(
+            "How long a push may take (duration strings such as `\"30m\"`).",
+            vec![
+                ("create", optional_string("Limit for the first push (build + upload). Default: `\"60m\"`.")),
+                ("update", optional_string("Limit for a repeated push (after the cache lost a path or a secret rotated). Default: `\"60m\"`.")),
+                ("delete", optional_string("Accepted for symmetry; destroy does nothing remotely.")),
+            ],
+            vec![],
+        ));
+        Some(Schema {
+            version: 1,
+            block: block(
+                "Builds flake installables on a builder over SSH and uploads their closure to a binary cache: any store `nix copy --to` writes (`store` block) or Cachix (`cachix` block). Paths the cache already has are not uploaded again. On refresh, each out path's `<hash>.narinfo` is requested from the cache; a path the cache lost plans a new push. Destroying the resource only removes it from the state: nothing is deleted from the cache.",
+                vec![
+                    ("host", required_string("Builder to build and upload on (host name or IP address). Changing it plans a new push.")),
+                    ("flake", optional_string("Flake reference the builder fetches, e.g. `git+https://example.com/repo.git?ref=main&rev=<sha>` or `github:owner/repo/<rev>`. Pin a revision: the reference is built again only when it changes. Conflicts with `source`.")),
+                    ("source", optional_string("Local directory (on the machine running Terraform) holding a `flake.nix`. It is uploaded to the builder (to `~/.cache/nixbuild/sources/<source_hash>`) and built as a `path:` flake. Its content hash is computed at plan time: changing a file plans a new push. `.git` directories are not uploaded. Conflicts with `flake`.")),
+                    ("installables", attribute(list_of_strings(), AttributeConstraint::Required, "What to build. With `flake` or `source`: attribute paths inside that flake, as written after `#` (`hello`, `packages.x86_64-linux.hello`, `hello^out,dev`). Without either: full installables (`nixpkgs#hello`, `/nix/store/…-x.drv^out`). Changing them plans a new push.")),
+                    ("build_args", attribute(list_of_strings(), AttributeConstraint::Optional, "Extra arguments for `nix build`, e.g. `[\"--option\", \"sandbox\", \"false\"]`. Each element is one argument. Changing them plans a new push.")),
+                    ("triggers", attribute(AttributeType::Map(AttributeType::String.into()), AttributeConstraint::Optional, "Arbitrary values; changing any plans a new push (like `null_resource.triggers`).")),
+                    ("id", computed(AttributeType::String, "Identifier of this push (a hash of the destination and the out paths).")),
+                    ("host_key", computed(AttributeType::String, "Public host key the builder presented on the first push, pinned: later connections must present it.")),
+                    ("source_hash", computed(AttributeType::String, "Content hash (SHA-256, hex) of `source`, known at plan time; null without `source`.")),
+                    ("out_paths", computed(list_of_strings(), "Store paths the installables built, in installable order (outputs of one installable in output-name order).")),
+                    ("closure_paths", computed(list_of_strings(), "Every store path in the closure of `out_paths` (sorted): what the cache must hold.")),
+                    ("closure_nar_size", computed(AttributeType::Number, "Sum of the NAR sizes of `closure_paths`, in bytes.")),
+                    ("pushed_paths", computed(AttributeType::Number, "How many store paths the last push uploaded; paths the cache already had are not counted (a fully cached closure gives 0).")),
+                    ("missing_paths", computed(AttributeType::Number, "How many out paths the cache lacked at the last refresh. Non-zero plans an update that pushes again.")),
+                    ("cache_url", computed(AttributeType::String, "URL where narinfos are checked: the HTTP(S) store URI, `store.public_url`, or the Cachix cache's URI. Null for a non-HTTP store without `public_url`.")),
+                ],
+                vec![
+                    ("ssh", ssh_block(true)),
+                    ("store", store_block),
+                    ("cachix", cachix_block),
+                    ("timeouts", timeouts),
+                ],
+            ),
+        })
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
+        validate::validate(&config, diags);
+        Some(())
+    }
+
+    async fn read<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        mut state: Self::State<'a>,
+        private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let (Value::Value(url), Value::Value(_)) = (&state.cache_url, &state.out_paths) else {
+            return Some((state, private_state));
+        };
+        let configured = self.shared.get(diags)?;
+        let out_paths = strings(&state.out_paths);
+        let hashes: Result<Vec<String>, String> = out_paths
+            .iter()
+            .map(|p| crate::nix::store_path::StorePath::parse(p).map(|s| s.hash().to_string()))
+            .collect();
+        let Ok(hashes) = hashes else {
+            return Some((state, private_state));
+        };
+        let cache = HttpCache::new(
+            self.client.clone(),
+            url,
+            self.http_auth(&state, &configured, url),
+        );
+        match cache.missing(&hashes).await {
+            Ok(missing) => {
+                if !missing.is_empty() {
+                    tracing::info!(cache = %url, "the cache lost {} of {} out paths", missing.len(), hashes.len());
+                }
+                state.missing_paths = Value::Value(missing.len() as i64);
+            }
+            Err(e) => diags.warning(
+                "Cannot check the binary cache",
+                format!("{e}. The push is kept as it was; the next refresh checks again."),
+                AttributePath::new("cache_url"),
+            ),
+        }
+        Some((state, private_state))
+    }
+
+    async fn plan_create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        proposed_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let mut state = proposed_state;
+        state.source_hash = match &state.source {
+            Value::Value(path) => match source::content_hash(path) {
+                Ok(hash) => Value::Value(hash),
+                Err(e) => {
+                    diags.error("Cannot read source", e, AttributePath::new("source"));
+                    return None;
+                }
+            },
+            Value::Null => Value::Null,
+            Value::Unknown => Value::Unknown,
+        };
+        state.id = Value::Unknown;
+        state.host_key = Value::Unknown;
+        state.out_paths = Value::Unknown;
+        state.closure_paths = Value::Unknown;
+        state.closure_nar_size = Value::Unknown;
+        state.pushed_paths = Value::Unknown;
+        state.missing_paths = Value::Value(0);
+        state.cache_url = planned_cache_url(&state);
+        Some((state, None))
+    }
+
+    async fn plan_update<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior_state: Self::State<'a>,
+        proposed_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        prior_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
+        let mut state = proposed_state;
+        let mut replace = Vec::new();
+        state.source_hash = match &state.source {
+            Value::Value(path) => match source::content_hash(path) {
+                Ok(hash) => Value::Value(hash),
+                Err(e) => {
+                    diags.error("Cannot read source", e, AttributePath::new("source"));
+                    return None;
+                }
+            },
+            Value::Null => Value::Null,
+            Value::Unknown => Value::Unknown,
+        };
+        if state.source_hash != prior_state.source_hash {
+            replace.push(AttributePath::new("source_hash"));
+        }
+        if state.host != prior_state.host {
+            replace.push(AttributePath::new("host"));
+        }
+        if state.flake != prior_state.flake {
+            replace.push(AttributePath::new("flake"));
+        }
+        if state.installables != prior_state.installables {
+            replace.push(AttributePath::new("installables"));
+        }
+        if state.build_args != prior_state.build_args {
+            replace.push(AttributePath::new("build_args"));
+        }
+        if state.triggers != prior_state.triggers {
+            replace.push(AttributePath::new("triggers"));
+        }
+        if destination_identity(&state) != destination_identity(&prior_state) {
+            replace.push(AttributePath::new(
+                if state.cachix.is_value() || prior_state.cachix.is_value() {
+                    "cachix"
+                } else {
+                    "store"
+                },
+            ));
+        }
+        if !replace.is_empty() {
+            let (planned, _) = self
+                .plan_create(
+                    diags,
+                    state,
+                    CachePushState::default(),
+                    ValueEmpty::default(),
+                )
+                .await?;
+            return Some((planned, prior_private_state, replace));
+        }
+
+        // Same push. Push again when the cache lost a path or a secret rotated.
+        let configured = self.shared.get(diags)?;
+        let rotated = match (&prior_private_state, effective_secrets(&state, &configured)) {
+            (Some(private), Some(secrets)) => {
+                crate::secrets::fingerprint(&private.salt, &secrets) != private.secrets
+            }
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let lost = matches!(prior_state.missing_paths, Value::Value(n) if n > 0);
+        if lost || rotated {
+            state.out_paths = Value::Unknown;
+            state.closure_paths = Value::Unknown;
+            state.closure_nar_size = Value::Unknown;
+            state.pushed_paths = Value::Unknown;
+            state.missing_paths = Value::Value(0);
+        }
+        // A changed public_url moves where presence is checked.
+        let cache_url = planned_cache_url(&state);
+        if state.store.is_value() {
+            state.cache_url = cache_url;
+        } else if lost || rotated {
+            state.cache_url = Value::Unknown;
+        }
+        Some((state, prior_private_state, replace))
+    }
+
+    async fn plan_destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior_state: Self::State<'a>,
+        prior_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<Self::PrivateState<'a>> {
+        Some(prior_private_state)
+    }
+
+    async fn create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        planned_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        _planned_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let timeout = timeout_of(&planned_state.timeouts, |t| &t.create);
+        self.push(diags, planned_state, None, timeout).await
+    }
+
+    async fn update<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior_state: Self::State<'a>,
+        planned_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        planned_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        if planned_state.pushed_paths.is_value() {
+            // Nothing to push (e.g. only `ssh` or `timeouts` changed).
+            return Some((planned_state, planned_private_state));
+        }
+        let timeout = timeout_of(&planned_state.timeouts, |t| &t.update);
+        let pinned = prior_state.host_key.as_ref_option().cloned();
+        self.push(diags, planned_state, pinned, timeout).await
+    }
+
+    async fn destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior_state: Self::State<'a>,
+        _planned_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<()> {
+        // Only forget: the cache keeps what was pushed.
+        Some(())
+    }
+}

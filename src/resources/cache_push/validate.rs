@@ -1,0 +1,300 @@
+//! Plan-time checks of `nixbuild_cache_push` arguments. Every error names the
+//! attribute path at fault; values that are still unknown are skipped (they
+//! are checked again when they are known).
+
+use tf_provider::value::Value;
+use tf_provider::{AttributePath, Diagnostics};
+
+use super::{source, CachePushState};
+use crate::cache::{cachix, store};
+use crate::ssh::settings::{check_host, validate_block};
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// Check one installable. `in_flake`: the attribute of a `flake`/`source`
+/// (`hello`, `packages.x86_64-linux.hello`) rather than a full installable.
+pub fn check_installable(value: &str, in_flake: bool) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err("an installable is empty".into());
+    }
+    if has_control(value) || value.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "{value:?} contains whitespace or control characters (a newline?)"
+        ));
+    }
+    if in_flake {
+        if let Some(rest) = value.strip_prefix(".#").or_else(|| value.strip_prefix('#')) {
+            return Err(format!(
+                "write `{rest}`, not `{value}`: with `flake` or `source` set, installables are attribute paths inside that flake"
+            ));
+        }
+        if value.contains('#') || value.contains(':') || value.starts_with('/') {
+            return Err(format!(
+                "`{value}` is a full installable, but `flake`/`source` is set: give attribute paths such as `packages.x86_64-linux.hello` or `hello`, or drop `flake`/`source`"
+            ));
+        }
+        let ok = value.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '\'' | '"' | '^' | ',' | '*')
+        });
+        if !ok || value.starts_with('.') || value.ends_with('.') || value.contains("..") {
+            return Err(format!("`{value}` is not a Nix attribute path"));
+        }
+    }
+    Ok(())
+}
+
+/// Check a flake reference given in `flake`.
+pub fn check_flake_ref(value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err("the flake reference is empty".into());
+    }
+    if has_control(value) || value.chars().any(char::is_whitespace) {
+        return Err("the flake reference contains whitespace or control characters".into());
+    }
+    if value.contains('#') {
+        return Err(format!(
+            "`{value}` names an output after `#`: put the reference in `flake` and the attributes in `installables`"
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_duration(value: &str) -> Result<(), String> {
+    match humantime::parse_duration(value) {
+        Ok(d) if !d.is_zero() => Ok(()),
+        Ok(_) => Err("a timeout of zero would fail every push".into()),
+        Err(e) => Err(format!("`{value}` is not a duration such as \"30m\" ({e})")),
+    }
+}
+
+pub fn validate(config: &CachePushState, diags: &mut Diagnostics) {
+    if let Value::Value(host) = &config.host {
+        if let Err(e) = check_host(host) {
+            diags.error("Invalid host", e, AttributePath::new("host"));
+        }
+    }
+    if let Value::Value(ssh) = &config.ssh {
+        validate_block(ssh, &AttributePath::new("ssh").index(0), true, diags);
+    }
+
+    // Source: at most one of flake and source.
+    if config.flake.is_value() && config.source.is_value() {
+        diags.error(
+            "Both flake and source are set",
+            "Set `flake` (a reference the builder fetches) or `source` (a local directory to upload), not both",
+            AttributePath::new("flake"),
+        );
+    }
+    if let Value::Value(flake) = &config.flake {
+        if let Err(e) = check_flake_ref(flake) {
+            diags.error("Invalid flake reference", e, AttributePath::new("flake"));
+        }
+    }
+    if let Value::Value(src) = &config.source {
+        if let Err(e) = source::check(src) {
+            diags.error("Invalid source directory", e, AttributePath::new("source"));
+        }
+    }
+
+    // Installables.
+    let in_flake = match (&config.flake, &config.source) {
+        (Value::Null, Value::Null) => Some(false),
+        (Value::Value(_), _) | (_, Value::Value(_)) => Some(true),
+        _ => None,
+    };
+    match &config.installables {
+        Value::Value(list) if list.is_empty() => diags.error(
+            "No installables",
+            "Give at least one installable to build and push",
+            AttributePath::new("installables"),
+        ),
+        Value::Value(list) => {
+            let mut seen = Vec::new();
+            for (i, item) in list.iter().enumerate() {
+                let path = AttributePath::new("installables").index(i as i64);
+                match item {
+                    Value::Null => {
+                        diags.error("Invalid installable", "an installable is null", path)
+                    }
+                    Value::Value(v) => {
+                        if let Some(in_flake) = in_flake {
+                            if let Err(e) = check_installable(v, in_flake) {
+                                diags.error("Invalid installable", e, path.clone());
+                            }
+                        }
+                        if seen.contains(&v) {
+                            diags.error(
+                                "Duplicate installable",
+                                format!("`{v}` is listed twice"),
+                                path,
+                            );
+                        }
+                        seen.push(v);
+                    }
+                    Value::Unknown => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    if let Value::Value(args) = &config.build_args {
+        for (i, arg) in args.iter().enumerate() {
+            if let Value::Value(arg) = arg {
+                let path = AttributePath::new("build_args").index(i as i64);
+                if has_control(arg) {
+                    diags.error(
+                        "Invalid build argument",
+                        format!("{arg:?} contains control characters (a newline?)"),
+                        path,
+                    );
+                } else if matches!(
+                    arg.as_str(),
+                    "--json" | "--no-link" | "-o" | "--out-link" | "--print-out-paths"
+                ) {
+                    diags.error(
+                        "Invalid build argument",
+                        format!("`{arg}` is set by the provider, which needs `--json --no-link`"),
+                        path,
+                    );
+                }
+            }
+        }
+    }
+
+    // Destination: exactly one of store and cachix.
+    match (&config.store, &config.cachix) {
+        (Value::Null, Value::Null) => diags.error(
+            "No destination",
+            "Add a `store { uri = … }` block (any `nix copy --to` destination) or a `cachix { cache = … }` block",
+            AttributePath::new("store"),
+        ),
+        (Value::Value(_), Value::Value(_)) => diags.error(
+            "Two destinations",
+            "Set either a `store` block or a `cachix` block, not both",
+            AttributePath::new("cachix").index(0),
+        ),
+        _ => {}
+    }
+    if let Value::Value(dest) = &config.store {
+        let at = |name: &'static str| AttributePath::new("store").index(0).attribute(name);
+        match &dest.uri {
+            Value::Value(uri) => {
+                if let Err(e) = store::validate_store_uri(uri) {
+                    diags.error("Invalid store URI", e, at("uri"));
+                }
+            }
+            Value::Null => diags.error("Missing store URI", "`store.uri` is required", at("uri")),
+            Value::Unknown => {}
+        }
+        if let Value::Value(url) = &dest.public_url {
+            if let Err(e) = store::validate_http_url(url) {
+                diags.error("Invalid public_url", e, at("public_url"));
+            }
+        }
+        if let Value::Value(key) = &dest.secret_key {
+            if let Err(e) = store::validate_secret_key(key) {
+                diags.error("Invalid secret_key", e, at("secret_key"));
+            }
+        }
+        if let Value::Value(file) = &dest.netrc_file {
+            if let Err(e) = std::fs::read_to_string(source::expand(file)) {
+                diags.error(
+                    "Unreadable netrc_file",
+                    format!("`{file}`: {e}"),
+                    at("netrc_file"),
+                );
+            }
+        }
+    }
+    if let Value::Value(dest) = &config.cachix {
+        let at = |name: &'static str| AttributePath::new("cachix").index(0).attribute(name);
+        match &dest.cache {
+            Value::Value(name) if !cachix::valid_cache_name(name) => diags.error(
+                "Invalid Cachix cache name",
+                format!("`{name}` is not a Cachix cache name (lowercase letters, digits and `-`)"),
+                at("cache"),
+            ),
+            Value::Null => diags.error(
+                "Missing Cachix cache name",
+                "`cachix.cache` is required",
+                at("cache"),
+            ),
+            _ => {}
+        }
+        for (name, value) in [
+            ("auth_token", &dest.auth_token),
+            ("signing_key", &dest.signing_key),
+        ] {
+            if let Value::Value(v) = value {
+                if v.is_empty() || has_control(v) || v.contains(' ') {
+                    diags.error(
+                        "Invalid Cachix credential",
+                        format!("`{name}` is empty or contains spaces or control characters"),
+                        at(name),
+                    );
+                }
+            }
+        }
+    }
+    if let Value::Value(t) = &config.timeouts {
+        for (name, value) in [
+            ("create", &t.create),
+            ("update", &t.update),
+            ("delete", &t.delete),
+        ] {
+            if let Value::Value(v) = value {
+                if let Err(e) = check_duration(v) {
+                    diags.error(
+                        "Invalid timeout",
+                        e,
+                        AttributePath::new("timeouts").index(0).attribute(name),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installables_in_a_flake() {
+        for ok in [
+            "hello",
+            "packages.x86_64-linux.hello",
+            "default",
+            "hello^out,dev",
+        ] {
+            assert!(check_installable(ok, true).is_ok(), "{ok}");
+        }
+        for bad in [
+            ".#hello",
+            "#hello",
+            "nixpkgs#hello",
+            "/nix/store/x",
+            "a\nb",
+            "",
+            "a b",
+            ".hidden",
+            "a..b",
+        ] {
+            assert!(check_installable(bad, true).is_err(), "{bad:?}");
+        }
+        assert!(check_installable("nixpkgs#hello", false).is_ok());
+        assert!(check_installable("nixpkgs#hello\n", false).is_err());
+    }
+
+    #[test]
+    fn flake_refs_and_durations() {
+        assert!(check_flake_ref("git+http://127.0.0.1:8750/www/x.git?ref=main&rev=abc").is_ok());
+        assert!(check_flake_ref("github:o/r#x").is_err());
+        assert!(check_flake_ref("a b").is_err());
+        assert!(check_duration("30m").is_ok());
+        assert!(check_duration("soon").is_err());
+        assert!(check_duration("0s").is_err());
+    }
+}

@@ -1,0 +1,57 @@
+#!/bin/sh
+# Push store paths to a Cachix cache with the cachix CLI. The paths come on
+# stdin (one per line) and go to `cachix push NAME` on its stdin. The auth
+# token and signing key come from a 0600 file the provider uploaded
+# (`CACHIX_AUTH_TOKEN=…` / `CACHIX_SIGNING_KEY=…` lines, read as data, never
+# evaluated); the file is removed before cachix starts, and the values are
+# placed in the environment of the cachix process only.
+# Usage: cachix-push.sh CREDENTIALS_FILE CACHE_NAME   (paths on stdin)
+set -eu
+
+# read_credentials FILE: sets auth_token and signing_key, removes FILE.
+read_credentials() {
+  auth_token=
+  signing_key=
+  if [ -n "$1" ]; then
+    while IFS= read -r line || [ -n "$line" ]; do
+      case $line in
+        CACHIX_AUTH_TOKEN=*) auth_token=${line#CACHIX_AUTH_TOKEN=} ;;
+        CACHIX_SIGNING_KEY=*) signing_key=${line#CACHIX_SIGNING_KEY=} ;;
+      esac
+    done <"$1"
+    rm -f -- "$1"
+  fi
+}
+
+# --- main ---
+creds=$1
+cache=$2
+case $creds in
+  '' | /*) ;;
+  *) creds=$PWD/$creds ;;
+esac
+trap 'if [ -n "$creds" ]; then rm -f -- "$creds"; fi' EXIT
+read_credentials "$creds"
+
+if command -v cachix >/dev/null 2>&1; then
+  cachix=$(command -v cachix)
+elif [ -x /nix/var/nix/profiles/default/bin/cachix ]; then
+  cachix=/nix/var/nix/profiles/default/bin/cachix
+elif [ -x "$HOME/.nix-profile/bin/cachix" ]; then
+  cachix=$HOME/.nix-profile/bin/cachix
+else
+  echo "cachix: not found on this host (set cachix.install on nixbuild_builder, or install it)" >&2
+  exit 127
+fi
+
+unset CACHIX_AUTH_TOKEN CACHIX_SIGNING_KEY
+# One exec: the variables live in the cachix process's environment only.
+if [ -n "$auth_token" ] && [ -n "$signing_key" ]; then
+  CACHIX_AUTH_TOKEN=$auth_token CACHIX_SIGNING_KEY=$signing_key exec "$cachix" push "$cache"
+elif [ -n "$auth_token" ]; then
+  CACHIX_AUTH_TOKEN=$auth_token exec "$cachix" push "$cache"
+elif [ -n "$signing_key" ]; then
+  CACHIX_SIGNING_KEY=$signing_key exec "$cachix" push "$cache"
+else
+  exec "$cachix" push "$cache"
+fi

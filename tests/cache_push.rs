@@ -1,0 +1,738 @@
+//! Acceptance tests of `nixbuild_cache_push` on every supported Terraform
+//! version: real builds on the test builder h2 (multi-user Nix 2.8), uploads to
+//! the world's nginx binary cache, a flake served over git+http by the same
+//! nginx, and the Cachix API and CLI stand-ins.
+//!
+//! Every test copies `tests/fixtures/cache_push/flake` with its own
+//! `salt.txt`, so its store paths are its own: tests share one cache without
+//! seeing each other's uploads.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use common::{hcl, provider_config, terraform_versions, world, Tf};
+use serde_json::Value;
+
+const BUILDER: &str = "h2";
+
+/// A unique salt per test run and Terraform version.
+fn salt(test: &str, version: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{test}-{version}-{}-{nanos}", std::process::id())
+}
+
+/// A copy of the fixture flake with its own salt, inside `parent`.
+fn fixture(parent: &Path, salt: &str) -> PathBuf {
+    let src = common::repo_root().join("tests/fixtures/cache_push/flake");
+    let dir = parent.join("flake");
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["flake.nix", "message.txt"] {
+        std::fs::copy(src.join(name), dir.join(name)).unwrap();
+    }
+    std::fs::write(dir.join("salt.txt"), salt).unwrap();
+    dir
+}
+
+fn sh(dir: &Path, command: &str) -> String {
+    let out = Command::new("sh")
+        .args(["-c", command])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Commit `flake_dir` to git, publish a bare clone under the world's www
+/// directory (dumb HTTP: `git update-server-info`), and return the
+/// `git+http://…?ref=main&rev=…` reference.
+fn publish_git(flake_dir: &Path, name: &str) -> String {
+    sh(
+        flake_dir,
+        "git init -q -b main . && git add -A && git -c user.name=t -c user.email=t@example.com commit -qm fixture",
+    );
+    let rev = sh(flake_dir, "git rev-parse HEAD");
+    let www = world().json["cache"]["www_dir"].as_str().unwrap();
+    let bare = Path::new(www).join(format!("{name}.git"));
+    let _ = std::fs::remove_dir_all(&bare);
+    sh(
+        flake_dir,
+        &format!(
+            "git clone -q --bare . {0} && git -C {0} update-server-info",
+            bare.display()
+        ),
+    );
+    format!(
+        "git+{}/{name}.git?ref=main&rev={rev}",
+        world().json["cache"]["www_url"].as_str().unwrap()
+    )
+}
+
+fn cache_url() -> String {
+    world().json["cache"]["url"].as_str().unwrap().to_string()
+}
+
+fn cache_dir() -> PathBuf {
+    PathBuf::from(world().json["cache"]["dir"].as_str().unwrap())
+}
+
+fn access_log() -> String {
+    std::fs::read_to_string(world().json["cache"]["access_log"].as_str().unwrap())
+        .unwrap_or_default()
+}
+
+fn hash_of(path: &str) -> String {
+    path.trim_start_matches("/nix/store/")[..32].to_string()
+}
+
+fn narinfo(path: &str) -> Option<String> {
+    std::fs::read_to_string(cache_dir().join(format!("{}.narinfo", hash_of(path)))).ok()
+}
+
+/// A fresh signing key pair made by Nix on the builder: (secret, public).
+fn signing_key(name: &str) -> (String, String) {
+    let host = world().host(BUILDER);
+    let dir = tempfile::tempdir().unwrap();
+    let (sk, pk) = (dir.path().join("sk"), dir.path().join("pk"));
+    host.exec(&format!(
+        "nix-store --generate-binary-cache-key {name} {} {}",
+        sk.display(),
+        pk.display()
+    ));
+    (
+        std::fs::read_to_string(sk).unwrap(),
+        std::fs::read_to_string(pk).unwrap(),
+    )
+}
+
+/// `nix path-info -r` of `paths` on the builder, sorted.
+fn builder_closure(paths: &[String]) -> Vec<String> {
+    let mut closure: Vec<String> = world()
+        .host(BUILDER)
+        .exec(&format!("nix-store -qR {}", paths.join(" ")))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    closure.sort();
+    closure
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A resource block plus an output with all its computed attributes.
+fn push_resource(name: &str, body: &str) -> String {
+    format!(
+        r#"
+resource "nixbuild_cache_push" "{name}" {{
+  host = {host}
+{body}
+}}
+
+output "{name}" {{
+  value = {{
+    id               = nixbuild_cache_push.{name}.id
+    out_paths        = nixbuild_cache_push.{name}.out_paths
+    closure_paths    = nixbuild_cache_push.{name}.closure_paths
+    closure_nar_size = nixbuild_cache_push.{name}.closure_nar_size
+    pushed_paths     = nixbuild_cache_push.{name}.pushed_paths
+    missing_paths    = nixbuild_cache_push.{name}.missing_paths
+    cache_url        = nixbuild_cache_push.{name}.cache_url
+    source_hash      = nixbuild_cache_push.{name}.source_hash
+    host_key         = nixbuild_cache_push.{name}.host_key
+  }}
+}}
+"#,
+        host = hcl(&world().host(BUILDER).address()),
+    )
+}
+
+fn store_block(secret_key: &str) -> String {
+    format!(
+        "  store {{\n    uri        = {}\n    secret_key = {}\n  }}\n",
+        hcl(&cache_url()),
+        hcl(secret_key.trim())
+    )
+}
+
+fn timed<T>(label: &str, f: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let out = f();
+    eprintln!("[timing] {label}: {:.1}s", start.elapsed().as_secs_f64());
+    out
+}
+
+/// Push from a local `source` directory: every out path's narinfo is in the
+/// cache, signed by the configured key; `closure_paths` is what Nix on the
+/// builder says; `out_paths` follows installable order; the next plan is empty.
+#[test]
+fn push_from_source_signs_every_path_and_matches_the_closure() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("source", &version));
+        let (sk, pk) = signing_key("nbt-source-1");
+        tf.write(&format!(
+            "{}{}",
+            provider_config(""),
+            push_resource(
+                "p",
+                &format!(
+                    "  source       = {}\n  installables = [\"tool\", \"packages.x86_64-linux.app\"]\n{}",
+                    hcl(flake.to_str().unwrap()),
+                    store_block(&sk)
+                )
+            )
+        ));
+        timed(&format!("source push apply ({version})"), || tf.apply());
+        let out = tf.output("p");
+        let out_paths = strings(&out["out_paths"]);
+        assert_eq!(out_paths.len(), 2, "{out}");
+        assert!(
+            out_paths[0].ends_with("-nbt-tool"),
+            "installable order: {out}"
+        );
+        assert!(
+            out_paths[1].ends_with("-nbt-app"),
+            "installable order: {out}"
+        );
+        for path in &out_paths {
+            let info = narinfo(path).unwrap_or_else(|| panic!("no narinfo for {path}"));
+            let key_name = pk.split(':').next().unwrap();
+            assert!(
+                info.lines()
+                    .any(|l| l.starts_with(&format!("Sig: {key_name}:"))),
+                "{path} is not signed by {key_name}:\n{info}"
+            );
+        }
+        let closure = strings(&out["closure_paths"]);
+        assert_eq!(closure, builder_closure(&out_paths));
+        assert_eq!(closure.len(), 4, "tool, app, lib, dep: {closure:?}");
+        // Everything was new (the salt is fresh): all of it was uploaded.
+        assert_eq!(out["pushed_paths"], 4, "{out}");
+        assert_eq!(out["missing_paths"], 0, "{out}");
+        assert_eq!(out["cache_url"], cache_url().as_str());
+        let sizes: u64 = closure
+            .iter()
+            .map(|p| {
+                world()
+                    .host(BUILDER)
+                    .exec(&format!("nix path-info --json {p}"))
+                    .split("\"narSize\":")
+                    .nth(1)
+                    .unwrap()
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+            })
+            .sum();
+        assert_eq!(out["closure_nar_size"], sizes, "{out}");
+        assert_eq!(out["source_hash"].as_str().unwrap().len(), 64, "{out}");
+        assert_eq!(out["host_key"], world().host(BUILDER).host_key().as_str());
+        // The signing key never reached the state or a command line.
+        let secret_b64 = sk.trim().split(':').nth(1).unwrap();
+        assert!(!world().host(BUILDER).commands_log().contains(secret_b64));
+        tf.assert_no_changes();
+        tf.destroy();
+        // Destroy deletes nothing from the cache.
+        assert!(narinfo(&out_paths[1]).is_some());
+    }
+}
+
+/// The same with `flake = "git+http://…?rev=…"`: Nix on the builder fetches the
+/// repository from the world's nginx.
+#[test]
+fn push_from_a_git_http_flake() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("git", &version));
+        let repo = format!("nbt-{}", hash_of_text(&flake));
+        let reference = publish_git(&flake, &repo);
+        let (sk, pk) = signing_key("nbt-git-1");
+        tf.write(&format!(
+            "{}{}",
+            provider_config(""),
+            push_resource(
+                "g",
+                &format!(
+                    "  flake        = {}\n  installables = [\"packages.x86_64-linux.app\"]\n{}",
+                    hcl(&reference),
+                    store_block(&sk)
+                )
+            )
+        ));
+        timed(&format!("git flake push apply ({version})"), || tf.apply());
+        let out = tf.output("g");
+        let out_paths = strings(&out["out_paths"]);
+        assert_eq!(out_paths.len(), 1);
+        assert!(out_paths[0].ends_with("-nbt-app"));
+        let key_name = pk.split(':').next().unwrap();
+        assert!(narinfo(&out_paths[0])
+            .unwrap()
+            .contains(&format!("Sig: {key_name}:")));
+        let closure = strings(&out["closure_paths"]);
+        assert_eq!(closure, builder_closure(&out_paths));
+        assert_eq!(closure.len(), 3, "app, lib, dep: {closure:?}");
+        assert_eq!(out["pushed_paths"], 3);
+        assert!(out["source_hash"].is_null());
+        tf.assert_no_changes();
+        tf.destroy();
+        let www = world().json["cache"]["www_dir"].as_str().unwrap();
+        let _ = std::fs::remove_dir_all(Path::new(www).join(format!("{repo}.git")));
+    }
+}
+
+fn hash_of_text(path: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    std::time::SystemTime::now().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// The cache loses a path (its narinfo is deleted, as garbage collection
+/// would): refresh notices, the plan shows a new push, and the apply uploads
+/// exactly that one path.
+#[test]
+fn cache_losing_a_path_plans_a_push_of_only_that_path() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("lost", &version));
+        let (sk, _) = signing_key("nbt-lost-1");
+        tf.write(&format!(
+            "{}{}",
+            provider_config(""),
+            push_resource(
+                "l",
+                &format!(
+                    "  source       = {}\n  installables = [\"app\"]\n{}",
+                    hcl(flake.to_str().unwrap()),
+                    store_block(&sk)
+                )
+            )
+        ));
+        tf.apply();
+        let out = tf.output("l");
+        assert_eq!(out["pushed_paths"], 3, "{out}");
+        let app = strings(&out["out_paths"])[0].clone();
+        std::fs::remove_file(cache_dir().join(format!("{}.narinfo", hash_of(&app)))).unwrap();
+
+        let (code, text) = tf.plan_exit_code();
+        assert_eq!(code, 2, "expected a planned push: {text}");
+        assert!(text.contains("update in-place"), "{text}");
+        assert!(text.contains("missing_paths"), "{text}");
+        assert!(text.contains("pushed_paths"), "{text}");
+
+        timed(&format!("re-push apply ({version})"), || tf.apply());
+        let out = tf.output("l");
+        assert_eq!(out["pushed_paths"], 1, "only the lost path: {out}");
+        assert_eq!(out["missing_paths"], 0);
+        assert_eq!(strings(&out["out_paths"]), std::slice::from_ref(&app));
+        assert!(narinfo(&app).is_some(), "the path is back");
+        tf.assert_no_changes();
+        tf.destroy();
+    }
+}
+
+/// A second resource pushing a closure the cache already holds uploads nothing:
+/// `pushed_paths = 0`, and nginx saw no upload of any of its NARs or narinfos.
+#[test]
+fn fully_cached_closure_uploads_nothing() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("cached", &version));
+        let (sk, _) = signing_key("nbt-cached-1");
+        let first = push_resource(
+            "first",
+            &format!(
+                "  source       = {}\n  installables = [\"tool\"]\n{}",
+                hcl(flake.to_str().unwrap()),
+                store_block(&sk)
+            ),
+        );
+        tf.write(&format!("{}{first}", provider_config("")));
+        tf.apply();
+        assert_eq!(tf.output("first")["pushed_paths"], 2);
+
+        let second = push_resource(
+            "second",
+            &format!(
+                "  source       = {}\n  installables = [\"packages.x86_64-linux.tool\"]\n{}",
+                hcl(flake.to_str().unwrap()),
+                store_block(&sk)
+            ),
+        );
+        tf.write(&format!("{}{first}{second}", provider_config("")));
+        let log_before = access_log().len();
+        timed(&format!("fully cached push apply ({version})"), || {
+            tf.apply()
+        });
+        let window = access_log()[log_before..].to_string();
+        let out = tf.output("second");
+        assert_eq!(out["pushed_paths"], 0, "{out}");
+        let closure = strings(&out["closure_paths"]);
+        assert_eq!(closure.len(), 2);
+        for path in &closure {
+            let info = narinfo(path).unwrap();
+            let nar_url = info
+                .lines()
+                .find_map(|l| l.strip_prefix("URL: "))
+                .unwrap()
+                .to_string();
+            assert!(
+                !window.contains(&format!("PUT /{nar_url}")),
+                "the NAR of {path} was uploaded again:\n{window}"
+            );
+            assert!(
+                !window.contains(&format!("PUT /{}.narinfo", hash_of(path))),
+                "the narinfo of {path} was uploaded again:\n{window}"
+            );
+            // The provider did ask for it.
+            assert!(window.contains(&format!("GET /{}.narinfo", hash_of(path))));
+        }
+        eprintln!(
+            "[nar-uploads] PUT /nar lines during the cached apply ({version}), any test: {}",
+            window.matches("\"PUT /nar/").count()
+        );
+        tf.assert_no_changes();
+        tf.destroy();
+    }
+}
+
+/// Changing one file of `source` plans a replacement with a new `source_hash`.
+#[test]
+fn source_change_plans_a_replacement() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("change", &version));
+        let (sk, _) = signing_key("nbt-change-1");
+        tf.write(&format!(
+            "{}{}",
+            provider_config(""),
+            push_resource(
+                "c",
+                &format!(
+                    "  source       = {}\n  installables = [\"app\"]\n{}",
+                    hcl(flake.to_str().unwrap()),
+                    store_block(&sk)
+                )
+            )
+        ));
+        tf.apply();
+        let before = tf.output("c");
+        std::fs::write(flake.join("message.txt"), "a changed message\n").unwrap();
+        let (code, text) = tf.plan_exit_code();
+        assert_eq!(code, 2, "{text}");
+        assert!(text.contains("must be replaced"), "{text}");
+        assert!(text.contains("source_hash"), "{text}");
+        assert!(text.contains("forces replacement"), "{text}");
+        tf.apply();
+        let after = tf.output("c");
+        assert_ne!(after["source_hash"], before["source_hash"]);
+        assert_ne!(after["out_paths"], before["out_paths"]);
+        // Only the changed app was new; lib and dep were cached.
+        assert_eq!(after["pushed_paths"], 1, "{after}");
+        tf.assert_no_changes();
+        tf.destroy();
+    }
+}
+
+/// A failing derivation fails the apply with the end of its build log, and
+/// leaves no resource in the state.
+#[test]
+fn build_failure_shows_the_log_tail_and_keeps_no_state() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("broken", &version));
+        tf.write(&format!(
+            "{}{}",
+            provider_config(""),
+            push_resource(
+                "b",
+                &format!(
+                    "  source       = {}\n  installables = [\"broken\"]\n  store {{\n    uri = {}\n  }}\n",
+                    hcl(flake.to_str().unwrap()),
+                    hcl(&cache_url())
+                )
+            )
+        ));
+        let text = tf.fails(&["apply", "-auto-approve", "-no-color"]);
+        assert!(text.contains("Build failed"), "{text}");
+        assert!(
+            text.contains("nbt: deliberate failure for the test"),
+            "{text}"
+        );
+        assert!(text.contains("nbt build log line 30"), "{text}");
+        assert!(text.contains("nixbuild_cache_push.b"), "{text}");
+        let list = tf.ok(&["state", "list"]);
+        assert!(!list.contains("nixbuild_cache_push"), "state: {list}");
+    }
+}
+
+/// Ten pushes on one builder at once all succeed.
+#[test]
+fn ten_parallel_pushes_on_one_builder() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("parallel", &version));
+        tf.write(&format!(
+            r#"{provider}
+resource "nixbuild_cache_push" "par" {{
+  count        = 10
+  host         = {host}
+  source       = {src}
+  installables = ["par${{count.index}}"]
+  store {{
+    uri = {uri}
+  }}
+}}
+
+output "out_paths" {{
+  value = [for p in nixbuild_cache_push.par : p.out_paths[0]]
+}}
+output "pushed" {{
+  value = [for p in nixbuild_cache_push.par : p.pushed_paths]
+}}
+"#,
+            provider = provider_config(""),
+            host = hcl(&world().host(BUILDER).address()),
+            src = hcl(flake.to_str().unwrap()),
+            uri = hcl(&cache_url()),
+        ));
+        timed(&format!("10 parallel pushes ({version})"), || {
+            tf.ok(&["apply", "-auto-approve", "-no-color", "-parallelism=10"])
+        });
+        let paths = strings(&tf.output("out_paths"));
+        assert_eq!(paths.len(), 10);
+        for (i, p) in paths.iter().enumerate() {
+            assert!(p.ends_with(&format!("-nbt-par{i}")), "{p}");
+            assert!(narinfo(p).is_some(), "{p} not in the cache");
+        }
+        for n in tf.output("pushed").as_array().unwrap() {
+            assert!(n.as_i64().unwrap() >= 1, "{n}");
+        }
+        tf.assert_no_changes();
+        tf.destroy();
+    }
+}
+
+/// An unreachable cache during refresh is a warning: the plan succeeds and the
+/// state is kept.
+#[test]
+fn unreachable_cache_during_refresh_is_a_warning() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("unreachable", &version));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        drop(listener);
+        let config = |public_url: &str| {
+            format!(
+                "{}{}",
+                provider_config(""),
+                push_resource(
+                    "u",
+                    &format!(
+                        "  source       = {}\n  installables = [\"tool\"]\n  store {{\n    uri        = {}\n    public_url = {}\n  }}\n",
+                        hcl(flake.to_str().unwrap()),
+                        hcl(&cache_url()),
+                        hcl(public_url)
+                    )
+                )
+            )
+        };
+        tf.write(&config(&cache_url()));
+        tf.apply();
+        // Presence is now checked at a port nobody listens on.
+        tf.write(&config(&dead));
+        tf.apply();
+        assert_eq!(tf.output("u")["cache_url"], dead.as_str());
+        let out = tf.run(&["plan", "-detailed-exitcode", "-no-color"]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert!(text.contains("Cannot check the binary cache"), "{text}");
+        assert!(tf.ok(&["state", "list"]).contains("nixbuild_cache_push.u"));
+        tf.destroy();
+    }
+}
+
+/// Push to the Cachix stand-ins: the CLI on the builder gets the cache name and
+/// the missing paths on stdin, the token only in its environment. The token is
+/// not in its argv, not in a TF_LOG=trace log, not in the host's recorded
+/// command lines, not in the state.
+#[test]
+fn cachix_push_keeps_the_token_out_of_argv_logs_and_commands() {
+    let w = world();
+    let api = &w.json["cachix_api"];
+    assert!(
+        api.is_object(),
+        "world.json has no cachix_api: restart the world (make world)"
+    );
+    let token = api["token"].as_str().unwrap().to_string();
+    let host = w.host(BUILDER);
+    let cachix_log_path = host.json["cachix_log"].as_str().unwrap().to_string();
+    for version in terraform_versions() {
+        let mut tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("cachix", &version));
+        let trace = tf.dir.path().join("trace.log");
+        tf.env("CACHIX_AUTH_TOKEN", &token)
+            .env("TF_LOG", "trace")
+            .env("TF_LOG_PATH", trace.to_str().unwrap());
+        tf.write(&format!(
+            "{}{}",
+            provider_config(&format!(
+                "cachix {{\n    api_url = {}\n  }}",
+                hcl(api["url"].as_str().unwrap())
+            )),
+            push_resource(
+                "x",
+                &format!(
+                    "  source       = {}\n  installables = [\"app\"]\n  cachix {{\n    cache = \"private-cache\"\n  }}\n",
+                    hcl(flake.to_str().unwrap())
+                )
+            )
+        ));
+        let commands_before = host.commands_log().len();
+        let calls_before = std::fs::read_to_string(&cachix_log_path)
+            .unwrap_or_default()
+            .len();
+        timed(&format!("cachix push apply ({version})"), || tf.apply());
+        let out = tf.output("x");
+        let closure = strings(&out["closure_paths"]);
+        assert_eq!(closure.len(), 3);
+        assert_eq!(out["pushed_paths"], 3, "{out}");
+        assert_eq!(
+            out["cache_url"],
+            api["caches"]["private-cache"]["uri"].as_str().unwrap()
+        );
+
+        // What the cachix stand-in saw.
+        let calls = std::fs::read_to_string(&cachix_log_path).unwrap()[calls_before..].to_string();
+        let pushes: Vec<Value> = calls
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|c| c["argv"][1] == "push" && c["argv"][2] == "private-cache")
+            .collect();
+        assert_eq!(pushes.len(), 1, "{calls}");
+        let call = &pushes[0];
+        assert_eq!(
+            call["argv"].as_array().unwrap().len(),
+            3,
+            "paths on stdin, not argv: {call}"
+        );
+        let mut stdin = strings(&call["stdin"]);
+        stdin.retain(|l| !l.is_empty());
+        stdin.sort();
+        assert_eq!(stdin, closure, "missing paths on stdin");
+        assert_eq!(
+            call["CACHIX_AUTH_TOKEN"],
+            token.as_str(),
+            "token in the environment"
+        );
+        assert!(!call["argv"].to_string().contains(&token));
+        // The paths really reached the cache.
+        for p in &closure {
+            assert!(narinfo(p).is_some(), "{p}");
+        }
+
+        let commands = host.commands_log()[commands_before..].to_string();
+        assert!(commands.contains("cachix"), "the push ran on {BUILDER}");
+        assert!(!commands.contains(&token), "token in a remote command line");
+        let trace_text = std::fs::read_to_string(&trace).unwrap();
+        assert!(trace_text.len() > 1000, "TF_LOG=trace produced no log");
+        assert!(
+            !trace_text.contains(&token),
+            "token in the TF_LOG=trace log"
+        );
+        assert!(!tf.state_text().contains(&token), "token in the state");
+
+        // The API was asked with the token (as a bearer), which was never logged.
+        let requests = std::fs::read_to_string(api["requests_log"].as_str().unwrap()).unwrap();
+        assert!(requests.contains("/api/v1/cache/private-cache/narinfo"));
+
+        tf.assert_no_changes();
+        // Second push of the same closure: Cachix has it all, cachix is not run.
+        tf.destroy();
+        tf.apply();
+        assert_eq!(tf.output("x")["pushed_paths"], 0);
+        tf.destroy();
+    }
+}
+
+/// Bad inputs fail `terraform plan` with an error pointing at the attribute.
+#[test]
+fn bad_inputs_fail_the_plan_with_attribute_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let flake = fixture(dir.path(), "bad-inputs");
+    let src = hcl(flake.to_str().unwrap());
+    let uri = hcl(&cache_url());
+    let store = format!("store {{\n    uri = {uri}\n  }}");
+    // (name, body, error summary, text of the line Terraform must point at)
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        // Nothing to point at but the resource itself.
+        ("no_destination", format!("source = {src}\n  installables = [\"app\"]"), "No destination", "resource \"nixbuild_cache_push\" \"no_destination\""),
+        ("two_destinations", format!("source = {src}\n  installables = [\"app\"]\n  {store}\n  cachix {{\n    cache = \"c\"\n  }}"), "Two destinations", "resource \"nixbuild_cache_push\" \"two_destinations\""),
+        ("bad_scheme", format!("source = {src}\n  installables = [\"app\"]\n  store {{\n    uri = \"ftp://cache.example.com\"\n  }}"), "Invalid store URI", "uri = \"ftp://cache.example.com\""),
+        ("newline_installable", format!("source = {src}\n  installables = [\"app\\nrm -rf /\"]\n  {store}"), "Invalid installable", "installables = ["),
+        ("missing_source", format!("source = \"/nonexistent/nbt-flake\"\n  installables = [\"app\"]\n  {store}"), "Invalid source directory", "source = \"/nonexistent/nbt-flake\""),
+        ("flake_and_source", format!("source = {src}\n  flake = \"git+http://127.0.0.1:8750/www/x.git\"\n  installables = [\"app\"]\n  {store}"), "Both flake and source are set", "flake = \"git+http"),
+        ("dot_hash_installable", format!("source = {src}\n  installables = [\".#app\"]\n  {store}"), "Invalid installable", "installables = [\".#app\"]"),
+        ("empty_installables", format!("source = {src}\n  installables = []\n  {store}"), "No installables", "installables = []"),
+        ("bad_public_url", format!("source = {src}\n  installables = [\"app\"]\n  store {{\n    uri = \"file:///tmp/c\"\n    public_url = \"s3://bucket\"\n  }}"), "Invalid public_url", "public_url = \"s3://bucket\""),
+        ("bad_secret_key", format!("source = {src}\n  installables = [\"app\"]\n  store {{\n    uri = {uri}\n    secret_key = \"not-a-key\"\n  }}"), "Invalid secret_key", "secret_key = \"not-a-key\""),
+        ("bad_cachix_name", format!("source = {src}\n  installables = [\"app\"]\n  cachix {{\n    cache = \"Not A Cache\"\n  }}"), "Invalid Cachix cache name", "cache = \"Not A Cache\""),
+        ("bad_timeout", format!("source = {src}\n  installables = [\"app\"]\n  {store}\n  timeouts {{\n    create = \"soon\"\n  }}"), "Invalid timeout", "create = \"soon\""),
+        ("flake_with_fragment", format!("flake = \"github:o/r#app\"\n  installables = [\"app\"]\n  {store}"), "Invalid flake reference", "flake = \"github:o/r#app\""),
+        ("reserved_build_arg", format!("source = {src}\n  installables = [\"app\"]\n  build_args = [\"--out-link\", \"x\"]\n  {store}"), "Invalid build argument", "build_args = ["),
+        ("source_is_a_file", format!("source = {}\n  installables = [\"app\"]\n  {store}", hcl(flake.join("flake.nix").to_str().unwrap())), "Invalid source directory", "source = "),
+    ];
+    let mut config = provider_config("");
+    for (name, body, _, _) in &cases {
+        config.push_str(&format!(
+            "\nresource \"nixbuild_cache_push\" \"{name}\" {{\n  host = \"127.0.0.12\"\n  {body}\n}}\n"
+        ));
+    }
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        tf.write(&config);
+        let text = tf.fails(&["plan", "-no-color"]);
+        let blocks: Vec<&str> = text.split("Error: ").skip(1).collect();
+        if std::env::var_os("NBT_SHOW").is_some() {
+            eprintln!("{text}");
+        }
+        for (name, _, summary, line) in &cases {
+            let block = blocks
+                .iter()
+                .find(|b| {
+                    b.contains(&format!("nixbuild_cache_push.{name},")) && b.starts_with(summary)
+                })
+                .unwrap_or_else(|| panic!("no `{summary}` error for {name} ({version}):\n{text}"));
+            assert!(
+                block.contains(line),
+                "{name}: the error does not point at `{line}` ({version}):\n{block}"
+            );
+        }
+        // Nothing ran on the builder: validation happens before any connection.
+        assert!(!text.contains("Cannot connect"), "{text}");
+    }
+}
