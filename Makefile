@@ -31,10 +31,11 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 	shellcheck src/scripts/*.sh scripts/*.sh scripts/testworld/*.sh bench/*.sh .ci/run
 
-## bench: time a nixbuild_host read through Terraform against plain ssh
+## bench: nixbuild_host read, cached cache_push, builder bootstrap/no-op plan vs plain ssh
 bench: world
 	bash bench/host_read.sh
 	bash bench/cache_push.sh
+	bash bench/builder.sh
 
 clean:
 	$(CARGO) clean

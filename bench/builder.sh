@@ -24,6 +24,7 @@ read -r -a hosts <<<"${BENCH_HOSTS:-h1 h2 h3 b1 b2 b3 b4 b5 b6 b7}"
 [ ${#hosts[@]} -ge 5 ] || { echo "BENCH_HOSTS needs at least 5 hosts" >&2; exit 1; }
 
 work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 tf_dir="$work/tf"
 mkdir -p "$tf_dir"
 

@@ -37,26 +37,41 @@ fn nonce() -> String {
     format!("{}-{nanos}", std::process::id())
 }
 
-/// `nixbuild_host` data sources for the builders plus a machines file over
-/// them, built with `dynamic "machine"`, written to `path`. A second,
-/// render-only file swaps the host keys, for the negative build.
-fn fleet_config(path: &Path) -> String {
+/// Three `nixbuild_builder`s on the test hosts (build user `nixbuild`, the
+/// client's key authorized) plus a machines file over them, built with
+/// `dynamic "machine"`, written to `path`. A second, render-only file swaps the
+/// host keys, for the negative build.
+fn fleet_config(path: &Path, client_key: &str, client_pub: &str) -> String {
     let w = world();
-    let addresses = BUILDERS
-        .iter()
-        .map(|h| hcl(&w.host(h).address()))
-        .collect::<Vec<_>>()
+    let addresses = BUILDERS.map(|h| hcl(&w.host(h).address())).join(", ");
+    let restarts = BUILDERS
+        .map(|h| {
+            hcl(&format!(
+                "kill \"$(cat {})\"",
+                w.host(h).field("nix_daemon_pid_file")
+            ))
+        })
         .join(", ");
     format!(
         r#"{provider}
-data "nixbuild_host" "b" {{
-  for_each = toset([{addresses}])
-  host     = each.value
+locals {{
+  hosts    = [{addresses}]
+  restarts = [{restarts}]
+  features = [{features}]
+  builders = nixbuild_builder.b
 }}
 
-locals {{
-  builders = [for a in sort(keys(data.nixbuild_host.b)) : data.nixbuild_host.b[a]]
-  features = [{features}]
+resource "nixbuild_builder" "b" {{
+  count      = 3
+  host       = local.hosts[count.index]
+  on_destroy = "clean"
+  nix {{
+    install                = "none"
+    daemon_restart_command = local.restarts[count.index]
+  }}
+  build_user {{
+    authorized_keys = [{client_pub}]
+  }}
 }}
 
 resource "nixbuild_machines_file" "fleet" {{
@@ -64,9 +79,9 @@ resource "nixbuild_machines_file" "fleet" {{
   dynamic "machine" {{
     for_each = local.builders
     content {{
-      uri             = "ssh-ng://root@${{machine.value.host}}"
-      systems         = [machine.value.system]
-      ssh_key         = {key}
+      uri                = machine.value.store_uri
+      systems            = machine.value.systems
+      ssh_key            = {key}
       max_jobs           = 1
       supported_features = [local.features[machine.key]]
       public_host_key    = machine.value.host_key_base64
@@ -79,8 +94,8 @@ resource "nixbuild_machines_file" "wrong_keys" {{
   dynamic "machine" {{
     for_each = local.builders
     content {{
-      uri             = "ssh-ng://root@${{machine.value.host}}"
-      systems         = [machine.value.system]
+      uri             = machine.value.store_uri
+      systems         = machine.value.systems
       ssh_key         = {key}
       public_host_key = local.builders[(machine.key + 1) % length(local.builders)].host_key_base64
     }}
@@ -99,7 +114,8 @@ output "wrong_builders" {{
 "#,
         provider = provider_config(""),
         path = hcl(path.to_str().unwrap()),
-        key = hcl(&w.key("ed25519")),
+        key = hcl(client_key),
+        client_pub = hcl(client_pub),
         features = FEATURES.map(hcl).join(", "),
     )
 }
@@ -162,16 +178,19 @@ in map mk (builtins.genList (i: i) {count})
     )
 }
 
-/// Three builders, one machines file written by the resource, six independent
-/// derivations: all are built remotely, on more than one builder, trusting
-/// the host keys of column 8 only (a file with the keys swapped fails).
+/// Three builders bootstrapped by `nixbuild_builder`, one machines file written
+/// by the resource, six independent derivations: all are built remotely as the
+/// build user, on more than one builder, trusting the host keys of column 8
+/// only (a file with the keys swapped fails).
 #[test]
 fn distributed_build_through_the_written_file() {
     let w = world();
+    let _builders = BUILDERS.map(exclusive);
     for version in terraform_versions() {
         let tf = Tf::new(&version);
         let file = tf.dir.path().join("nix/machines");
-        tf.write(&fleet_config(&file));
+        let (client_key, client_pub) = common::keypair(tf.dir.path(), "client");
+        tf.write(&fleet_config(&file, &client_key, &client_pub));
         tf.apply();
         tf.assert_no_changes();
 
@@ -184,9 +203,9 @@ fn distributed_build_through_the_written_file() {
             let host = w.host(name);
             let cols: Vec<&str> = line.split(' ').collect();
             assert_eq!(cols.len(), 8, "{line}");
-            assert_eq!(cols[0], format!("ssh-ng://root@{}", host.address()));
+            assert_eq!(cols[0], format!("ssh-ng://nixbuild@{}", host.address()));
             assert_eq!(cols[1], "x86_64-linux");
-            assert_eq!(cols[2], w.key("ed25519"));
+            assert_eq!(cols[2], client_key);
             assert_eq!(&cols[3..7], ["1", "-", FEATURES[i], "-"]);
             assert_eq!(cols[7], b64(&host.host_key()), "{name}");
         }
