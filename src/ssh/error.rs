@@ -41,7 +41,7 @@ pub enum SshError {
         tail: String,
     },
 
-    #[error("{host}: SSH session failed during `{step}`: {reason}")]
+    #[error("{host}: SSH session failed during step `{step}`: {reason}")]
     Session {
         host: String,
         step: String,

@@ -130,11 +130,13 @@ impl Remote {
             .map_err(|_| session_error("the provider is shutting down".into()))?;
         tracing::info!(host = %host, step, "start");
         tracing::debug!(host = %host, step, "run: {command}");
-        let channel = self
-            .conn
-            .channel_open_session()
-            .await
-            .map_err(|e| session_error(format!("cannot open a channel: {e}")))?;
+        let channel = self.conn.channel_open_session().await.map_err(|e| {
+            session_error(if self.conn.is_closed() {
+                "the connection to the host was lost".to_string()
+            } else {
+                format!("cannot open a channel: {e}")
+            })
+        })?;
         let (mut reader, writer) = channel.split();
         writer
             .exec(true, command.as_bytes().to_vec())
