@@ -50,6 +50,7 @@ output "{name}" {{
 fn host_data_source_matches_the_hosts() {
     let w = world();
     let _bare = exclusive("bare");
+    let _h2 = exclusive("h2");
     for version in terraform_versions() {
         let tf = Tf::new(&version);
         let h1 = w.host("h1");
@@ -422,5 +423,45 @@ fn check_described(path: &str, block: &serde_json::Value, missing: &mut Vec<Stri
         for (name, nested) in blocks {
             check_described(&format!("{path}.{name}"), &nested["block"], missing);
         }
+    }
+}
+
+/// Several reads of one host in one run share one pooled SSH connection, and a
+/// channel limit of 1 serialises their commands without failing them.
+#[test]
+fn reads_of_one_host_share_one_connection() {
+    let w = world();
+    let _h2 = exclusive("h2");
+    let h2 = w.host("h2");
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        tf.write(&format!(
+            r#"{provider}
+data "nixbuild_host" "same" {{
+  count = 5
+  host  = {addr}
+}}
+
+output "systems" {{
+  value = distinct(data.nixbuild_host.same[*].system)
+}}
+"#,
+            provider = provider_config("max_sessions_per_host = 1"),
+            addr = hcl(&h2.address()),
+        ));
+        let logins = || h2.sshd_log().matches("Accepted publickey for root").count();
+        let probes = || h2.commands_log().matches("$arch-$os").count();
+        let (logins_before, probes_before) = (logins(), probes());
+        tf.ok(&["plan", "-no-color"]);
+        assert_eq!(
+            logins() - logins_before,
+            1,
+            "5 reads of one host should log in once"
+        );
+        assert_eq!(
+            probes() - probes_before,
+            5,
+            "the probe did not run once per read"
+        );
     }
 }

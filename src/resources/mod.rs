@@ -4,3 +4,4 @@ pub mod builder;
 pub mod cache_push;
 pub mod host;
 pub mod machines_file;
+pub mod timeouts;

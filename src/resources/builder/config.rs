@@ -11,11 +11,12 @@ use crate::cache::cachix::valid_cache_name;
 use crate::nix::conf::{
     check_feature, check_public_key, check_substituter, check_system, ManagedConf,
 };
+use crate::resources::timeouts::{self, Defaults, Operation, Timeouts};
 use crate::schema::{
     attribute, block, computed, optional_bool, optional_number, optional_string, required_string,
     sensitive, ssh_block,
 };
-use crate::ssh::settings::{check_host, check_user, parse_duration, validate_block};
+use crate::ssh::settings::{check_host, check_user, validate_block};
 use crate::ssh::{HostKey, SshBlock};
 
 /// A list of strings whose elements may each be unknown at plan time.
@@ -41,6 +42,11 @@ pub const INSTALL_METHODS: &[&str] = &["auto", "official", "determinate", "distr
 pub const DEFAULT_OFFICIAL_INSTALLER: &str = "https://nixos.org/nix/install";
 pub const DEFAULT_DETERMINATE_INSTALLER: &str = "https://install.determinate.systems/nix";
 pub const DEFAULT_BUILD_USER: &str = "nixbuild";
+pub const TIMEOUTS: Defaults = Defaults {
+    create: std::time::Duration::from_secs(30 * 60),
+    update: std::time::Duration::from_secs(30 * 60),
+    delete: std::time::Duration::from_secs(10 * 60),
+};
 pub const WATCH_STORE_UNIT: &str = "nixbuild-cachix-watch-store.service";
 pub const CACHIX_ENV_FILE: &str = "/etc/nixbuild/cachix.env";
 
@@ -95,16 +101,6 @@ pub struct CachixBlock {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-pub struct TimeoutsBlock {
-    #[serde(default)]
-    pub create: Value<String>,
-    #[serde(default)]
-    pub update: Value<String>,
-    #[serde(default)]
-    pub delete: Value<String>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct BuilderState {
     #[serde(default)]
     pub host: Value<String>,
@@ -119,7 +115,7 @@ pub struct BuilderState {
     #[serde(default)]
     pub on_destroy: Value<String>,
     #[serde(with = "value::serde_as_vec", default)]
-    pub timeouts: Value<TimeoutsBlock>,
+    pub timeouts: Value<Timeouts>,
 
     #[serde(default)]
     pub id: Value<String>,
@@ -206,15 +202,6 @@ pub fn schema() -> Schema {
         ],
         vec![],
     );
-    let timeouts = block(
-        "How long each operation may take (durations such as `\"30m\"`).",
-        vec![
-            ("create", optional_string("Default `\"30m\"`.")),
-            ("update", optional_string("Default `\"30m\"`.")),
-            ("delete", optional_string("Default `\"10m\"`.")),
-        ],
-        vec![],
-    );
     Schema {
         version: 1,
         block: block(
@@ -240,7 +227,7 @@ pub fn schema() -> Schema {
                 ("nix", NestedBlock::Optional(nix)),
                 ("build_user", NestedBlock::Optional(build_user)),
                 ("cachix", NestedBlock::Optional(cachix)),
-                ("timeouts", NestedBlock::Optional(timeouts)),
+                ("timeouts", timeouts::schema(TIMEOUTS, ["", "", ""])),
             ],
         ),
     }
@@ -457,23 +444,7 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
             }
         }
     }
-    if let Value::Value(timeouts) = &config.timeouts {
-        for (name, value) in [
-            ("create", &timeouts.create),
-            ("update", &timeouts.update),
-            ("delete", &timeouts.delete),
-        ] {
-            if let Value::Value(text) = value {
-                if let Err(e) = parse_duration(text) {
-                    diags.error(
-                        "Invalid timeout",
-                        e,
-                        AttributePath::new("timeouts").index(0).attribute(name),
-                    );
-                }
-            }
-        }
-    }
+    timeouts::validate(&config.timeouts, diags);
 }
 
 impl BuilderState {
@@ -523,16 +494,8 @@ impl BuilderState {
             .as_ref_option()
             .is_some_and(|c| c.install.as_ref_option() == Some(&true))
     }
-    pub fn timeout(&self, which: &str) -> std::time::Duration {
-        let default = if which == "delete" { 10 * 60 } else { 30 * 60 };
-        let value = self.timeouts.as_ref_option().and_then(|t| match which {
-            "create" => t.create.as_ref_option().cloned(),
-            "update" => t.update.as_ref_option().cloned(),
-            _ => t.delete.as_ref_option().cloned(),
-        });
-        value
-            .and_then(|v| parse_duration(&v).ok())
-            .unwrap_or(std::time::Duration::from_secs(default))
+    pub fn timeout(&self, op: Operation) -> std::time::Duration {
+        timeouts::get(&self.timeouts, op, TIMEOUTS)
     }
 
     /// The authorized_keys file content, or `None` while a key is unknown.

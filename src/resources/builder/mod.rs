@@ -18,6 +18,7 @@ use crate::cache::cachix::CachixApi;
 use crate::nix::conf::{sha256_hex, INCLUDE_LINE, MANAGED_CONF_PATH, NIX_CONF_PATH};
 use crate::provider::{Configured, Shared};
 use crate::resources::host::Probe;
+use crate::resources::timeouts::Operation;
 use crate::ssh::{Remote, SshBlock, SshError};
 use config::{
     known_strings, str_list, BuilderPrivate, BuilderState, CACHIX_ENV_FILE, WATCH_STORE_UNIT,
@@ -749,7 +750,7 @@ impl Resource for BuilderResource {
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let private = planned_private_state.as_option().unwrap_or_default();
-        let timeout = planned_state.timeout("create");
+        let timeout = planned_state.timeout(Operation::Create);
         let (state, private) = self
             .apply(diags, planned_state, private, None, timeout)
             .await?;
@@ -766,7 +767,7 @@ impl Resource for BuilderResource {
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let private = planned_private_state.as_option().unwrap_or_default();
-        let timeout = planned_state.timeout("update");
+        let timeout = planned_state.timeout(Operation::Update);
         let pinned = prior_state.host_key.as_option();
         let (state, private) = self
             .apply(diags, planned_state, private, pinned, timeout)
@@ -840,7 +841,7 @@ impl Resource for BuilderResource {
             }
             Some(())
         };
-        match tokio::time::timeout(state.timeout("delete"), work).await {
+        match tokio::time::timeout(state.timeout(Operation::Delete), work).await {
             Ok(result) => result,
             Err(_) => {
                 diags.error(

@@ -31,6 +31,7 @@ use crate::cache::cachix::CachixApi;
 use crate::cache::http::{self, HttpAuth, HttpCache};
 use crate::cache::store;
 use crate::provider::{Configured, Shared};
+use crate::resources::timeouts::{self, Defaults, Operation, Timeouts};
 use crate::schema::{
     attribute, block, computed, optional_string, required_string, sensitive, ssh_block,
 };
@@ -39,7 +40,12 @@ use crate::ssh::SshBlock;
 pub use validate::{check_flake_ref, check_installable};
 
 /// Default `timeouts.create` / `timeouts.update`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+/// A push builds and uploads: an hour by default.
+pub const TIMEOUTS: Defaults = Defaults {
+    create: Duration::from_secs(60 * 60),
+    update: Duration::from_secs(60 * 60),
+    delete: Duration::from_secs(60),
+};
 
 type Strings = Value<Vec<Value<String>>>;
 
@@ -63,16 +69,6 @@ pub struct CachixDest {
     pub auth_token: Value<String>,
     #[serde(default)]
     pub signing_key: Value<String>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Default, PartialEq)]
-pub struct Timeouts {
-    #[serde(default)]
-    pub create: Value<String>,
-    #[serde(default)]
-    pub update: Value<String>,
-    #[serde(default)]
-    pub delete: Value<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Default)]
@@ -196,14 +192,6 @@ fn planned_cache_url(state: &CachePushState) -> Value<String> {
         },
         _ => Value::Unknown,
     }
-}
-
-fn timeout_of(value: &Value<Timeouts>, pick: fn(&Timeouts) -> &Value<String>) -> Duration {
-    value
-        .as_ref_option()
-        .and_then(|t| pick(t).as_ref_option().cloned())
-        .and_then(|s| humantime::parse_duration(&s).ok())
-        .unwrap_or(DEFAULT_TIMEOUT)
 }
 
 pub struct CachePushResource {
@@ -409,15 +397,14 @@ impl Resource for CachePushResource {
             ],
             vec![],
         ));
-        let timeouts = NestedBlock::Optional(block(
-            "How long a push may take (duration strings such as `\"30m\"`).",
-            vec![
-                ("create", optional_string("Limit for the first push (build + upload). Default: `\"60m\"`.")),
-                ("update", optional_string("Limit for a repeated push (after the cache lost a path or a secret rotated). Default: `\"60m\"`.")),
-                ("delete", optional_string("Accepted for symmetry; destroy does nothing remotely.")),
+        let timeouts = timeouts::schema(
+            TIMEOUTS,
+            [
+                "Limit for the first push (build + upload).",
+                "Limit for a repeated push (after the cache lost a path or a secret rotated).",
+                "Accepted for symmetry; destroy does nothing remotely.",
             ],
-            vec![],
-        ));
+        );
         Some(Schema {
             version: 1,
             block: block(
@@ -630,7 +617,7 @@ impl Resource for CachePushResource {
         _planned_private_state: Self::PrivateState<'a>,
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        let timeout = timeout_of(&planned_state.timeouts, |t| &t.create);
+        let timeout = timeouts::get(&planned_state.timeouts, Operation::Create, TIMEOUTS);
         self.push(diags, planned_state, None, timeout).await
     }
 
@@ -647,7 +634,7 @@ impl Resource for CachePushResource {
             // Nothing to push (e.g. only `ssh` or `timeouts` changed).
             return Some((planned_state, planned_private_state));
         }
-        let timeout = timeout_of(&planned_state.timeouts, |t| &t.update);
+        let timeout = timeouts::get(&planned_state.timeouts, Operation::Update, TIMEOUTS);
         let pinned = prior_state.host_key.as_ref_option().cloned();
         self.push(diags, planned_state, pinned, timeout).await
     }

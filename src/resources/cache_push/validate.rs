@@ -61,14 +61,6 @@ pub fn check_flake_ref(value: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub fn check_duration(value: &str) -> Result<(), String> {
-    match humantime::parse_duration(value) {
-        Ok(d) if !d.is_zero() => Ok(()),
-        Ok(_) => Err("a timeout of zero would fail every push".into()),
-        Err(e) => Err(format!("`{value}` is not a duration such as \"30m\" ({e})")),
-    }
-}
-
 pub fn validate(config: &CachePushState, diags: &mut Diagnostics) {
     if let Value::Value(host) = &config.host {
         if let Err(e) = check_host(host) {
@@ -238,23 +230,7 @@ pub fn validate(config: &CachePushState, diags: &mut Diagnostics) {
             }
         }
     }
-    if let Value::Value(t) = &config.timeouts {
-        for (name, value) in [
-            ("create", &t.create),
-            ("update", &t.update),
-            ("delete", &t.delete),
-        ] {
-            if let Value::Value(v) = value {
-                if let Err(e) = check_duration(v) {
-                    diags.error(
-                        "Invalid timeout",
-                        e,
-                        AttributePath::new("timeouts").index(0).attribute(name),
-                    );
-                }
-            }
-        }
-    }
+    crate::resources::timeouts::validate(&config.timeouts, diags);
 }
 
 #[cfg(test)]
@@ -293,8 +269,5 @@ mod tests {
         assert!(check_flake_ref("git+http://127.0.0.1:8750/www/x.git?ref=main&rev=abc").is_ok());
         assert!(check_flake_ref("github:o/r#x").is_err());
         assert!(check_flake_ref("a b").is_err());
-        assert!(check_duration("30m").is_ok());
-        assert!(check_duration("soon").is_err());
-        assert!(check_duration("0s").is_err());
     }
 }
