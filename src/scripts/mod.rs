@@ -44,12 +44,12 @@ pub const FILE_REMOVE: &str = include_str!("file_remove.sh");
 pub const NIX: &str = include_str!("nix.sh");
 
 /// `nix copy --to URI`, signing with a 0600 key file it removes afterwards:
-/// `store-push.sh URI KEYFILE PATH...`.
-pub const STORE_PUSH: &str = include_str!("store-push.sh");
+/// `store_push.sh URI KEYFILE PATH...`.
+pub const STORE_PUSH: &str = include_str!("store_push.sh");
 
 /// `cachix push NAME` with paths on stdin and credentials from a 0600 file:
-/// `cachix-push.sh CREDENTIALS_FILE NAME`.
-pub const CACHIX_PUSH: &str = include_str!("cachix-push.sh");
+/// `cachix_push.sh CREDENTIALS_FILE NAME`.
+pub const CACHIX_PUSH: &str = include_str!("cachix_push.sh");
 
 /// Content-addressed `source` trees: `source.sh has|unpack HASH`.
 pub const SOURCE: &str = include_str!("source.sh");

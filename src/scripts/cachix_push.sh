@@ -5,7 +5,7 @@
 # (`CACHIX_AUTH_TOKEN=…` / `CACHIX_SIGNING_KEY=…` lines, read as data, never
 # evaluated); the file is removed before cachix starts, and the values are
 # placed in the environment of the cachix process only.
-# Usage: cachix-push.sh CREDENTIALS_FILE CACHE_NAME   (paths on stdin)
+# Usage: cachix_push.sh CREDENTIALS_FILE CACHE_NAME   (paths on stdin)
 set -eu
 
 # read_credentials FILE: sets auth_token and signing_key, removes FILE.

@@ -3,7 +3,7 @@
 # with a secret key file when one is given. The key file was uploaded with
 # mode 0600 by the provider; it is removed when this script ends, whatever
 # happens. Only its path appears on a command line, never the key.
-# Usage: store-push.sh URI KEYFILE PATH...   (KEYFILE may be empty)
+# Usage: store_push.sh URI KEYFILE PATH...   (KEYFILE may be empty)
 set -eu
 uri=$1
 key=$2
