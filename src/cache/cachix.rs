@@ -2,7 +2,7 @@
 //! URI, `POST /cache/{name}/narinfo` for the hashes it lacks) and the push
 //! itself, which runs the `cachix` CLI on the builder with the paths on stdin
 //! and the credentials in that one process's environment, read from a 0600
-//! file (see `scripts/cachix-push.sh`). Tokens never reach a command line, a
+//! file (see `scripts/cachix_push.sh`). Tokens never reach a command line, a
 //! log line or the Terraform state.
 
 use serde::Deserialize;
@@ -118,7 +118,7 @@ impl CachixApi {
     }
 }
 
-/// The content of the 0600 credentials file `cachix-push.sh` reads: one
+/// The content of the 0600 credentials file `cachix_push.sh` reads: one
 /// `NAME=value` line per credential that is set. Values hold no newline
 /// (checked at plan time).
 pub fn credentials_file(auth_token: Option<&str>, signing_key: Option<&str>) -> String {

@@ -1,6 +1,6 @@
 //! The `store` destination: any store `nix copy --to` can write (HTTP(S),
 //! S3, `file://`, SSH). Validation of its URIs, where to check presence over
-//! HTTP, and the shape of the remote push (`scripts/store-push.sh`, which
+//! HTTP, and the shape of the remote push (`scripts/store_push.sh`, which
 //! signs with a key file uploaded 0600 and removed afterwards).
 
 /// Schemes of `store.uri` Nix can copy to.
