@@ -44,3 +44,8 @@ bench: world
 
 clean:
 	$(CARGO) clean
+
+## docs-check: fail when docs/ differs from what the generator writes (`make docs` regenerates)
+.PHONY: docs-check
+docs-check:
+	$(CARGO) run --quiet --bin gen-docs -- --check
