@@ -11,6 +11,11 @@ export NIXBUILD_WORLD := $(WORLD)
 demo: world
 	bash scripts/demo.sh
 
+## examples-check: terraform fmt of examples/, and validate of those needing only this provider, on every Terraform version
+.PHONY: examples-check
+examples-check: world
+	$(CARGO) test --test examples -- --nocapture
+
 ## test: lint, unit tests and acceptance tests against real Terraform and sshd/Nix hosts
 test: world lint
 	$(CARGO) test --all-targets -- --test-threads=4

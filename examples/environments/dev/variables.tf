@@ -1,0 +1,83 @@
+variable "hcloud_token" {
+  description = "Hetzner Cloud API token (read/write), e.g. TF_VAR_hcloud_token from a secret store."
+  type        = string
+  sensitive   = true
+}
+
+variable "name_prefix" {
+  description = "Prefix of every Hetzner resource name."
+  type        = string
+  default     = "nixbuild-dev"
+}
+
+variable "builder_names" {
+  description = "One small x86 builder per name."
+  type        = set(string)
+  default     = ["b1"]
+}
+
+variable "server_type" {
+  description = "Hetzner server type of the builders."
+  type        = string
+  default     = "cx23"
+}
+
+variable "location" {
+  description = "Hetzner location."
+  type        = string
+  default     = "fsn1"
+}
+
+variable "image" {
+  description = "OS image of the builders."
+  type        = string
+  default     = "debian-12"
+}
+
+variable "admin_ssh_public_key" {
+  description = "Public key installed for root on the new servers."
+  type        = string
+}
+
+variable "admin_ssh_private_key_file" {
+  description = "Its private key, used by the nixbuild provider to bootstrap them."
+  type        = string
+}
+
+variable "ssh_allowed_cidrs" {
+  description = "Networks allowed to reach SSH on the builders (your office, your CI runners)."
+  type        = list(string)
+}
+
+variable "client_public_keys" {
+  description = "Public keys of the Nix clients that build on the builders."
+  type        = list(string)
+}
+
+variable "client_ssh_key_path" {
+  description = "Path, on the clients, of the private key they log in to the builders with."
+  type        = string
+  default     = "/root/.ssh/nixbuild"
+}
+
+variable "machines_file_path" {
+  description = "Where to write the machines file on the machine running Terraform. Null: ./machines next to this configuration."
+  type        = string
+  default     = null
+}
+
+variable "cachix_cache" {
+  description = "Cachix cache the builders substitute from and the pushes upload to. Its token comes from CACHIX_AUTH_TOKEN."
+  type        = string
+}
+
+variable "flake_ref" {
+  description = "Flake the pushes build, pinned to a revision, e.g. git+https://git.example.com/infra/packages.git?ref=main&rev=<sha>."
+  type        = string
+}
+
+variable "push_installables" {
+  description = "Attributes of that flake to build and push, one push each."
+  type        = set(string)
+  default     = ["packages.x86_64-linux.default"]
+}

@@ -1,0 +1,63 @@
+# Bootstrap a fresh Debian host into a remote builder: install Nix, write the
+# managed config (/etc/nix/nixbuild.conf), create the build user `nixbuild`
+# that CI runners log in as, and trust a Cachix cache.
+resource "nixbuild_builder" "x86" {
+  host = "203.0.113.7"
+
+  ssh {
+    # Optional: refuse any other host key (otherwise the first one seen is pinned).
+    host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICg40T5igF8XtZmxReeyxVeDs6+GKEmcyWMBLbF2QZTR"
+  }
+
+  nix {
+    install         = "auto" # keep an existing Nix, else the official installer
+    max_jobs        = 8
+    cores           = 2
+    system_features = ["big-parallel", "kvm", "nixos-test", "benchmark"]
+    extra_platforms = ["i686-linux"]
+    extra_config    = "keep-outputs = true"
+  }
+
+  build_user {
+    authorized_keys = [
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJfzgQsOIHu2+G5p+T3SWfDiaJm4k5A+lrYQYaOEPJLV ci-runner",
+    ]
+  }
+
+  cachix {
+    cache       = "my-cache"
+    watch_store = true # push every new store path (systemd service)
+  }
+
+  on_destroy = "keep" # the host is destroyed with it
+
+  timeouts {
+    create = "20m"
+  }
+}
+
+# A host without systemd (Alpine, OpenRC) with Nix already installed: say how
+# to restart the daemon, and remove what was added on destroy.
+resource "nixbuild_builder" "alpine" {
+  host = "203.0.113.8"
+
+  nix {
+    install                = "none"
+    daemon_restart_command = "rc-service nix-daemon restart"
+  }
+
+  build_user {
+    name            = "builder"
+    authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJfzgQsOIHu2+G5p+T3SWfDiaJm4k5A+lrYQYaOEPJLV ci-runner"]
+  }
+
+  on_destroy = "clean"
+}
+
+output "x86_builder" {
+  value = {
+    store_uri       = nixbuild_builder.x86.store_uri       # "ssh-ng://nixbuild@203.0.113.7"
+    host_key_base64 = nixbuild_builder.x86.host_key_base64 # machines-file column 8
+    systems         = nixbuild_builder.x86.systems         # ["x86_64-linux", "i686-linux"]
+  }
+}

@@ -1,0 +1,417 @@
+//! Checks of `examples/`: every example is `terraform fmt` clean, and every
+//! example whose providers are available offline (only this one) passes a real
+//! `terraform validate` on every supported Terraform version, through
+//! `dev_overrides` like the acceptance tests. The Hetzner environments (dev,
+//! prod) need `hetznercloud/hcloud` from the registry, which cannot be reached
+//! here: they are checked for fmt only and reported as not validated; the
+//! GitHub workflow validates them (job `examples` of ci.yml; with network
+//! access, `NIXBUILD_EXAMPLES_ONLINE=1` makes this test do it too).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{hcl, provider_binary, terraform_versions, world, SOURCE};
+use serde_json::Value;
+
+/// Examples that need only this provider, relative to `examples/`.
+const OFFLINE: &[&str] = &[
+    "provider",
+    "resources/nixbuild_builder",
+    "resources/nixbuild_machines_file",
+    "resources/nixbuild_cache_push",
+    "data-sources/nixbuild_host",
+    "modules/builder",
+    "environments/local",
+];
+
+/// Examples that also need `hetznercloud/hcloud`.
+const NEED_HCLOUD: &[&str] = &["environments/dev", "environments/prod"];
+
+fn examples() -> PathBuf {
+    common::repo_root().join("examples")
+}
+
+/// Every directory under `examples/` that holds `.tf` files, relative.
+fn example_dirs() -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let mut has_tf = false;
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !name.starts_with('.') {
+                    walk(root, &path, out);
+                }
+            } else if name.ends_with(".tf") {
+                has_tf = true;
+            }
+        }
+        if has_tf {
+            out.push(
+                dir.strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+    }
+    let mut out = Vec::new();
+    walk(&examples(), &examples(), &mut out);
+    out
+}
+
+/// Copy `examples/` into `dest` (so relative module sources keep working),
+/// leaving out anything a local `terraform` run may have left behind.
+fn copy_examples(dest: &Path) {
+    fn copy(src: &Path, dest: &Path) {
+        std::fs::create_dir_all(dest).unwrap();
+        for entry in std::fs::read_dir(src).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name == ".terraform"
+                || name == ".terraform.lock.hcl"
+                || name.ends_with(".tfstate")
+                || name.ends_with(".tfstate.backup")
+                || name.ends_with(".tfvars")
+            {
+                continue;
+            }
+            if path.is_dir() {
+                copy(&path, &dest.join(&name));
+            } else {
+                std::fs::copy(&path, dest.join(&name)).unwrap();
+            }
+        }
+    }
+    copy(&examples(), dest);
+}
+
+struct Run {
+    version: String,
+    bin: PathBuf,
+    cli_config: PathBuf,
+}
+
+impl Run {
+    fn new(version: &str, cli_config: PathBuf) -> Self {
+        Self {
+            version: version.to_string(),
+            bin: world().terraform(version),
+            cli_config,
+        }
+    }
+
+    fn run(&self, dir: &Path, args: &[&str]) -> Output {
+        Command::new(&self.bin)
+            .args(args)
+            .current_dir(dir)
+            .env("TF_CLI_CONFIG_FILE", &self.cli_config)
+            .env("TF_IN_AUTOMATION", "1")
+            .env("TF_INPUT", "0")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env_remove("TF_LOG")
+            .env_remove("TF_DATA_DIR")
+            .output()
+            .expect("run terraform")
+    }
+
+    fn ok(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.run(dir, args);
+        assert!(
+            out.status.success(),
+            "terraform {} ({}) in {} failed\n--- stdout\n{}\n--- stderr\n{}",
+            args.join(" "),
+            self.version,
+            dir.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `terraform validate -json`: valid, with no errors and no warnings.
+    fn validate(&self, dir: &Path, example: &str) {
+        let out = self.run(dir, &["validate", "-json", "-no-color"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "{example} ({}): validate -json printed no JSON ({e}):\n{stdout}\n{}",
+                self.version,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let diagnostics = report["diagnostics"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            out.status.success() && report["valid"] == true,
+            "{example} is not valid on Terraform {}:\n{}",
+            self.version,
+            serde_json::to_string_pretty(&diagnostics).unwrap()
+        );
+        // The one expected warning says dev_overrides are in effect.
+        let warnings: Vec<String> = diagnostics
+            .iter()
+            .filter(|d| d["severity"] == "warning")
+            .filter(|d| d["summary"] != "Provider development overrides are in effect")
+            .map(|d| format!("{}: {}", d["summary"], d["detail"]))
+            .collect();
+        assert!(
+            warnings.is_empty(),
+            "{example} has validation warnings on Terraform {}: {warnings:#?}",
+            self.version
+        );
+    }
+}
+
+/// A CLI config that serves this provider from the binary cargo built.
+fn dev_overrides_config(dir: &Path) -> PathBuf {
+    let path = dir.join("dev-overrides.tfrc");
+    std::fs::write(
+        &path,
+        format!(
+            "provider_installation {{\n  dev_overrides {{\n    {} = {}\n  }}\n  direct {{}}\n}}\n",
+            hcl(&format!("registry.terraform.io/{SOURCE}")),
+            hcl(provider_binary().parent().unwrap().to_str().unwrap())
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A CLI config that installs this provider from a filesystem mirror holding
+/// the cargo-built binary as version `0.1.0`, and every other provider from
+/// its registry. Unlike `dev_overrides`, `terraform init` then works on every
+/// version (Terraform 1.6 asks the registry for an overridden provider).
+fn mirror_config(dir: &Path) -> PathBuf {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    let mirror = dir.join("mirror");
+    let platform_dir = mirror
+        .join("registry.terraform.io")
+        .join(SOURCE)
+        .join(version)
+        .join(format!("{}_{arch}", std::env::consts::OS));
+    std::fs::create_dir_all(&platform_dir).unwrap();
+    std::fs::copy(
+        provider_binary(),
+        platform_dir.join(format!("terraform-provider-nixbuild_v{version}")),
+    )
+    .unwrap();
+    let address = hcl(&format!("registry.terraform.io/{SOURCE}"));
+    let path = dir.join("mirror.tfrc");
+    std::fs::write(
+        &path,
+        format!(
+            "provider_installation {{\n  filesystem_mirror {{\n    path    = {}\n    include = [{address}]\n  }}\n  direct {{\n    exclude = [{address}]\n  }}\n}}\n",
+            hcl(mirror.to_str().unwrap())
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The directory to validate `example` in, inside a copy of `examples/`.
+/// Resource and data-source examples are snippets, as the docs show them:
+/// they are validated together with `examples/provider/provider.tf`, which
+/// holds their `required_providers` and provider block.
+fn prepare(copy: &Path, example: &str) -> PathBuf {
+    let dir = copy.join(example);
+    if example.starts_with("resources/") || example.starts_with("data-sources/") {
+        std::fs::copy(
+            copy.join("provider/provider.tf"),
+            dir.join("provider_example.tf"),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+/// Every example directory is in exactly one of the two lists, so a new
+/// example cannot go unchecked; the layout the docs rely on is there.
+#[test]
+fn every_example_is_classified() {
+    let found = example_dirs();
+    for dir in &found {
+        assert!(
+            OFFLINE.contains(&dir.as_str()) || NEED_HCLOUD.contains(&dir.as_str()),
+            "examples/{dir} is in neither OFFLINE nor NEED_HCLOUD of tests/examples.rs"
+        );
+    }
+    for dir in OFFLINE.iter().chain(NEED_HCLOUD) {
+        assert!(
+            found.contains(&dir.to_string()),
+            "examples/{dir} is missing"
+        );
+    }
+    for file in [
+        "provider/provider.tf",
+        "resources/nixbuild_builder/resource.tf",
+        "resources/nixbuild_builder/import.sh",
+        "resources/nixbuild_machines_file/resource.tf",
+        "resources/nixbuild_cache_push/resource.tf",
+        "data-sources/nixbuild_host/data-source.tf",
+        "environments/local/flake/flake.nix",
+    ] {
+        assert!(
+            examples().join(file).is_file(),
+            "examples/{file} is missing"
+        );
+    }
+    // import.sh imports a resource that resource.tf declares, with the
+    // documented `user@host:port` id.
+    let import =
+        std::fs::read_to_string(examples().join("resources/nixbuild_builder/import.sh")).unwrap();
+    let resource =
+        std::fs::read_to_string(examples().join("resources/nixbuild_builder/resource.tf")).unwrap();
+    let line = import
+        .lines()
+        .find(|l| l.starts_with("terraform import "))
+        .expect("import.sh has a terraform import line");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (_, name) = words[2].split_once('.').unwrap();
+    assert!(
+        resource.contains(&format!("resource \"nixbuild_builder\" \"{name}\"")),
+        "{line}: no such resource in resource.tf"
+    );
+    assert!(
+        nixbuild_import_id_ok(words[3]),
+        "{line}: id is not user@host:port"
+    );
+}
+
+fn nixbuild_import_id_ok(id: &str) -> bool {
+    id.split_once('@')
+        .and_then(|(user, rest)| rest.rsplit_once(':').map(|(h, p)| (user, h, p)))
+        .is_some_and(|(user, host, port)| {
+            !user.is_empty() && !host.is_empty() && port.parse::<u16>().is_ok()
+        })
+}
+
+/// The source address appears only as `SOURCE`, and each root module or
+/// module declares it (resource snippets get it from provider.tf).
+#[test]
+fn source_address_is_the_one_namespace() {
+    let pattern = format!("source = \"{SOURCE}\"");
+    for dir in example_dirs() {
+        let mut declares = false;
+        for entry in std::fs::read_dir(examples().join(&dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "tf") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for line in text
+                    .lines()
+                    .filter(|l| l.contains("source") && l.contains("/nixbuild\""))
+                {
+                    let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+                    assert_eq!(line, pattern, "{}", path.display());
+                    declares = true;
+                }
+            }
+        }
+        let snippet = dir.starts_with("resources/") || dir.starts_with("data-sources/");
+        assert_eq!(
+            declares, !snippet,
+            "examples/{dir}: required_providers with {SOURCE} expected only in roots and modules"
+        );
+    }
+}
+
+#[test]
+fn examples_are_fmt_clean() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = Run::new("1.15.5", dev_overrides_config(tmp.path()));
+    let out = run.run(
+        &examples(),
+        &["fmt", "-check", "-recursive", "-diff", "-no-color"],
+    );
+    assert!(
+        out.status.success(),
+        "terraform fmt -check -recursive examples failed; run `terraform fmt -recursive examples`\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Explicitly, the Hetzner environments that cannot be validated here.
+    for dir in NEED_HCLOUD {
+        let out = run.run(&examples().join(dir), &["fmt", "-check", "-no-color"]);
+        assert!(out.status.success(), "examples/{dir} is not fmt clean");
+    }
+}
+
+/// Real `terraform validate` of every offline example on every Terraform
+/// version. With `dev_overrides` no `init` is needed for this provider;
+/// `terraform get` installs local modules (`init` would ask the registry
+/// for the overridden provider on Terraform 1.6).
+#[test]
+fn offline_examples_validate_on_every_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cli_config = dev_overrides_config(tmp.path());
+    for version in terraform_versions() {
+        let copy = tmp.path().join(format!("examples-{version}"));
+        copy_examples(&copy);
+        let run = Run::new(&version, cli_config.clone());
+        for example in OFFLINE {
+            let dir = prepare(&copy, example);
+            run.ok(&dir, &["get", "-no-color"]);
+            run.validate(&dir, example);
+            eprintln!("validated examples/{example} on Terraform {version}");
+        }
+    }
+}
+
+/// The Hetzner environments: with `NIXBUILD_EXAMPLES_ONLINE=1` (the GitHub
+/// workflow, which can reach the registry) `init` + `validate` them with this
+/// provider from a filesystem mirror; otherwise say loudly that they were not
+/// validated. The mirror mechanism itself is checked here on the local
+/// environment, which needs no registry.
+#[test]
+fn hcloud_examples_validate_online_only() {
+    let online = std::env::var("NIXBUILD_EXAMPLES_ONLINE").is_ok_and(|v| v == "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let cli_config = mirror_config(tmp.path());
+    for version in terraform_versions() {
+        let copy = tmp.path().join(format!("examples-{version}"));
+        copy_examples(&copy);
+        let run = Run::new(&version, cli_config.clone());
+        let mut targets = vec!["environments/local"];
+        if online {
+            targets.extend(NEED_HCLOUD);
+        }
+        for example in targets {
+            let dir = prepare(&copy, example);
+            run.ok(
+                &dir,
+                &["init", "-backend=false", "-input=false", "-no-color"],
+            );
+            run.validate(&dir, example);
+            eprintln!("validated examples/{example} on Terraform {version} (init from a filesystem mirror)");
+        }
+    }
+    if !online {
+        for dir in NEED_HCLOUD {
+            for file in ["main.tf", "versions.tf"] {
+                assert!(examples().join(dir).join(file).is_file());
+            }
+            let versions =
+                std::fs::read_to_string(examples().join(dir).join("versions.tf")).unwrap();
+            assert!(versions.contains("hetznercloud/hcloud"), "{dir}");
+            eprintln!(
+                "NOT VALIDATED HERE: examples/{dir} needs hetznercloud/hcloud from the registry \
+                 (offline); only `terraform fmt -check` ran. The GitHub workflow validates it \
+                 (.github/workflows/ci.yml, job `examples`; or here with network access: \
+                 NIXBUILD_EXAMPLES_ONLINE=1 cargo test --test examples)."
+            );
+        }
+    }
+}
