@@ -99,7 +99,7 @@ pub fn ssh_block(with_host_key: bool) -> NestedBlock {
             "host_key",
             optional_string("Expected public host key line of the host, e.g. the content of `/etc/ssh/ssh_host_ed25519_key.pub`. The connection is refused, and nothing runs on the host, if the host presents another key."),
         ));
-        "How to reach the host over SSH. Unset arguments fall back to the provider's `ssh` block."
+        "How to reach the host over SSH. Unset arguments fall back to the provider's `ssh` block; the `bastion_*` arguments go together, from whichever block sets `bastion_host`."
     } else {
         "Default SSH settings for every connection the provider makes. Resources and data sources can override each argument in their own `ssh` block."
     };

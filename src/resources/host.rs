@@ -90,11 +90,10 @@ impl Probe {
         let output = remote
             .run_script("probe host", crate::scripts::PROBE, &[], None, false)
             .await?;
-        Self::parse(&output.stdout_text()).map_err(|reason| SshError::CommandFailed {
+        Self::parse(&output.stdout_text()).map_err(|reason| SshError::Unexpected {
             host: remote.endpoint().to_string(),
             step: "probe host".into(),
-            exit: Some(0),
-            tail: reason,
+            reason,
         })
     }
 }

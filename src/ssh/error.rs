@@ -9,9 +9,10 @@ use thiserror::Error;
 pub enum SshError {
     #[error(
         "host key mismatch for {host}: expected {expected}, but the host presented {presented}. \
-         Nothing was run on the host. If the host was really re-installed, update `host_key` \
-         (or replace the resource with `terraform apply -replace=<address>`); otherwise treat \
-         this as a possible man-in-the-middle attack"
+         Nothing was run on the host. If the host was really re-installed, set the new key in \
+         `ssh.host_key` (data sources), or replace the resource without refreshing it: \
+         `terraform apply -refresh=false -replace=<address>`; otherwise treat this as a \
+         possible man-in-the-middle attack"
     )]
     HostKeyMismatch {
         host: String,
@@ -19,7 +20,7 @@ pub enum SshError {
         presented: String,
     },
 
-    #[error("cannot reach {host} (gave up after {}): {reason}", humantime::format_duration(*.waited))]
+    #[error("cannot reach {host}: {reason}{}", waited_text(*.waited))]
     Unreachable {
         host: String,
         reason: String,
@@ -41,12 +42,38 @@ pub enum SshError {
         tail: String,
     },
 
+    #[error("{host}: step `{step}` refused: {reason}")]
+    Refused {
+        host: String,
+        step: String,
+        reason: String,
+    },
+
+    #[error("{host}: step `{step}` gave output the provider cannot read: {reason}")]
+    Unexpected {
+        host: String,
+        step: String,
+        reason: String,
+    },
+
     #[error("{host}: SSH session failed during step `{step}`: {reason}")]
     Session {
         host: String,
         step: String,
         reason: String,
     },
+}
+
+fn waited_text(waited: Duration) -> String {
+    if waited.is_zero() {
+        String::new()
+    } else {
+        // Whole seconds: nobody needs nanoseconds of a connect timeout.
+        format!(
+            " (kept retrying for {}; raise ssh.connect_timeout if the host needs longer)",
+            humantime::format_duration(Duration::from_secs(waited.as_secs().max(1)))
+        )
+    }
 }
 
 fn exit_text(exit: Option<u32>) -> String {
