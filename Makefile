@@ -5,7 +5,7 @@ WORLD ?= /var/tmp/nixbuild-world
 CARGO ?= cargo
 export NIXBUILD_WORLD := $(WORLD)
 
-.PHONY: demo test world world-down unit lint bench clean
+.PHONY: demo test world world-down unit lint docs bench clean
 
 ## demo: start loopback test hosts and run examples/environments/local end to end
 demo: world
@@ -30,6 +30,11 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	shellcheck src/scripts/*.sh scripts/*.sh scripts/testworld/*.sh bench/*.sh .ci/run
+	$(CARGO) run --quiet --bin gen-docs -- --check
+
+## docs: regenerate docs/index.md, docs/resources/ and docs/data-sources/ from the schema descriptions and examples/
+docs:
+	$(CARGO) run --quiet --bin gen-docs
 
 ## bench: nixbuild_host read, cached cache_push, builder bootstrap/no-op plan vs plain ssh
 bench: world
