@@ -475,7 +475,7 @@ pub enum Drift {
 impl std::fmt::Display for Drift {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Drift::Differs(p) => write!(f, "{}: differs from the schema", p.display()),
+            Drift::Differs(p) => write!(f, "{}: differs from what gen-docs renders", p.display()),
             Drift::Missing(p) => write!(f, "{}: missing", p.display()),
             Drift::Stale(p) => write!(f, "{}: should not exist", p.display()),
         }
