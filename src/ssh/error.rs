@@ -27,7 +27,7 @@ pub enum SshError {
         waited: Duration,
     },
 
-    #[error("authentication as {user}@{host} failed: {reason}")]
+    #[error("authentication as {host} failed: {reason}")]
     AuthFailed {
         host: String,
         user: String,
@@ -99,5 +99,23 @@ impl SshError {
             self,
             SshError::Unreachable { .. } | SshError::AuthFailed { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_failure_names_the_endpoint_once() {
+        let e = SshError::AuthFailed {
+            host: "root@203.0.113.7:22".into(),
+            user: "root".into(),
+            reason: "the server rejected key SHA256:abc".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "authentication as root@203.0.113.7:22 failed: the server rejected key SHA256:abc"
+        );
     }
 }
