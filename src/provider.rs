@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::Schema;
-use tf_provider::value::{self, Value, ValueEmpty};
+use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
 
 use crate::resources::builder::BuilderResource;
@@ -34,9 +34,9 @@ pub struct CachixBlock {
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
 pub struct ProviderConfig {
-    #[serde(with = "value::serde_as_vec", default)]
+    #[serde(with = "crate::schema::optional_block", default)]
     pub ssh: Value<SshBlock>,
-    #[serde(with = "value::serde_as_vec", default)]
+    #[serde(with = "crate::schema::optional_block", default)]
     pub cachix: Value<CachixBlock>,
     #[serde(default)]
     pub max_sessions_per_host: Value<i64>,

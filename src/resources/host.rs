@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeType, Schema};
-use tf_provider::value::{self, Value, ValueEmpty};
+use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, DataSource, Diagnostics};
 
 use crate::provider::Shared;
@@ -20,7 +20,7 @@ use crate::ssh::{Remote, SshBlock, SshError};
 pub struct HostState {
     #[serde(default)]
     pub host: Value<String>,
-    #[serde(with = "value::serde_as_vec", default)]
+    #[serde(with = "crate::schema::optional_block", default)]
     pub ssh: Value<SshBlock>,
     #[serde(default)]
     pub id: Value<String>,

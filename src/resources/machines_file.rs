@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use tf_provider::schema::{AttributeType, NestedBlock, Schema};
-use tf_provider::value::{self, Value, ValueEmpty};
+use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use crate::nix::machines::{self, Machine};
@@ -68,7 +68,7 @@ pub struct TargetBlock {
     pub host: Value<String>,
     #[serde(default)]
     pub path: Value<String>,
-    #[serde(with = "value::serde_as_vec", default)]
+    #[serde(with = "crate::schema::optional_block", default)]
     pub ssh: Value<SshBlock>,
 }
 
@@ -78,7 +78,7 @@ pub struct MachinesFileState {
     pub machine: Value<Vec<MachineBlock>>,
     #[serde(default)]
     pub path: Value<String>,
-    #[serde(with = "value::serde_as_vec", default)]
+    #[serde(with = "crate::schema::optional_block", default)]
     pub target: Value<TargetBlock>,
     #[serde(default)]
     pub overwrite: Value<bool>,

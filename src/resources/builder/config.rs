@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeType, NestedBlock, Schema};
-use tf_provider::value::{self, Value};
+use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
 use crate::cache::cachix::valid_cache_name;
@@ -104,17 +104,17 @@ pub struct CachixBlock {
 pub struct BuilderState {
     #[serde(default)]
     pub host: Value<String>,
-    #[serde(with = "value::serde_as_vec", default)]
+    #[serde(with = "crate::schema::optional_block", default)]
     pub ssh: Value<SshBlock>,
-    #[serde(with = "value::serde_as_vec", default)]
+    #[serde(with = "crate::schema::optional_block", default)]
     pub nix: Value<NixBlock>,
-    #[serde(with = "value::serde_as_vec", default)]
+    #[serde(with = "crate::schema::optional_block", default)]
     pub build_user: Value<BuildUserBlock>,
-    #[serde(with = "value::serde_as_vec", default)]
+    #[serde(with = "crate::schema::optional_block", default)]
     pub cachix: Value<CachixBlock>,
     #[serde(default)]
     pub on_destroy: Value<String>,
-    #[serde(with = "value::serde_as_vec", default)]
+    #[serde(with = "crate::schema::optional_block", default)]
     pub timeouts: Value<Timeouts>,
 
     #[serde(default)]
@@ -455,6 +455,9 @@ impl BuilderState {
         self.build_user.as_ref_option().cloned().unwrap_or_default()
     }
     pub fn build_user_name(&self) -> Option<String> {
+        if self.build_user.is_unknown() {
+            return None;
+        }
         match self.build_user.as_ref_option().map(|u| &u.name) {
             Some(Value::Unknown) => None,
             Some(Value::Value(name)) => Some(name.clone()),
@@ -500,6 +503,9 @@ impl BuilderState {
 
     /// The authorized_keys file content, or `None` while a key is unknown.
     pub fn authorized_keys_file(&self) -> Option<String> {
+        if self.build_user.is_unknown() {
+            return None;
+        }
         let keys = known_strings(&self.user_block().authorized_keys)?;
         Some(keys.iter().map(|k| format!("{}\n", k.trim())).collect())
     }
@@ -507,6 +513,9 @@ impl BuilderState {
     /// The managed Nix config, given the Cachix substituter and key (if any).
     /// `None` while an argument is unknown.
     pub fn managed_conf(&self, cachix: Option<(&str, &str)>) -> Option<ManagedConf> {
+        if self.nix.is_unknown() || self.build_user.is_unknown() {
+            return None;
+        }
         let nix = self.nix_block();
         if nix.max_jobs.is_unknown() || nix.cores.is_unknown() || nix.extra_config.is_unknown() {
             return None;

@@ -111,6 +111,9 @@ impl BuilderResource {
         state: &BuilderState,
         diags: &mut Diagnostics,
     ) -> Option<CachixTarget> {
+        if state.cachix.is_unknown() {
+            return Some(CachixTarget::Unknown);
+        }
         let Some(cachix) = state.cachix.as_ref_option() else {
             return Some(CachixTarget::None);
         };
@@ -207,6 +210,14 @@ impl BuilderResource {
     /// Fill the attributes that follow from the arguments and the host facts
     /// already known (system, cpus, detected features).
     fn derive(state: &mut BuilderState, host: &str) {
+        if state.nix.is_unknown() {
+            // A `dynamic "nix"` block whose presence is not known yet.
+            state.systems = Value::Unknown;
+            state.max_jobs_effective = Value::Unknown;
+            state.supported_features = Value::Unknown;
+            state.store_uri = Self::store_uri(state, host);
+            return;
+        }
         let nix = state.nix_block();
         state.systems = match (&state.system, known_strings(&nix.extra_platforms)) {
             (Value::Value(system), Some(extra)) => {
@@ -227,10 +238,14 @@ impl BuilderResource {
                 None => Value::Unknown,
             };
         }
-        state.store_uri = match state.build_user_name() {
+        state.store_uri = Self::store_uri(state, host);
+    }
+
+    fn store_uri(state: &BuilderState, host: &str) -> Value<String> {
+        match state.build_user_name() {
             Some(user) => Value::Value(format!("ssh-ng://{user}@{host}")),
             None => Value::Unknown,
-        };
+        }
     }
 
     /// Compare what the check found with what the state says was applied.

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tf_provider::schema::{AttributeConstraint, AttributeType, NestedBlock, Schema};
-use tf_provider::value::{self, Value, ValueEmpty};
+use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use crate::cache::cachix::CachixApi;
@@ -75,7 +75,7 @@ pub struct CachixDest {
 pub struct CachePushState {
     #[serde(default)]
     pub host: Value<String>,
-    #[serde(with = "value::serde_as_vec", default)]
+    #[serde(with = "crate::schema::optional_block", default)]
     pub ssh: Value<SshBlock>,
     #[serde(default)]
     pub flake: Value<String>,
@@ -87,11 +87,11 @@ pub struct CachePushState {
     pub build_args: Strings,
     #[serde(default)]
     pub triggers: Value<BTreeMap<String, Value<String>>>,
-    #[serde(with = "value::serde_as_vec", default)]
+    #[serde(with = "crate::schema::optional_block", default)]
     pub store: Value<StoreDest>,
-    #[serde(with = "value::serde_as_vec", default)]
+    #[serde(with = "crate::schema::optional_block", default)]
     pub cachix: Value<CachixDest>,
-    #[serde(with = "value::serde_as_vec", default)]
+    #[serde(with = "crate::schema::optional_block", default)]
     pub timeouts: Value<Timeouts>,
     // Computed.
     #[serde(default)]
