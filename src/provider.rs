@@ -321,6 +321,12 @@ impl Provider for NixbuildProvider {
             "host".into(),
             Box::new(HostDataSource::new(self.shared.clone())),
         );
+        sources.insert(
+            "cachix_cache".into(),
+            Box::new(crate::resources::cachix_cache::CachixCacheDataSource::new(
+                self.shared.clone(),
+            )),
+        );
         Some(sources)
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod builder;
 pub mod cache_push;
+pub mod cachix_cache;
 pub mod host;
 pub mod machines_file;
 pub mod timeouts;

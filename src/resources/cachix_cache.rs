@@ -1,0 +1,119 @@
+//! Data source `nixbuild_cachix_cache`: a Cachix cache's URI and public
+//! signing keys from the Cachix API, e.g. to trust a cache on builders managed
+//! elsewhere. Nothing runs on any host.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tf_provider::schema::{AttributeType, Schema};
+use tf_provider::value::{Value, ValueEmpty};
+use tf_provider::{AttributePath, DataSource, Diagnostics};
+
+use crate::cache::cachix::{valid_cache_name, CachixApi};
+use crate::cache::http::client;
+use crate::provider::Shared;
+use crate::schema::{block, computed, optional_string, required_string, sensitive};
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct CachixCacheState {
+    #[serde(default)]
+    pub name: Value<String>,
+    #[serde(default)]
+    pub auth_token: Value<String>,
+    #[serde(default)]
+    pub id: Value<String>,
+    #[serde(default)]
+    pub uri: Value<String>,
+    #[serde(default)]
+    pub is_public: Value<bool>,
+    #[serde(default)]
+    pub public_signing_keys: Value<Vec<Value<String>>>,
+}
+
+pub struct CachixCacheDataSource {
+    shared: Arc<Shared>,
+}
+
+impl CachixCacheDataSource {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+#[async_trait]
+impl DataSource for CachixCacheDataSource {
+    type State<'a> = CachixCacheState;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(Schema {
+            version: 1,
+            block: block(
+                "Looks up a Cachix cache through the Cachix API (`GET /cache/{name}`): its URI and public signing keys, ready for `nix.substituters` and `nix.trusted_public_keys`. Private caches need an auth token.",
+                vec![
+                    ("name", required_string("Cache name (lowercase letters, digits and `-`).")),
+                    ("auth_token", sensitive(optional_string("Token for a private cache. Default: the provider's `cachix.auth_token` (or `CACHIX_AUTH_TOKEN`)."))),
+                    ("id", computed(AttributeType::String, "The cache name.")),
+                    ("uri", computed(AttributeType::String, "The cache's binary-cache URL, e.g. `https://mycache.cachix.org`.")),
+                    ("is_public", computed(AttributeType::Bool, "Whether anyone may read the cache.")),
+                    ("public_signing_keys", computed(AttributeType::List(Box::new(AttributeType::String)), "Public keys (`name:base64`) that sign the cache's paths.")),
+                ],
+                vec![],
+            ),
+        })
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
+        if let Value::Value(name) = &config.name {
+            if !valid_cache_name(name) {
+                diags.error(
+                    "Invalid Cachix cache name",
+                    format!(
+                        "`{name}` is not a Cachix cache name (lowercase letters, digits and `-`)"
+                    ),
+                    AttributePath::new("name"),
+                );
+            }
+        }
+        Some(())
+    }
+
+    async fn read<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        config: Self::State<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<Self::State<'a>> {
+        let configured = self.shared.get(diags)?;
+        let name = config.name.as_ref_option().cloned().unwrap_or_default();
+        let token = config
+            .auth_token
+            .as_ref_option()
+            .cloned()
+            .or_else(|| configured.cachix.auth_token.clone());
+        let api = CachixApi::new(client(), &configured.cachix.api_url, token.as_deref());
+        match api.cache(&name).await {
+            Ok(info) => Some(CachixCacheState {
+                id: Value::Value(name),
+                uri: Value::Value(info.uri),
+                is_public: Value::Value(info.is_public),
+                public_signing_keys: Value::Value(
+                    info.public_signing_keys
+                        .into_iter()
+                        .map(Value::Value)
+                        .collect(),
+                ),
+                ..config
+            }),
+            Err(e) => {
+                diags.error(
+                    format!("Cannot look up the Cachix cache `{name}`"),
+                    e.to_string(),
+                    AttributePath::new("name"),
+                );
+                None
+            }
+        }
+    }
+}
