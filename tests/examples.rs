@@ -22,6 +22,7 @@ const OFFLINE: &[&str] = &[
     "resources/nixbuild_machines_file",
     "resources/nixbuild_cache_push",
     "data-sources/nixbuild_host",
+    "data-sources/nixbuild_cachix_cache",
     "modules/builder",
     "environments/local",
 ];
