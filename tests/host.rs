@@ -337,7 +337,7 @@ fn debug_log_shows_provider_entries() {
     tf.write(&format!(
         "{}\ndata \"nixbuild_host\" \"x\" {{\n  host = {}\n}}\n",
         provider_config(""),
-        hcl(&w.host("h2").address())
+        hcl(&w.host("h1").address())
     ));
     let out = tf.run(&["plan", "-no-color"]);
     let log = String::from_utf8_lossy(&out.stderr);
