@@ -135,13 +135,30 @@ pub fn load_examples(root: &Path, schemas: &Schemas) -> std::io::Result<Examples
     for rel in example_paths(schemas) {
         match std::fs::read_to_string(root.join("examples").join(&rel)) {
             Ok(text) => {
-                examples.insert(rel, text);
+                examples.insert(rel, without_lint_directives(&text));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
     }
     Ok(examples)
+}
+
+/// Drop a leading shebang or `# shellcheck …` directive line: they are there
+/// for the linters, not for readers of the docs.
+fn without_lint_directives(text: &str) -> String {
+    let mut lines = text.lines().peekable();
+    while lines
+        .peek()
+        .is_some_and(|l| l.starts_with("#!") || l.starts_with("# shellcheck "))
+    {
+        lines.next();
+    }
+    let mut out: String = lines.collect::<Vec<_>>().join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
 }
 
 /// Every generated page, keyed by its path relative to the repository root.
