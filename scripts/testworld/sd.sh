@@ -134,12 +134,34 @@ sd_healthy() {
   [ "$(cat "/proc/$l/comm" 2>/dev/null)" = systemd ] && ssh_port_ok "$SD_ADDR" 22
 }
 
+# Kills every process whose root directory is the sd rootfs: what is left of a
+# container whose systemd-nspawn was killed (its PID 1 outlives it, and its
+# sshd would keep 127.0.0.20:22 from the next boot).
+sd_kill_strays() {
+  local self p i
+  # Container processes live in another PID namespace and see the world's
+  # /etc/testworld; readlink of their root only says "/" after pivot_root.
+  self=$(readlink /proc/self/ns/pid)
+  for p in /proc/[0-9]*; do
+    if [ "$(readlink "$p/ns/pid" 2>/dev/null)" != "$self" ] &&
+      [ -e "$p/root/etc/testworld/record-command" ]; then
+      kill -KILL "${p#/proc/}" 2>/dev/null || true
+    fi
+  done
+  for i in $(seq 1 30); do
+    ssh_port_ok "$SD_ADDR" 22 || break
+    sleep 0.1
+  done
+  return 0
+}
+
 # Starts the container in the background; sd_wait waits for sshd.
 sd_start() {
   local d r
   d=$(sd_hostdir)
   r=$(sd_rootfs)
   sd_require_tools
+  sd_kill_strays
   mkdir -p /run/systemd/nspawn
   mountpoint -q /run/systemd/nspawn || mount -t tmpfs tmpfs /run/systemd/nspawn ||
     die "sd: cannot mount a tmpfs on /run/systemd/nspawn"
@@ -191,10 +213,7 @@ sd_stop() {
     done
   fi
   if pid_alive "$np"; then kill -KILL "$np" 2>/dev/null || true; fi
-  for i in $(seq 1 30); do
-    ssh_port_ok "$SD_ADDR" 22 || break
-    sleep 0.1
-  done
+  sd_kill_strays
   rm -f "$(sd_hostdir)/nspawn.pid"
 }
 
