@@ -254,7 +254,7 @@ impl Provider for NixbuildProvider {
 
     async fn configure<'a>(
         &self,
-        diags: &mut Diagnostics,
+        _diags: &mut Diagnostics,
         terraform_version: String,
         config: Self::Config<'a>,
     ) -> Option<()> {
@@ -279,7 +279,6 @@ impl Provider for NixbuildProvider {
             .as_option()
             .map(|n| n.clamp(1, 64) as usize)
             .unwrap_or(DEFAULT_MAX_SESSIONS_PER_HOST);
-        let _ = diags;
         *self.shared.configured.write().expect("provider lock") = Some(Arc::new(Configured {
             ssh_defaults: config.ssh.as_option(),
             cachix,

@@ -36,7 +36,6 @@ enum CachixTarget {
 #[derive(Clone, Debug, Default)]
 pub struct Facts {
     pub probe: Probe,
-    pub nixos: bool,
     pub config_sha256: String,
     pub include: bool,
     pub user: bool,
@@ -58,7 +57,6 @@ impl Facts {
         let get = |k: &str| fields.get(k).copied().unwrap_or_default();
         Ok(Self {
             probe: Probe::parse(text)?,
-            nixos: get("nixos") == "yes",
             config_sha256: get("config_sha256").to_string(),
             include: get("include") == "yes",
             user: get("user") == "yes",
@@ -355,7 +353,6 @@ impl BuilderResource {
     /// before it acts, so running it again after a failure resumes.
     async fn converge(
         &self,
-        configured: &Configured,
         remote: &Remote,
         state: &BuilderState,
         target: &CachixTarget,
@@ -364,12 +361,8 @@ impl BuilderResource {
         fn step(name: &'static str) -> impl Fn(SshError) -> (String, SshError) {
             move |e| (name.to_string(), e)
         }
-        let probe_text = remote
-            .run_script("probe host", crate::scripts::PROBE, &[], None, false)
-            .await
-            .map_err(step("probe host"))?
-            .stdout_text();
-        if probe_text.lines().any(|l| l.trim() == "nixos=yes") {
+        let probe = Probe::run(remote).await.map_err(step("probe host"))?;
+        if probe.nixos {
             return Err((
                 "probe host".into(),
                 SshError::Refused {
@@ -466,7 +459,6 @@ impl BuilderResource {
                 .await
                 .map_err(step("restart Nix daemon"))?;
         }
-        let _ = configured;
         Ok(())
     }
 
@@ -488,7 +480,7 @@ impl BuilderResource {
                 .connect_resource(&host, &state.ssh, pinned.as_deref(), diags)
                 .await?;
             if let Err((step, e)) = self
-                .converge(&configured, &remote, &state, &target, token.as_deref())
+                .converge(&remote, &state, &target, token.as_deref())
                 .await
             {
                 diags.error(
@@ -952,7 +944,7 @@ mod tests {
     fn facts_parse() {
         let text = "system=x86_64-linux\ncpus=2\nnix_version=2.8.0\nnixos=no\nconfig_sha256=abc\ninclude=yes\nuser=yes\nuser_keys_sha256=def\nunit=active\nfeatures=benchmark big-parallel\n";
         let f = Facts::parse(text).unwrap();
-        assert!(f.include && f.user && !f.nixos);
+        assert!(f.include && f.user && !f.probe.nixos);
         assert_eq!(f.unit, "active");
         assert_eq!(f.features, vec!["benchmark", "big-parallel"]);
     }
