@@ -46,8 +46,9 @@ tools:
 docs:
 	$(CARGO) run --quiet --bin gen-docs
 
-## bench: nixbuild_host read, cached cache_push, builder bootstrap/no-op plan vs plain ssh
+## bench: gRPC round trips (render-only plan vs terraform_data), nixbuild_host read, cached cache_push, builder bootstrap/no-op plan vs plain ssh
 bench: world
+	bash bench/grpc.sh
 	bash bench/host_read.sh
 	bash bench/cache_push.sh
 	bash bench/builder.sh

@@ -4,13 +4,15 @@
 #   (a) bootstrap: `terraform apply` of 1 builder vs 5 builders (Terraform runs
 #       them in parallel), each followed by an untimed `terraform destroy`
 #       (`on_destroy = "clean"`); median over RUNS of each, and 5-host/1-host;
-#   (b) a no-op `terraform plan` (after an apply, so nothing changes) over 10
-#       builders, next to 10 parallel plain `ssh root@host 'nix --version'`;
-#       median over RUNS of each, and plan/ssh.
+#   (b) a no-op `terraform plan` (after an apply, so nothing changes) over
+#       every listed host (20 by default), next to the same number of parallel
+#       plain `ssh root@host 'nix --version'`; and the same plan without
+#       TCP_NODELAY on the provider's gRPC listener (NIXBUILD_GRPC_NODELAY=off,
+#       "before"); median over RUNS of each, and plan/ssh.
 # Prints numbers and ratios; asserts nothing. Hosts: h1..h3 plus the
 # benchmark-only hosts b1..b7, which this script starts itself (up.sh with
 # NIXBUILD_BENCH_HOSTS, in NIXBUILD_BENCH_ONLY mode: nothing else of the world
-# is touched). BENCH_HOSTS="b1 ... b10" (at least 5 names) avoids h1..h3,
+# is touched). BENCH_HOSTS="b1 ... b20" (at least 5 names) avoids h1..h3,
 # which the acceptance tests use: do not run the default while tests run.
 # Everything is destroyed with on_destroy = "clean" at the end. Run as root.
 set -euo pipefail
@@ -19,7 +21,7 @@ world=${NIXBUILD_WORLD:-/var/tmp/nixbuild-world}
 runs=${RUNS:-5}
 terraform=${TERRAFORM:-$world/bin/terraform-1.15.5}
 json="$world/world.json"
-read -r -a hosts <<<"${BENCH_HOSTS:-h1 h2 h3 b1 b2 b3 b4 b5 b6 b7}"
+read -r -a hosts <<<"${BENCH_HOSTS:-h1 h2 h3 $(echo b{1..17})}"
 [ -f "$json" ] || { echo "no test world: run 'make world'" >&2; exit 1; }
 [ ${#hosts[@]} -ge 5 ] || { echo "BENCH_HOSTS needs at least 5 hosts" >&2; exit 1; }
 
@@ -144,17 +146,25 @@ done
 b1=$(median "${boot1[@]}")
 b5=$(median "${boot5[@]}")
 
-# (b) no-op plan over the 10 builders vs 10 parallel plain ssh.
+# (b) no-op plan over every host's builder vs as many parallel plain ssh.
 nplan=${#hosts[@]}
-[ "$nplan" -le 10 ] || nplan=10
 tf apply -auto-approve -var "n=$nplan" || fail "apply of $nplan builders"
-plans=() sshs=() dirty=0
-for _ in $(seq "$runs"); do
+plans=() plans_before=() sshs=() dirty=0
+# timed_plan [VAR=VALUE...]: one no-op plan with those variables exported;
+# prints its time in ms; a non-empty plan is counted in $work/dirty.
+timed_plan() {
+  local start rc=0
   start=$(now_ms)
-  rc=0
-  tf plan -detailed-exitcode -var "n=$nplan" || rc=$?
-  plans+=($(($(now_ms) - start)))
-  case "$rc" in 0) ;; 2) dirty=$((dirty + 1)) ;; *) fail "plan over $nplan builders" ;; esac
+  (
+    [ $# = 0 ] || export "${@?}"
+    tf plan -detailed-exitcode -var "n=$nplan"
+  ) || rc=$?
+  case "$rc" in 0) ;; 2) echo dirty >>"$work/dirty" ;; *) fail "plan over $nplan builders" ;; esac
+  echo $(($(now_ms) - start))
+}
+for _ in $(seq "$runs"); do
+  plans+=("$(timed_plan)")
+  plans_before+=("$(timed_plan NIXBUILD_GRPC_NODELAY=off)")
   start=$(now_ms)
   pids=()
   for a in "${addrs[@]:0:nplan}"; do
@@ -167,7 +177,9 @@ for _ in $(seq "$runs"); do
 done
 tf destroy -auto-approve -var "n=$nplan" || fail "destroy of $nplan builders"
 pl=$(median "${plans[@]}")
+plb=$(median "${plans_before[@]}")
 ss=$(median "${sshs[@]}")
+dirty=$(wc -l <"$work/dirty" 2>/dev/null || echo 0)
 
 echo "hosts:                                      ${hosts[*]}"
 echo "runs per measurement:                       $runs (median)"
@@ -177,4 +189,6 @@ echo "ratio 5-host / 1-host bootstrap:            $(ratio "$b5" "$b1")"
 echo "no-op plan, $nplan builders:                    ${pl} ms   (runs: ${plans[*]})"
 echo "$nplan parallel plain ssh 'nix --version':      ${ss} ms   (runs: ${sshs[*]})"
 echo "ratio no-op plan / parallel plain ssh:      $(ratio "$pl" "$ss")"
-[ "$dirty" = 0 ] || echo "note: $dirty of $runs plans were not empty (exit code 2)"
+echo "no-op plan without gRPC TCP_NODELAY (before): ${plb} ms   (runs: ${plans_before[*]})"
+echo "ratio no-op plan after / before:            $(ratio "$pl" "$plb")"
+[ "$dirty" = 0 ] || echo "note: $dirty of $((2 * runs)) plans were not empty (exit code 2)"

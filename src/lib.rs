@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod docs;
+pub mod handshake;
 pub mod logging;
 pub mod nix;
 pub mod provider;

@@ -2,7 +2,7 @@
 //! plugin protocol 6. Sets up logging (hclog JSON on stderr) and signal handling,
 //! then hands over to tf-provider.
 
-use terraform_provider_nixbuild::{logging, provider};
+use terraform_provider_nixbuild::{handshake, logging, provider};
 
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -23,7 +23,17 @@ async fn main() -> anyhow::Result<()> {
     // tf-provider captures a Rust backtrace into every diagnostic when
     // backtraces are enabled; users should see our messages, not frames.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    // Before anything is printed: the handshake line must pass through the
+    // forwarder that sets TCP_NODELAY on the gRPC listener first.
+    // NIXBUILD_GRPC_NODELAY=off leaves the option unset, for the benchmark's
+    // before/after comparison (bench/) and the test's proof that it can fail.
+    let held = handshake::hold(std::env::var("NIXBUILD_GRPC_NODELAY").as_deref() != Ok("off"));
     logging::init();
+    if let Err(e) = held {
+        tracing::warn!(
+            "cannot hold back the plugin handshake ({e}); gRPC runs without TCP_NODELAY"
+        );
+    }
     // Two rustls crypto backends are linked (ring for tonic, aws-lc-rs for
     // reqwest); without an explicit choice rustls panics at the first TLS use.
     let _ = rustls::crypto::ring::default_provider().install_default();

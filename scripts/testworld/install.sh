@@ -12,8 +12,8 @@ set -euo pipefail
 [ "$(id -u)" = 0 ] || die "must run as root"
 
 APT_PACKAGES=(openssh-server openssh-client nix-bin nginx-light libnginx-mod-http-dav-ext
-  protobuf-compiler shellcheck iproute2 sudo python3 python3-venv curl git
-  debootstrap systemd-container rsync)
+  protobuf-compiler libprotobuf-dev shellcheck iproute2 sudo python3 python3-venv curl git
+  debootstrap systemd-container rsync openssl)
 
 install_packages() {
   local p missing=()
@@ -154,7 +154,14 @@ install_terraforms() {
   done
 }
 
+# The group of the daemon socket that Debian's nix-setup-systemd would create;
+# nix-bin alone does not, and the namespace hosts' copies of /etc need it.
+ensure_nix_users_group() {
+  getent group nix-users >/dev/null || groupadd --system nix-users
+}
+
 install_packages
+ensure_nix_users_group
 stop_system_services
 install_terraforms
 log "install: done"

@@ -231,7 +231,14 @@ where
 pub async fn tcp(endpoint: &Endpoint) -> Result<tokio::net::TcpStream, SshError> {
     let connect = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port));
     match tokio::time::timeout(ATTEMPT_TIMEOUT, connect).await {
-        Ok(Ok(stream)) => Ok(stream),
+        Ok(Ok(stream)) => {
+            // russh sets `nodelay` only on sockets it opens itself
+            // (`client::connect`); small SSH packets must not wait for ACKs.
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(host = %endpoint, "cannot set TCP_NODELAY: {e}");
+            }
+            Ok(stream)
+        }
         Ok(Err(e)) => Err(SshError::Unreachable {
             host: endpoint.to_string(),
             reason: e.to_string(),
