@@ -21,7 +21,7 @@ world=${NIXBUILD_WORLD:-/var/tmp/nixbuild-world}
 runs=${RUNS:-5}
 terraform=${TERRAFORM:-$world/bin/terraform-1.15.5}
 json="$world/world.json"
-read -r -a hosts <<<"${BENCH_HOSTS:-h1 h2 h3 $(echo b{1..17})}"
+read -r -a hosts <<<"${BENCH_HOSTS:-$(echo b{1..20})}"
 [ -f "$json" ] || { echo "no test world: run 'make world'" >&2; exit 1; }
 [ ${#hosts[@]} -ge 5 ] || { echo "BENCH_HOSTS needs at least 5 hosts" >&2; exit 1; }
 
@@ -179,7 +179,8 @@ tf destroy -auto-approve -var "n=$nplan" || fail "destroy of $nplan builders"
 pl=$(median "${plans[@]}")
 plb=$(median "${plans_before[@]}")
 ss=$(median "${sshs[@]}")
-dirty=$(wc -l <"$work/dirty" 2>/dev/null || echo 0)
+dirty=0
+[ ! -f "$work/dirty" ] || dirty=$(wc -l <"$work/dirty")
 
 echo "hosts:                                      ${hosts[*]}"
 echo "runs per measurement:                       $runs (median)"

@@ -13,10 +13,10 @@ declare -A HOST_ADDR=([h1]=127.0.0.11 [h2]=127.0.0.12 [h3]=127.0.0.13 [bare]=127
 # Benchmark-only hosts b1..b$BENCH_HOST_MAX on 127.0.0.31.., set up like h1..h3
 # (multi-user Nix). up.sh starts b1..bN only when NIXBUILD_BENCH_HOSTS=N is set;
 # they are never part of HOST_NAMES (CI and `make test` do not start them).
-BENCH_HOST_MAX=19
+BENCH_HOST_MAX=60
 for ((_i = 1; _i <= BENCH_HOST_MAX; _i++)); do HOST_ADDR[b$_i]=127.0.0.$((30 + _i)); done
 unset _i
-is_bench_host() { [[ $1 =~ ^b([1-9]|1[0-9])$ ]] && [ "${1#b}" -le "$BENCH_HOST_MAX" ]; }
+is_bench_host() { [[ $1 =~ ^b[1-9][0-9]?$ ]] && [ "${1#b}" -le "$BENCH_HOST_MAX" ]; }
 
 # The systemd-nspawn host (Debian 12 booted with systemd, no Nix preinstalled).
 SD_NAME=sd

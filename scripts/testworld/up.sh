@@ -16,7 +16,7 @@
 #     (scripts/testworld/sd.sh, sd-exec.sh, reset-host.sh sd)
 #   - the Cachix API stand-in (tests/standins/cachix_api.py) on 127.0.0.1:8751
 #     and the cachix CLI stand-in as /usr/local/bin/cachix on h1-h3 and sd
-#   - only with NIXBUILD_BENCH_HOSTS=N (1..19, for benchmarks): b1..bN on
+#   - only with NIXBUILD_BENCH_HOSTS=N (1..60, for benchmarks): b1..bN on
 #     127.0.0.31.. set up exactly like h1..h3, listed in world.json under
 #     "bench_hosts" (without the variable they are neither started nor listed;
 #     running ones are left alone; down.sh stops them). With
