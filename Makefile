@@ -31,10 +31,11 @@ world-down:
 unit:
 	$(CARGO) test --lib
 
+## lint: fmt, clippy, shellcheck of every tracked shell script, actionlint, docs drift (CI's lint job runs exactly this)
 lint: tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	shellcheck src/scripts/*.sh scripts/*.sh scripts/testworld/*.sh bench/*.sh tests/standins/*.sh tests/standins/cachix .ci/run
+	bash scripts/shell-files.sh | xargs shellcheck
 	$(WORLD)/bin/actionlint
 	$(CARGO) run --quiet --bin gen-docs -- --check
 

@@ -167,47 +167,24 @@ fn actionlint_reports_shellcheck_findings_in_run_blocks() {
     );
 }
 
-/// Tracked files that are shell scripts: `*.sh`, `.ci/run`, and anything whose
-/// first line is a sh/bash shebang (e.g. tests/standins/cachix).
+/// Tracked shell scripts, as `make lint` lists them: scripts/shell-files.sh
+/// is the one definition (`*.sh` and files with a sh/bash shebang, from git).
 fn shell_scripts() -> Vec<PathBuf> {
-    let out = Command::new("git")
+    let out = Command::new("bash")
         .current_dir(root())
-        .args(["ls-files", "-z"])
+        .arg("scripts/shell-files.sh")
         .output()
-        .expect("running git ls-files (the shellcheck test lists tracked files)");
-    assert!(out.status.success(), "{}", report("git ls-files", &out));
-    let mut scripts: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
-        .split('\0')
+        .expect("running scripts/shell-files.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        report("scripts/shell-files.sh", &out)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
         .filter(|f| !f.is_empty())
         .map(PathBuf::from)
-        .filter(|f| root().join(f).is_file())
-        .filter(|f| {
-            if f.extension().is_some_and(|e| e == "sh") || f == Path::new(".ci/run") {
-                return true;
-            }
-            let Ok(bytes) = std::fs::read(root().join(f)) else {
-                return false;
-            };
-            let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-            is_shell_shebang(&String::from_utf8_lossy(first))
-        })
-        .collect();
-    scripts.sort();
-    scripts
-}
-
-/// `#!/bin/sh`, `#!/usr/bin/env bash`, `#!/bin/bash -e`, ...
-fn is_shell_shebang(line: &str) -> bool {
-    let Some(rest) = line.strip_prefix("#!") else {
-        return false;
-    };
-    let mut words = rest.split_whitespace();
-    let base = |w: &str| w.rsplit('/').next().unwrap_or(w).to_string();
-    let mut interpreter = words.next().map(base);
-    if interpreter.as_deref() == Some("env") {
-        interpreter = words.next().map(base);
-    }
-    matches!(interpreter.as_deref(), Some("sh" | "bash" | "dash"))
+        .collect()
 }
 
 #[test]
@@ -217,6 +194,9 @@ fn shellcheck_reports_nothing_on_tracked_scripts() {
         ".ci/run",
         "scripts/install-actionlint.sh",
         "scripts/testworld/up.sh",
+        "scripts/testworld/host-exec.sh",
+        "tests/standins/cachix",
+        "src/scripts/probe.sh",
     ] {
         assert!(
             scripts.iter().any(|s| s == Path::new(expected)),
@@ -326,20 +306,57 @@ fn ci_workflow_covers_the_suite() {
     }
     for needle in [
         "NIXBUILD_TF_VERSIONS: ${{ matrix.terraform }}",
-        "cargo fmt --all -- --check",
-        "cargo clippy --locked --all-targets -- -D warnings",
+        "run: make lint",
         "cargo test --locked --lib",
         ".ci/run",
         "make docs-check",
         "examples/environments/dev examples/environments/prod",
         "validate",
-        "scripts/install-actionlint.sh",
     ] {
         assert!(ci.contains(needle), "ci.yml lacks `{needle}`");
     }
     let makefile = read("Makefile");
+    for step in [
+        "$(CARGO) fmt --all -- --check",
+        "$(CARGO) clippy --all-targets -- -D warnings",
+        "scripts/shell-files.sh | xargs shellcheck",
+        "bin/actionlint",
+        "gen-docs -- --check",
+        "scripts/install-actionlint.sh",
+    ] {
+        assert!(
+            makefile.contains(step),
+            "the Makefile's lint lacks `{step}`"
+        );
+    }
     assert!(
         makefile.lines().any(|l| l.starts_with("docs-check:")),
         "ci.yml runs `make docs-check` but the Makefile has no docs-check target"
+    );
+}
+
+/// One definition of each check: CI's lint job runs `make lint` rather than
+/// re-spelling its steps; release archives carry the licence Cargo.toml names.
+#[test]
+fn ci_runs_make_lint_and_releases_carry_the_licence() {
+    let ci = std::fs::read_to_string(root().join(".github/workflows/ci.yml")).unwrap();
+    assert!(
+        ci.contains("run: make lint"),
+        "ci.yml's lint job does not run `make lint`"
+    );
+    for spelled in ["cargo clippy", "cargo fmt", "shellcheck \""] {
+        assert!(
+            !ci.contains(spelled),
+            "ci.yml re-spells a lint step: {spelled}"
+        );
+    }
+    let cargo = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    assert!(cargo.contains("license = \"Apache-2.0\""));
+    let licence = std::fs::read_to_string(root().join("LICENSE")).expect("LICENSE file");
+    assert!(licence.contains("Apache License") && licence.contains("Version 2.0"));
+    let release = std::fs::read_to_string(root().join(".github/workflows/release.yml")).unwrap();
+    assert!(
+        release.contains("zip -9") && release.contains(" LICENSE README.md)"),
+        "release archives do not include LICENSE"
     );
 }
