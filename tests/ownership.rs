@@ -312,8 +312,10 @@ output "drift" {{
                 sd.exec("systemctl is-active nixbuild-cachix-watch-store"),
                 "active"
             );
-            let unit_text = sd.exec(&format!("cat {unit}"));
-            let env_text = sd.exec(&format!("cat {env_file}"));
+            // Copies (root-only), to put them back by hand below.
+            sd.exec(&format!(
+                "cp -p {unit} /root/unit.saved && cp -p {env_file} /root/env.saved"
+            ));
 
             tf.write(&config(removal));
             tf.apply();
@@ -322,10 +324,8 @@ output "drift" {{
 
             // Put back by hand: drift, which the next apply removes again.
             sd.exec(&format!(
-                "(umask 077 && printf '%s\\n' {e} > {env_file}) && printf '%s\\n' {u} > {unit} && \
-                 systemctl daemon-reload && systemctl start nixbuild-cachix-watch-store",
-                u = hcl(&unit_text),
-                e = hcl(&env_text)
+                "cp -p /root/env.saved {env_file} && cp -p /root/unit.saved {unit} && \
+                 systemctl daemon-reload && systemctl start nixbuild-cachix-watch-store"
             ));
             let (code, plan) = tf.plan_exit_code();
             assert_eq!(code, 2, "{ctx}: a left-over service is no drift: {plan}");
