@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{exclusive, hcl, keypair, provider_config, terraform_versions, world, Proxy, Tf};
+use common::{
+    exclusive, hcl, keypair, provider_config, terraform_versions, world, HttpsFiles, Proxy, Tf,
+};
 
 const NS_HOSTS: [&str; 3] = ["h1", "h2", "h3"];
 
@@ -564,7 +566,18 @@ fn install_methods_cut_and_resume_and_dead_host() {
     let w = world();
     let _fresh = exclusive("fresh");
     let fresh = w.host("fresh");
-    let installers = &w.json["cache"]["installers"];
+    // installer_url must be https: the world's installer stand-ins, over TLS.
+    let installer_files: Vec<std::path::PathBuf> = ["official", "determinate"]
+        .iter()
+        .map(|m| w.dir.join(format!("www/installers/{m}.sh")))
+        .collect();
+    let https = HttpsFiles::serve(
+        &installer_files
+            .iter()
+            .map(|p| p.as_path())
+            .collect::<Vec<_>>(),
+    );
+    let installer_url = |method: &str| https.url(&format!("{method}.sh"));
     let restart = hcl(&fresh.field("daemon_restart_command"));
     for version in terraform_versions() {
         // Both installer methods, each on a pristine host; the first one also
@@ -572,11 +585,12 @@ fn install_methods_cut_and_resume_and_dead_host() {
         let mut total_bytes = 0;
         for method in ["official", "determinate"] {
             fresh.reset();
+            https.trust_on(&fresh);
             let proxy = Proxy::start(&format!("{}:22", fresh.address()));
             let tf = Tf::new(&version);
             let nix = format!(
                 "install = \"{method}\"\n    installer_url = {}\n    daemon_restart_command = {restart}",
-                hcl(installers[method].as_str().unwrap())
+                hcl(&installer_url(method))
             );
             tf.write(&single_builder("127.0.0.1", proxy.port, &nix, "clean"));
             tf.apply();
@@ -619,6 +633,7 @@ fn install_methods_cut_and_resume_and_dead_host() {
 
         // Cut every connection halfway through what a bootstrap sends.
         fresh.reset();
+        https.trust_on(&fresh);
         let proxy = Proxy::start(&format!("{}:22", fresh.address()));
         proxy
             .cut_after
@@ -626,7 +641,7 @@ fn install_methods_cut_and_resume_and_dead_host() {
         let tf = Tf::new(&version);
         let nix = format!(
             "install = \"official\"\n    installer_url = {}\n    daemon_restart_command = {restart}",
-            hcl(installers["official"].as_str().unwrap())
+            hcl(&installer_url("official"))
         );
         tf.write(&single_builder("127.0.0.1", proxy.port, &nix, "keep"));
         let text = tf.fails(&["apply", "-auto-approve", "-no-color"]);

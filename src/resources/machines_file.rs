@@ -255,14 +255,22 @@ fn file_mode(state: &MachinesFileState) -> String {
         .unwrap_or_else(|| DEFAULT_FILE_PERMISSION.to_string())
 }
 
-/// `0644`-style permissions: 3 or 4 octal digits.
+/// `0644`-style permissions: 3 or 4 octal digits; never world-writable (any
+/// local user could redirect the builds) and never setuid, setgid or sticky
+/// (meaningless for a config file, and a setuid bit is a hole).
 pub fn check_file_permission(mode: &str) -> Result<u32, String> {
-    if (3..=4).contains(&mode.len()) && mode.chars().all(|c| ('0'..='7').contains(&c)) {
-        Ok(u32::from_str_radix(mode, 8).expect("octal digits"))
-    } else {
-        Err(format!(
+    if !((3..=4).contains(&mode.len()) && mode.chars().all(|c| ('0'..='7').contains(&c))) {
+        return Err(format!(
             "`{mode}` is not an octal file mode such as \"0644\" or \"0600\""
-        ))
+        ));
+    }
+    let bits = u32::from_str_radix(mode, 8).expect("octal digits");
+    if bits & 0o7000 != 0 {
+        Err(format!("`{mode}` sets the setuid, setgid or sticky bit; a machines file needs none (e.g. \"0644\")"))
+    } else if bits & 0o002 != 0 {
+        Err(format!("`{mode}` makes the file world-writable: any local user could point the builds at their own machine (e.g. \"0644\")"))
+    } else {
+        Ok(bits)
     }
 }
 
@@ -873,7 +881,7 @@ impl Resource for MachinesFileResource {
                 vec![
                     ("path", optional_string("Absolute path of the file to write on the machine running Terraform, e.g. `/etc/nix/machines`. Changing it replaces the resource. Conflicts with `target`.")),
                     ("overwrite", optional_bool("Replace an existing file on create. Default: `false`: an existing file with other content is an error and is left untouched.")),
-                    ("file_permission", optional_string("Mode of the written file, as octal digits. Default: `\"0644\"`.")),
+                    ("file_permission", optional_string("Mode of the written file, as octal digits. Default: `\"0644\"`. World-writable modes and the setuid, setgid and sticky bits are refused.")),
                     ("id", computed(AttributeType::String, "SHA-256 (hex) of `content`: what this resource last wrote. Destroy removes the file only if it still has this hash.")),
                     ("content", computed(AttributeType::String, "The file: one 8-column line per `machine`, `-` for defaults. Known at plan time when every `machine` value is. After a change outside Terraform, the file as found.")),
                     ("builders", computed(AttributeType::String, "The same machines as one line joined with `; `, for `--builders` or `--option builders`.")),
@@ -1170,9 +1178,23 @@ mod tests {
     fn file_checks() {
         assert_eq!(check_file_permission("0644"), Ok(0o644));
         assert_eq!(check_file_permission("600"), Ok(0o600));
-        for bad in ["", "0844", "64", "06444", "rw-r--r--"] {
+        for bad in [
+            "",
+            "0844",
+            "64",
+            "06444",
+            "rw-r--r--",
+            "0666",
+            "0777",
+            "0646",
+            "4644",
+            "2755",
+            "1644",
+            "7000",
+        ] {
             assert!(check_file_permission(bad).is_err(), "{bad}");
         }
+        assert_eq!(check_file_permission("0664"), Ok(0o664));
         assert!(check_file_path("/etc/nix/machines").is_ok());
         for bad in [
             "machines",

@@ -1,31 +1,119 @@
 #!/bin/sh
-# Create the SSH build user and write its authorized_keys (stdin), if needed.
-# Usage: build_user.sh NAME
-# Prints changed=yes when the user or its groups changed.
+# The SSH build user, and the record of what nixbuild_builder did to it, so
+# that it never changes or deletes an account it did not create.
+# Usage: build_user.sh MODE NAME RECORD_DIR ADOPT
+#   owner:   print owner=created|adopted|foreign|absent (read-only).
+#   ensure:  create the account (recorded as created), or, with ADOPT=yes, adopt
+#            an existing one (recorded as adopted; its own authorized_keys are
+#            saved once). Then write authorized_keys from stdin. Refuses (exit 3,
+#            nothing changed) an account this provider did not create unless
+#            ADOPT=yes. Prints changed=yes when the account or its groups changed.
+#   release: undo ensure: delete an account it created (with its home); give an
+#            adopted account back its own authorized_keys and groups. An account
+#            without a record is left alone.
+# Needs account_owner (account.sh) prepended.
 set -eu
-name=$1
-changed=no
+mode=$1
+name=$2
+records=$3
+adopt=$4
+record="$records/$name"
+saved_keys="$records/$name.authorized_keys"
 PATH="$PATH:/usr/sbin:/sbin"
+owner=$(account_owner "$name" "$records")
 
-if ! id -u "$name" >/dev/null 2>&1; then
-  # '*' instead of a locked '!' password: sshd without PAM refuses key logins
-  # to locked accounts.
-  useradd --create-home --shell /bin/sh -p '*' "$name"
-  changed=yes
-fi
+home_of() { getent passwd "$name" | cut -d: -f6; }
+
+write_record() { # ORIGIN GROUPS KEYS
+  mkdir -p "$records"
+  chmod 0700 "$records"
+  next=$(mktemp "$record.XXXXXX")
+  printf 'origin=%s\nuid=%s\ngroups=%s\nkeys=%s\n' "$1" "$(id -u "$name")" "$2" "$3" >"$next"
+  chmod 0600 "$next"
+  mv -f "$next" "$record"
+}
+
+recorded() { sed -n "s/^$1=//p" "$record" 2>/dev/null || true; }
+
+case "$mode" in
+  owner)
+    echo "owner=$owner"
+    exit 0
+    ;;
+  release)
+    case "$owner" in
+      created)
+        pkill -u "$name" 2>/dev/null || true
+        userdel -r "$name" 2>/dev/null || userdel "$name"
+        echo "deleted $name"
+        ;;
+      adopted)
+        for group in $(recorded groups); do
+          gpasswd -d "$name" "$group" >/dev/null 2>&1 || true
+        done
+        keys="$(home_of)/.ssh/authorized_keys"
+        if [ "$(recorded keys)" = saved ] && [ -f "$saved_keys" ]; then
+          cp -p "$saved_keys" "$keys"
+        else
+          rm -f "$keys"
+        fi
+        echo "gave $name back"
+        ;;
+      *) echo "left $name alone ($owner)" ;;
+    esac
+    rm -f "$record" "$saved_keys"
+    exit 0
+    ;;
+  ensure) ;;
+  *)
+    echo "unknown mode $mode" >&2
+    exit 2
+    ;;
+esac
+
+changed=no
+case "$owner" in
+  absent)
+    # '*' instead of a locked '!' password: sshd without PAM refuses key
+    # logins to locked accounts.
+    useradd --create-home --shell /bin/sh -p '*' "$name"
+    rm -f "$saved_keys"
+    write_record created "" none
+    changed=yes
+    ;;
+  foreign)
+    if [ "$adopt" != yes ]; then
+      echo "the account $name already exists and was not created by nixbuild_builder: refusing to change it (set build_user.adopt_existing = true to adopt it)" >&2
+      exit 3
+    fi
+    keys=none
+    if [ -f "$(home_of)/.ssh/authorized_keys" ]; then
+      mkdir -p "$records"
+      chmod 0700 "$records"
+      cp -p "$(home_of)/.ssh/authorized_keys" "$saved_keys"
+      keys=saved
+    fi
+    write_record adopted "" "$keys"
+    changed=yes
+    ;;
+esac
 
 # Debian's nix-daemon socket is reserved for group nix-users.
 socket_group=nix-users
 if getent group "$socket_group" >/dev/null 2>&1 && ! id -nG "$name" | tr ' ' '\n' | grep -qxF "$socket_group"; then
   usermod -a -G "$socket_group" "$name"
+  groups="$(recorded groups) $socket_group"
+  write_record "$(recorded origin)" "${groups# }" "$(recorded keys)"
   changed=yes
 fi
 
-home=$(getent passwd "$name" | cut -d: -f6)
+home=$(home_of)
 group=$(id -gn "$name")
-mkdir -p "$home/.ssh"
-chown "$name:$group" "$home/.ssh"
-chmod 0700 "$home/.ssh"
+if [ ! -d "$home/.ssh" ]; then
+  mkdir -p "$home/.ssh"
+  chown "$name:$group" "$home/.ssh"
+  chmod 0700 "$home/.ssh"
+fi
 new=$(mktemp "$home/.ssh/.authorized_keys.XXXXXX")
 trap 'rm -f "$new"' EXIT
 cat >"$new"

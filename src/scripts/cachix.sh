@@ -3,6 +3,8 @@
 # Usage: cachix.sh CACHE INSTALL WATCH UNIT ENV_FILE
 #   INSTALL/WATCH: true | false. stdin: the environment file content
 #   (CACHIX_AUTH_TOKEN=…), written 0600 root-only; never on a command line.
+#   WATCH=false (also: no cachix block, and on_destroy = "clean") stops and
+#   removes the service and deletes the token file, when they are there.
 set -eu
 cache=$1
 install=$2
@@ -23,7 +25,7 @@ if [ "$watch" != true ]; then
   if [ -f "$unit_path" ]; then
     systemctl disable --now "$unit" || true
     rm -f "$unit_path"
-    systemctl daemon-reload
+    systemctl daemon-reload || true
     echo "removed $unit"
   fi
   rm -f "$env_file"

@@ -14,7 +14,13 @@ pub const INSTALL_NIX: &str = include_str!("install_nix.sh");
 /// Write the managed Nix config from stdin and include it from nix.conf.
 pub const WRITE_CONFIG: &str = include_str!("write_config.sh");
 
-/// Create the build user; authorized_keys on stdin.
+/// `account_owner NAME RECORD_DIR`: who owns an account (created, adopted,
+/// foreign, absent). Prepended to the scripts that call it.
+pub const ACCOUNT: &str = include_str!("account.sh");
+
+/// The build user and the record of ownership:
+/// `build_user.sh owner|ensure|release NAME RECORD_DIR ADOPT`; authorized_keys
+/// on stdin for `ensure`. Needs [`ACCOUNT`] prepended.
 pub const BUILD_USER: &str = include_str!("build_user.sh");
 
 /// Cachix CLI and the watch-store service; env file on stdin.
@@ -23,10 +29,10 @@ pub const CACHIX: &str = include_str!("cachix.sh");
 /// Restart the Nix daemon (systemd or a user command).
 pub const RESTART_DAEMON: &str = include_str!("restart_daemon.sh");
 
-/// Read-only report of a builder's managed pieces.
+/// Read-only report of a builder's managed pieces. Needs [`ACCOUNT`] prepended.
 pub const BUILDER_CHECK: &str = include_str!("builder_check.sh");
 
-/// Remove what nixbuild_builder added.
+/// Remove the managed Nix config and its include line.
 pub const BUILDER_CLEAN: &str = include_str!("builder_clean.sh");
 
 /// Create a file from stdin without replacing another one: `file_create.sh PATH MODE`

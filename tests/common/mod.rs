@@ -458,3 +458,97 @@ pub fn keypair(dir: &Path, name: &str) -> (String, String) {
         public.trim().to_string(),
     )
 }
+
+/// Files served over HTTPS on 127.0.0.1 by `openssl s_server -WWW`, with a
+/// self-signed certificate a test host can be told to trust: for inputs the
+/// provider accepts only as `https://` (installer URLs), while the world's
+/// nginx speaks plain HTTP.
+pub struct HttpsFiles {
+    pub port: u16,
+    cert: PathBuf,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl HttpsFiles {
+    /// Serve copies of `files` (each under its file name).
+    pub fn serve(files: &[&Path]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let www = dir.path().join("www");
+        std::fs::create_dir(&www).unwrap();
+        for file in files {
+            std::fs::copy(file, www.join(file.file_name().unwrap())).unwrap();
+        }
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let status = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run openssl req");
+        assert!(status.success(), "openssl req failed");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("openssl")
+            .args(["s_server", "-quiet", "-WWW", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .current_dir(&www)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start openssl s_server");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self {
+            port,
+            cert,
+            child,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("https://127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Add the certificate to `host`'s CA bundle (curl and wget read it).
+    /// `Host::reset` restores the bundle.
+    pub fn trust_on(&self, host: &Host) {
+        // A PEM block has no single quote: it can go inside one.
+        let pem = std::fs::read_to_string(&self.cert).unwrap();
+        host.exec(&format!(
+            "printf '%s\\n' '{}' >> /etc/ssl/certs/ca-certificates.crt",
+            pem.trim()
+        ));
+    }
+}
+
+impl Drop for HttpsFiles {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -49,6 +49,8 @@ pub const TIMEOUTS: Defaults = Defaults {
 };
 pub const WATCH_STORE_UNIT: &str = "nixbuild-cachix-watch-store.service";
 pub const CACHIX_ENV_FILE: &str = "/etc/nixbuild/cachix.env";
+/// Where the host records which accounts nixbuild_builder created or adopted.
+pub const ACCOUNT_RECORDS: &str = "/etc/nixbuild/users";
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct NixBlock {
@@ -84,6 +86,8 @@ pub struct BuildUserBlock {
     pub name: Value<String>,
     #[serde(default)]
     pub authorized_keys: StrList,
+    #[serde(default)]
+    pub adopt_existing: Value<bool>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -154,6 +158,11 @@ pub struct BuilderPrivate {
     /// Set by import: the next Read takes the arguments from the host.
     #[serde(default)]
     pub imported: bool,
+    /// The build user the last Read found on the host as an account this
+    /// provider neither created nor adopted (empty: none), so the plan can
+    /// refuse it before any apply.
+    #[serde(default)]
+    pub foreign_user: String,
 }
 
 fn list(description: &str) -> tf_provider::schema::Attribute {
@@ -169,7 +178,7 @@ pub fn schema() -> Schema {
         "How Nix is installed and configured. The managed settings live in `/etc/nix/nixbuild.conf`, included from `nix.conf`; your own `nix.conf` lines are kept.",
         vec![
             ("install", optional_string("How to get Nix when it is missing: `auto` (default: keep an existing Nix, else the official installer), `official`, `determinate`, `distro` (the OS package manager, e.g. `apt-get install nix-bin`) or `none` (Nix must already be installed). An existing Nix is never reinstalled.")),
-            ("installer_url", optional_string("Installer script for `official` / `determinate` (and `auto`). Default: the upstream installer URL of the method.")),
+            ("installer_url", optional_string("Installer script for `official` / `determinate` (and `auto`), an `https://` URL (it runs as root: plain `http://` is refused). Default: the upstream installer URL of the method.")),
             ("daemon", optional_bool("Multi-user Nix with `nix-daemon` (default `true`). Remote builds as a non-root build user need the daemon.")),
             ("max_jobs", optional_number("`max-jobs`: builds run in parallel (≥ 1). Default: `auto` (one per CPU).")),
             ("cores", optional_number("`cores`: CPUs each build may use (0 = all).")),
@@ -184,10 +193,11 @@ pub fn schema() -> Schema {
         vec![],
     );
     let build_user = block(
-        "The SSH user that Nix clients log in as to build (`ssh-ng://<name>@host`). It is created if missing and added to `trusted-users`.",
+        "The SSH user that Nix clients log in as to build (`ssh-ng://<name>@host`). It is created and added to `trusted-users`; the host keeps a record (under `/etc/nixbuild/users/`) that this provider created it. An account of that name that this provider did not create is an error naming it, and is left untouched, unless `adopt_existing = true`. It can never be the administrative login user (`ssh.user`).",
         vec![
-            ("name", optional_string("User name. Default: `nixbuild`.")),
-            ("authorized_keys", list("OpenSSH public keys of the clients allowed to build on this host.")),
+            ("name", optional_string("User name. Default: `nixbuild`. Renaming it removes the old account if this provider created it (an adopted one is given back).")),
+            ("authorized_keys", list("OpenSSH public keys of the clients allowed to build on this host, one key per entry (no newlines or control characters). They are the whole content of the build user's `~/.ssh/authorized_keys`.")),
+            ("adopt_existing", optional_bool("Take an account of this name that already exists (and that this provider did not create) as the build user (default `false`). The provider then manages its `~/.ssh/authorized_keys` (saving the account's own file once) and its `nix-users` membership, and adds it to `trusted-users`. An adopted account is never deleted: `on_destroy = \"clean\"` and a rename give it back its own `authorized_keys` and groups, and keep the account, its home and its data.")),
         ],
         vec![],
     );
@@ -197,7 +207,7 @@ pub fn schema() -> Schema {
             ("cache", required_string("Cache name. Its substituter and public key are added to the Nix config; the key is fetched from the Cachix API unless `public_key` is given.")),
             ("public_key", optional_string("The cache's public signing key (`name:base64`), to avoid the API call.")),
             ("install", optional_bool("Install the cachix CLI when it is missing (default `false`).")),
-            ("watch_store", optional_bool("Run `cachix watch-store` as the systemd service `nixbuild-cachix-watch-store`, pushing every new store path (default `false`). Its token lives in a root-only 0600 file.")),
+            ("watch_store", optional_bool("Run `cachix watch-store` as the systemd service `nixbuild-cachix-watch-store`, pushing every new store path (default `false`). Its token lives in a root-only 0600 file. Setting it to `false`, or removing the `cachix` block, stops and removes the service and deletes the token file; a service or token file left on the host shows as drift.")),
             ("auth_token", sensitive(optional_string("Cachix auth token for this builder. Default: the provider's `cachix.auth_token` (recommended: then the token stays out of the state)."))),
         ],
         vec![],
@@ -208,7 +218,7 @@ pub fn schema() -> Schema {
             "Bootstraps a host into a Nix remote builder over SSH and keeps it converged: installs Nix, writes the managed Nix config, creates the SSH build user, trusts the cache's keys and optionally runs `cachix watch-store`. Every step checks before it acts, so a re-apply after a failure resumes. Drift (an edited config, a removed build user, a stopped service) shows as a planned update.",
             vec![
                 ("host", required_string("Host name or IP address. Changing it replaces the builder.")),
-                ("on_destroy", optional_string("What destroy does: `keep` (default: nothing, no connection; the host is usually destroyed with it) or `clean` (remove the build user, the managed config and the watch-store service).")),
+                ("on_destroy", optional_string("What destroy does: `keep` (default: nothing, no connection; the host is usually destroyed with it) or `clean` (remove only what this resource created: the build user if this provider created it, the managed config, the watch-store service and its token file).")),
                 ("id", computed(AttributeType::String, "`user@host:port` of the administrative connection.")),
                 ("host_key", computed(AttributeType::String, "The host's public key line, pinned on create: every later connection must present it.")),
                 ("host_key_base64", computed(AttributeType::String, "Base64 of `host_key`, for column 8 of Nix's machines file.")),
@@ -251,14 +261,32 @@ fn check_list(
     }
 }
 
-fn check_url(url: &str) -> Result<(), String> {
-    if (url.starts_with("https://") || url.starts_with("http://"))
-        && !url.chars().any(char::is_whitespace)
+/// An installer URL: the script runs as root, so only `https://`.
+fn check_installer_url(url: &str) -> Result<(), String> {
+    if url.starts_with("http://") {
+        Err(format!("`{url}` is plain http: the installer runs as root on the host, so anyone on the way could replace it; use an https:// URL"))
+    } else if url.starts_with("https://")
+        && url.len() > "https://".len()
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         Ok(())
     } else {
-        Err(format!("`{url}` is not an http(s) URL"))
+        Err(format!("`{url}` is not an https:// URL"))
     }
+}
+
+/// One `authorized_keys` entry: a single OpenSSH public key line. A newline
+/// would smuggle further, unchecked lines (with options such as `command=`)
+/// into the file.
+fn check_authorized_key(key: &str) -> Result<(), String> {
+    if let Some(c) = key.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "the entry contains the control character {c:?}: give one key per entry, without newlines"
+        ));
+    }
+    HostKey::parse(key).map(|_| ()).map_err(|e| {
+        format!("{e}; expected an OpenSSH public key line such as `ssh-ed25519 AAAA… comment`")
+    })
 }
 
 /// Plan-time checks of every argument. Unknown values are skipped.
@@ -306,7 +334,7 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
             }
         }
         if let Value::Value(url) = &nix.installer_url {
-            if let Err(e) = check_url(url) {
+            if let Err(e) = check_installer_url(url) {
                 diags.error("Invalid installer_url", e, at("installer_url"));
             }
         }
@@ -410,9 +438,7 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
             &user.authorized_keys,
             at("authorized_keys"),
             "Invalid public key",
-            |k| {
-                HostKey::parse(k).map(|_| ()).map_err(|e| format!("{e}; expected an OpenSSH public key line such as `ssh-ed25519 AAAA… comment`"))
-            },
+            check_authorized_key,
             diags,
         );
     }
@@ -445,6 +471,43 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
         }
     }
     timeouts::validate(&config.timeouts, diags);
+}
+
+/// Plan-time: the administrative login user (`ssh.user` here, else the
+/// provider's, else `root`) can never be the build user: the build user's
+/// `authorized_keys` would replace the administrator's, and `clean` would
+/// delete the account the provider logs in with.
+pub fn check_admin_user(
+    config: &BuilderState,
+    provider_user: Option<&str>,
+    diags: &mut Diagnostics,
+) {
+    let resource_user = config.ssh.as_ref_option().map(|s| &s.user);
+    if config.build_user.is_unknown() || matches!(resource_user, Some(Value::Unknown)) {
+        return;
+    }
+    let Some(build_user) = config.build_user_name() else {
+        return;
+    };
+    let admin = match resource_user {
+        Some(Value::Value(user)) => user.as_str(),
+        _ => provider_user.unwrap_or("root"),
+    };
+    if admin != build_user {
+        return;
+    }
+    let path = if config.user_block().name.is_value() {
+        AttributePath::new("build_user").index(0).attribute("name")
+    } else if matches!(resource_user, Some(Value::Value(_))) {
+        AttributePath::new("ssh").index(0).attribute("user")
+    } else {
+        AttributePath::new("build_user")
+    };
+    diags.error(
+        "The build user cannot be the login user",
+        format!("`{build_user}` is the user the provider logs in as (ssh.user): as the build user its authorized_keys would be replaced and `on_destroy = \"clean\"` would delete it. Choose another build_user.name"),
+        path,
+    );
 }
 
 impl BuilderState {
@@ -486,6 +549,9 @@ impl BuilderState {
                 "determinate" => DEFAULT_DETERMINATE_INSTALLER.into(),
                 _ => DEFAULT_OFFICIAL_INSTALLER.into(),
             })
+    }
+    pub fn adopt_existing(&self) -> bool {
+        self.user_block().adopt_existing.as_option() == Some(true)
     }
     pub fn watch_store(&self) -> bool {
         self.cachix
@@ -554,7 +620,14 @@ impl BuilderState {
     /// and the build user's keys). Arguments that describe *how* to converge
     /// (install method, restart command, secrets, on_destroy, timeouts) cannot
     /// be read back; they stay null.
-    pub fn adopt(&mut self, config_text: &str, keys_text: Option<&str>, watch_store: bool) {
+    /// `adopted_account`: the host records the build user as adopted.
+    pub fn adopt(
+        &mut self,
+        config_text: &str,
+        keys_text: Option<&str>,
+        watch_store: bool,
+        adopted_account: bool,
+    ) {
         let (conf, user) = ManagedConf::parse(config_text);
         let list = |items: &[String]| {
             if items.is_empty() {
@@ -590,6 +663,11 @@ impl BuilderState {
         self.build_user = Value::Value(BuildUserBlock {
             name: user.filter(|u| u != DEFAULT_BUILD_USER).into(),
             authorized_keys: list(&keys),
+            adopt_existing: if adopted_account {
+                Value::Value(true)
+            } else {
+                Value::Null
+            },
         });
         self.cachix = match conf.cachix_cache {
             Some(cache) => Value::Value(CachixBlock {
@@ -603,5 +681,101 @@ impl BuilderState {
             }),
             None => Value::Null,
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl client";
+
+    #[test]
+    fn authorized_keys_are_single_lines() {
+        assert!(check_authorized_key(KEY).is_ok());
+        for bad in [
+            format!("{KEY}\ncommand=\"sh\" {KEY}"),
+            format!("{KEY}\n"),
+            format!("{KEY}\r"),
+            format!("ssh-ed25519\tAAAA {KEY}"),
+            format!("{KEY}\u{1b}[2J"),
+        ] {
+            let e = check_authorized_key(&bad).unwrap_err();
+            assert!(e.contains("control character"), "{bad:?}: {e}");
+        }
+        assert!(check_authorized_key("ssh-ed25519 nope").is_err());
+    }
+
+    #[test]
+    fn installer_urls_are_https() {
+        assert!(check_installer_url("https://nixos.org/nix/install").is_ok());
+        assert!(check_installer_url("http://nixos.org/nix/install")
+            .unwrap_err()
+            .contains("plain http"));
+        for bad in [
+            "ftp://x/i",
+            "https://",
+            "https://a b",
+            "nixos.org",
+            "HTTP://x",
+        ] {
+            assert!(check_installer_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn with_users(ssh_user: Option<&str>, build_user: Option<&str>) -> BuilderState {
+        BuilderState {
+            ssh: match ssh_user {
+                Some(u) => Value::Value(SshBlock {
+                    user: Value::Value(u.into()),
+                    ..Default::default()
+                }),
+                None => Value::Null,
+            },
+            build_user: Value::Value(BuildUserBlock {
+                name: build_user.map(str::to_string).into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn admin_error(state: &BuilderState, provider_user: Option<&str>) -> Option<AttributePath> {
+        let mut diags = Diagnostics::default();
+        check_admin_user(state, provider_user, &mut diags);
+        diags.errors.first().map(|d| d.attribute.clone())
+    }
+
+    #[test]
+    fn the_login_user_is_never_the_build_user() {
+        // Resource-level ssh.user, provider-level, and the default build user.
+        let at_name = AttributePath::new("build_user").index(0).attribute("name");
+        assert_eq!(
+            admin_error(&with_users(Some("deploy"), Some("deploy")), None),
+            Some(at_name.clone())
+        );
+        assert_eq!(
+            admin_error(&with_users(None, Some("deploy")), Some("deploy")),
+            Some(at_name)
+        );
+        assert_eq!(
+            admin_error(&with_users(None, None), Some(DEFAULT_BUILD_USER)),
+            Some(AttributePath::new("build_user"))
+        );
+        assert_eq!(
+            admin_error(&with_users(Some("nixbuild"), None), None),
+            Some(AttributePath::new("ssh").index(0).attribute("user"))
+        );
+        // The resource's ssh.user wins over the provider's.
+        assert!(admin_error(&with_users(Some("root"), Some("deploy")), Some("deploy")).is_none());
+        assert!(admin_error(&with_users(None, Some("builder")), Some("deploy")).is_none());
+        // Unknown at plan time: no verdict yet.
+        let mut unknown = with_users(None, Some("deploy"));
+        unknown.ssh = Value::Value(SshBlock {
+            user: Value::Unknown,
+            ..Default::default()
+        });
+        assert!(admin_error(&unknown, Some("deploy")).is_none());
     }
 }

@@ -21,7 +21,8 @@ use crate::resources::host::Probe;
 use crate::resources::timeouts::Operation;
 use crate::ssh::{Remote, SshBlock, SshError};
 use config::{
-    known_strings, str_list, BuilderPrivate, BuilderState, CACHIX_ENV_FILE, WATCH_STORE_UNIT,
+    known_strings, str_list, BuilderPrivate, BuilderState, ACCOUNT_RECORDS, CACHIX_ENV_FILE,
+    WATCH_STORE_UNIT,
 };
 
 /// Where the Cachix substituter comes from, as far as the plan knows.
@@ -40,7 +41,11 @@ pub struct Facts {
     pub include: bool,
     pub user: bool,
     pub user_keys_sha256: String,
+    /// Who owns the build user's account: `created`, `adopted`, `foreign`, `absent`.
+    pub user_owner: String,
     pub unit: String,
+    /// The watch-store token file exists.
+    pub cachix_env: bool,
     pub features: Vec<String>,
     /// Only when asked for (import): the managed config and authorized_keys.
     pub config_text: Option<String>,
@@ -61,7 +66,9 @@ impl Facts {
             include: get("include") == "yes",
             user: get("user") == "yes",
             user_keys_sha256: get("user_keys_sha256").to_string(),
+            user_owner: get("user_owner").to_string(),
             unit: get("unit").to_string(),
+            cachix_env: get("cachix_env") == "yes",
             features: get("features")
                 .split_whitespace()
                 .map(str::to_string)
@@ -190,6 +197,15 @@ impl BuilderResource {
 
     /// Plan-time checks that need the provider configuration.
     fn check_plan(configured: &Configured, state: &BuilderState, diags: &mut Diagnostics) {
+        config::check_admin_user(
+            state,
+            configured
+                .ssh_defaults
+                .as_ref()
+                .and_then(|s| s.user.as_ref_option())
+                .map(String::as_str),
+            diags,
+        );
         if state.watch_store()
             && Self::token(configured, state).is_none()
             && !state
@@ -269,6 +285,10 @@ impl BuilderResource {
         }
         if !facts.user {
             drift.push(format!("build user `{user}` is missing"));
+        } else if facts.user_owner == "foreign" {
+            drift.push(format!(
+                "build user `{user}` is an account nixbuild_builder did not create (no record in {ACCOUNT_RECORDS})"
+            ));
         } else if let Some(keys) = state.authorized_keys_file() {
             if sha256_hex(keys.as_bytes()) != facts.user_keys_sha256 {
                 drift.push(format!(
@@ -292,6 +312,8 @@ impl BuilderResource {
             {
                 drift.push("the Cachix auth token changed".into());
             }
+        } else {
+            drift.extend(leftover_watch_store(facts));
         }
         drift
     }
@@ -321,8 +343,9 @@ impl BuilderResource {
 
     async fn check(remote: &Remote, state: &BuilderState, dump: bool) -> Result<Facts, SshError> {
         let script = format!(
-            "{}\n{}",
+            "{}\n{}\n{}",
             crate::scripts::PROBE,
+            crate::scripts::ACCOUNT,
             crate::scripts::BUILDER_CHECK
         );
         let user = state.build_user_name().unwrap_or_default();
@@ -337,6 +360,8 @@ impl BuilderResource {
                     INCLUDE_LINE,
                     WATCH_STORE_UNIT,
                     if dump { "yes" } else { "no" },
+                    ACCOUNT_RECORDS,
+                    CACHIX_ENV_FILE,
                 ],
                 None,
                 true,
@@ -357,6 +382,7 @@ impl BuilderResource {
         state: &BuilderState,
         target: &CachixTarget,
         token: Option<&str>,
+        previous_user: Option<&str>,
     ) -> Result<(), (String, SshError)> {
         fn step(name: &'static str) -> impl Fn(SshError) -> (String, SshError) {
             move |e| (name.to_string(), e)
@@ -372,6 +398,11 @@ impl BuilderResource {
                 },
             ));
         }
+        let user = state.build_user_name().expect("known at apply");
+        // Before any change: an account this provider did not create stays untouched.
+        check_build_user_owner(remote, &user, state.adopt_existing())
+            .await
+            .map_err(step("check build user"))?;
         let daemon = if state.daemon() { "true" } else { "false" };
         remote
             .run_script(
@@ -403,43 +434,37 @@ impl BuilderResource {
             .map_err(step("write Nix config"))?;
         let config_changed = written.stdout_text().contains("changed=yes");
 
-        let user = state.build_user_name().expect("known at apply");
         let keys = state.authorized_keys_file().expect("known at apply");
-        let user_out = remote
-            .run_script(
-                "create build user",
-                crate::scripts::BUILD_USER,
-                &[&user],
-                Some(keys.as_bytes()),
-                true,
-            )
+        let adopt = if state.adopt_existing() { "yes" } else { "no" };
+        let user_out = build_user_script(remote, "ensure", &user, adopt, Some(keys.as_bytes()))
             .await
             .map_err(step("create build user"))?;
         let user_changed = user_out.stdout_text().contains("changed=yes");
-
-        if let Some(cachix) = state.cachix.as_ref_option() {
-            let cache = cachix.cache.as_ref_option().cloned().unwrap_or_default();
-            let env = match (state.watch_store(), token) {
-                (true, Some(token)) => format!("CACHIX_AUTH_TOKEN={token}\n"),
-                _ => String::new(),
-            };
-            let install = if state.cachix_install() {
-                "true"
-            } else {
-                "false"
-            };
-            let watch = if state.watch_store() { "true" } else { "false" };
-            remote
-                .run_script(
-                    "cachix",
-                    crate::scripts::CACHIX,
-                    &[&cache, install, watch, WATCH_STORE_UNIT, CACHIX_ENV_FILE],
-                    Some(env.as_bytes()),
-                    true,
-                )
+        if let Some(old) = previous_user.filter(|old| *old != user) {
+            build_user_script(remote, "release", old, "no", None)
                 .await
-                .map_err(step("cachix"))?;
+                .map_err(step("remove the old build user"))?;
         }
+
+        // Also without a `cachix` block: a service or token left behind goes.
+        let cache = state
+            .cachix
+            .as_ref_option()
+            .and_then(|c| c.cache.as_ref_option().cloned())
+            .unwrap_or_default();
+        let env = match (state.watch_store(), token) {
+            (true, Some(token)) => format!("CACHIX_AUTH_TOKEN={token}\n"),
+            _ => String::new(),
+        };
+        cachix_script(
+            remote,
+            &cache,
+            state.cachix_install(),
+            state.watch_store(),
+            &env,
+        )
+        .await
+        .map_err(step("cachix"))?;
 
         // A new trusted user or config reaches the daemon only when it restarts.
         if config_changed || user_changed {
@@ -470,6 +495,7 @@ impl BuilderResource {
         mut private: BuilderPrivate,
         pinned: Option<String>,
         timeout: std::time::Duration,
+        previous_user: Option<String>,
     ) -> Option<(BuilderState, BuilderPrivate)> {
         let configured = self.shared.get(diags)?;
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
@@ -480,7 +506,13 @@ impl BuilderResource {
                 .connect_resource(&host, &state.ssh, pinned.as_deref(), diags)
                 .await?;
             if let Err((step, e)) = self
-                .converge(&remote, &state, &target, token.as_deref())
+                .converge(
+                    &remote,
+                    &state,
+                    &target,
+                    token.as_deref(),
+                    previous_user.as_deref(),
+                )
                 .await
             {
                 diags.error(
@@ -519,6 +551,7 @@ impl BuilderResource {
             String::new()
         };
         state.config_hash = Value::Null;
+        private.foreign_user = foreign_user(&state, &facts);
         Self::observe(&mut state, &remote, &facts, &private, token.as_deref());
         let expected = Self::desired_hash(&state, &target);
         if expected != state.config_hash {
@@ -556,6 +589,125 @@ fn fingerprint(salt: &str, token: &str) -> String {
 
 fn new_salt() -> String {
     crate::secrets::random_salt()
+}
+
+/// `build_user.sh MODE NAME RECORD_DIR ADOPT` (with its `account_owner`).
+async fn build_user_script(
+    remote: &Remote,
+    mode: &str,
+    user: &str,
+    adopt: &str,
+    stdin: Option<&[u8]>,
+) -> Result<crate::ssh::exec::ExecOutput, SshError> {
+    let script = format!(
+        "{}\n{}",
+        crate::scripts::ACCOUNT,
+        crate::scripts::BUILD_USER
+    );
+    let step = match mode {
+        "release" => "release build user",
+        "owner" => "check build user",
+        _ => "create build user",
+    };
+    remote
+        .run_script(
+            step,
+            &script,
+            &[mode, user, ACCOUNT_RECORDS, adopt],
+            stdin,
+            true,
+        )
+        .await
+}
+
+/// Refuse, before anything changes, a build user whose account exists and
+/// was not created (nor adopted) by this provider, unless it is to be adopted.
+async fn check_build_user_owner(remote: &Remote, user: &str, adopt: bool) -> Result<(), SshError> {
+    let out = build_user_script(remote, "owner", user, "no", None).await?;
+    if adopt || !out.stdout_text().contains("owner=foreign") {
+        return Ok(());
+    }
+    Err(SshError::Refused {
+        host: remote.endpoint().to_string(),
+        step: "check build user".into(),
+        reason: foreign_user_message(user),
+    })
+}
+
+fn foreign_user_message(user: &str) -> String {
+    format!("the account `{user}` already exists on the host and was not created by nixbuild_builder; nothing was changed. Choose another build_user.name, or set build_user.adopt_existing = true to manage that account as the build user (it is then never deleted)")
+}
+
+/// The build user's name when the host shows it as an account this provider
+/// neither created nor adopted; else empty.
+fn foreign_user(state: &BuilderState, facts: &Facts) -> String {
+    match state.build_user_name() {
+        Some(user) if facts.user_owner == "foreign" => user,
+        _ => String::new(),
+    }
+}
+
+fn host_of(state: &BuilderState) -> String {
+    state.host.as_ref_option().cloned().unwrap_or_default()
+}
+
+/// Plan-time half of the ownership rule: the last Read found the build user
+/// as a foreign account.
+fn refuse_foreign_user(state: &BuilderState, foreign: &str, host: &str, diags: &mut Diagnostics) {
+    if foreign.is_empty()
+        || state.adopt_existing()
+        || state.build_user_name().as_deref() != Some(foreign)
+    {
+        return;
+    }
+    diags.error(
+        format!("The account `{foreign}` on {host} was not created by nixbuild_builder"),
+        foreign_user_message(foreign),
+        AttributePath::new("build_user").index(0).attribute("name"),
+    );
+}
+
+/// `cachix.sh`: converge the CLI and the watch-store service; with
+/// `watch = false`, remove a service and token file left on the host.
+async fn cachix_script(
+    remote: &Remote,
+    cache: &str,
+    install: bool,
+    watch: bool,
+    env: &str,
+) -> Result<crate::ssh::exec::ExecOutput, SshError> {
+    let flag = |b: bool| if b { "true" } else { "false" };
+    remote
+        .run_script(
+            "cachix",
+            crate::scripts::CACHIX,
+            &[
+                cache,
+                flag(install),
+                flag(watch),
+                WATCH_STORE_UNIT,
+                CACHIX_ENV_FILE,
+            ],
+            Some(env.as_bytes()),
+            true,
+        )
+        .await
+}
+
+/// Drift when no watch-store is wanted but its pieces are on the host.
+fn leftover_watch_store(facts: &Facts) -> Vec<String> {
+    let mut drift = Vec::new();
+    if !facts.unit.is_empty() && facts.unit != "absent" {
+        drift.push(format!(
+            "the cachix watch-store service {WATCH_STORE_UNIT} is on the host, but no watch_store is configured"
+        ));
+    }
+    if facts.cachix_env {
+        drift.push(format!(
+            "the Cachix token file {CACHIX_ENV_FILE} is on the host, but no watch_store is configured"
+        ));
+    }
+    drift
 }
 
 /// `user@host:port` → (user, host, port).
@@ -644,7 +796,12 @@ impl Resource for BuilderResource {
         let mut private = private;
         if private.imported {
             match &facts.config_text {
-                Some(text) => state.adopt(text, facts.keys_text.as_deref(), facts.unit != "absent"),
+                Some(text) => state.adopt(
+                    text,
+                    facts.keys_text.as_deref(),
+                    facts.unit != "absent",
+                    facts.user_owner == "adopted",
+                ),
                 None => diags.warning(
                     format!("{host} has no managed Nix config"),
                     "the import found no /etc/nix/nixbuild.conf: the next apply bootstraps the host",
@@ -653,6 +810,7 @@ impl Resource for BuilderResource {
             }
             private.imported = false;
         }
+        private.foreign_user = foreign_user(&state, &facts);
         Self::observe(&mut state, &remote, &facts, &private, token.as_deref());
         Some((state, Value::Value(private)))
     }
@@ -699,6 +857,7 @@ impl Resource for BuilderResource {
             token_salt: new_salt(),
             token_fingerprint: String::new(),
             imported: false,
+            ..Default::default()
         };
         Some((state, Value::Value(private)))
     }
@@ -721,6 +880,9 @@ impl Resource for BuilderResource {
         let configured = self.shared.get(diags)?;
         let mut state = proposed_state;
         Self::check_plan(&configured, &state, diags);
+        if let Some(private) = prior_private_state.as_ref_option() {
+            refuse_foreign_user(&state, &private.foreign_user, &host_of(&state), diags);
+        }
         let target = self.cachix_target(&configured, &state, diags).await?;
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         state.config_hash = Self::desired_hash(&state, &target);
@@ -732,6 +894,7 @@ impl Resource for BuilderResource {
                 token_salt: new_salt(),
                 token_fingerprint: String::new(),
                 imported: false,
+                ..Default::default()
             });
         Some((state, Value::Value(private), vec![]))
     }
@@ -757,7 +920,7 @@ impl Resource for BuilderResource {
         let private = planned_private_state.as_option().unwrap_or_default();
         let timeout = planned_state.timeout(Operation::Create);
         let (state, private) = self
-            .apply(diags, planned_state, private, None, timeout)
+            .apply(diags, planned_state, private, None, timeout, None)
             .await?;
         Some((state, Value::Value(private)))
     }
@@ -773,9 +936,17 @@ impl Resource for BuilderResource {
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let private = planned_private_state.as_option().unwrap_or_default();
         let timeout = planned_state.timeout(Operation::Update);
+        let previous_user = prior_state.build_user_name();
         let pinned = prior_state.host_key.as_option();
         let (state, private) = self
-            .apply(diags, planned_state, private, pinned, timeout)
+            .apply(
+                diags,
+                planned_state,
+                private,
+                pinned,
+                timeout,
+                previous_user,
+            )
             .await?;
         Some((state, Value::Value(private)))
     }
@@ -809,18 +980,14 @@ impl Resource for BuilderResource {
                 )
                 .await?;
             let result = async {
+                // Only what this resource created: an account it did not create stays.
+                build_user_script(&remote, "release", &user, "no", None).await?;
+                cachix_script(&remote, "", false, false, "").await?;
                 remote
                     .run_script(
                         "clean builder",
                         crate::scripts::BUILDER_CLEAN,
-                        &[
-                            &user,
-                            MANAGED_CONF_PATH,
-                            NIX_CONF_PATH,
-                            INCLUDE_LINE,
-                            WATCH_STORE_UNIT,
-                            CACHIX_ENV_FILE,
-                        ],
+                        &[MANAGED_CONF_PATH, NIX_CONF_PATH, INCLUDE_LINE],
                         None,
                         true,
                     )
@@ -897,6 +1064,7 @@ impl Resource for BuilderResource {
             token_salt: new_salt(),
             token_fingerprint: String::new(),
             imported: true,
+            ..Default::default()
         };
         Some((state, Value::Value(private)))
     }

@@ -1,0 +1,470 @@
+//! Acceptance tests of what `nixbuild_builder` may touch on a host: an account
+//! it did not create (refused, adopted only on request, given back intact), a
+//! renamed build user, a removed watch-store service, and inputs refused before
+//! any connection. Every test checks from the host's side: the command
+//! recorder and sshd log of this run, and the account byte for byte.
+
+mod common;
+
+use common::{
+    exclusive, hcl, keypair, provider_config, terraform_versions, world, Host, Proxy, Tf,
+};
+
+/// Where the host records the accounts the provider created or adopted.
+const RECORDS: &str = "/etc/nixbuild/users";
+
+fn restart_command(host: &Host) -> String {
+    format!("kill \"$(cat {})\"", host.field("nix_daemon_pid_file"))
+}
+
+/// Everything about an account a careless provider could change: its passwd,
+/// shadow and group entries, and everything under its home (path, type, mode,
+/// owner; for files also size and content).
+fn account_snapshot(host: &Host, name: &str) -> String {
+    host.exec(&format!(
+        "getent passwd {name}; getent shadow {name}; id {name}; cd ~{name} && \
+         find . -printf '%p %M %u %g\\n' | sort && find . -type f -printf '%p %s\\n' | sort && \
+         find . -type f -exec sha256sum {{}} + | sort"
+    ))
+}
+
+/// What the provider ran on `host` since `offset` of its command log, one
+/// entry per command: the script's first comment line, then its arguments.
+fn commands_since(host: &Host, offset: usize) -> Vec<String> {
+    let log = host.commands_log();
+    log[offset.min(log.len())..]
+        .lines()
+        .filter_map(|line| line.splitn(3, '\t').nth(2))
+        .map(|command| {
+            let (script, args) = command.rsplit_once(" nixbuild ").unwrap_or((command, ""));
+            let title = script
+                .split("\\n")
+                .find(|l| l.starts_with("# "))
+                .unwrap_or(script);
+            format!("{title} | {args}")
+        })
+        .collect()
+}
+
+/// Every command since `offset` is one of the read-only ones: the probe, the
+/// builder check, or the build user's owner check.
+fn assert_only_read_only_commands(host: &Host, offset: usize, ctx: &str) {
+    let commands = commands_since(host, offset);
+    assert!(!commands.is_empty(), "{ctx}: no command recorded at all?");
+    for command in &commands {
+        let read_only = command.starts_with("# Describe this host")
+            || (command.starts_with("# Who owns the account") && command.contains("| owner "));
+        assert!(
+            read_only,
+            "{ctx}: a changing command ran: {command}\nall: {commands:#?}"
+        );
+    }
+}
+
+fn builder_config(
+    host: &Host,
+    build_user: &str,
+    extra_user_lines: &str,
+    client_pub: &str,
+) -> String {
+    format!(
+        r#"{provider}
+resource "nixbuild_builder" "b" {{
+  host       = {address}
+  on_destroy = "clean"
+  nix {{
+    install                = "none"
+    daemon_restart_command = {restart}
+  }}
+  build_user {{
+    name            = {build_user}
+    authorized_keys = [{client_pub}]
+    {extra_user_lines}
+  }}
+}}
+"#,
+        provider = provider_config(""),
+        address = hcl(&host.address()),
+        restart = hcl(&restart_command(host)),
+        build_user = hcl(build_user),
+        client_pub = hcl(client_pub),
+    )
+}
+
+/// `ssh` as `user` with `key` runs `true` on the host.
+fn can_log_in(host: &Host, user: &str, key: &str, dir: &std::path::Path) -> bool {
+    let known_hosts = dir.join("known_hosts");
+    std::fs::write(
+        &known_hosts,
+        format!("{} {}\n", host.address(), host.host_key()),
+    )
+    .unwrap();
+    std::process::Command::new("ssh")
+        .args(["-i", key, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .arg(format!("{user}@{}", host.address()))
+        .arg("true")
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// The table row "`build_user { name = "appuser" }` on an existing account":
+/// refused at apply before any change; refused at plan time once a refresh
+/// has seen it; adopted only with `adopt_existing`; given back byte for byte
+/// by a rename; and `on_destroy = "clean"` deletes only the account this
+/// resource created.
+#[test]
+fn an_existing_account_is_never_taken_or_deleted() {
+    let w = world();
+    let _h1 = exclusive("h1");
+    let h1 = w.host("h1");
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let (_, client_pub) = keypair(tf.dir.path(), "client");
+        let (own_key, own_pub) = keypair(tf.dir.path(), "appuser-own");
+        // An account with its own home, data and key, made by someone else.
+        h1.exec(&format!(
+            "userdel -r appuser 2>/dev/null; userdel -r nbrenamed 2>/dev/null; rm -f {RECORDS}/appuser* {RECORDS}/nbrenamed*; \
+             useradd -m -p '*' -s /bin/sh appuser && cd ~appuser && mkdir -m 700 .ssh && \
+             printf '%s\\n' {own} > .ssh/authorized_keys && chmod 600 .ssh/authorized_keys && \
+             printf 'precious %s\\n' {version} > data.txt && chown -R appuser:appuser .ssh data.txt",
+            own = hcl(&own_pub),
+            version = hcl(&version),
+        ));
+        let original = account_snapshot(&h1, "appuser");
+        let nix_etc = || {
+            h1.exec("ls -la /etc/nix; sha256sum /etc/nix/nix.conf; ls /etc/nixbuild/users 2>/dev/null || true")
+        };
+        let nix_etc_before = nix_etc();
+
+        // 1. Not adopted: the apply fails naming the account, and nothing changed.
+        tf.write(&builder_config(&h1, "appuser", "", &client_pub));
+        let offset = h1.commands_log().len();
+        let text = tf.fails(&["apply", "-auto-approve", "-no-color"]);
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("`appuser` already exists") && flat.contains("adopt_existing"),
+            "{version}: the error does not name the account: {text}"
+        );
+        assert_eq!(
+            account_snapshot(&h1, "appuser"),
+            original,
+            "{version}: account touched"
+        );
+        assert_eq!(nix_etc(), nix_etc_before, "{version}: Nix config touched");
+        assert_only_read_only_commands(&h1, offset, &format!("{version}, refused apply"));
+
+        // 2. Adopted on request: the provider manages the keys, nothing else.
+        tf.write(&builder_config(
+            &h1,
+            "appuser",
+            "adopt_existing = true",
+            &client_pub,
+        ));
+        tf.apply();
+        tf.assert_no_changes();
+        assert_eq!(
+            h1.exec("cat ~appuser/.ssh/authorized_keys"),
+            client_pub,
+            "{version}: adopted account's keys"
+        );
+        assert_eq!(
+            h1.exec("cat ~appuser/data.txt"),
+            format!("precious {version}")
+        );
+        assert!(h1
+            .exec(&format!("cat {RECORDS}/appuser"))
+            .contains("origin=adopted"));
+
+        // 3. Plan time: a refresh that finds the account unrecorded refuses
+        // the plan, and runs only its read-only check.
+        h1.exec(&format!("mv {RECORDS}/appuser /tmp/appuser.record"));
+        tf.write(&builder_config(&h1, "appuser", "", &client_pub));
+        let offset = h1.commands_log().len();
+        let text = tf.fails(&["plan", "-no-color"]);
+        assert!(
+            text.contains("was not created by nixbuild_builder")
+                && text.contains("name            = \"appuser\""),
+            "{version}: no plan-time error at build_user.name: {text}"
+        );
+        assert_only_read_only_commands(&h1, offset, &format!("{version}, refused plan"));
+        h1.exec(&format!("mv /tmp/appuser.record {RECORDS}/appuser"));
+
+        // 4. Rename: the adopted account is given back exactly as it was.
+        tf.write(&builder_config(&h1, "nbrenamed", "", &client_pub));
+        tf.apply();
+        tf.assert_no_changes();
+        assert_eq!(
+            account_snapshot(&h1, "appuser"),
+            original,
+            "{version}: not given back intact"
+        );
+        assert!(!h1.try_exec(&format!("test -e {RECORDS}/appuser")).0);
+        assert!(h1
+            .exec(&format!("cat {RECORDS}/nbrenamed"))
+            .contains("origin=created"));
+        assert!(h1
+            .exec("cat /etc/nix/nixbuild.conf")
+            .contains("extra-trusted-users = nbrenamed"));
+
+        // 5. Clean deletes the account it created, and only that one.
+        tf.destroy();
+        assert!(
+            !h1.try_exec("id nbrenamed").0,
+            "{version}: created build user left behind"
+        );
+        assert!(
+            !h1.try_exec("test -e ~nbrenamed || test -e /home/nbrenamed")
+                .0
+        );
+        assert_eq!(
+            account_snapshot(&h1, "appuser"),
+            original,
+            "{version}: account changed by clean"
+        );
+        assert!(
+            can_log_in(&h1, "appuser", &own_key, tf.dir.path()),
+            "{version}: appuser's own key no longer works"
+        );
+        h1.exec("userdel -r appuser");
+    }
+}
+
+/// A `cachix` block removed, or `watch_store = false`, stops and removes the
+/// watch-store service and deletes its token file; a service or token put
+/// back by hand is drift that the next apply removes.
+#[test]
+fn watch_store_removed_leaves_nothing_behind() {
+    let w = world();
+    let _sd = exclusive("sd");
+    let sd = w.host("sd");
+    sd.reset();
+    let unit = "/etc/systemd/system/nixbuild-cachix-watch-store.service";
+    let env_file = "/etc/nixbuild/cachix.env";
+    let token = format!("cachix-ownership-{}", std::process::id());
+    {
+        use std::io::Write;
+        let tokens = w.json["cachix_api"]["tokens_file"].as_str().unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(tokens)
+            .unwrap();
+        writeln!(file, "{token}").unwrap();
+    }
+    let provider = provider_config(&format!(
+        "cachix {{\n    api_url    = {}\n    auth_token = {}\n  }}",
+        hcl(w.json["cachix_api"]["url"].as_str().unwrap()),
+        hcl(&token)
+    ));
+    let config = |cachix: &str| {
+        format!(
+            r#"{provider}
+resource "nixbuild_builder" "sd" {{
+  host       = {host}
+  on_destroy = "clean"
+  nix {{
+    install      = "distro"
+    extra_config = "substituters ="
+  }}
+  {cachix}
+}}
+
+output "drift" {{
+  value = nixbuild_builder.sd.drift
+}}
+"#,
+            host = hcl(&sd.address()),
+        )
+    };
+    let watching = "cachix {\n    cache       = \"public-cache\"\n    watch_store = true\n  }";
+    let not_watching = "cachix {\n    cache       = \"public-cache\"\n    watch_store = false\n  }";
+    let gone = |ctx: &str| {
+        assert!(
+            !sd.try_exec(&format!("test -e {unit}")).0,
+            "{ctx}: unit left"
+        );
+        assert!(
+            !sd.try_exec(&format!("test -e {env_file}")).0,
+            "{ctx}: token file left"
+        );
+        assert_ne!(
+            sd.try_exec("systemctl is-active nixbuild-cachix-watch-store")
+                .1
+                .lines()
+                .next(),
+            Some("active"),
+            "{ctx}: service still running"
+        );
+    };
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        for (removal, what) in [
+            (not_watching, "watch_store = false"),
+            ("", "no cachix block"),
+        ] {
+            let ctx = format!("{version}, {what}");
+            tf.write(&config(watching));
+            tf.apply();
+            tf.assert_no_changes();
+            assert_eq!(
+                sd.exec("systemctl is-active nixbuild-cachix-watch-store"),
+                "active"
+            );
+            // Copies (root-only), to put them back by hand below.
+            sd.exec(&format!(
+                "cp -p {unit} /root/unit.saved && cp -p {env_file} /root/env.saved"
+            ));
+
+            tf.write(&config(removal));
+            tf.apply();
+            tf.assert_no_changes();
+            gone(&ctx);
+
+            // Put back by hand: drift, which the next apply removes again.
+            sd.exec(&format!(
+                "cp -p /root/env.saved {env_file} && cp -p /root/unit.saved {unit} && \
+                 systemctl daemon-reload && systemctl start nixbuild-cachix-watch-store"
+            ));
+            let (code, plan) = tf.plan_exit_code();
+            assert_eq!(code, 2, "{ctx}: a left-over service is no drift: {plan}");
+            assert!(plan.contains("will be updated in-place"), "{ctx}: {plan}");
+            tf.ok(&["apply", "-refresh-only", "-auto-approve", "-no-color"]);
+            let drift = tf.output("drift").to_string();
+            assert!(
+                drift.contains("watch-store service") && drift.contains("token file"),
+                "{ctx}: drift = {drift}"
+            );
+            tf.apply();
+            tf.assert_no_changes();
+            gone(&format!("{ctx}, after drift"));
+        }
+        tf.destroy();
+        assert!(!sd.try_exec("id nixbuild").0, "{version}: build user left");
+    }
+}
+
+/// Inputs refused at plan time with the attribute's location, before any
+/// connection: every resource points at a counting proxy in front of `bare`.
+#[test]
+fn bad_inputs_are_refused_before_any_connection() {
+    let w = world();
+    let _bare = exclusive("bare");
+    let bare = w.host("bare");
+    let proxy = Proxy::start(&format!("{}:22", bare.address()));
+    let key = w.host("h1").host_key();
+    let builder = |name: &str, body: &str| {
+        format!(
+            "\nresource \"nixbuild_builder\" \"{name}\" {{\n  host = \"127.0.0.1\"\n  ssh {{\n    port = {port}\n  }}\n  {body}\n}}\n",
+            port = proxy.port
+        )
+    };
+    let machines_file = |name: &str, mode: &str| {
+        format!(
+            "\nresource \"nixbuild_machines_file\" \"{name}\" {{\n  file_permission = \"{mode}\"\n  target {{\n    host = \"127.0.0.1\"\n    ssh {{\n      port = {port}\n    }}\n  }}\n  machine {{\n    uri = \"ssh://b.example\"\n  }}\n}}\n",
+            port = proxy.port
+        )
+    };
+    // (resource, source snippet the error points at, reason).
+    let newline_key = hcl(&format!("{key}\ncommand=\"/bin/sh\" {key}"));
+    let escape_key = hcl(&format!("{key} \u{1b}[2J"));
+    let validated: Vec<(String, String, String, &str)> = vec![
+        (
+            "nixbuild_builder.k0".into(),
+            builder(
+                "k0",
+                &format!("build_user {{\n    authorized_keys = [{newline_key}]\n  }}"),
+            ),
+            format!("authorized_keys = [{newline_key}]"),
+            "control character",
+        ),
+        (
+            "nixbuild_builder.k1".into(),
+            builder(
+                "k1",
+                &format!("build_user {{\n    authorized_keys = [{escape_key}]\n  }}"),
+            ),
+            format!("authorized_keys = [{escape_key}]"),
+            "control character",
+        ),
+        (
+            "nixbuild_builder.u0".into(),
+            builder(
+                "u0",
+                "nix {\n    installer_url = \"http://nixos.org/nix/install\"\n  }",
+            ),
+            "installer_url = \"http://nixos.org/nix/install\"".into(),
+            "plain http",
+        ),
+        (
+            "nixbuild_machines_file.m0".into(),
+            machines_file("m0", "0666"),
+            "file_permission = \"0666\"".into(),
+            "world-writable",
+        ),
+        (
+            "nixbuild_machines_file.m1".into(),
+            machines_file("m1", "4644"),
+            "file_permission = \"4644\"".into(),
+            "setuid",
+        ),
+        (
+            "nixbuild_machines_file.m2".into(),
+            machines_file("m2", "1644"),
+            "file_permission = \"1644\"".into(),
+            "sticky",
+        ),
+    ];
+    // Checked against the provider's settings at plan time.
+    let planned: Vec<(String, String, String, &str)> = vec![
+        (
+            "nixbuild_builder.a0".into(),
+            builder("a0", "build_user {\n    name = \"deploy\"\n  }")
+                .replace("ssh {\n", "ssh {\n    user = \"deploy\"\n"),
+            "name = \"deploy\"".into(),
+            "cannot be the login user",
+        ),
+        (
+            "nixbuild_builder.a1".into(),
+            builder("a1", "").replace("ssh {\n", "ssh {\n    user = \"nixbuild\"\n"),
+            "user = \"nixbuild\"".into(),
+            "cannot be the login user",
+        ),
+    ];
+    let connections = bare.connections_logged();
+    for version in terraform_versions() {
+        for cases in [&validated, &planned] {
+            let tf = Tf::new(&version);
+            let mut config = provider_config("");
+            for (_, resource, _, _) in cases.iter() {
+                config.push_str(resource);
+            }
+            tf.write(&config);
+            let text = tf.fails(&["plan", "-no-color"]);
+            let errors: Vec<&str> = text.split("Error: ").skip(1).collect();
+            for (address, _, snippet, why) in cases.iter() {
+                let flat = |e: &str| e.split_whitespace().collect::<Vec<_>>().join(" ");
+                assert!(
+                    errors
+                        .iter()
+                        .any(|e| e.contains(&format!("with {address},"))
+                            && e.contains(snippet.as_str())
+                            && flat(e).contains(why)),
+                    "{version}: no error `{why}` at `{snippet}` of {address}:\n{text}"
+                );
+            }
+            assert_eq!(errors.len(), cases.len(), "{version}: {text}");
+        }
+    }
+    assert_eq!(
+        proxy.connection_count(),
+        0,
+        "a connection reached the proxy"
+    );
+    assert_eq!(
+        bare.connections_logged(),
+        connections,
+        "bare's sshd saw a connection"
+    );
+}
