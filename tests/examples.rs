@@ -477,7 +477,10 @@ fn ci_recipe_lints_and_matches_the_dev_variables() {
         "backend \"s3\"",
         "TF_VAR_name_prefix: ci-${{ github.run_id }}-${{ github.run_attempt }}",
     ] {
-        assert!(text.contains(needle), "examples/ci/builders.yml lacks `{needle}`");
+        assert!(
+            text.contains(needle),
+            "examples/ci/builders.yml lacks `{needle}`"
+        );
     }
     // Jobs that see a secret are exactly those behind the environment.
     let jobs = text.split("\njobs:\n").nth(1).expect("a jobs: section");
@@ -491,7 +494,10 @@ fn ci_recipe_lints_and_matches_the_dev_variables() {
         body.push_str(line);
         body.push('\n');
     }
-    assert!(bodies.len() >= 4, "checks, build, destroy, cleanup: {bodies:?}");
+    assert!(
+        bodies.len() >= 4,
+        "checks, build, destroy, cleanup: {bodies:?}"
+    );
     for job in &bodies {
         if job.contains("secrets.") {
             assert!(
