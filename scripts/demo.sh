@@ -54,7 +54,7 @@ echo "$provider_dir/terraform-provider-nixbuild"
 
 section "Preparing $demo"
 mkdir -p "$demo" "$keys"
-# A fresh copy of the examples (the environment uses ../../modules/builder);
+# A fresh copy of the examples (the environment uses ../../modules/fleet);
 # the state and keys of an earlier run stay.
 find "$demo" -path "$demo/examples/*" -name '*.tf' -delete 2>/dev/null || true
 mkdir -p "$demo/examples"

@@ -24,6 +24,7 @@ const OFFLINE: &[&str] = &[
     "data-sources/nixbuild_host",
     "data-sources/nixbuild_cachix_cache",
     "modules/builder",
+    "modules/fleet",
     "environments/local",
 ];
 
@@ -264,6 +265,7 @@ fn every_example_is_classified() {
         "resources/nixbuild_cache_push/resource.tf",
         "data-sources/nixbuild_host/data-source.tf",
         "environments/local/flake/flake.nix",
+        "ci/builders.yml",
     ] {
         assert!(
             examples().join(file).is_file(),
@@ -415,4 +417,107 @@ fn hcloud_examples_validate_online_only() {
             );
         }
     }
+}
+
+/// The CI recipe for temporary builders (examples/ci/builders.yml) is
+/// actionlint-clean with shellcheck over its `run:` blocks, and every
+/// `TF_VAR_x` it sets is a variable of environments/dev, which it applies.
+#[test]
+fn ci_recipe_lints_and_matches_the_dev_variables() {
+    let workflow = examples().join("ci/builders.yml");
+    let actionlint = actionlint();
+    let out = Command::new(&actionlint)
+        .arg("-shellcheck")
+        .arg("shellcheck")
+        .arg(&workflow)
+        .output()
+        .expect("run actionlint");
+    assert!(
+        out.status.success(),
+        "actionlint ({}) reports problems in examples/ci/builders.yml:\n{}{}",
+        actionlint.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&workflow).unwrap();
+    assert!(
+        text.contains("INFRA_DIR: infra/environments/dev"),
+        "the recipe applies environments/dev"
+    );
+    let variables =
+        std::fs::read_to_string(examples().join("environments/dev/variables.tf")).unwrap();
+    let mut names: Vec<&str> = text
+        .split("TF_VAR_")
+        .skip(1)
+        .map(|rest| {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert!(names.len() >= 8, "too few TF_VAR_ names found: {names:?}");
+    for name in names {
+        assert!(
+            variables.contains(&format!("variable \"{name}\" {{")),
+            "examples/ci/builders.yml sets TF_VAR_{name}, but environments/dev has no variable `{name}`"
+        );
+    }
+    // Temporary builders: destroyed whatever happened, bounded in time,
+    // cleaned up by label, secrets only behind an environment, never for forks.
+    for needle in [
+        "if: always() && needs.build.result != 'skipped'",
+        "timeout-minutes:",
+        "schedule:",
+        "-l cleanup=ci",
+        "environment: builders",
+        "github.event.pull_request.head.repo.full_name == github.repository",
+        "backend \"s3\"",
+        "TF_VAR_name_prefix: ci-${{ github.run_id }}-${{ github.run_attempt }}",
+    ] {
+        assert!(
+            text.contains(needle),
+            "examples/ci/builders.yml lacks `{needle}`"
+        );
+    }
+    // Jobs that see a secret are exactly those behind the environment.
+    let jobs = text.split("\njobs:\n").nth(1).expect("a jobs: section");
+    let mut bodies: Vec<String> = Vec::new();
+    for line in jobs.lines() {
+        let is_header = line.starts_with("  ") && !line.starts_with("   ") && line.ends_with(':');
+        if is_header || bodies.is_empty() {
+            bodies.push(String::new());
+        }
+        let body = bodies.last_mut().unwrap();
+        body.push_str(line);
+        body.push('\n');
+    }
+    assert!(
+        bodies.len() >= 4,
+        "checks, build, destroy, cleanup: {bodies:?}"
+    );
+    for job in &bodies {
+        if job.contains("secrets.") {
+            assert!(
+                job.contains("environment: builders"),
+                "a job reads secrets without the `builders` environment:\n{job}"
+            );
+        }
+    }
+}
+
+/// actionlint: `$ACTIONLINT`, or where scripts/install-actionlint.sh puts it.
+fn actionlint() -> PathBuf {
+    let path = std::env::var_os("ACTIONLINT")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| world().dir.join("bin/actionlint"));
+    assert!(
+        path.is_file(),
+        "actionlint not found at {}: run `bash scripts/install-actionlint.sh` (make lint does), or set $ACTIONLINT",
+        path.display()
+    );
+    path
 }

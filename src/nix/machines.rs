@@ -136,6 +136,106 @@ pub fn nix_conf_inline(machines: &[Machine]) -> String {
     )
 }
 
+/// The `nix build` invocation that builds only on `machines` (no local build
+/// slots) and lets them substitute dependencies themselves; the installable is
+/// appended by the user. The builders line is shell-quoted as one word.
+pub fn nix_build_command(machines: &[Machine]) -> String {
+    // Rendered lines never hold a NUL (the checks refuse control characters),
+    // and quoting fails only on NUL.
+    let line = builders_line(machines).replace('\0', "");
+    let quoted = crate::ssh::quote::quote(&line).unwrap_or_default();
+    format!(
+        "nix build --max-jobs 0 --option builders {quoted} --option builders-use-substitutes true"
+    )
+}
+
+/// A Nix string literal holding `text` exactly.
+fn nix_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '$' if chars.peek() == Some(&'{') => out.push_str("\\$"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn nix_list(items: &[String]) -> String {
+    if items.is_empty() {
+        return "[ ]".into();
+    }
+    let items: Vec<String> = items.iter().map(|i| nix_string(i)).collect();
+    format!("[ {} ]", items.join(" "))
+}
+
+impl Machine {
+    /// The store URI split the way NixOS's `nix.buildMachines` takes it:
+    /// (protocol, user, host name with any `?key=value` settings).
+    fn uri_parts(&self) -> (&str, Option<&str>, &str) {
+        let (protocol, rest) = self
+            .uri
+            .split_once("://")
+            .unwrap_or(("ssh", self.uri.as_str()));
+        let authority_end = rest.find('?').unwrap_or(rest.len());
+        match rest[..authority_end].split_once('@') {
+            Some((user, _)) => (protocol, Some(user), &rest[user.len() + 1..]),
+            None => (protocol, None, rest),
+        }
+    }
+
+    /// This machine as one `nix.buildMachines` element (a Nix attribute set).
+    /// Defaults are spelled out as NixOS would apply them (1 job, speed 1).
+    fn to_nix(&self) -> String {
+        let (protocol, user, host) = self.uri_parts();
+        let mut fields = vec![
+            format!("hostName = {};", nix_string(host)),
+            format!("protocol = {};", nix_string(protocol)),
+        ];
+        if let Some(user) = user {
+            fields.push(format!("sshUser = {};", nix_string(user)));
+        }
+        if let Some(key) = &self.ssh_key {
+            fields.push(format!("sshKey = {};", nix_string(key)));
+        }
+        fields.push(format!("systems = {};", nix_list(&self.systems)));
+        fields.push(format!("maxJobs = {};", self.max_jobs.unwrap_or(1)));
+        fields.push(format!("speedFactor = {};", self.speed_factor.unwrap_or(1)));
+        fields.push(format!(
+            "supportedFeatures = {};",
+            nix_list(&self.supported_features)
+        ));
+        fields.push(format!(
+            "mandatoryFeatures = {};",
+            nix_list(&self.mandatory_features)
+        ));
+        if let Some(key) = &self.public_host_key {
+            fields.push(format!("publicHostKey = {};", nix_string(key)));
+        }
+        let body: String = fields.iter().map(|f| format!("    {f}\n")).collect();
+        format!("  {{\n{body}  }}\n")
+    }
+}
+
+/// The machines as a `nix.buildMachines` value for NixOS and nix-darwin
+/// clients: a Nix list of attribute sets (hostName, sshUser, sshKey, protocol,
+/// systems, maxJobs, speedFactor, supportedFeatures, mandatoryFeatures,
+/// publicHostKey), in machine order. NixOS writes the same 8 columns from it.
+pub fn build_machines_nix(machines: &[Machine]) -> String {
+    if machines.is_empty() {
+        return "[ ]\n".into();
+    }
+    let items: String = machines.iter().map(Machine::to_nix).collect();
+    format!("[\n{items}]\n")
+}
+
 /// Why a machines file does not parse: the line (1-based) and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
@@ -719,6 +819,53 @@ ssh://d - - - - kvm,nixos-test big-parallel # trailing; ssh://e
                 public_host_key: self.maybe(|g| b64(keys[g.below(2) as usize])),
             }
         }
+    }
+
+    #[test]
+    fn nix_build_command_passes_the_line_as_one_word() {
+        let fleet = vec![full(), minimal()];
+        let command = nix_build_command(&fleet);
+        let words = shlex::split(&command).expect("the command is shell words");
+        assert_eq!(
+            words,
+            [
+                "nix",
+                "build",
+                "--max-jobs",
+                "0",
+                "--option",
+                "builders",
+                &builders_line(&fleet),
+                "--option",
+                "builders-use-substitutes",
+                "true"
+            ]
+        );
+        assert_eq!(
+            shlex::split(&nix_build_command(&[])).unwrap()[6],
+            "",
+            "no machines: an empty builders value"
+        );
+    }
+
+    #[test]
+    fn build_machines_expression() {
+        let expected = format!(
+            "[\n  {{\n    hostName = \"203.0.113.7\";\n    protocol = \"ssh-ng\";\n    sshUser = \"nixbuild\";\n    sshKey = \"/root/.ssh/nixbuild\";\n    systems = [ \"x86_64-linux\" \"i686-linux\" ];\n    maxJobs = 8;\n    speedFactor = 2;\n    supportedFeatures = [ \"kvm\" \"big-parallel\" ];\n    mandatoryFeatures = [ \"benchmark\" ];\n    publicHostKey = \"{}\";\n  }}\n  {{\n    hostName = \"builder.example.org\";\n    protocol = \"ssh\";\n    systems = [ ];\n    maxJobs = 1;\n    speedFactor = 1;\n    supportedFeatures = [ ];\n    mandatoryFeatures = [ ];\n  }}\n]\n",
+            b64(ED)
+        );
+        assert_eq!(build_machines_nix(&[full(), minimal()]), expected);
+        assert_eq!(build_machines_nix(&[]), "[ ]\n");
+        let odd = Machine {
+            uri: "ssh-ng://root@2001:db8::7?remote-store=/nix".into(),
+            ..Default::default()
+        };
+        let (protocol, user, host) = odd.uri_parts();
+        assert_eq!(
+            (protocol, user, host),
+            ("ssh-ng", Some("root"), "2001:db8::7?remote-store=/nix")
+        );
+        assert_eq!(nix_string("a\"b\\c${d}$e\n"), r#""a\"b\\c\${d}$e\n""#);
     }
 
     /// Property: for many generated valid fleets, parse(render(x)) == x, the

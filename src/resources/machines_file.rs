@@ -93,6 +93,10 @@ pub struct MachinesFileState {
     #[serde(default)]
     pub nix_conf: Value<String>,
     #[serde(default)]
+    pub nix_build_command: Value<String>,
+    #[serde(default)]
+    pub nix_build_machines: Value<String>,
+    #[serde(default)]
     pub target_host_key: Value<String>,
 }
 
@@ -219,12 +223,25 @@ fn compute(state: &mut MachinesFileState) {
             state.content = Value::Unknown;
         }
     }
+    compute_client_outputs(state, machines.as_deref());
     state.nix_conf = match (Location::of(state), &machines) {
         (Some(Location::Local(path) | Location::Remote { path, .. }), _) => {
             Value::Value(machines::nix_conf_for_file(&path))
         }
         (Some(Location::Nowhere), Some(list)) => Value::Value(machines::nix_conf_inline(list)),
         _ => Value::Unknown,
+    };
+}
+
+/// The outputs clients paste (the `nix build` command line and the
+/// `nix.buildMachines` expression), from the machines when they are known.
+fn compute_client_outputs(state: &mut MachinesFileState, machines: Option<&[Machine]>) {
+    (state.nix_build_command, state.nix_build_machines) = match machines {
+        Some(list) => (
+            Value::Value(machines::nix_build_command(list)),
+            Value::Value(machines::build_machines_nix(list)),
+        ),
+        None => (Value::Unknown, Value::Unknown),
     };
 }
 
@@ -886,6 +903,8 @@ impl Resource for MachinesFileResource {
                     ("content", computed(AttributeType::String, "The file: one 8-column line per `machine`, `-` for defaults. Known at plan time when every `machine` value is. After a change outside Terraform, the file as found.")),
                     ("builders", computed(AttributeType::String, "The same machines as one line joined with `; `, for `--builders` or `--option builders`.")),
                     ("nix_conf", computed(AttributeType::String, "nix.conf lines that use this file: `builders = @<path>` and `builders-use-substitutes = true` (with the machines inline when no file is written).")),
+                    ("nix_build_command", computed(AttributeType::String, "A `nix build` command line that builds only on these machines, with nothing to set up on the client: `nix build --max-jobs 0 --option builders '<builders>' --option builders-use-substitutes true`; append the installable. `--option builders` is honoured for root and trusted users only (otherwise the daemon ignores it with a warning and builds locally).")),
+                    ("nix_build_machines", computed(AttributeType::String, "The same machines as a Nix expression for NixOS and nix-darwin clients, `nix.buildMachines = <this>;` (with `nix.distributedBuilds = true;`): a list of attribute sets with `hostName`, `protocol`, `sshUser`, `sshKey`, `systems`, `maxJobs`, `speedFactor`, `supportedFeatures`, `mandatoryFeatures`, `publicHostKey`.")),
                     ("target_host_key", computed(AttributeType::String, "Host key of the `target` host, pinned on create (or `target.ssh.host_key`): every later connection must present it. Null without a target.")),
                 ],
                 vec![
@@ -918,6 +937,13 @@ impl Resource for MachinesFileResource {
         private_state: Self::PrivateState<'a>,
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let mut state = state;
+        if state.nix_build_command.is_null() {
+            // State written before these attributes existed: fill them, so an
+            // upgrade plans no change.
+            let machines = known_machines(&state);
+            compute_client_outputs(&mut state, machines.as_deref());
+        }
         let Some(location) = Location::of(&state) else {
             return Some((state, private_state));
         };
@@ -932,7 +958,6 @@ impl Resource for MachinesFileResource {
                 None
             }
             Ok(Some(bytes)) => {
-                let mut state = state;
                 let written = state.content.as_ref_option().cloned().unwrap_or_default();
                 if bytes != written.as_bytes() {
                     let found = String::from_utf8_lossy(&bytes).into_owned();

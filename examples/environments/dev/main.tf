@@ -1,23 +1,20 @@
-# Dev: a small x86 builder fleet on Hetzner Cloud, a machines file for the
-# developer's workstation, and the team's packages pushed to a Cachix cache.
+# Dev: a small x86 builder fleet on Hetzner Cloud. This file creates the
+# servers; fleet.tf turns them into builders (modules/fleet), writes the
+# developer's machines file and pushes the team's packages to Cachix.
+# CI (examples/ci/) applies it per run with its own name_prefix and state.
 
 provider "hcloud" {
   token = var.hcloud_token
 }
 
-provider "nixbuild" {
-  ssh {
-    private_key_file = var.admin_ssh_private_key_file
-    connect_timeout  = "5m" # new servers take a minute to boot
-  }
-  # Cachix token: export CACHIX_AUTH_TOKEN (it never reaches the state).
-}
-
 locals {
-  labels = {
+  # CI adds `cleanup = "ci"` (var.labels): its scheduled job deletes leftover
+  # servers by that label.
+  labels = merge({
     environment = "dev"
     managed_by  = "terraform"
-  }
+    fleet       = var.name_prefix
+  }, var.labels)
 }
 
 resource "hcloud_ssh_key" "admin" {
@@ -49,7 +46,7 @@ resource "hcloud_server" "builder" {
   location     = var.location
   ssh_keys     = [hcloud_ssh_key.admin.id]
   firewall_ids = [hcloud_firewall.ssh.id]
-  labels       = local.labels
+  labels       = merge(local.labels, { role = "nix-builder" })
 
   public_net {
     ipv4_enabled = true
@@ -57,52 +54,15 @@ resource "hcloud_server" "builder" {
   }
 }
 
-module "builders" {
-  source = "../../modules/builder"
-
-  hosts = {
+# What fleet.tf needs from the servers (tests/environments.rs gives the same
+# shape with loopback hosts to check fleet.tf without Hetzner).
+locals {
+  builder_hosts = {
     for name, server in hcloud_server.builder : name => { address = server.ipv4_address }
   }
-  install         = "auto" # the official installer on a fresh Debian
-  system_features = ["big-parallel", "benchmark"]
-  authorized_keys = var.client_public_keys
-  machine_ssh_key = var.client_ssh_key_path
-  cachix = {
-    cache   = var.cachix_cache
-    install = true # the pushes below run the cachix CLI on a builder
-  }
-  # on_destroy = "keep": the servers are destroyed with the builders.
 }
 
-resource "nixbuild_machines_file" "workstation" {
-  path = coalesce(var.machines_file_path, "${path.root}/machines")
-
-  dynamic "machine" {
-    for_each = module.builders.machines
-    content {
-      uri                = machine.value.uri
-      systems            = machine.value.systems
-      ssh_key            = machine.value.ssh_key
-      max_jobs           = machine.value.max_jobs
-      supported_features = machine.value.supported_features
-      public_host_key    = machine.value.public_host_key
-    }
-  }
-}
-
-# Build each installable on the first builder and push what Cachix lacks.
-resource "nixbuild_cache_push" "packages" {
-  for_each = var.push_installables
-
-  host         = module.builders.builders[local.push_builder].host
-  flake        = var.flake_ref
-  installables = [each.key]
-
-  cachix {
-    cache = var.cachix_cache
-  }
-}
-
-locals {
-  push_builder = sort(tolist(var.builder_names))[0]
+output "servers" {
+  description = "Public IPv4 address of each builder server."
+  value       = { for name, server in hcloud_server.builder : name => server.ipv4_address }
 }

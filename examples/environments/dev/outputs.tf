@@ -1,24 +1,34 @@
-output "servers" {
-  description = "Public IPv4 address of each builder server."
-  value       = { for name, server in hcloud_server.builder : name => server.ipv4_address }
-}
-
 output "builders" {
   description = "The bootstrapped builders (store URI, systems, Nix version, host key)."
-  value       = module.builders.builders
+  value       = module.fleet.builders
 }
 
 output "machines_file" {
-  description = "Content of the machines file."
-  value       = nixbuild_machines_file.workstation.content
+  description = "Absolute path and content of the machines file."
+  value       = module.fleet.machines_file
+}
+
+output "builders_line" {
+  description = "One line for `--option builders '…'` (terraform output -raw builders_line)."
+  value       = module.fleet.builders_line
+}
+
+output "nix_build_command" {
+  description = "nix build through the builders only; append an installable (terraform output -raw nix_build_command)."
+  value       = module.fleet.nix_build_command
+}
+
+output "nix_build_machines" {
+  description = "nix.buildMachines for NixOS / nix-darwin clients (terraform output -raw nix_build_machines)."
+  value       = module.fleet.nix_build_machines
 }
 
 output "nix_conf" {
   description = "nix.conf lines that make the workstation use the builders."
-  value       = nixbuild_machines_file.workstation.nix_conf
+  value       = module.fleet.nix_conf
 }
 
 output "pushed" {
   description = "Out paths of each push, by installable."
-  value       = { for installable, push in nixbuild_cache_push.packages : installable => push.out_paths }
+  value       = { for installable, push in module.fleet.pushes : installable => push.out_paths }
 }

@@ -5,9 +5,15 @@ variable "hcloud_token" {
 }
 
 variable "name_prefix" {
-  description = "Prefix of every Hetzner resource name."
+  description = "Prefix of every Hetzner resource name, and the `fleet` label. CI sets one per run (e.g. ci-<run id>-<attempt>)."
   type        = string
   default     = "nixbuild-dev"
+}
+
+variable "labels" {
+  description = "Extra labels on every Hetzner resource, e.g. { cleanup = \"ci\" } for the scheduled cleanup of leftover CI servers."
+  type        = map(string)
+  default     = {}
 }
 
 variable "builder_names" {
@@ -61,7 +67,7 @@ variable "client_ssh_key_path" {
 }
 
 variable "machines_file_path" {
-  description = "Where to write the machines file on the machine running Terraform. Null: ./machines next to this configuration."
+  description = "Where to write the machines file on the machine running Terraform (relative paths are made absolute). Null: `machines` in this directory, as an absolute path."
   type        = string
   default     = null
 }
@@ -69,6 +75,12 @@ variable "machines_file_path" {
 variable "cachix_cache" {
   description = "Cachix cache the builders substitute from and the pushes upload to. Its token comes from CACHIX_AUTH_TOKEN."
   type        = string
+}
+
+variable "cachix_public_key" {
+  description = "Public signing key of that cache (name:base64). Null: looked up in the Cachix API at plan time."
+  type        = string
+  default     = null
 }
 
 variable "flake_ref" {

@@ -1,7 +1,8 @@
 # The local demo: two loopback test hosts (started by `make world`) become
-# Nix remote builders, a machines file for this machine lists them, and a small
-# flake shipped in ./flake is built on a builder and pushed to a signed binary
-# cache. `make demo` (scripts/demo.sh) runs it end to end.
+# Nix remote builders through the same modules/fleet that environments/dev and
+# prod use: a machines file for this machine lists them, and a small flake
+# shipped in ./flake is built on a builder and pushed to a signed binary cache.
+# `make demo` (scripts/demo.sh) and tests/environments.rs apply it.
 
 provider "nixbuild" {
   ssh {
@@ -10,56 +11,30 @@ provider "nixbuild" {
   }
 }
 
-module "builders" {
-  source = "../../modules/builder"
+module "fleet" {
+  source = "../../modules/fleet"
 
-  hosts           = var.builders
-  install         = "none" # the test hosts come with a multi-user Nix
-  on_destroy      = "clean"
-  authorized_keys = [var.client_public_key]
-  machine_ssh_key = var.client_private_key_file
+  hosts               = var.builders
+  install             = "none" # the test hosts come with a multi-user Nix
+  on_destroy          = "clean"
+  client_public_keys  = [var.client_public_key]
+  client_ssh_key_path = var.client_private_key_file
 
-  # Builders substitute from the cache the pushes below fill.
+  # Builders substitute from the cache the push below fills.
   substituters        = [var.cache_url]
   trusted_public_keys = [var.cache_public_key]
-}
 
-# Remote builders for this machine: `nix-build --builders @<path>`, or
-# `builders = @<path>` in nix.conf (see the nix_conf output).
-resource "nixbuild_machines_file" "local" {
-  path = var.machines_file_path
+  machines_file_path = var.machines_file_path
+  machine_max_jobs   = 1 # one build at a time each, so parallel builds spread
 
-  dynamic "machine" {
-    for_each = module.builders.machines
-    content {
-      uri                = machine.value.uri
-      systems            = machine.value.systems
-      ssh_key            = machine.value.ssh_key
-      max_jobs           = 1 # one build at a time each, so parallel builds spread
-      speed_factor       = machine.value.speed_factor
-      supported_features = machine.value.supported_features
-      public_host_key    = machine.value.public_host_key
+  # ./flake is uploaded from this machine (its content hash is in the plan),
+  # built on the first builder, and its closure pushed, signed, to the cache.
+  pushes = {
+    demo = {
+      source       = abspath("${path.module}/flake")
+      installables = ["default"]
+      store        = var.cache_url
     }
   }
-}
-
-# Build ./flake on the first builder (uploaded from this machine: its content
-# hash is in the plan) and push the closure, signed, to the cache.
-resource "nixbuild_cache_push" "demo" {
-  host         = module.builders.builders[local.push_builder].host
-  source       = "${path.module}/flake"
-  installables = ["default"]
-
-  ssh {
-    host_key = module.builders.builders[local.push_builder].host_key
-  }
-
-  store {
-    uri        = var.cache_url
-    secret_key = var.cache_secret_key
-  }
-}
-
-locals {
-  push_builder = sort(keys(var.builders))[0]
+  store_secret_key = var.cache_secret_key
 }

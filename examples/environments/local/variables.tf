@@ -26,8 +26,9 @@ variable "client_private_key_file" {
 }
 
 variable "machines_file_path" {
-  description = "Where to write the machines file on this machine, e.g. /etc/nix/machines."
+  description = "Where to write the machines file on this machine, e.g. /etc/nix/machines. Null: `machines` next to this configuration."
   type        = string
+  default     = null
 }
 
 variable "cache_url" {

@@ -10,10 +10,13 @@ resource "nixbuild_builder" "x86" {
   }
 
   nix {
-    install         = "auto" # keep an existing Nix, else the official installer
-    max_jobs        = 8
-    cores           = 2
-    system_features = ["big-parallel", "kvm", "nixos-test", "benchmark"]
+    install  = "auto" # keep an existing Nix, else the official installer
+    max_jobs = 8
+    cores    = 2
+    # Replaces Nix's detection: add "kvm" and "nixos-test" only on hosts with
+    # /dev/kvm (bare metal; most cloud VMs have none). Omit the list to let Nix
+    # detect them.
+    system_features = ["big-parallel", "benchmark"]
     extra_platforms = ["i686-linux"]
     extra_config    = "keep-outputs = true"
   }
@@ -26,6 +29,7 @@ resource "nixbuild_builder" "x86" {
 
   cachix {
     cache       = "my-cache"
+    install     = true # a fresh Debian has no cachix CLI; watch_store needs it
     watch_store = true # push every new store path (systemd service)
   }
 
@@ -37,7 +41,10 @@ resource "nixbuild_builder" "x86" {
 }
 
 # A host without systemd (Alpine, OpenRC) with Nix already installed: say how
-# to restart the daemon, and remove what was added on destroy.
+# to restart the daemon, and remove what was added on destroy. Alpine's
+# busybox has no `useradd`, which creates the build user: install `shadow`
+# first, with Nix (`apk add nix shadow`, then `rc-update add nix-daemon` and
+# `rc-service nix-daemon start`).
 resource "nixbuild_builder" "alpine" {
   host = "203.0.113.8"
 
