@@ -350,3 +350,30 @@ resource "nixbuild_cache_push" "cut" {{
     assert!(!running, "nix copy still runs after the cut");
     let _ = stop_store.send(());
 }
+
+/// A negative `source_keep` fails the plan, naming the attribute, before any
+/// connection.
+#[test]
+fn a_negative_source_keep_fails_the_plan() {
+    let version = terraform_versions().remove(0);
+    let tf = Tf::new(&version);
+    let flake = fixture(tf.dir.path(), &unique("keep", &version));
+    tf.write(&format!(
+        r#"{provider}
+resource "nixbuild_cache_push" "bad" {{
+  host         = "127.0.0.1"
+  source       = {src}
+  source_keep  = -1
+  installables = ["tool"]
+  store {{
+    uri = "file:///tmp/nbt-never"
+  }}
+}}
+"#,
+        provider = provider_config(""),
+        src = hcl(flake.to_str().unwrap()),
+    ));
+    let text = tf.fails(&["plan", "-no-color"]);
+    assert!(text.contains("Invalid source_keep"), "{text}");
+    assert!(text.contains("source_keep  = -1"), "{text}");
+}
