@@ -53,7 +53,8 @@ child=$!
 # drops: notice it by writing to stdout (a carriage return, which the
 # provider's log ignores), which fails once nobody reads it.
 (
-  while sleep 2; do
+  # sleep must not hold stdout: the channel closes only when all its writers end.
+  while sleep 2 >/dev/null 2>&1; do
     if ! (printf '\r') 2>/dev/null; then
       kill -TERM $$
       exit 0
