@@ -318,7 +318,12 @@ resource "nixbuild_cache_push" "cut" {{
     std::thread::scope(|scope| {
         let apply = scope.spawn(|| tf.run(&["apply", "-auto-approve", "-no-color"]));
         let deadline = Instant::now() + Duration::from_secs(120);
-        while !credential_files(&host).contains("signing-key-") {
+        let appeared = || {
+            credential_files(&host)
+                .lines()
+                .any(|f| f.starts_with("signing-key-") && !before.lines().any(|b| b == f))
+        };
+        while !appeared() {
             assert!(
                 Instant::now() < deadline && !apply.is_finished(),
                 "the push never reached the upload"
@@ -330,8 +335,7 @@ resource "nixbuild_cache_push" "cut" {{
         let out = apply.join().unwrap();
         assert!(!out.status.success(), "the apply survived the cut");
         loop {
-            let left = credential_files(&host);
-            if !left.contains("signing-key-") {
+            if !appeared() {
                 eprintln!(
                     "[timing] signing key gone {:.1}s after the cut",
                     cut.elapsed().as_secs_f64()
@@ -340,12 +344,21 @@ resource "nixbuild_cache_push" "cut" {{
             }
             assert!(
                 cut.elapsed() < Duration::from_secs(30),
-                "a credential file remains 30 s after the cut: {left}"
+                "a credential file remains 30 s after the cut: {}",
+                credential_files(&host)
             );
             std::thread::sleep(Duration::from_millis(250));
         }
     });
-    assert_eq!(credential_files(&host), before);
+    let new: Vec<String> = credential_files(&host)
+        .lines()
+        .filter(|f| !before.lines().any(|b| b == *f))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        new.is_empty(),
+        "credential files left by the cut push: {new:?}"
+    );
     let (running, _) = host.try_exec(&format!("pgrep -f 127.0.0.1:{store_port}"));
     assert!(!running, "nix copy still runs after the cut");
     let _ = stop_store.send(());
