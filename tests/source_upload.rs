@@ -359,7 +359,8 @@ resource "nixbuild_cache_push" "cut" {{
         new.is_empty(),
         "credential files left by the cut push: {new:?}"
     );
-    let (running, _) = host.try_exec(&format!("pgrep -f 127.0.0.1:{store_port}"));
+    // `[?]`: the pattern must not match the shell that runs pgrep.
+    let (running, _) = host.try_exec(&format!("pgrep -f '127.0.0.1:{store_port}[?]'"));
     assert!(!running, "nix copy still runs after the cut");
     let _ = stop_store.send(());
 }
