@@ -31,6 +31,10 @@ case $creds in
   *) creds=$PWD/$creds ;;
 esac
 trap 'if [ -n "$creds" ]; then rm -f -- "$creds"; fi' EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
 read_credentials "$creds"
 
 if command -v cachix >/dev/null 2>&1; then

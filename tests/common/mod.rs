@@ -359,6 +359,8 @@ pub struct Proxy {
     /// Bytes forwarded from the host to the client so far.
     pub bytes_to_client: std::sync::Arc<std::sync::atomic::AtomicU64>,
     stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Client sides of the connections forwarded so far, for [`Proxy::cut_now`].
+    live: std::sync::Arc<Mutex<Vec<std::net::TcpStream>>>,
 }
 
 impl Proxy {
@@ -372,6 +374,8 @@ impl Proxy {
         let stopped = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicU64::new(0));
         let bytes_to_client = Arc::new(AtomicU64::new(0));
+        let live = Arc::new(Mutex::new(Vec::new()));
+        let streams = live.clone();
         let (cut, stop, count, bytes, target) = (
             cut_after.clone(),
             stopped.clone(),
@@ -389,6 +393,9 @@ impl Proxy {
                 let Ok(server) = std::net::TcpStream::connect(&target) else {
                     continue;
                 };
+                if let Ok(clone) = client.try_clone() {
+                    streams.lock().unwrap().push(clone);
+                }
                 let limit = cut.load(Ordering::SeqCst);
                 let (mut c_read, mut s_write) =
                     (client.try_clone().unwrap(), server.try_clone().unwrap());
@@ -427,6 +434,14 @@ impl Proxy {
             connections,
             bytes_to_client,
             stopped,
+            live,
+        }
+    }
+
+    /// Cut every connection forwarded so far, at once, like a network that drops.
+    pub fn cut_now(&self) {
+        for stream in self.live.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
         }
     }
 

@@ -33,11 +33,15 @@ use crate::cache::store;
 use crate::provider::{Configured, Shared};
 use crate::resources::timeouts::{self, Defaults, Operation, Timeouts};
 use crate::schema::{
-    attribute, block, computed, optional_string, required_string, sensitive, ssh_block,
+    attribute, block, computed, optional_number, optional_string, required_string, sensitive,
+    ssh_block,
 };
 use crate::ssh::SshBlock;
 
 pub use validate::{check_flake_ref, check_installable};
+
+/// Default `source_keep`: uploaded trees a builder keeps.
+pub const SOURCE_KEEP: i64 = 5;
 
 /// Default `timeouts.create` / `timeouts.update`.
 /// A push builds and uploads: an hour by default.
@@ -81,6 +85,8 @@ pub struct CachePushState {
     pub flake: Value<String>,
     #[serde(default)]
     pub source: Value<String>,
+    #[serde(default)]
+    pub source_keep: Value<i64>,
     #[serde(default)]
     pub installables: Strings,
     #[serde(default)]
@@ -231,6 +237,7 @@ impl CachePushResource {
         &self,
         state: &CachePushState,
         configured: &Configured,
+        time_limit: Duration,
         diags: &mut Diagnostics,
     ) -> Option<push::Request> {
         let origin = match (&state.flake, &state.source) {
@@ -238,6 +245,11 @@ impl CachePushResource {
             (_, Value::Value(s)) => push::Origin::Source {
                 path: s.clone(),
                 planned_hash: state.source_hash.as_ref_option().cloned(),
+                keep: state
+                    .source_keep
+                    .as_ref_option()
+                    .map_or(SOURCE_KEEP, |n| *n)
+                    .max(0) as u64,
             },
             _ => push::Origin::None,
         };
@@ -294,6 +306,7 @@ impl CachePushResource {
             installables: strings(&state.installables),
             build_args: strings(&state.build_args),
             destination,
+            time_limit,
         })
     }
 
@@ -306,7 +319,7 @@ impl CachePushResource {
         timeout: Duration,
     ) -> Option<(CachePushState, Option<PushPrivate>)> {
         let configured = self.shared.get(diags)?;
-        let request = self.request(&state, &configured, diags)?;
+        let request = self.request(&state, &configured, timeout, diags)?;
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         let work = async {
             let remote = configured
@@ -412,13 +425,14 @@ impl Resource for CachePushResource {
                 vec![
                     ("host", required_string("Builder to build and upload on (host name or IP address). Changing it plans a new push.")),
                     ("flake", optional_string("Flake reference the builder fetches, e.g. `git+https://example.com/repo.git?ref=main&rev=<sha>` or `github:owner/repo/<rev>`. Pin a revision: the reference is built again only when it changes. Conflicts with `source`.")),
-                    ("source", optional_string("Local directory (on the machine running Terraform) holding a `flake.nix`. It is uploaded to the builder (to `~/.cache/nixbuild/sources/<source_hash>`) and built as a `path:` flake. Its content hash is computed at plan time: changing a file plans a new push. `.git` directories are not uploaded. Conflicts with `flake`.")),
+                    ("source", optional_string("Local directory (on the machine running Terraform) holding a `flake.nix`. It is uploaded to the builder (to `~/.cache/nixbuild/sources/<source_hash>`, checked there against `source_hash` before anything builds from it) and built as a `path:` flake. What is uploaded is what Nix would copy: in a git work tree only the files git tracks (staged or committed, with their current content; this runs `git ls-files`), elsewhere the whole directory without `.git`; never `.terraform/` directories or `*.tfstate*` files. Changing an uploaded file plans a new push. Conflicts with `flake`.")),
+                    ("source_keep", optional_number("How many uploaded `source` trees the builder keeps: after building, a push removes the least recently used trees beyond this many. A tree a running push uses is never removed. Default `5`; `0` never removes any. Changing it changes nothing until the next push.")),
                     ("installables", attribute(list_of_strings(), AttributeConstraint::Required, "What to build. With `flake` or `source`: attribute paths inside that flake, as written after `#` (`hello`, `packages.x86_64-linux.hello`, `hello^out,dev`). Without either: full installables (`nixpkgs#hello`, `/nix/store/…-x.drv^out`). Changing them plans a new push.")),
                     ("build_args", attribute(list_of_strings(), AttributeConstraint::Optional, "Extra arguments for `nix build`, e.g. `[\"--option\", \"sandbox\", \"false\"]`. Each element is one argument. Changing them plans a new push.")),
                     ("triggers", attribute(AttributeType::Map(AttributeType::String.into()), AttributeConstraint::Optional, "Arbitrary values; changing any plans a new push (like `null_resource.triggers`).")),
                     ("id", computed(AttributeType::String, "Identifier of this push (a hash of the destination and the out paths).")),
                     ("host_key", computed(AttributeType::String, "Public host key the builder presented on the first push, pinned: later connections must present it.")),
-                    ("source_hash", computed(AttributeType::String, "Content hash (SHA-256, hex) of `source`, known at plan time; null without `source`.")),
+                    ("source_hash", computed(AttributeType::String, "Content hash of `source`, known at plan time: the SHA-256 (hex) of the uploaded tree's NAR serialisation, as `nix-hash --type sha256` prints it and as Nix records in the flake's `narHash`. Null without `source`.")),
                     ("out_paths", computed(list_of_strings(), "Store paths the installables built, in installable order (outputs of one installable in output-name order).")),
                     ("closure_paths", computed(list_of_strings(), "Every store path in the closure of `out_paths` (sorted): what the cache must hold.")),
                     ("closure_nar_size", computed(AttributeType::Number, "Sum of the NAR sizes of `closure_paths`, in bytes.")),

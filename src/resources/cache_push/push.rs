@@ -34,10 +34,12 @@ pub enum Origin {
     /// Installables are complete as given.
     None,
     Flake(String),
-    /// A local directory and its content hash as planned (if known).
+    /// A local directory and its content hash as planned (if known); `keep`:
+    /// how many uploaded trees the builder keeps (0: no pruning).
     Source {
         path: String,
         planned_hash: Option<String>,
+        keep: u64,
     },
 }
 
@@ -46,6 +48,8 @@ pub struct Request {
     pub installables: Vec<String>,
     pub build_args: Vec<String>,
     pub destination: Destination,
+    /// The push's time limit: how long an uploaded tree stays leased.
+    pub time_limit: std::time::Duration,
 }
 
 pub struct Outcome {
@@ -92,29 +96,42 @@ async fn nix(remote: &Remote, step: &str, args: &[&str]) -> Result<String, SshEr
         .map(|out| out.stdout_text())
 }
 
-/// Put `source` on the builder; returns the flake reference to build from.
+/// A `source` tree placed on the builder, under a lease that keeps pruning
+/// away from it until [`release_source`].
+struct PlacedSource {
+    flake: String,
+    hash: String,
+    lease: String,
+}
+
+/// Put `source` on the builder (uploading it unless a verified copy is there).
 async fn place_source(
     remote: &Remote,
     path: &str,
     planned_hash: Option<&str>,
-) -> Result<(String, String), Failure> {
+    lease_for: std::time::Duration,
+) -> Result<PlacedSource, Failure> {
     let at = || AttributePath::new("source");
     let hash =
         source::content_hash(path).map_err(|e| Failure::new("Cannot read source", e, at()))?;
-    if let Some(planned) = planned_hash {
-        if planned != hash {
-            return Err(Failure::new(
-                "Source changed after the plan",
-                format!("`{path}` hashes to {hash}, the plan had {planned}: run terraform apply again to push the current tree"),
-                at(),
-            ));
-        }
+    let changed = |hash: &str| {
+        Failure::new(
+            "Source changed after the plan",
+            format!("`{path}` hashes to {hash}, the plan had {}: run terraform apply again to push the current tree", planned_hash.unwrap_or_default()),
+            at(),
+        )
+    };
+    if planned_hash.is_some_and(|planned| planned != hash) {
+        return Err(changed(&hash));
     }
+    let lease = crate::secrets::random_hex();
+    // The lease outlives the push's own time limit by a margin.
+    let seconds = (lease_for.as_secs() + 600).to_string();
     let present = remote
         .run_script(
             "find source",
             crate::scripts::SOURCE,
-            &["has", &hash],
+            &["use", &hash, &lease, &seconds],
             None,
             false,
         )
@@ -125,11 +142,7 @@ async fn place_source(
         let (archived_hash, tar) =
             source::archive(path).map_err(|e| Failure::new("Cannot read source", e, at()))?;
         if archived_hash != hash {
-            return Err(Failure::new(
-                "Source changed while it was read",
-                format!("`{path}` changed during the push: run terraform apply again"),
-                at(),
-            ));
+            return Err(changed(&archived_hash));
         }
         tracing::info!(host = %remote.endpoint(), bytes = tar.len(), "uploading source {hash}");
         remote
@@ -154,7 +167,28 @@ async fn place_source(
             at(),
         ));
     }
-    Ok((format!("path:{dir}"), hash))
+    Ok(PlacedSource {
+        flake: format!("path:{dir}"),
+        hash,
+        lease,
+    })
+}
+
+/// Drop the push's lease and prune uploaded trees beyond `keep` (0: none).
+/// Best effort: a failure only delays pruning until the next push.
+async fn release_source(remote: &Remote, lease: &str, keep: u64) {
+    if let Err(e) = remote
+        .run_script(
+            "prune sources",
+            crate::scripts::SOURCE,
+            &["release", lease, &keep.to_string()],
+            None,
+            false,
+        )
+        .await
+    {
+        tracing::warn!(host = %remote.endpoint(), "cannot prune uploaded sources: {e}");
+    }
 }
 
 /// Build the installables; out paths in installable order.
@@ -344,12 +378,17 @@ async fn push_cachix(
 
 /// Run a whole push on `remote`.
 pub async fn run(remote: &Remote, request: &Request) -> Result<Outcome, Failure> {
-    let (base, source_hash) = match &request.origin {
-        Origin::None => (None, None),
-        Origin::Flake(f) => (Some(f.clone()), None),
-        Origin::Source { path, planned_hash } => {
-            let (flake, hash) = place_source(remote, path, planned_hash.as_deref()).await?;
-            (Some(flake), Some(hash))
+    let (base, placed, keep) = match &request.origin {
+        Origin::None => (None, None, 0),
+        Origin::Flake(f) => (Some(f.clone()), None, 0),
+        Origin::Source {
+            path,
+            planned_hash,
+            keep,
+        } => {
+            let placed =
+                place_source(remote, path, planned_hash.as_deref(), request.time_limit).await?;
+            (Some(placed.flake.clone()), Some(placed), *keep)
         }
     };
     let installables: Vec<String> = request
@@ -360,7 +399,18 @@ pub async fn run(remote: &Remote, request: &Request) -> Result<Outcome, Failure>
             None => i.clone(),
         })
         .collect();
-    let out_paths = build(remote, &installables, &request.build_args).await?;
+    let mut build_args = request.build_args.clone();
+    if placed.is_some() {
+        // The uploaded copy must stay byte for byte the tree that was hashed.
+        build_args.push("--no-write-lock-file".into());
+    }
+    let built = build(remote, &installables, &build_args).await;
+    // Nix has copied the tree into its store: the lease can go.
+    if let Some(placed) = &placed {
+        release_source(remote, &placed.lease, keep).await;
+    }
+    let out_paths = built?;
+    let source_hash = placed.map(|p| p.hash);
     let closure = closure(remote, &out_paths).await?;
 
     let (missing, cache_url) = match &request.destination {

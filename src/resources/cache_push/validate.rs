@@ -89,6 +89,13 @@ pub fn validate(config: &CachePushState, diags: &mut Diagnostics) {
             diags.error("Invalid source directory", e, AttributePath::new("source"));
         }
     }
+    if matches!(config.source_keep, Value::Value(n) if n < 0) {
+        diags.error(
+            "Invalid source_keep",
+            "`source_keep` is how many uploaded trees to keep: 0 (never prune) or more",
+            AttributePath::new("source_keep"),
+        );
+    }
 
     // Installables.
     let in_flake = match (&config.flake, &config.source) {
