@@ -456,6 +456,12 @@ setup_users() { # NAME
   host_has_nix "$name" && groups=nix-users
   bash "$TESTWORLD_DIR/host-exec.sh" "$name" bash -euc '
     keys=$1 groups=$2
+    if [ -n "$groups" ]; then
+      # Debian creates nix-users only with nix-setup-systemd, which a
+      # machine without systemd lacks: the daemon socket needs the group.
+      getent group nix-users >/dev/null || groupadd -r nix-users
+      chgrp nix-users /nix/var/nix/daemon-socket
+    fi
     id deploy >/dev/null 2>&1 || useradd -m -p "*" -s /bin/bash deploy
     [ -z "$groups" ] || usermod -aG "$groups" deploy
     install -d -m 700 -o deploy -g deploy ~deploy/.ssh
