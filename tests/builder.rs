@@ -143,6 +143,8 @@ fn fleet_lifecycle() {
     for version in terraform_versions() {
         let sd = w.host("sd");
         sd.reset();
+        let sd_commands_before = sd.commands_log().len();
+        let ns_commands_before = NS_HOSTS.map(|h| w.host(h).commands_log().len());
         let mut tf = Tf::new(&version);
         let (client_key, client_pub) = keypair(tf.dir.path(), "client");
         let token = format!(
@@ -263,13 +265,33 @@ fn fleet_lifecycle() {
             !trace.contains(&token),
             "token leaked into the TF_LOG=trace log"
         );
+        // (Windows of this run: a missing or empty log must not pass.)
+        let sd_commands =
+            sd.commands_log()[sd_commands_before.min(sd.commands_log().len())..].to_string();
         assert!(
-            !sd.commands_log().contains(&token),
+            sd_commands.contains("root\t"),
+            "no command of this run recorded on sd: {sd_commands}"
+        );
+        assert!(
+            !sd_commands.contains(&token),
             "token on a remote command line"
         );
-        for name in NS_HOSTS {
-            assert!(!w.host(name).commands_log().contains(&token));
+        for (name, before) in NS_HOSTS.iter().zip(&ns_commands_before) {
+            let log = w.host(name).commands_log();
+            let window = &log[*before.min(&log.len())..];
+            assert!(window.contains("root\t"), "{name}: nothing recorded");
+            assert!(!window.contains(&token), "{name}: token on a command line");
         }
+        // The distro install used the packages make world fetched: no apt
+        // run downloaded lists or .debs after them.
+        let stamp = sd.field("debs_stamp");
+        assert_eq!(
+            sd.exec(&format!(
+                "find /var/lib/apt/lists /var/cache/apt/archives -type f -newer {stamp} ! -name lock | wc -l"
+            )),
+            "0",
+            "apt downloaded during the test"
+        );
         let unit = sd.exec("cat /etc/systemd/system/nixbuild-cachix-watch-store.service");
         assert!(!unit.contains(&token), "token in the unit file");
         assert_eq!(sd.exec("stat -c %a /etc/nixbuild/cachix.env"), "600");
@@ -283,11 +305,32 @@ fn fleet_lifecycle() {
             calls.contains("watch-store") && calls.contains("public-cache"),
             "watch-store not started: {calls}"
         );
+        // watch-store pushes what is built after it started.
+        let nonce = format!("watched-{}-{}", std::process::id(), version);
+        let built = sd.exec(&format!(
+            "nix-build --no-out-link -E 'derivation {{ name = \"{nonce}\"; system = builtins.currentSystem; builder = \"/bin/sh\"; args = [ \"-c\" \"echo {nonce} > $out\" ]; }}' 2>/dev/null"
+        ));
+        let narinfo = std::path::Path::new(w.json["cache"]["dir"].as_str().unwrap()).join(format!(
+            "{}.narinfo",
+            &built.trim_start_matches("/nix/store/")[..32]
+        ));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !narinfo.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "watch-store did not push {built} within 30 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
 
         // Drift 1: a hand-edited managed config.
         w.host("h1")
             .exec("echo 'max-jobs = 17' >> /etc/nix/nixbuild.conf");
-        assert_update_in_place(&tf, "nixbuild_builder.ns[0]");
+        assert_drift(
+            &tf,
+            "nixbuild_builder.ns[0]",
+            "/etc/nix/nixbuild.conf was changed on the host",
+        );
         tf.apply();
         tf.assert_no_changes();
         assert!(!w
@@ -296,13 +339,21 @@ fn fleet_lifecycle() {
             .contains("17"));
         // Drift 2: a deleted build user.
         w.host("h2").exec("userdel -r nixbuild");
-        assert_update_in_place(&tf, "nixbuild_builder.ns[1]");
+        assert_drift(
+            &tf,
+            "nixbuild_builder.ns[1]",
+            "build user `nixbuild` is missing",
+        );
         tf.apply();
         tf.assert_no_changes();
         w.host("h2").exec("id nixbuild");
         // Drift 3: a stopped watch-store service.
         sd.exec("systemctl stop nixbuild-cachix-watch-store");
-        assert_update_in_place(&tf, "nixbuild_builder.sd");
+        assert_drift(
+            &tf,
+            "nixbuild_builder.sd",
+            "cachix watch-store service is `inactive`",
+        );
         tf.apply();
         tf.assert_no_changes();
         assert_eq!(
@@ -369,6 +420,20 @@ fn fleet_lifecycle() {
             "active"
         );
     }
+}
+
+/// A planned in-place update whose plan shows `text` in the `drift` list.
+fn assert_drift(tf: &Tf, address: &str, text: &str) {
+    let (code, plan) = tf.plan_exit_code();
+    assert_eq!(code, 2, "expected a planned change for {address}: {plan}");
+    assert!(
+        plan.contains(&format!("{address} will be updated in-place")),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(&format!("\"{text}\"")),
+        "drift `{text}` not shown: {plan}"
+    );
 }
 
 fn assert_update_in_place(tf: &Tf, address: &str) {
@@ -615,21 +680,79 @@ fn install_methods_cut_and_resume_and_dead_host() {
                 .iter()
                 .filter_map(|a| a.as_str())
                 .collect();
+            // fresh has no systemd: Determinate needs `--init none` there.
             let expected: &[&str] = if method == "official" {
                 &["--daemon", "--yes"]
             } else {
-                &["install", "--no-confirm"]
+                &["install", "linux", "--init", "none", "--no-confirm"]
             };
             assert_eq!(last["installer"], method, "{log}");
-            assert!(
-                expected.iter().all(|a| argv.contains(a)),
-                "{method}: installer argv {argv:?}"
-            );
+            assert_eq!(&argv[1..], expected, "{method}: installer argv");
+            // No installer starts a daemon here: daemon_restart_command did.
+            fresh.exec("NIX_REMOTE=daemon /nix/var/nix/profiles/default/bin/nix store ping");
             assert!(fresh
                 .exec("/nix/var/nix/profiles/default/bin/nix --version")
                 .contains("nix (Nix)"));
             tf.destroy();
         }
+
+        // Multi-user without systemd and without daemon_restart_command:
+        // nothing could run the daemon, so the apply fails before installing.
+        fresh.reset();
+        let tf = Tf::new(&version);
+        let nix = format!(
+            "install = \"official\"\n    installer_url = {}",
+            hcl(installers["official"].as_str().unwrap())
+        );
+        tf.write(&single_builder(&fresh.address(), 22, &nix, "keep"));
+        let log_before = std::fs::read_to_string(fresh.field("installer_log"))
+            .unwrap_or_default()
+            .len();
+        let text = tf.fails(&["apply", "-auto-approve", "-no-color"]);
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("install Nix") && flat.contains("nix.daemon_restart_command"),
+            "{text}"
+        );
+        assert!(flat.contains("has no systemd"), "{text}");
+        assert_eq!(
+            std::fs::read_to_string(fresh.field("installer_log"))
+                .unwrap_or_default()
+                .len(),
+            log_before,
+            "an installer ran"
+        );
+        assert!(
+            !fresh
+                .try_exec("test -e /nix/var/nix/profiles/default/bin/nix")
+                .0
+        );
+
+        // Single-user Nix (daemon = false): `--no-daemon`, no daemon, root builds.
+        fresh.reset();
+        let tf = Tf::new(&version);
+        let nix = format!(
+            "install = \"official\"\n    installer_url = {}\n    daemon = false",
+            hcl(installers["official"].as_str().unwrap())
+        );
+        tf.write(&single_builder(&fresh.address(), 22, &nix, "keep"));
+        tf.apply();
+        tf.assert_no_changes();
+        let log = std::fs::read_to_string(fresh.field("installer_log")).unwrap_or_default();
+        let last: serde_json::Value =
+            serde_json::from_str(log.lines().last().unwrap_or("{}")).unwrap();
+        assert_eq!(last["argv"][1], "--no-daemon", "{log}");
+        assert!(
+            !fresh
+                .try_exec("NIX_REMOTE=daemon /nix/var/nix/profiles/default/bin/nix store ping")
+                .0,
+            "a daemon runs on a single-user install"
+        );
+        let built = fresh.exec(
+            "/nix/var/nix/profiles/default/bin/nix-build --no-out-link -E 'derivation { name = \"single-user\"; system = builtins.currentSystem; builder = \"/bin/sh\"; args = [ \"-c\" \"echo 1 > $out\" ]; }'",
+        );
+        assert!(built.starts_with("/nix/store/"), "{built}");
+        tf.destroy();
 
         // Cut every connection halfway through what a bootstrap sends.
         fresh.reset();

@@ -91,6 +91,19 @@ fn access_log() -> String {
         .unwrap_or_default()
 }
 
+fn private_dir() -> PathBuf {
+    PathBuf::from(world().json["cache"]["private"]["dir"].as_str().unwrap())
+}
+
+fn private_narinfo(path: &str) -> Option<String> {
+    std::fs::read_to_string(private_dir().join(format!("{}.narinfo", hash_of(path)))).ok()
+}
+
+fn requests_log() -> String {
+    std::fs::read_to_string(world().json["cachix_api"]["requests_log"].as_str().unwrap())
+        .unwrap_or_default()
+}
+
 fn hash_of(path: &str) -> String {
     path.trim_start_matches("/nix/store/")[..32].to_string()
 }
@@ -198,6 +211,7 @@ fn push_from_source_signs_every_path_and_matches_the_closure() {
                 )
             )
         ));
+        let commands_before = world().host(BUILDER).commands_log().len();
         timed(&format!("source push apply ({version})"), || tf.apply());
         let out = tf.output("p");
         let out_paths = strings(&out["out_paths"]);
@@ -247,7 +261,28 @@ fn push_from_source_signs_every_path_and_matches_the_closure() {
         assert_eq!(out["host_key"], world().host(BUILDER).host_key().as_str());
         // The signing key never reached the state or a command line.
         let secret_b64 = sk.trim().split(':').nth(1).unwrap();
-        assert!(!world().host(BUILDER).commands_log().contains(secret_b64));
+        let commands = world().host(BUILDER).commands_log();
+        let commands = &commands[commands_before.min(commands.len())..];
+        assert!(
+            commands.contains("root\t"),
+            "no command of this push recorded"
+        );
+        assert!(
+            !commands.contains(secret_b64),
+            "signing key on a command line"
+        );
+        // A resource argument is kept in the state (Terraform has no
+        // write-only arguments at protocol 6.5; the provider-level key stays
+        // out): there it must be marked sensitive.
+        let state = tf.state_text();
+        let sensitive = state
+            .split("\"sensitive_attributes\"")
+            .nth(1)
+            .unwrap_or_default();
+        assert!(
+            sensitive.contains("secret_key"),
+            "secret_key not marked sensitive:\n{state}"
+        );
         tf.assert_no_changes();
         tf.destroy();
         // Destroy deletes nothing from the cache.
@@ -328,6 +363,7 @@ fn cache_losing_a_path_plans_a_push_of_only_that_path() {
             )
         ));
         tf.apply();
+        tf.assert_no_changes();
         let out = tf.output("l");
         assert_eq!(out["pushed_paths"], 3, "{out}");
         let app = strings(&out["out_paths"])[0].clone();
@@ -368,6 +404,7 @@ fn fully_cached_closure_uploads_nothing() {
         );
         tf.write(&format!("{}{first}", provider_config("")));
         tf.apply();
+        tf.assert_no_changes();
         assert_eq!(tf.output("first")["pushed_paths"], 2);
 
         let second = push_resource(
@@ -435,6 +472,7 @@ fn source_change_plans_a_replacement() {
             )
         ));
         tf.apply();
+        tf.assert_no_changes();
         let before = tf.output("c");
         std::fs::write(flake.join("message.txt"), "a changed message\n").unwrap();
         let (code, text) = tf.plan_exit_code();
@@ -559,6 +597,7 @@ fn unreachable_cache_during_refresh_is_a_warning() {
         };
         tf.write(&config(&cache_url()));
         tf.apply();
+        tf.assert_no_changes();
         // Presence is now checked at a port nobody listens on.
         tf.write(&config(&dead));
         tf.apply();
@@ -650,9 +689,10 @@ fn cachix_push_keeps_the_token_out_of_argv_logs_and_commands() {
             "token in the environment"
         );
         assert!(!call["argv"].to_string().contains(&token));
-        // The paths really reached the cache.
+        // The paths really reached the private cache (and only that one).
         for p in &closure {
-            assert!(narinfo(p).is_some(), "{p}");
+            assert!(private_narinfo(p).is_some(), "{p}");
+            assert!(narinfo(p).is_none(), "{p} in the public cache");
         }
 
         let commands = host.commands_log()[commands_before..].to_string();
@@ -670,11 +710,40 @@ fn cachix_push_keeps_the_token_out_of_argv_logs_and_commands() {
         let requests = std::fs::read_to_string(api["requests_log"].as_str().unwrap()).unwrap();
         assert!(requests.contains("/api/v1/cache/private-cache/narinfo"));
 
+        // The refresh checks the private cache with the token as a bearer.
+        let auth_before = requests_log().len();
         tf.assert_no_changes();
+        let auth: Vec<Value> = requests_log()[auth_before..]
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| r["method"] == "AUTH")
+            .collect();
+        assert!(
+            auth.iter()
+                .any(|r| r["scheme"] == "Bearer" && r["status"] == 200),
+            "the refresh did not ask the private cache with the bearer token: {auth:?}"
+        );
+        // The private cache loses a path: the refresh sees it through the auth.
+        let lost = &strings(&out["out_paths"])[0];
+        std::fs::remove_file(private_dir().join(format!("{}.narinfo", hash_of(lost)))).unwrap();
+        let (code, text) = tf.plan_exit_code();
+        assert_eq!(code, 2, "a lost out path plans a push: {text}");
+        tf.apply();
+        tf.assert_no_changes();
+        assert!(private_narinfo(lost).is_some(), "{lost} pushed again");
         // Second push of the same closure: Cachix has it all, cachix is not run.
         tf.destroy();
+        let calls_before = std::fs::read_to_string(&cachix_log_path)
+            .unwrap_or_default()
+            .len();
         tf.apply();
+        tf.assert_no_changes();
         assert_eq!(tf.output("x")["pushed_paths"], 0);
+        let calls = std::fs::read_to_string(&cachix_log_path).unwrap()[calls_before..].to_string();
+        assert!(
+            !calls.contains("\"push\""),
+            "cachix push ran again: {calls}"
+        );
         tf.destroy();
     }
 }
@@ -706,10 +775,13 @@ fn bad_inputs_fail_the_plan_with_attribute_paths() {
         ("reserved_build_arg", format!("source = {src}\n  installables = [\"app\"]\n  build_args = [\"--out-link\", \"x\"]\n  {store}"), "Invalid build argument", "build_args = ["),
         ("source_is_a_file", format!("source = {}\n  installables = [\"app\"]\n  {store}", hcl(flake.join("flake.nix").to_str().unwrap())), "Invalid source directory", "source = "),
     ];
+    // Every connection would pass this proxy (in front of h2): it counts them.
+    let proxy = common::Proxy::start(&format!("{}:22", world().host(BUILDER).address()));
     let mut config = provider_config("");
     for (name, body, _, _) in &cases {
         config.push_str(&format!(
-            "\nresource \"nixbuild_cache_push\" \"{name}\" {{\n  host = \"127.0.0.12\"\n  {body}\n}}\n"
+            "\nresource \"nixbuild_cache_push\" \"{name}\" {{\n  host = \"127.0.0.1\"\n  ssh {{\n    port = {}\n  }}\n  {body}\n}}\n",
+            proxy.port
         ));
     }
     for version in terraform_versions() {
@@ -733,6 +805,108 @@ fn bad_inputs_fail_the_plan_with_attribute_paths() {
             );
         }
         // Nothing ran on the builder: validation happens before any connection.
-        assert!(!text.contains("Cannot connect"), "{text}");
+        assert_eq!(
+            proxy.connection_count(),
+            0,
+            "a connection was made:\n{text}"
+        );
+    }
+}
+
+/// A Cachix push with no credentials anywhere (resource, provider,
+/// environment, the builder's cachix config) fails the apply with an error
+/// that says what to set, as the real cachix refuses; nothing is uploaded.
+#[test]
+fn cachix_push_without_credentials_fails_clearly() {
+    let w = world();
+    let api = &w.json["cachix_api"];
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("nocreds", &version));
+        tf.write(&format!(
+            "{}{}",
+            provider_config(&format!(
+                "cachix {{\n    api_url = {}\n  }}",
+                hcl(api["url"].as_str().unwrap())
+            )),
+            push_resource(
+                "n",
+                &format!(
+                    "  source       = {}\n  installables = [\"tool\"]\n  cachix {{\n    cache = \"public-cache\"\n  }}\n",
+                    hcl(flake.to_str().unwrap())
+                )
+            )
+        ));
+        let text = tf.fails(&["apply", "-auto-approve", "-no-color"]);
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("cachix push failed"), "{text}");
+        assert!(
+            flat.contains("no Cachix credentials for cache public-cache"),
+            "{text}"
+        );
+        assert!(flat.contains("cachix.auth_token"), "{text}");
+        assert!(!tf.ok(&["state", "list"]).contains("nixbuild_cache_push.n"));
+    }
+}
+
+/// A `store` push to the private cache: the builder uploads with its own
+/// netrc, and the refresh reads `netrc_file` and checks with basic auth; with
+/// a wrong password the refresh warns and keeps the state.
+#[test]
+fn private_store_refresh_uses_the_netrc_file() {
+    let w = world();
+    let private = w.json["cache"]["private"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = w.json["cachix_api"]["token"].as_str().unwrap().to_string();
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("netrc", &version));
+        let netrc = tf.dir.path().join("netrc");
+        std::fs::write(
+            &netrc,
+            format!("machine 127.0.0.1 login ci password {token}\n"),
+        )
+        .unwrap();
+        tf.write(&format!(
+            "{}{}",
+            provider_config(""),
+            push_resource(
+                "s",
+                &format!(
+                    "  source       = {}\n  installables = [\"tool\"]\n  store {{\n    uri        = {}\n    netrc_file = {}\n  }}\n",
+                    hcl(flake.to_str().unwrap()),
+                    hcl(&private),
+                    hcl(netrc.to_str().unwrap())
+                )
+            )
+        ));
+        tf.apply();
+        let out = tf.output("s");
+        for p in strings(&out["closure_paths"]) {
+            assert!(
+                private_narinfo(&p).is_some(),
+                "{p} not in the private cache"
+            );
+        }
+        let before = requests_log().len();
+        tf.assert_no_changes();
+        let window = requests_log()[before..].to_string();
+        assert!(
+            window.contains("\"scheme\": \"Basic\"") && window.contains("\"status\": 200"),
+            "the refresh did not use basic auth: {window}"
+        );
+        // A wrong password: 401 is a warning, the state is kept.
+        std::fs::write(&netrc, "machine 127.0.0.1 login ci password wrong\n").unwrap();
+        let out = tf.run(&["plan", "-detailed-exitcode", "-no-color"]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert!(text.contains("Cannot check the binary cache"), "{text}");
+        tf.destroy();
     }
 }

@@ -502,6 +502,7 @@ output "host_key" {{
         assert_eq!(code, 2, "{text}");
         assert!(text.contains("will be created"), "{text}");
         tf.apply();
+        tf.assert_no_changes();
 
         // Another mode is an update of the same file.
         tf.write(&config("").replace("target {", "file_permission = \"0600\"\n  target {"));
@@ -519,6 +520,7 @@ output "host_key" {{
 
         // Edited after apply: kept on destroy, with a warning.
         tf.apply();
+        tf.assert_no_changes();
         bare.exec(&format!("echo '# mine now' >> {remote_file}"));
         let text = flat(&tf.ok(&["destroy", "-auto-approve", "-no-color"]));
         assert!(text.contains("Machines file kept"), "{text}");
@@ -643,4 +645,90 @@ fn bad_machine_input_fails_at_plan_time() {
         // Nothing else failed: one error per case.
         assert_eq!(errors.len(), cases.len() + others.len(), "{text}");
     }
+}
+
+/// The world's non-root `deploy` user (passwordless sudo) as the SSH user: a
+/// builder on h3 and a machines file on `bare`, every privileged step through
+/// `sudo -n`; the files are root's; the plan is empty; destroy cleans up.
+#[test]
+fn builder_and_remote_file_through_the_sudo_user() {
+    let w = world();
+    let _h3 = exclusive("h3");
+    let _bare = exclusive("bare");
+    let (h3, bare) = (w.host("h3"), w.host("bare"));
+    for version in terraform_versions() {
+        bare.exec("rm -f /etc/nix/machines");
+        let tf = Tf::new(&version);
+        let (_, client_pub) = common::keypair(tf.dir.path(), "client");
+        tf.write(&format!(
+            r#"{provider}
+resource "nixbuild_builder" "b" {{
+  host       = {h3}
+  on_destroy = "clean"
+  ssh {{
+    user = "deploy"
+  }}
+  nix {{
+    install                = "none"
+    daemon_restart_command = {restart}
+  }}
+  build_user {{
+    authorized_keys = [{client_pub}]
+  }}
+}}
+
+resource "nixbuild_machines_file" "m" {{
+  target {{
+    host = {bare}
+    user = "deploy"
+  }}
+  machine {{
+    uri             = nixbuild_builder.b.store_uri
+    systems         = nixbuild_builder.b.systems
+    public_host_key = nixbuild_builder.b.host_key_base64
+  }}
+}}
+"#,
+            provider = provider_config(""),
+            h3 = hcl(&h3.address()),
+            bare = hcl(&bare.address()),
+            restart = hcl(&format!(
+                "kill \"$(cat {})\"",
+                h3.field("nix_daemon_pid_file")
+            )),
+            client_pub = hcl(&client_pub),
+        ));
+        let (h3_before, bare_before) = (h3.commands_log().len(), bare.commands_log().len());
+        tf.apply();
+        tf.assert_no_changes();
+        for (name, host, before) in [("h3", &h3, h3_before), ("bare", &bare, bare_before)] {
+            let log = host.commands_log();
+            let window = &log[before.min(log.len())..];
+            assert!(
+                window.contains("\tdeploy\t"),
+                "{name}: no command as deploy:\n{window}"
+            );
+            assert!(
+                !window.contains("\troot\t"),
+                "{name}: a root login:\n{window}"
+            );
+            assert!(
+                window.contains("sudo -n"),
+                "{name}: nothing ran through sudo:\n{window}"
+            );
+        }
+        assert_eq!(h3.exec("stat -c %U /etc/nix/nixbuild.conf"), "root");
+        h3.exec("id nixbuild");
+        assert_eq!(bare.exec("stat -c %U /etc/nix/machines"), "root");
+        assert!(bare
+            .exec("cat /etc/nix/machines")
+            .starts_with(&format!("ssh-ng://nixbuild@{}", h3.address())));
+        tf.destroy();
+        assert!(!h3.try_exec("id nixbuild").0, "build user left behind");
+        assert!(
+            !bare.try_exec("test -e /etc/nix/machines").0,
+            "file left behind"
+        );
+    }
+    bare.exec("rmdir /etc/nix 2>/dev/null || true");
 }

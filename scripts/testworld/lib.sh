@@ -34,6 +34,12 @@ CLEAN_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 CACHE_PORT=8750
 CACHE_URL="http://127.0.0.1:${CACHE_PORT}"
+# The same nginx serves a private binary cache (the "private-cache" of the
+# Cachix stand-ins): every request needs a token from the Cachix API
+# stand-in's tokens file, as "Authorization: Bearer TOKEN" or as the password
+# of HTTP basic auth (a netrc entry); nginx asks the API stand-in (auth_request).
+PRIVATE_CACHE_PORT=8752
+PRIVATE_CACHE_URL="http://127.0.0.1:${PRIVATE_CACHE_PORT}"
 KEY_PASSPHRASE="correct horse battery"
 
 TF_VERSIONS=(1.15.5 1.6.6)
@@ -161,3 +167,18 @@ stop_system_services() {
   done
   return 0
 }
+
+# Closes every descriptor above 2 that the caller passed down. Daemons started
+# by these scripts (sshd, nix-daemon, nginx, systemd-nspawn) live on and would
+# keep them open: with `flock LOCK make world` or `flock LOCK cargo test`, the
+# lock stayed held by a nix-daemon or the sd container until it died. (The
+# lock itself stays held by the flock process for as long as it runs.)
+close_inherited_fds() {
+  local fd
+  for fd in /proc/"$BASHPID"/fd/*; do
+    fd=${fd##*/}
+    case "$fd" in 0 | 1 | 2 | 255 | '*') continue ;; esac
+    eval "exec $fd>&-" 2>/dev/null || true
+  done
+}
+close_inherited_fds

@@ -193,6 +193,28 @@ http {
       autoindex on;
     }
   }
+  # The private cache: nothing without a token (Bearer or basic auth).
+  server {
+    listen 127.0.0.1:$PRIVATE_CACHE_PORT;
+    server_name localhost;
+    access_log $n/private-access.log;
+    location = /_standin_auth {
+      internal;
+      proxy_pass http://127.0.0.1:$CACHIX_API_PORT/_standin/auth;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header Authorization \$http_authorization;
+      proxy_set_header X-Original-URI \$request_uri;
+    }
+    location / {
+      auth_request /_standin_auth;
+      root $WORLD/private-cache;
+      dav_methods PUT DELETE;
+      create_full_put_path on;
+      dav_access user:rw group:r all:r;
+      client_max_body_size 0;
+    }
+  }
 }
 EOF
 }
@@ -202,15 +224,35 @@ ensure_cache() {
   local n="$WORLD/nginx" conf new pid
   conf="$n/nginx.conf"
   new=$(nginx_conf)
-  printf 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 30\n' >"$WORLD/cache/nix-cache-info.tmp"
-  mv -f "$WORLD/cache/nix-cache-info.tmp" "$WORLD/cache/nix-cache-info"
+  local d
+  for d in cache private-cache; do
+    mkdir -p "$WORLD/$d"
+    printf 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 30\n' >"$WORLD/$d/nix-cache-info.tmp"
+    mv -f "$WORLD/$d/nix-cache-info.tmp" "$WORLD/$d/nix-cache-info"
+  done
   pid=$(read_pid "$n/nginx.pid")
   if pid_alive "$pid" && cache_ok && [ "$new" = "$(cat "$conf" 2>/dev/null)" ]; then
     log "cache: reusing nginx (pid $pid)"
     return 0
   fi
+  if pid_alive "$pid" && cache_ok; then
+    # A changed config: reload, so that running tests keep their cache.
+    printf '%s\n' "$new" >"$conf.new"
+    nginx -q -t -p "$n/" -c "$conf.new" -e "$n/error.log" || die "nginx config test failed ($conf.new)"
+    mv -f "$conf.new" "$conf"
+    kill -HUP "$pid"
+    local i
+    for i in $(seq 1 50); do
+      [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$PRIVATE_CACHE_URL/nix-cache-info")" != 000 ] && cache_ok && break
+      [ "$i" = 50 ] && die "nginx did not come back after reloading $conf"
+      sleep 0.1
+    done
+    log "cache: nginx reloaded with the new config (pid $pid)"
+    return 0
+  fi
   kill_pidfile "$n/nginx.pid"
   kill_listeners 127.0.0.1 "$CACHE_PORT"
+  kill_listeners 127.0.0.1 "$PRIVATE_CACHE_PORT"
   printf '%s\n' "$new" >"$conf"
   nginx -q -t -p "$n/" -c "$conf" -e "$n/error.log" || die "nginx config test failed"
   # nginx daemonizes itself; all fds of ours are closed/redirected.
@@ -309,6 +351,46 @@ connect-timeout = 2
 EOF
 }
 
+# fresh has no systemd: its owner supervises nix-daemon, as a runit or
+# OpenRC service would. This is its daemon_restart_command (in world.json).
+fresh_daemon_restart_script() {
+  cat <<'EOF'
+#!/bin/sh
+# Test world, host fresh (no systemd; written by scripts/testworld/up.sh):
+# starts a supervisor loop for nix-daemon when none runs, else kills the
+# daemon so that the supervisor restarts it; then waits until the daemon
+# answers. The daemon's pid is in /nix/var/nix/nix-daemon.pid.
+set -eu
+daemon=/nix/var/nix/profiles/default/bin/nix-daemon
+nix=/nix/var/nix/profiles/default/bin/nix
+[ -x "$daemon" ] || { echo "restart-nix-daemon: no $daemon" >&2; exit 1; }
+alive() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat")" != Z ]; }
+pidfile=/nix/var/nix/nix-daemon.pid
+old=$(cat "$pidfile" 2>/dev/null || true)
+if alive "$(cat /nix/var/nix/nix-daemon-supervisor.pid 2>/dev/null || true)"; then
+  kill "$old" 2>/dev/null || true
+else
+  mkdir -p /nix/var/log
+  # shellcheck disable=SC2016 # expanded by the supervisor's shell
+  setsid sh -c 'echo $$ >/nix/var/nix/nix-daemon-supervisor.pid
+    while :; do
+      "$0" </dev/null >>/nix/var/log/nix-daemon.log 2>&1 &
+      echo $! >/nix/var/nix/nix-daemon.pid
+      wait $!
+      sleep 0.2
+    done' "$daemon" </dev/null >/dev/null 2>&1 &
+fi
+i=0
+until [ "$(cat "$pidfile" 2>/dev/null || true)" != "$old" ] &&
+  NIX_REMOTE=daemon "$nix" --extra-experimental-features nix-command store ping >/dev/null 2>&1; do
+  i=$((i + 1))
+  [ "$i" -lt 100 ] || { echo "restart-nix-daemon: nix-daemon does not answer" >&2; exit 1; }
+  sleep 0.1
+done
+echo "nix-daemon running (pid $(cat "$pidfile"))"
+EOF
+}
+
 # Creates/refreshes the host's private directories (safe while it runs).
 # Sets SSHD_CONFIG_CHANGED=1 if sshd's own config changed (needs restart).
 prepare_host() { # NAME
@@ -348,9 +430,11 @@ prepare_host() { # NAME
   write_if_changed "$root/etc/testworld/installer-log-path" "$dir/installer-calls.log" || true
   if [ "$name" = fresh ]; then
     mkdir -p "$root/usr-local-bin"
+    write_if_changed "$root/etc/testworld/restart-nix-daemon" "$(fresh_daemon_restart_script)" 755 || true
   else
     mkdir -p "$root/etc/cachix-standin"
     write_if_changed "$root/etc/cachix-standin/log-path" "$dir/cachix-calls.log" || true
+    write_if_changed "$root/etc/cachix-standin/caches" "$(cachix_standin_caches)" || true
   fi
   mkdir -p "$root/root/.ssh"
   chmod 700 "$root/root" "$root/root/.ssh"
@@ -364,6 +448,8 @@ prepare_host() { # NAME
     if write_if_changed "$root/etc/nix/nix.conf" "$(nix_conf)"; then
       NIX_CONF_CHANGED="$NIX_CONF_CHANGED $name"
     fi
+    # Nix's default netrc-file: uploads by `nix copy` to the private cache.
+    write_if_changed "$root/etc/nix/netrc" "machine 127.0.0.1 login test password $CACHIX_TEST_TOKEN" 600 || true
   fi
 }
 
@@ -456,6 +542,12 @@ setup_users() { # NAME
   host_has_nix "$name" && groups=nix-users
   bash "$TESTWORLD_DIR/host-exec.sh" "$name" bash -euc '
     keys=$1 groups=$2
+    if [ -n "$groups" ]; then
+      # Debian creates nix-users only with nix-setup-systemd, which a
+      # machine without systemd lacks: the daemon socket needs the group.
+      getent group nix-users >/dev/null || groupadd -r nix-users
+      chgrp nix-users /nix/var/nix/daemon-socket
+    fi
     id deploy >/dev/null 2>&1 || useradd -m -p "*" -s /bin/bash deploy
     [ -z "$groups" ] || usermod -aG "$groups" deploy
     install -d -m 700 -o deploy -g deploy ~deploy/.ssh
@@ -512,6 +604,22 @@ verify_world() {
 
 CACHIX_CACHES=(public-cache private-cache)
 
+# What the cachix CLI stand-in uploads to: /etc/cachix-standin/caches.
+cachix_standin_caches() {
+  printf 'public-cache %s\nprivate-cache %s\n' "$CACHE_URL" "$PRIVATE_CACHE_URL"
+}
+
+# The private cache refuses requests without a valid token and takes one.
+verify_private_cache() {
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$PRIVATE_CACHE_URL/nix-cache-info")
+  [ "$code" = 401 ] || die "private cache: $code without credentials (expected 401)"
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 -H "Authorization: Bearer $CACHIX_TEST_TOKEN" "$PRIVATE_CACHE_URL/nix-cache-info")
+  [ "$code" = 200 ] || die "private cache: $code with the bearer token (expected 200)"
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 -u "any:$CACHIX_TEST_TOKEN" "$PRIVATE_CACHE_URL/nix-cache-info")
+  [ "$code" = 200 ] || die "private cache: $code with basic auth (expected 200)"
+}
+
 ensure_cachix_files() {
   local d="$WORLD/cachix-api" name
   mkdir -p "$d/caches" "$d/keys"
@@ -525,14 +633,14 @@ ensure_cachix_files() {
       mv -f "$d/keys/$name.pub.tmp" "$d/keys/$name.pub"
       chmod 600 "$d/keys/$name.sec"
     fi
-    local public=false
-    [ "$name" = public-cache ] && public=true
+    local public=false uri=$PRIVATE_CACHE_URL dir=private-cache
+    if [ "$name" = public-cache ]; then public=true uri=$CACHE_URL dir=cache; fi
     write_if_changed "$d/caches/$name.json" "$(python3 -c '
 import json, sys
 print(json.dumps({"name": sys.argv[1], "uri": sys.argv[2], "isPublic": sys.argv[3] == "true",
                   "publicSigningKeys": [open(sys.argv[4]).read().strip()],
-                  "githubUsername": "", "permission": "Read"}, indent=2))
-' "$name" "$CACHE_URL" "$public" "$d/keys/$name.pub")" || true
+                  "githubUsername": "", "permission": "Read", "_standinDir": sys.argv[5]}, indent=2))
+' "$name" "$uri" "$public" "$d/keys/$name.pub" "$dir")" || true
   done
   touch "$d/tokens" "$d/requests.log"
   grep -qxF "$CACHIX_TEST_TOKEN" "$d/tokens" || printf '%s\n' "$CACHIX_TEST_TOKEN" >>"$d/tokens"
@@ -602,7 +710,7 @@ ensure_installers() {
 # its pristine snapshot whenever up.sh (re)starts it.
 
 fresh_stamp() {
-  { sshd_config fresh; recorder_script fresh; cat "$WORLD/keys/authorized_keys"; echo fresh-v1; } | sha256sum | cut -d' ' -f1
+  { sshd_config fresh; recorder_script fresh; fresh_daemon_restart_script; cat "$WORLD/keys/authorized_keys"; echo fresh-v1; } | sha256sum | cut -d' ' -f1
 }
 
 fresh_snapshot() {
@@ -624,6 +732,7 @@ fresh_snapshot() {
 SD_STARTED=""
 ensure_sd_started() {
   sd_debootstrap
+  sd_prefetch_debs
   sd_configure "$(sd_pristine)"
   mkdir -p "$(sd_hostdir)"
   chmod 755 "$(sd_hostdir)"
@@ -675,10 +784,10 @@ write_world_json() {
     args+=("bench:$name" "${HOST_ADDR[$name]}" "$(awk '{print $1" "$2}' "$(host_root "$name")/etc/ssh/ssh_host_ed25519_key.pub")")
   done
   python3 - "$WORLD" "$KEY_PASSPHRASE" "$CACHE_URL" "$CACHIX_API_URL" "$CACHIX_TEST_TOKEN" \
-    "$(sd_rootfs)" "$(sd_pristine)" "$INSTALLER_TARBALL" "$BENCH_ONLY" "${args[@]}" <<'EOF'
+    "$(sd_rootfs)" "$(sd_pristine)" "$INSTALLER_TARBALL" "$BENCH_ONLY" "$PRIVATE_CACHE_URL" "${args[@]}" <<'EOF'
 import json, os, sys
-world, passphrase, cache_url, cachix_url, cachix_token, sd_root, sd_pristine, tarball, bench_only = sys.argv[1:10]
-rest = sys.argv[10:]
+world, passphrase, cache_url, cachix_url, cachix_token, sd_root, sd_pristine, tarball, bench_only, private_url = sys.argv[1:11]
+rest = sys.argv[11:]
 hosts = {}
 bench_hosts = {}
 for i in range(0, len(rest), 3):
@@ -698,12 +807,15 @@ for i in range(0, len(rest), 3):
         "root": f"{d}/root",
     }
     if name == "fresh":
-        # Written by the installer stand-ins (supervised daemon, no systemd).
+        # No systemd and no daemon from the installers: the host's own
+        # supervisor (up.sh fresh_daemon_restart_script) starts or restarts it.
         h["nix_daemon_pid_file"] = f"{d}/root/nix/var/nix/nix-daemon.pid"
-        h["daemon_restart_command"] = 'kill "$(cat /nix/var/nix/nix-daemon.pid)"'
+        h["daemon_restart_command"] = "/etc/testworld/restart-nix-daemon"
         h["pristine"] = f"{d}/pristine"
     if name == "sd":
         h.update({"sshd_pid_file": None, "root": sd_root, "pristine_root": sd_pristine,
+                  # apt lists and .debs fetched by make world at this file's mtime
+                  "debs_stamp": "/var/lib/testworld-debs.stamp",
                   "console_log": f"{d}/console.log", "nspawn_pid_file": f"{d}/nspawn.pid",
                   "daemon_restart_command": "systemctl restart nix-daemon"})
     (bench_hosts if bench else hosts)[name] = h
@@ -731,6 +843,9 @@ doc = {
         "installers": {"official": f"{www}/installers/official.sh",
                        "determinate": f"{www}/installers/determinate.sh"},
         "installer_tarball": f"{www}/installers/{tarball}",
+        # Needs a token from cachix_api.tokens_file (Bearer or basic auth).
+        "private": {"url": private_url, "dir": f"{world}/private-cache",
+                    "access_log": f"{world}/nginx/private-access.log"},
     },
     "cachix_api": {
         "url": cachix_url,
@@ -765,6 +880,7 @@ if [ -z "$BENCH_ONLY" ]; then
   { [ -n "$STANDINS_DIR" ] && [ -f "$STANDINS_DIR/cachix_api.py" ]; } || die "tests/standins not found next to scripts/testworld"
   ensure_cachix_files
   ensure_cachix_api
+  verify_private_cache
   install_cachix_cli
   ensure_installers
   # Boots in the background while the other hosts are checked.

@@ -48,6 +48,15 @@ else
   exit 127
 fi
 
+# Like `cachix push` itself (getPushSecretRequired), but saying which
+# attribute to set: without a token, a signing key or the CLI's own config
+# (`cachix authtoken` writes it) no push can work.
+if [ -z "$auth_token" ] && [ -z "$signing_key" ] &&
+  [ ! -s "${XDG_CONFIG_HOME:-$HOME/.config}/cachix/cachix.dhall" ]; then
+  echo "no Cachix credentials for cache $cache: set cachix.auth_token or cachix.signing_key (on the resource, or in the provider's cachix block, or CACHIX_AUTH_TOKEN / CACHIX_SIGNING_KEY where Terraform runs), or run \`cachix authtoken\` on the builder; cachix refuses to push without one (\"Neither auth token nor signing key are present\")" >&2
+  exit 8
+fi
+
 unset CACHIX_AUTH_TOKEN CACHIX_SIGNING_KEY
 # One exec: the variables live in the cachix process's environment only.
 if [ -n "$auth_token" ] && [ -n "$signing_key" ]; then

@@ -1,13 +1,23 @@
 #!/bin/sh
 # Install Nix unless it is already there (check-then-act).
-# Usage: install_nix.sh METHOD INSTALLER_URL DAEMON
+# Usage: install_nix.sh METHOD INSTALLER_URL DAEMON HAS_RESTART_COMMAND
 #   METHOD: auto | official | determinate | distro | none
 #   INSTALLER_URL: installer script for official/determinate (auto uses official)
 #   DAEMON: true (multi-user, nix-daemon) | false (single-user)
+#   HAS_RESTART_COMMAND: true when nix.daemon_restart_command is set
+# The installers' arguments depend on the init system, as the real ones
+# demand: without systemd the Determinate installer refuses a plain install
+# ("systemd was not active ... consider passing `--init none`"), and neither
+# it (`--init none`) nor the official one (`--daemon`: "I don't support your
+# init system yet") starts a nix-daemon there. So a multi-user install on such
+# a host needs daemon_restart_command, which then starts the daemon.
 set -eu
 method=$1
 url=$2
 daemon=$3
+has_restart=${4:-false}
+systemd=false
+if [ -d /run/systemd/system ]; then systemd=true; fi
 PATH="$PATH:/nix/var/nix/profiles/default/bin:/usr/local/bin:/usr/sbin:/sbin"
 export PATH
 
@@ -37,6 +47,13 @@ run_installer() {
   echo "running the installer: sh installer $*"
   sh "$installer" "$@" </dev/null
 }
+
+# Refuse before touching the host when no daemon could run afterwards.
+if [ "$method" != none ] && { [ "$daemon" = true ] || [ "$method" = determinate ]; } &&
+  [ "$systemd" = false ] && [ "$has_restart" != true ]; then
+  echo "this host has no systemd, so no installer starts nix-daemon here (the official one installs none without systemd, the Determinate one needs --init none); a multi-user Nix needs nix.daemon_restart_command: a command that starts or restarts nix-daemon under this host's own supervisor (runit, OpenRC, s6, ...). Or set nix.daemon = false for a single-user Nix (root only)" >&2
+  exit 7
+fi
 
 case "$method" in
   none)
@@ -74,7 +91,11 @@ case "$method" in
     fi
     ;;
   determinate)
-    run_installer install --no-confirm
+    if [ "$systemd" = true ]; then
+      run_installer install linux --no-confirm
+    else
+      run_installer install linux --init none --no-confirm
+    fi
     ;;
   *)
     echo "unknown install method: $method" >&2

@@ -21,11 +21,21 @@ Endpoints (under /api/v1):
                             JSON list of those that are missing, i.e. for which
                             $WORLD/cache/HASH.narinfo does not exist
   GET  /_standin/health     not part of Cachix and not logged: liveness check
+  GET  /_standin/auth       not part of Cachix: the world's nginx asks it
+                            (auth_request) whether a request to the private
+                            cache may pass: 200 for "Authorization: Bearer
+                            TOKEN" or "Basic" with a password (a netrc entry's)
+                            from tokens, else 401 (logged as method AUTH with
+                            the scheme, the original URI in "path")
+
+A cache file may name where its narinfos live with "_standinDir" (relative to
+the world, default "cache"); "_standin*" keys are never served.
 
 Usage: cachix_api.py --world DIR [--listen 127.0.0.1] [--port 8751]
 """
 
 import argparse
+import base64
 import datetime
 import hashlib
 import json
@@ -76,7 +86,17 @@ class Handler(BaseHTTPRequestHandler):
         parts = auth.split(None, 1)
         if len(parts) == 2 and parts[0].lower() == "bearer":
             return True, parts[1].strip()
+        if len(parts) == 2 and parts[0].lower() == "basic":
+            try:
+                user_pass = base64.b64decode(parts[1].strip(), validate=True).decode()
+            except ValueError:
+                return True, ""
+            return True, user_pass.partition(":")[2]
         return True, ""
+
+    def _scheme(self):
+        auth = self.headers.get("Authorization")
+        return auth.split(None, 1)[0] if auth else None
 
     def _valid_tokens(self):
         try:
@@ -106,6 +126,9 @@ class Handler(BaseHTTPRequestHandler):
             "token_sha256": hashlib.sha256(token.encode()).hexdigest() if token else None,
             "body": body_obj,
         }
+        if entry["method"] == "AUTH":
+            entry["scheme"] = self._scheme()
+            entry["path"] = self.headers.get("X-Original-URI")
         with LOG_LOCK, open(os.path.join(self.api_dir, "requests.log"), "a") as f:
             f.write(json.dumps(entry) + "\n")
 
@@ -127,6 +150,14 @@ class Handler(BaseHTTPRequestHandler):
             path = urlsplit(self.path).path
             if path == "/_standin/health":
                 self._send(200, {"ok": True, "world": self.world, "script_sha256": SCRIPT_SHA256})
+                return
+            if path == "/_standin/auth":
+                self.command = "AUTH"
+                _, token = self._token()
+                if token and token in self._valid_tokens():
+                    self._send(200, {"ok": True})
+                else:
+                    self._error(401, "Unauthorized")
                 return
             m = re.match(r"^/api/v1/cache/([^/]+)(/narinfo)?/?$", path)
             if not m:
@@ -150,7 +181,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._error(status, "Unauthorized: this cache is private, a valid auth token is needed")
                 return
             if not narinfo:
-                self._send(200, cache)
+                self._send(200, {k: v for k, v in cache.items() if not k.startswith("_standin")})
                 return
             if not isinstance(body_obj, list) or not all(isinstance(h, str) for h in body_obj):
                 self._error(400, "Expected a JSON list of store path hashes")
@@ -159,7 +190,7 @@ class Handler(BaseHTTPRequestHandler):
             if bad:
                 self._error(400, f"Invalid store path hash: {bad[0]}")
                 return
-            cache_dir = os.path.join(self.world, "cache")
+            cache_dir = os.path.join(self.world, cache.get("_standinDir", "cache"))
             missing = [h for h in body_obj if not os.path.exists(os.path.join(cache_dir, h + ".narinfo"))]
             self._send(200, missing)
         except Exception as e:  # noqa: BLE001 - a test server must answer

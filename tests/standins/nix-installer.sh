@@ -4,19 +4,41 @@
 # download Nix from the internet, which the test machine cannot reach.
 # scripts/testworld/up.sh serves two copies of this file from the world's
 # nginx as www/installers/official.sh and www/installers/determinate.sh, with
-# FLAVOUR and TARBALL_URL below filled in. It accepts the real installers'
-# argument shapes:
-#   official:     sh official.sh [--daemon | --no-daemon] [--yes] [...]
-#   determinate:  sh determinate.sh install [linux] [--no-confirm] [--init none] [...]
-# records its argv (one JSON line, to the file named in
-# /etc/testworld/installer-log-path, default /var/log/nix-installer-standin.log),
+# FLAVOUR and TARBALL_URL below filled in.
+#
+# It accepts and refuses what the real installers do, on the points the
+# provider relies on:
+#   official (NixOS/nix scripts/install-nix-from-closure.sh, install-multi-user.sh,
+#   install-systemd-multi-user.sh):
+#     sh official.sh [--daemon | --no-daemon] [--yes] [--no-channel-add]
+#                    [--no-modify-profile] [--daemon-user-count N] [--nix-extra-conf-file F]
+#     - an unknown argument prints the usage and exits 0 without installing
+#       (the `*)` branch of the argument loop ends in a bare `exit`);
+#     - --daemon on Linux without systemd (/run/systemd/system missing) warns
+#       "We did not detect systemd on your system", goes on when there is no
+#       TTY, installs the multi-user layout (nixbld group and users,
+#       build-users-group = nixbld) but starts NO daemon: "I don't support your
+#       init system yet; you may want to add nix-daemon manually."
+#       (poly_configure_nix_daemon_service);
+#     - --daemon with systemd: a nix-daemon unit, enabled and started.
+#   determinate (DeterminateSystems/nix-installer src/planner/linux.rs):
+#     sh determinate.sh install [linux] [--no-confirm] [--init none|systemd]
+#                               [--no-start-daemon] [--extra-conf S] ...
+#     - --init systemd (the default) with the daemon started needs a running
+#       systemd, else it fails: "systemd was not active ... To use a
+#       `root`-only Nix install, consider passing `--init none`."
+#       (check_systemd_active);
+#     - --init none: Nix for root only, no daemon;
+#     - Nix already installed (nix-env runs, or /nix/receipt.json): refused.
+#
+# It records its argv (one JSON line, to the file named in
+# /etc/testworld/installer-log-path, default /var/log/nix-installer-standin.log)
 # and really installs Nix: Debian's nix 2.8 binaries from TARBALL_URL into
 # /nix/nix-standin-2.8.0 with /nix/var/nix/profiles/default -> there (so
-# /nix/var/nix/profiles/default/bin/nix etc. exist, as with the real ones),
-# /etc/nix/nix.conf, and for a multi-user install the nixbld group and users
-# plus a running nix-daemon: a systemd unit when systemd runs, otherwise a
-# supervisor loop whose daemon pid is in /nix/var/nix/nix-daemon.pid
-# (restart the daemon: kill "$(cat /nix/var/nix/nix-daemon.pid)").
+# /nix/var/nix/profiles/default/bin/nix etc. exist, as with the real ones) and
+# /etc/nix/nix.conf. Nothing supervises a daemon on a host without systemd:
+# that is the host owner's job (the test world's fresh host has
+# /etc/testworld/restart-nix-daemon for it).
 # As with the real installers, a non-interactive SSH command does not get Nix
 # on its PATH (Debian's /etc/bash.bashrc returns early for those): use
 # /nix/var/nix/profiles/default/bin/nix, or a login shell.
@@ -56,29 +78,52 @@ fail() { say "error: $*"; exit 1; }
 record "$@"
 
 # Argument parsing, shaped like the real installers.
-daemon=1
+systemd=""
+[ -e /run/systemd/system ] && systemd=1
 if [ "$FLAVOUR" = official ]; then
-  for a in "$@"; do
-    case "$a" in
+  daemon=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
       --daemon) daemon=1 ;;
       --no-daemon) daemon="" ;;
       --yes | --no-channel-add | --no-modify-profile | --darwin-use-unencrypted-nix-store-volume) ;;
-      --daemon-user-count | --nix-extra-conf-file | --tarball-url-prefix) ;;
-      --*) fail "unknown option $a" ;;
-      *) ;;
+      --daemon-user-count | --nix-extra-conf-file | --tarball-url-prefix) shift ;;
+      *)
+        # The real loop prints its usage and ends in a bare `exit` (status 0).
+        echo "Nix Installer [--daemon|--no-daemon] [--daemon-user-count INT] [--yes] [--no-channel-add] [--no-modify-profile] [--nix-extra-conf-file FILE]" >&2
+        exit 0
+        ;;
     esac
+    shift
   done
+  if [ -n "$daemon" ] && [ -z "$systemd" ]; then
+    say "warning: We did not detect systemd on your system. With a multi-user install without systemd you will have to manually configure your init system to launch the Nix daemon after installation."
+    say "No TTY, assuming you would say yes :)"
+  fi
 else
-  [ "${1:-}" = install ] || fail "usage: determinate.sh install [linux] [--no-confirm] [--init none] (got: $*)"
+  daemon=1
+  init=systemd
+  start_daemon=1
+  [ "${1:-}" = install ] || fail "usage: nix-installer install [linux] [--no-confirm] [--init none|systemd] (got: $*)"
   shift
   if [ "${1:-}" = linux ]; then shift; fi
-  for a in "$@"; do
-    case "$a" in
-      --no-confirm | --init | none | systemd | --no-start-daemon | --extra-conf | --determinate | --prefer-upstream-nix) ;;
-      --*) fail "unknown option $a" ;;
-      *) ;;
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --no-confirm | --determinate | --prefer-upstream-nix | --no-modify-profile) ;;
+      --no-start-daemon) start_daemon="" ;;
+      --init)
+        [ $# -ge 2 ] || fail "error: a value is required for '--init <INIT>'"
+        case "$2" in none | systemd) init=$2 ;; *) fail "error: invalid value '$2' for '--init <INIT>'" ;; esac
+        shift
+        ;;
+      --extra-conf | --nix-build-group-name | --nix-build-user-count | --nix-package-url) shift ;;
+      *) fail "error: unexpected argument '$1' found" ;;
     esac
+    shift
   done
+  if [ "$init" = systemd ] && [ -n "$start_daemon" ] && [ -z "$systemd" ]; then
+    fail "systemd was not active. If it will be started later consider, passing \`--no-start-daemon\`. To use a \`root\`-only Nix install, consider passing \`--init none\`."
+  fi
 fi
 
 [ "$(id -u)" = 0 ] || [ -z "$daemon" ] || fail "a multi-user install must run as root (use sudo)"
@@ -132,7 +177,7 @@ if [ -n "$daemon" ]; then
       printf '\n# Nix\nif [ -e %s/etc/profile.d/nix-daemon.sh ]; then %s; fi\n# End Nix\n' "$PROFILE" "$line" >>"$rc"
     fi
   done
-  if [ -d /run/systemd/system ]; then
+  if [ -n "$systemd" ] && { [ "$FLAVOUR" = official ] || [ "$init" = systemd ]; }; then
     cat >/etc/systemd/system/nix-daemon.service <<EOF
 [Unit]
 Description=Nix Daemon (installer stand-in)
@@ -144,30 +189,13 @@ LimitNOFILE=1048576
 WantedBy=multi-user.target
 EOF
     systemctl daemon-reload
-    systemctl enable --now nix-daemon.service >/dev/null 2>&1 || fail "systemctl enable --now nix-daemon failed"
+    if [ "$FLAVOUR" = official ] || [ -n "$start_daemon" ]; then
+      systemctl enable --now nix-daemon.service >/dev/null 2>&1 || fail "systemctl enable --now nix-daemon failed"
+    fi
+  elif [ "$FLAVOUR" = official ]; then
+    say "I don't support your init system yet; you may want to add nix-daemon manually."
   else
-    # No systemd: a supervisor loop; kill the daemon's pid to restart it.
-    cat >/nix/var/nix/nix-daemon-supervisor.sh <<EOF
-#!/bin/sh
-# Written by the Nix installer stand-in: keeps nix-daemon running.
-echo \$\$ >/nix/var/nix/nix-daemon-supervisor.pid
-trap 'kill "\$child" 2>/dev/null; rm -f /nix/var/nix/nix-daemon.pid; exit 0' TERM INT
-while :; do
-  $PROFILE/bin/nix-daemon </dev/null >>/nix/var/log/nix-daemon.log 2>&1 &
-  child=\$!
-  echo "\$child" >/nix/var/nix/nix-daemon.pid
-  wait "\$child"
-  sleep 0.2
-done
-EOF
-    chmod 755 /nix/var/nix/nix-daemon-supervisor.sh
-    setsid /nix/var/nix/nix-daemon-supervisor.sh </dev/null >/dev/null 2>&1 &
-    i=0
-    until [ -S /nix/var/nix/daemon-socket/socket ]; do
-      i=$((i + 1))
-      [ "$i" -lt 100 ] || fail "nix-daemon did not create its socket"
-      sleep 0.1
-    done
+    say "--init none: no init service; Nix is usable by root only until something runs nix-daemon"
   fi
 else
   # Single-user: the invoking user owns /nix, Nix via ~/.nix-profile.

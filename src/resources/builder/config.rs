@@ -188,7 +188,7 @@ pub fn schema() -> Schema {
             ("substituters", list("Substituter URLs added to `substituters`.")),
             ("trusted_public_keys", list("Signing keys (`name:base64`) added to `trusted-public-keys`.")),
             ("extra_config", optional_string("Raw `nix.conf` lines appended to the managed config.")),
-            ("daemon_restart_command", optional_string("Shell command (run as root) that restarts the Nix daemon after a config change. When set, it is always used; when unset, `systemctl restart nix-daemon` is used on hosts with systemd, and nothing on others (so set it on hosts without systemd).")),
+            ("daemon_restart_command", optional_string("Shell command (run as root) that restarts the Nix daemon after a config change. When set, it is always used; when unset, `systemctl restart nix-daemon` is used on hosts with systemd, and nothing on others. Required for a multi-user install on a host without systemd: no installer starts `nix-daemon` there, so this command must start it when it is not running (e.g. `sv restart nix-daemon`); without it the install step fails before installing anything.")),
         ],
         vec![],
     );

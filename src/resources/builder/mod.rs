@@ -404,11 +404,23 @@ impl BuilderResource {
             .await
             .map_err(step("check build user"))?;
         let daemon = if state.daemon() { "true" } else { "false" };
+        // Without systemd no installer starts a daemon: the script refuses a
+        // multi-user install unless this command can start one.
+        let has_restart = if state.nix_block().daemon_restart_command.is_value() {
+            "true"
+        } else {
+            "false"
+        };
         remote
             .run_script(
                 "install Nix",
                 crate::scripts::INSTALL_NIX,
-                &[&state.install_method(), &state.installer_url(), daemon],
+                &[
+                    &state.install_method(),
+                    &state.installer_url(),
+                    daemon,
+                    has_restart,
+                ],
                 None,
                 true,
             )
