@@ -699,10 +699,11 @@ fn install_methods_cut_and_resume_and_dead_host() {
         // Multi-user without systemd and without daemon_restart_command:
         // nothing could run the daemon, so the apply fails before installing.
         fresh.reset();
+        https.trust_on(&fresh);
         let tf = Tf::new(&version);
         let nix = format!(
             "install = \"official\"\n    installer_url = {}",
-            hcl(installers["official"].as_str().unwrap())
+            hcl(&installer_url("official"))
         );
         tf.write(&single_builder(&fresh.address(), 22, &nix, "keep"));
         let log_before = std::fs::read_to_string(fresh.field("installer_log"))
@@ -730,10 +731,11 @@ fn install_methods_cut_and_resume_and_dead_host() {
 
         // Single-user Nix (daemon = false): `--no-daemon`, no daemon, root builds.
         fresh.reset();
+        https.trust_on(&fresh);
         let tf = Tf::new(&version);
         let nix = format!(
             "install = \"official\"\n    installer_url = {}\n    daemon = false",
-            hcl(installers["official"].as_str().unwrap())
+            hcl(&installer_url("official"))
         );
         tf.write(&single_builder(&fresh.address(), 22, &nix, "keep"));
         tf.apply();
