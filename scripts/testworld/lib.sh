@@ -182,3 +182,8 @@ close_inherited_fds() {
   done
 }
 close_inherited_fds
+
+# What the cachix CLI stand-in uploads to: /etc/cachix-standin/caches.
+cachix_standin_caches() {
+  printf 'public-cache %s\nprivate-cache %s\n' "$CACHE_URL" "$PRIVATE_CACHE_URL"
+}

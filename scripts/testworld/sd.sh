@@ -126,6 +126,7 @@ sd_configure() {
   write_if_changed "$r/etc/testworld/record-command" "$(recorder_script "$SD_NAME" "$SD_BIND/commands.log")" 755 || true
   write_if_changed "$r/root/.ssh/authorized_keys" "$(cat "$WORLD/keys/authorized_keys")" 600 || true
   write_if_changed "$r/etc/cachix-standin/log-path" "$SD_BIND/cachix-calls.log" || true
+  write_if_changed "$r/etc/cachix-standin/caches" "$(cachix_standin_caches)" || true
   write_if_changed "$r/etc/testworld/installer-log-path" "$SD_BIND/installer-calls.log" || true
   write_if_changed "$r/usr/local/bin/cachix" "$(cat "$STANDINS_DIR/cachix")" 755 || true
   return 0

@@ -604,11 +604,6 @@ verify_world() {
 
 CACHIX_CACHES=(public-cache private-cache)
 
-# What the cachix CLI stand-in uploads to: /etc/cachix-standin/caches.
-cachix_standin_caches() {
-  printf 'public-cache %s\nprivate-cache %s\n' "$CACHE_URL" "$PRIVATE_CACHE_URL"
-}
-
 # The private cache refuses requests without a valid token and takes one.
 verify_private_cache() {
   local code
