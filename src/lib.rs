@@ -2,7 +2,9 @@
 //! serves it. Integration tests and benchmarks use the same modules.
 
 pub mod cache;
+pub mod context;
 pub mod docs;
+pub mod host;
 pub mod logging;
 pub mod nix;
 pub mod provider;

@@ -9,10 +9,7 @@ use thiserror::Error;
 pub enum SshError {
     #[error(
         "host key mismatch for {host}: expected {expected}, but the host presented {presented}. \
-         Nothing was run on the host. If the host was really re-installed, set the new key in \
-         `ssh.host_key` (data sources), or replace the resource without refreshing it: \
-         `terraform apply -refresh=false -replace=<address>`; otherwise treat this as a \
-         possible man-in-the-middle attack"
+         The connection was closed before logging in: nothing was run on the host"
     )]
     HostKeyMismatch {
         host: String,

@@ -6,7 +6,7 @@
 
 pub mod config;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -15,11 +15,12 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use crate::cache::cachix::CachixApi;
+use crate::context::{Context, Outcome, Purpose, SecretValue, Shared, SshBlock, Target};
+use crate::host::{Facts, Probe};
 use crate::nix::conf::{sha256_hex, INCLUDE_LINE, MANAGED_CONF_PATH, NIX_CONF_PATH};
-use crate::provider::{Configured, Shared};
-use crate::resources::host::Probe;
 use crate::resources::timeouts::Operation;
-use crate::ssh::{Remote, SshBlock, SshError};
+use crate::secrets::Secret;
+use crate::ssh::{Remote, SshError};
 use config::{
     known_strings, str_list, BuilderPrivate, BuilderState, CACHIX_ENV_FILE, WATCH_STORE_UNIT,
 };
@@ -30,54 +31,6 @@ enum CachixTarget {
     None,
     Unknown,
     Known { uri: String, key: String },
-}
-
-/// What the read-only check reports about a host.
-#[derive(Clone, Debug, Default)]
-pub struct Facts {
-    pub probe: Probe,
-    pub config_sha256: String,
-    pub include: bool,
-    pub user: bool,
-    pub user_keys_sha256: String,
-    pub unit: String,
-    pub features: Vec<String>,
-    /// Only when asked for (import): the managed config and authorized_keys.
-    pub config_text: Option<String>,
-    pub keys_text: Option<String>,
-}
-
-impl Facts {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let fields: BTreeMap<&str, &str> = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim(), v.trim()))
-            .collect();
-        let get = |k: &str| fields.get(k).copied().unwrap_or_default();
-        Ok(Self {
-            probe: Probe::parse(text)?,
-            config_sha256: get("config_sha256").to_string(),
-            include: get("include") == "yes",
-            user: get("user") == "yes",
-            user_keys_sha256: get("user_keys_sha256").to_string(),
-            unit: get("unit").to_string(),
-            features: get("features")
-                .split_whitespace()
-                .map(str::to_string)
-                .collect(),
-            config_text: fields.get("config_b64").and_then(|b| decode_b64(b)),
-            keys_text: fields.get("keys_b64").and_then(|b| decode_b64(b)),
-        })
-    }
-}
-
-fn decode_b64(text: &str) -> Option<String> {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .ok()?;
-    String::from_utf8(bytes).ok()
 }
 
 pub struct BuilderResource {
@@ -94,18 +47,24 @@ impl BuilderResource {
         }
     }
 
-    fn token(configured: &Configured, state: &BuilderState) -> Option<String> {
-        state
+    fn token(configured: &Context, state: &BuilderState) -> SecretValue {
+        let own = state
             .cachix
             .as_ref_option()
-            .and_then(|c| c.auth_token.as_ref_option().cloned())
-            .or_else(|| configured.cachix.auth_token.clone())
+            .map(|c| c.auth_token.clone())
+            .unwrap_or_default();
+        configured.cachix.auth_token(&own)
+    }
+
+    /// The connection target: `host` and `ssh`, with the key pinned in `pinned`.
+    fn target<'a>(state: &'a BuilderState, host: &'a str, pinned: Option<&'a str>) -> Target<'a> {
+        Target::new(host, &state.ssh).pinned(pinned)
     }
 
     /// The Cachix substituter URI and public key: given, or from the API.
     async fn cachix_target(
         &self,
-        configured: &Configured,
+        configured: &Context,
         state: &BuilderState,
         diags: &mut Diagnostics,
     ) -> Option<CachixTarget> {
@@ -141,7 +100,7 @@ impl BuilderResource {
         match CachixApi::new(
             crate::cache::http::client(),
             &configured.cachix.api_url,
-            token.as_deref(),
+            token.secret().map(Secret::expose),
         )
         .cache(cache)
         .await
@@ -189,14 +148,8 @@ impl BuilderResource {
     }
 
     /// Plan-time checks that need the provider configuration.
-    fn check_plan(configured: &Configured, state: &BuilderState, diags: &mut Diagnostics) {
-        if state.watch_store()
-            && Self::token(configured, state).is_none()
-            && !state
-                .cachix
-                .as_ref_option()
-                .is_some_and(|c| c.auth_token.is_unknown())
-        {
+    fn check_plan(configured: &Context, state: &BuilderState, diags: &mut Diagnostics) {
+        if state.watch_store() && Self::token(configured, state) == SecretValue::Absent {
             diags.error(
                 "cachix.watch_store needs an auth token",
                 "set the provider's `cachix.auth_token` (or CACHIX_AUTH_TOKEN), or `cachix.auth_token` here",
@@ -469,6 +422,7 @@ impl BuilderResource {
         mut state: BuilderState,
         mut private: BuilderPrivate,
         pinned: Option<String>,
+        purpose: Purpose,
         timeout: std::time::Duration,
     ) -> Option<(BuilderState, BuilderPrivate)> {
         let configured = self.shared.get(diags)?;
@@ -477,10 +431,14 @@ impl BuilderResource {
         let token = Self::token(&configured, &state);
         let work = async {
             let remote = configured
-                .connect_resource(&host, &state.ssh, pinned.as_deref(), diags)
+                .connect_or_fail(
+                    &Self::target(&state, &host, pinned.as_deref()),
+                    purpose,
+                    diags,
+                )
                 .await?;
             if let Err((step, e)) = self
-                .converge(&remote, &state, &target, token.as_deref())
+                .converge(&remote, &state, &target, token.secret().map(Secret::expose))
                 .await
             {
                 diags.error(
@@ -514,12 +472,21 @@ impl BuilderResource {
             }
         };
         private.token_fingerprint = if state.watch_store() {
-            fingerprint(&private.token_salt, token.as_deref().unwrap_or_default())
+            fingerprint(
+                &private.token_salt,
+                token.secret().map(Secret::expose).unwrap_or_default(),
+            )
         } else {
             String::new()
         };
         state.config_hash = Value::Null;
-        Self::observe(&mut state, &remote, &facts, &private, token.as_deref());
+        Self::observe(
+            &mut state,
+            &remote,
+            &facts,
+            &private,
+            token.secret().map(Secret::expose),
+        );
         let expected = Self::desired_hash(&state, &target);
         if expected != state.config_hash {
             state.drift = {
@@ -603,30 +570,18 @@ impl Resource for BuilderResource {
         let configured = self.shared.get(diags)?;
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         let private = private_state.as_ref_option().cloned().unwrap_or_default();
-        let settings = configured.resource_settings(
-            &host,
-            &state.ssh,
-            state.host_key.as_ref_option().map(String::as_str),
-            diags,
-        )?;
-        let remote = match configured.connect(&settings).await {
-            Ok(remote) => remote,
-            Err(e @ SshError::HostKeyMismatch { .. }) => {
-                diags.error(
-                    format!("Host key of {host} changed"),
-                    e.to_string(),
-                    AttributePath::new("host"),
-                );
-                return None;
-            }
-            Err(e) => {
-                diags.warning(
-                    format!("{host} is unreachable; keeping the last known state"),
-                    format!("{e}. Drift cannot be checked until the host is back; destroy still works with on_destroy = \"keep\"."),
-                    AttributePath::new("host"),
-                );
-                return Some((state, private_state));
-            }
+        let pinned = state.host_key.as_ref_option().cloned();
+        let outcome = configured
+            .connect(
+                &Self::target(&state, &host, pinned.as_deref()),
+                Purpose::Read,
+                diags,
+            )
+            .await;
+        let remote = match outcome {
+            Outcome::Connected(remote) => remote,
+            Outcome::KeepState => return Some((state, private_state)),
+            Outcome::Failed => return None,
         };
         let facts = match Self::check(&remote, &state, private.imported).await {
             Ok(facts) => facts,
@@ -653,7 +608,13 @@ impl Resource for BuilderResource {
             }
             private.imported = false;
         }
-        Self::observe(&mut state, &remote, &facts, &private, token.as_deref());
+        Self::observe(
+            &mut state,
+            &remote,
+            &facts,
+            &private,
+            token.secret().map(Secret::expose),
+        );
         Some((state, Value::Value(private)))
     }
 
@@ -670,7 +631,7 @@ impl Resource for BuilderResource {
         let target = self.cachix_target(&configured, &state, diags).await?;
         let host = state.host.as_ref_option().cloned();
         state.id = match &host {
-            Some(host) => match configured.ssh_settings(host, &state.ssh, diags) {
+            Some(host) => match configured.settings(&Target::new(host, &state.ssh), diags) {
                 Some(settings) => Value::Value(settings.endpoint.to_string()),
                 None => return None,
             },
@@ -757,7 +718,14 @@ impl Resource for BuilderResource {
         let private = planned_private_state.as_option().unwrap_or_default();
         let timeout = planned_state.timeout(Operation::Create);
         let (state, private) = self
-            .apply(diags, planned_state, private, None, timeout)
+            .apply(
+                diags,
+                planned_state,
+                private,
+                None,
+                Purpose::Create,
+                timeout,
+            )
             .await?;
         Some((state, Value::Value(private)))
     }
@@ -775,7 +743,14 @@ impl Resource for BuilderResource {
         let timeout = planned_state.timeout(Operation::Update);
         let pinned = prior_state.host_key.as_option();
         let (state, private) = self
-            .apply(diags, planned_state, private, pinned, timeout)
+            .apply(
+                diags,
+                planned_state,
+                private,
+                pinned,
+                Purpose::Update,
+                timeout,
+            )
             .await?;
         Some((state, Value::Value(private)))
     }
@@ -801,10 +776,13 @@ impl Resource for BuilderResource {
             .unwrap_or_default();
         let work = async {
             let remote = configured
-                .connect_resource(
-                    &host,
-                    &state.ssh,
-                    state.host_key.as_ref_option().map(String::as_str),
+                .connect_or_fail(
+                    &Self::target(
+                        &state,
+                        &host,
+                        state.host_key.as_ref_option().map(String::as_str),
+                    ),
+                    Purpose::Delete,
                     diags,
                 )
                 .await?;
@@ -938,14 +916,5 @@ mod tests {
         assert_ne!(fingerprint("s", "a"), fingerprint("t", "a"));
         assert!(!fingerprint("s", "token").contains("token"));
         assert_ne!(new_salt(), new_salt());
-    }
-
-    #[test]
-    fn facts_parse() {
-        let text = "system=x86_64-linux\ncpus=2\nnix_version=2.8.0\nnixos=no\nconfig_sha256=abc\ninclude=yes\nuser=yes\nuser_keys_sha256=def\nunit=active\nfeatures=benchmark big-parallel\n";
-        let f = Facts::parse(text).unwrap();
-        assert!(f.include && f.user && !f.probe.nixos);
-        assert_eq!(f.unit, "active");
-        assert_eq!(f.features, vec!["benchmark", "big-parallel"]);
     }
 }

@@ -30,12 +30,12 @@ use tf_provider::{AttributePath, Diagnostics, Resource};
 use crate::cache::cachix::CachixApi;
 use crate::cache::http::{self, HttpAuth, HttpCache};
 use crate::cache::store;
-use crate::provider::{Configured, Shared};
+use crate::context::{Context, Purpose, Shared, SshBlock, Target};
 use crate::resources::timeouts::{self, Defaults, Operation, Timeouts};
 use crate::schema::{
     attribute, block, computed, optional_string, required_string, sensitive, ssh_block,
 };
-use crate::ssh::SshBlock;
+use crate::secrets::Secret;
 
 pub use validate::{check_flake_ref, check_installable};
 
@@ -54,7 +54,7 @@ pub struct StoreDest {
     #[serde(default)]
     pub uri: Value<String>,
     #[serde(default)]
-    pub secret_key: Value<String>,
+    pub secret_key: Value<Secret>,
     #[serde(default)]
     pub public_url: Value<String>,
     #[serde(default)]
@@ -66,9 +66,9 @@ pub struct CachixDest {
     #[serde(default)]
     pub cache: Value<String>,
     #[serde(default)]
-    pub auth_token: Value<String>,
+    pub auth_token: Value<Secret>,
     #[serde(default)]
-    pub signing_key: Value<String>,
+    pub signing_key: Value<Secret>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Default)]
@@ -142,27 +142,26 @@ fn known_strings(list: Vec<String>) -> Strings {
 /// provider's), or `None` when one is not known yet.
 fn effective_secrets(
     state: &CachePushState,
-    configured: &Configured,
+    configured: &Context,
 ) -> Option<Vec<(&'static str, Option<String>)>> {
-    let pick = |v: &Value<String>, fallback: &Option<String>| -> Option<Option<String>> {
-        match v {
-            Value::Value(s) => Some(Some(s.clone())),
-            Value::Null => Some(fallback.clone()),
-            Value::Unknown => None,
-        }
-    };
     match (&state.store, &state.cachix) {
         (_, Value::Value(c)) => Some(vec![
             (
                 "cachix_auth_token",
-                pick(&c.auth_token, &configured.cachix.auth_token)?,
+                configured.cachix.auth_token(&c.auth_token).known()?,
             ),
             (
                 "cachix_signing_key",
-                pick(&c.signing_key, &configured.cachix.signing_key)?,
+                configured.cachix.signing_key(&c.signing_key).known()?,
             ),
         ]),
-        (Value::Value(s), _) => Some(vec![("store_secret_key", pick(&s.secret_key, &None)?)]),
+        (Value::Value(s), _) => Some(vec![(
+            "store_secret_key",
+            match &s.secret_key {
+                Value::Unknown => return None,
+                v => v.as_ref_option().map(|k| k.expose().to_string()),
+            },
+        )]),
         _ => Some(vec![]),
     }
 }
@@ -208,14 +207,12 @@ impl CachePushResource {
     }
 
     /// Credentials for narinfo checks at `url`.
-    fn http_auth(&self, state: &CachePushState, configured: &Configured, url: &str) -> HttpAuth {
+    fn http_auth(&self, state: &CachePushState, configured: &Context, url: &str) -> HttpAuth {
         if let Value::Value(c) = &state.cachix {
-            let token = c
-                .auth_token
-                .as_ref_option()
-                .cloned()
-                .or_else(|| configured.cachix.auth_token.clone());
-            return token.map_or(HttpAuth::None, HttpAuth::Bearer);
+            return match configured.cachix.auth_token(&c.auth_token).secret() {
+                Some(token) => HttpAuth::Bearer(token.expose().to_string()),
+                None => HttpAuth::None,
+            };
         }
         if let Value::Value(s) = &state.store {
             if let (Value::Value(file), Some(host)) = (&s.netrc_file, store::url_host(url)) {
@@ -230,7 +227,7 @@ impl CachePushResource {
     fn request(
         &self,
         state: &CachePushState,
-        configured: &Configured,
+        configured: &Context,
         diags: &mut Diagnostics,
     ) -> Option<push::Request> {
         let origin = match (&state.flake, &state.source) {
@@ -260,22 +257,22 @@ impl CachePushResource {
                 }
             }
             (_, Value::Value(c)) => {
-                let auth_token = c
-                    .auth_token
-                    .as_ref_option()
-                    .cloned()
-                    .or_else(|| configured.cachix.auth_token.clone());
-                let signing_key = c
-                    .signing_key
-                    .as_ref_option()
-                    .cloned()
-                    .or_else(|| configured.cachix.signing_key.clone());
+                let auth_token = configured
+                    .cachix
+                    .auth_token(&c.auth_token)
+                    .secret()
+                    .cloned();
+                let signing_key = configured
+                    .cachix
+                    .signing_key(&c.signing_key)
+                    .secret()
+                    .cloned();
                 push::Destination::Cachix {
                     cache: c.cache.as_ref_option().cloned().unwrap_or_default(),
                     api: CachixApi::new(
                         self.client.clone(),
                         &configured.cachix.api_url,
-                        auth_token.as_deref(),
+                        auth_token.as_ref().map(Secret::expose),
                     ),
                     auth_token,
                     signing_key,
@@ -303,15 +300,15 @@ impl CachePushResource {
         diags: &mut Diagnostics,
         mut state: CachePushState,
         pinned_host_key: Option<String>,
+        purpose: Purpose,
         timeout: Duration,
     ) -> Option<(CachePushState, Option<PushPrivate>)> {
         let configured = self.shared.get(diags)?;
         let request = self.request(&state, &configured, diags)?;
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         let work = async {
-            let remote = configured
-                .connect_resource(&host, &state.ssh, pinned_host_key.as_deref(), diags)
-                .await?;
+            let target = Target::new(&host, &state.ssh).pinned(pinned_host_key.as_deref());
+            let remote = configured.connect_or_fail(&target, purpose, diags).await?;
             match push::run(&remote, &request).await {
                 Ok(outcome) => Some((remote.host_key().openssh_line(), outcome)),
                 Err(f) => {
@@ -618,7 +615,8 @@ impl Resource for CachePushResource {
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let timeout = timeouts::get(&planned_state.timeouts, Operation::Create, TIMEOUTS);
-        self.push(diags, planned_state, None, timeout).await
+        self.push(diags, planned_state, None, Purpose::Create, timeout)
+            .await
     }
 
     async fn update<'a>(
@@ -636,7 +634,8 @@ impl Resource for CachePushResource {
         }
         let timeout = timeouts::get(&planned_state.timeouts, Operation::Update, TIMEOUTS);
         let pinned = prior_state.host_key.as_ref_option().cloned();
-        self.push(diags, planned_state, pinned, timeout).await
+        self.push(diags, planned_state, pinned, Purpose::Update, timeout)
+            .await
     }
 
     async fn destroy<'a>(
