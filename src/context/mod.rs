@@ -106,6 +106,62 @@ impl<'a> Target<'a> {
     }
 }
 
+/// The pin a plan promises, from the configuration's `ssh.host_key` and the
+/// key pinned in state. The pin belongs to the object: it changes only when
+/// the configuration names another key on purpose (the re-key of a
+/// re-installed host), never by trusting a new key on first use.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PlannedPin {
+    /// Keep the key in state (or pin the first key seen, if there is none).
+    Keep,
+    /// The configuration's key, not known yet.
+    Unknown,
+    /// The configuration's key becomes the pin (the connection must present it).
+    Explicit(HostKey),
+}
+
+/// Plan the pin. `pinned_at_import` says the state's key is merely the first
+/// one an import saw: a configuration naming another key is then the
+/// host-key error (the import may have met an impostor), not a re-key.
+pub fn plan_pin(
+    host: &str,
+    explicit: &Value<String>,
+    pinned: Option<&str>,
+    pinned_at_import: bool,
+    at: AttributePath,
+    diags: &mut Diagnostics,
+) -> Option<PlannedPin> {
+    let key = match explicit {
+        Value::Unknown => return Some(PlannedPin::Unknown),
+        Value::Null => return Some(PlannedPin::Keep),
+        // Invalid keys were reported by validation.
+        Value::Value(line) => match HostKey::parse(line) {
+            Ok(key) => key,
+            Err(_) => return Some(PlannedPin::Keep),
+        },
+    };
+    let pinned = pinned.and_then(|p| HostKey::parse(p).ok());
+    match pinned {
+        Some(pinned) if pinned == key => Some(PlannedPin::Keep),
+        Some(pinned) if pinned_at_import => {
+            diags.error(
+                format!("Host key of {host} changed"),
+                format!(
+                    "host key mismatch for {host}: `ssh.host_key` expects {key}, but the import \
+                     pinned the first key the host presented, {pinned}. Nothing was run on the \
+                     host beyond the import's read-only check. Check the host's key out of band: \
+                     if `ssh.host_key` is right, treat this as a possible man-in-the-middle \
+                     attack; otherwise correct `ssh.host_key`, or import again with the expected \
+                     key after the ID (`user@host:port <key line>`)."
+                ),
+                at,
+            );
+            None
+        }
+        _ => Some(PlannedPin::Explicit(key)),
+    }
+}
+
 /// What [`Context::connect`] gives back. The diagnostics are already made.
 // Made once per connection and matched at once: not worth a box.
 #[allow(clippy::large_enum_variant)]
@@ -162,7 +218,18 @@ impl Context {
             return Outcome::Failed;
         };
         settings.connect_timeout = purpose.connect_budget(settings.connect_timeout);
-        match self.pool.connect(&settings).await {
+        // Each attempt is bounded by the budget already; this bounds the whole
+        // (a bastion first, then the target) for certain.
+        let limit = settings.connect_timeout * 2 + std::time::Duration::from_secs(5);
+        let result = match tokio::time::timeout(limit, self.pool.connect(&settings)).await {
+            Ok(result) => result,
+            Err(_) => Err(crate::ssh::SshError::Unreachable {
+                host: settings.endpoint.to_string(),
+                reason: "no connection in time".into(),
+                waited: limit,
+            }),
+        };
+        match result {
             Ok(remote) => Outcome::Connected(remote),
             Err(e) => {
                 let (severity, summary, detail) =
@@ -181,6 +248,28 @@ impl Context {
         }
     }
 
+    /// Remember `target`'s pinned key for the rest of this process without
+    /// connecting: a resource being replaced hands its pin to its successor
+    /// (destroy runs before create in one apply), so the new object never
+    /// trusts another key on first use at that address.
+    pub fn remember_pin(&self, target: &Target<'_>) {
+        let Some(pinned) = target.pinned.and_then(|k| HostKey::parse(k).ok()) else {
+            return;
+        };
+        let mut quiet = Diagnostics::default();
+        if let Some(settings) = self.settings(target, &mut quiet) {
+            self.pool.pin(&settings, pinned);
+        }
+    }
+
+    /// Run the remote part of a Read or data source under
+    /// [`policy::READ_COMMAND_BUDGET`]; `None` when it ran out.
+    pub async fn within_read_budget<T>(fut: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::time::timeout(policy::READ_COMMAND_BUDGET, fut)
+            .await
+            .ok()
+    }
+
     /// [`connect`](Self::connect) where only a connection helps (create,
     /// update, delete, data sources): `None` after the diagnostic.
     pub async fn connect_or_fail(
@@ -193,5 +282,57 @@ impl Context {
             Outcome::Connected(remote) => Some(remote),
             Outcome::KeepState | Outcome::Failed => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINGwoM0qHi3UCNskOgmX7C4Z1WMQBrd/cEL7joIjfvFC";
+    const B: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ5DofdXXNOW+iHCkB8EMZ/6rhaT69FUZcmve8Z7mcdb";
+
+    fn plan(
+        explicit: Value<String>,
+        pinned: Option<&str>,
+        import: bool,
+    ) -> (Option<PlannedPin>, usize) {
+        let mut diags = Diagnostics::default();
+        let planned = plan_pin(
+            "h",
+            &explicit,
+            pinned,
+            import,
+            AttributePath::new("ssh"),
+            &mut diags,
+        );
+        (planned, diags.errors.len())
+    }
+
+    #[test]
+    fn the_pin_changes_only_to_a_configured_key() {
+        let key = |k: &str| PlannedPin::Explicit(HostKey::parse(k).unwrap());
+        assert_eq!(
+            plan(Value::Null, Some(A), false),
+            (Some(PlannedPin::Keep), 0)
+        );
+        assert_eq!(
+            plan(Value::Unknown, Some(A), false),
+            (Some(PlannedPin::Unknown), 0)
+        );
+        assert_eq!(
+            plan(Value::Value(A.into()), Some(A), false),
+            (Some(PlannedPin::Keep), 0)
+        );
+        assert_eq!(plan(Value::Value(A.into()), None, true), (Some(key(A)), 0));
+        // Re-key: the configuration names the re-installed host's new key.
+        assert_eq!(
+            plan(Value::Value(B.into()), Some(A), false),
+            (Some(key(B)), 0)
+        );
+        // After an import, the first key seen is no reason to accept another.
+        assert_eq!(plan(Value::Value(B.into()), Some(A), true), (None, 1));
     }
 }

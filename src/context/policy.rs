@@ -10,11 +10,21 @@
 //!
 //! A Read that cannot reach a host keeps the prior state, so `terraform plan`
 //! and `terraform destroy` of a dead fleet still work; a changed host key is
-//! never a warning.
+//! never a warning. A Read gives up connecting after [`READ_CONNECT_BUDGET`]
+//! whatever `connect_timeout` says (that setting is for hosts still booting on
+//! create), and its remote commands get [`READ_COMMAND_BUDGET`]. Rejected
+//! logins are never retried (see `SshError::is_retryable`).
 
 use std::time::Duration;
 
 use crate::ssh::SshError;
+
+/// How long a resource's Read keeps trying to connect: a dead host's warning
+/// comes within 15 s.
+pub const READ_CONNECT_BUDGET: Duration = Duration::from_secs(10);
+
+/// How long the remote commands of one Read or data source may take.
+pub const READ_COMMAND_BUDGET: Duration = Duration::from_secs(120);
 
 /// Why a resource or data source connects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,7 +48,12 @@ impl Purpose {
     /// How long a connection for this purpose may keep retrying, given the
     /// configured `connect_timeout`.
     pub fn connect_budget(self, connect_timeout: Duration) -> Duration {
-        connect_timeout
+        match self {
+            Purpose::Read => connect_timeout.min(READ_CONNECT_BUDGET),
+            // Create, update and delete may meet a host that is still booting;
+            // a data source is often read right after its host was created.
+            _ => connect_timeout,
+        }
     }
 
     /// Warning or error for a failed connection.
@@ -125,6 +140,25 @@ mod tests {
             assert_eq!(purpose.severity(&unreachable()), want, "{purpose:?}");
             assert_eq!(purpose.severity(&auth_failed()), want, "{purpose:?}");
         }
+    }
+
+    #[test]
+    fn only_a_resource_read_caps_the_connect_timeout() {
+        let five_minutes = Duration::from_secs(300);
+        for purpose in ALL {
+            let want = if purpose == Purpose::Read {
+                READ_CONNECT_BUDGET
+            } else {
+                five_minutes
+            };
+            assert_eq!(purpose.connect_budget(five_minutes), want, "{purpose:?}");
+            // A shorter timeout is kept as it is.
+            assert_eq!(
+                purpose.connect_budget(Duration::from_secs(3)),
+                Duration::from_secs(3)
+            );
+        }
+        assert!(READ_CONNECT_BUDGET < Duration::from_secs(15));
     }
 
     #[test]

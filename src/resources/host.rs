@@ -11,7 +11,7 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, DataSource, Diagnostics};
 
 use crate::context::settings::validate_block;
-use crate::context::{Purpose, Shared, SshBlock, Target};
+use crate::context::{Context, Purpose, Shared, SshBlock, Target};
 use crate::host::Probe;
 use crate::schema::{block, computed, required_string, ssh_block};
 use crate::ssh::settings::check_host;
@@ -103,7 +103,16 @@ impl DataSource for HostDataSource {
         let remote = configured
             .connect_or_fail(&Target::new(&host, &config.ssh), Purpose::DataSource, diags)
             .await?;
-        let probe = match Probe::run(&remote).await {
+        let probed = Context::within_read_budget(Probe::run(&remote))
+            .await
+            .unwrap_or_else(|| {
+                Err(crate::ssh::SshError::Session {
+                    host: remote.endpoint().to_string(),
+                    step: "probe host".into(),
+                    reason: "the probe did not finish in time".into(),
+                })
+            });
+        let probe = match probed {
             Ok(probe) => probe,
             Err(e) => {
                 diags.error(

@@ -27,7 +27,7 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use crate::context::settings::validate_block;
-use crate::context::{Outcome, Purpose, Shared, SshBlock, Target};
+use crate::context::{Context, Outcome, Purpose, Shared, SshBlock, Target};
 use crate::nix::machines::{self, Machine};
 use crate::schema::{
     attribute, block, computed, optional_bool, optional_number, optional_string, required_string,
@@ -710,16 +710,22 @@ impl MachinesFileResource {
                     Outcome::KeepState => return Err(true),
                     Outcome::Failed => return Err(false),
                 };
-                match remote
-                    .run_script(
-                        "read machines file",
-                        crate::scripts::FILE_READ,
-                        &[path],
-                        None,
-                        true,
-                    )
-                    .await
-                {
+                let read = Context::within_read_budget(remote.run_script(
+                    "read machines file",
+                    crate::scripts::FILE_READ,
+                    &[path],
+                    None,
+                    true,
+                ))
+                .await
+                .unwrap_or_else(|| {
+                    Err(SshError::Session {
+                        host: remote.endpoint().to_string(),
+                        step: "read machines file".into(),
+                        reason: "reading the file did not finish in time".into(),
+                    })
+                });
+                match read {
                     Ok(out) => Ok(Some(out.stdout)),
                     Err(SshError::CommandFailed { exit: Some(3), .. }) => Ok(None),
                     Err(e) => {

@@ -158,6 +158,11 @@ pub struct BuilderPrivate {
     /// Set by import: the next Read takes the arguments from the host.
     #[serde(default)]
     pub imported: bool,
+    /// The pinned key is the first one an import saw (the ID carried none):
+    /// a configured `ssh.host_key` that differs is an error, not a re-key.
+    /// Cleared by the first apply.
+    #[serde(default)]
+    pub pin_from_import: bool,
 }
 
 fn list(description: &str) -> tf_provider::schema::Attribute {

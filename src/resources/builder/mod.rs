@@ -15,7 +15,9 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use crate::cache::cachix::CachixApi;
-use crate::context::{Context, Outcome, Purpose, SecretValue, Shared, SshBlock, Target};
+use crate::context::{
+    plan_pin, Context, Outcome, PlannedPin, Purpose, SecretValue, Shared, SshBlock, Target,
+};
 use crate::host::{Facts, Probe};
 use crate::nix::conf::{sha256_hex, INCLUDE_LINE, MANAGED_CONF_PATH, NIX_CONF_PATH};
 use crate::resources::timeouts::Operation;
@@ -429,6 +431,8 @@ impl BuilderResource {
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         let target = self.cachix_target(&configured, &state, diags).await?;
         let token = Self::token(&configured, &state);
+        // The key this apply connected with, kept if a later step fails.
+        let seen_key: std::sync::Mutex<Option<crate::ssh::HostKey>> = Default::default();
         let work = async {
             let remote = configured
                 .connect_or_fail(
@@ -437,6 +441,7 @@ impl BuilderResource {
                     diags,
                 )
                 .await?;
+            *seen_key.lock().expect("seen key") = Some(remote.host_key().clone());
             if let Err((step, e)) = self
                 .converge(&remote, &state, &target, token.secret().map(Secret::expose))
                 .await
@@ -460,17 +465,33 @@ impl BuilderResource {
                 }
             }
         };
-        let (remote, facts) = match tokio::time::timeout(timeout, work).await {
-            Ok(result) => result?,
+        let worked = match tokio::time::timeout(timeout, work).await {
+            Ok(result) => result,
             Err(_) => {
                 diags.error(
                     format!("Bootstrapping {host} timed out"),
                     format!("gave up after {}; raise `timeouts`, then apply again: finished steps are kept", humantime::format_duration(timeout)),
                     AttributePath::new("timeouts"),
                 );
-                return None;
+                None
             }
         };
+        let Some((remote, facts)) = worked else {
+            let seen = seen_key.lock().expect("seen key").take();
+            return match (purpose, seen) {
+                // A create that got as far as a connection stays in the state
+                // (Terraform taints it) with the key it pinned: the re-apply
+                // replaces it against that key, never trusting another.
+                (Purpose::Create, Some(key)) => {
+                    state.host_key = Value::Value(key.openssh_line());
+                    state.host_key_base64 = Value::Value(key.base64_line());
+                    settle_unknowns(&mut state);
+                    Some((state, private))
+                }
+                _ => None,
+            };
+        };
+        private.pin_from_import = false;
         private.token_fingerprint = if state.watch_store() {
             fingerprint(
                 &private.token_salt,
@@ -513,6 +534,44 @@ impl BuilderResource {
     }
 }
 
+/// Computed attributes still unknown become null: a state saved after a
+/// failed create must be fully known.
+fn settle_unknowns(state: &mut BuilderState) {
+    fn string(v: &mut Value<String>) {
+        if v.is_unknown() {
+            *v = Value::Null;
+        }
+    }
+    fn list(v: &mut config::StrList) {
+        match v {
+            Value::Unknown => *v = Value::Null,
+            Value::Value(items) => items.retain(|i| !i.is_unknown()),
+            Value::Null => {}
+        }
+    }
+    for v in [
+        &mut state.id,
+        &mut state.system,
+        &mut state.nix_version,
+        &mut state.store_uri,
+        &mut state.config_hash,
+    ] {
+        string(v);
+    }
+    for v in [&mut state.cpus, &mut state.max_jobs_effective] {
+        if v.is_unknown() {
+            *v = Value::Null;
+        }
+    }
+    for v in [
+        &mut state.systems,
+        &mut state.supported_features,
+        &mut state.drift,
+    ] {
+        list(v);
+    }
+}
+
 /// Fingerprint of the Cachix token, keyed by the resource's salt.
 fn fingerprint(salt: &str, token: &str) -> String {
     if token.is_empty() {
@@ -525,11 +584,23 @@ fn new_salt() -> String {
     crate::secrets::random_salt()
 }
 
-/// `user@host:port` → (user, host, port).
-pub fn parse_import_id(id: &str) -> Result<(String, String, u16), String> {
-    let (user, rest) = id
-        .split_once('@')
-        .ok_or("expected `user@host:port`, e.g. `root@203.0.113.7:22`")?;
+/// `user@host:port`, optionally followed by whitespace and the expected host
+/// key line → (user, host, port, key).
+pub fn parse_import_id(
+    id: &str,
+) -> Result<(String, String, u16, Option<crate::ssh::HostKey>), String> {
+    let id = id.trim();
+    let (address, key) = match id.split_once(char::is_whitespace) {
+        Some((address, key)) => {
+            let key = crate::ssh::HostKey::parse(key)
+                .map_err(|e| format!("the host key after the address: {e}"))?;
+            (address, Some(key))
+        }
+        None => (id, None),
+    };
+    let (user, rest) = address.split_once('@').ok_or(
+        "expected `user@host:port [host key line]`, e.g. `root@203.0.113.7:22 ssh-ed25519 AAAA…`",
+    )?;
     let (host, port) = match rest.rsplit_once(':') {
         Some((host, port)) if !host.ends_with(':') => {
             (host.trim_start_matches('[').trim_end_matches(']'), port)
@@ -542,7 +613,7 @@ pub fn parse_import_id(id: &str) -> Result<(String, String, u16), String> {
     crate::ssh::settings::check_user(user)?;
     crate::ssh::settings::check_host(host)?;
     let port = crate::ssh::settings::check_port(port)?;
-    Ok((user.to_string(), host.to_string(), port))
+    Ok((user.to_string(), host.to_string(), port, key))
 }
 
 #[async_trait]
@@ -583,7 +654,16 @@ impl Resource for BuilderResource {
             Outcome::KeepState => return Some((state, private_state)),
             Outcome::Failed => return None,
         };
-        let facts = match Self::check(&remote, &state, private.imported).await {
+        let checked = Context::within_read_budget(Self::check(&remote, &state, private.imported))
+            .await
+            .unwrap_or_else(|| {
+                Err(SshError::Session {
+                    host: remote.endpoint().to_string(),
+                    step: "check builder".into(),
+                    reason: "the check did not finish in time".into(),
+                })
+            });
+        let facts = match checked {
             Ok(facts) => facts,
             Err(e) => {
                 diags.warning(
@@ -660,6 +740,7 @@ impl Resource for BuilderResource {
             token_salt: new_salt(),
             token_fingerprint: String::new(),
             imported: false,
+            pin_from_import: false,
         };
         Some((state, Value::Value(private)))
     }
@@ -693,7 +774,31 @@ impl Resource for BuilderResource {
                 token_salt: new_salt(),
                 token_fingerprint: String::new(),
                 imported: false,
+                pin_from_import: false,
             });
+        let explicit = state
+            .ssh
+            .as_ref_option()
+            .map(|s| s.host_key.clone())
+            .unwrap_or_default();
+        match plan_pin(
+            &host,
+            &explicit,
+            prior_state.host_key.as_ref_option().map(String::as_str),
+            private.pin_from_import,
+            AttributePath::new("ssh").index(0).attribute("host_key"),
+            diags,
+        )? {
+            PlannedPin::Keep => {}
+            PlannedPin::Unknown => {
+                state.host_key = Value::Unknown;
+                state.host_key_base64 = Value::Unknown;
+            }
+            PlannedPin::Explicit(key) => {
+                state.host_key = Value::Value(key.openssh_line());
+                state.host_key_base64 = Value::Value(key.base64_line());
+            }
+        }
         Some((state, Value::Value(private), vec![]))
     }
 
@@ -762,11 +867,15 @@ impl Resource for BuilderResource {
         _private_state: Self::PrivateState<'a>,
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<()> {
+        let configured = self.shared.get(diags)?;
         if !state.on_destroy_clean() {
-            // `keep`: touch nothing, need no connection (the host is usually gone).
+            // `keep`: touch nothing, need no connection (the host is usually
+            // gone). A replacement at the same address inherits the pin.
+            let host = state.host.as_ref_option().cloned().unwrap_or_default();
+            let pinned = state.host_key.as_ref_option().map(String::as_str);
+            configured.remember_pin(&Self::target(&state, &host, pinned));
             return Some(());
         }
-        let configured = self.shared.get(diags)?;
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         let user = state.build_user_name().unwrap_or_default();
         let custom = state
@@ -842,13 +951,22 @@ impl Resource for BuilderResource {
         diags: &mut Diagnostics,
         id: String,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        let (user, host, port) = match parse_import_id(&id) {
+        let (user, host, port, expected) = match parse_import_id(&id) {
             Ok(parts) => parts,
             Err(e) => {
                 diags.root_error("Invalid import ID", format!("`{id}`: {e}"));
                 return None;
             }
         };
+        match &expected {
+            Some(key) => {
+                tracing::info!(host, host_key = %key.fingerprint(), "import expects the host key given in the ID")
+            }
+            None => tracing::info!(
+                host,
+                "import ID carries no host key: the first key the host presents is pinned"
+            ),
+        }
         let ssh = if user == "root" && port == 22 {
             Value::Null
         } else {
@@ -866,15 +984,19 @@ impl Resource for BuilderResource {
                 ..Default::default()
             })
         };
+        let pin_from_import = expected.is_none();
         let state = BuilderState {
             host: Value::Value(host),
             ssh,
+            host_key: expected.as_ref().map(|k| k.openssh_line()).into(),
+            host_key_base64: expected.as_ref().map(|k| k.base64_line()).into(),
             ..Default::default()
         };
         let private = BuilderPrivate {
             token_salt: new_salt(),
             token_fingerprint: String::new(),
             imported: true,
+            pin_from_import,
         };
         Some((state, Value::Value(private)))
     }
@@ -886,18 +1008,34 @@ mod tests {
 
     #[test]
     fn import_ids() {
+        let parts = |id: &str| {
+            let (u, h, p, k) = parse_import_id(id).unwrap();
+            (u, h, p, k.map(|k| k.openssh_line()))
+        };
         assert_eq!(
-            parse_import_id("root@203.0.113.7:22").unwrap(),
-            ("root".into(), "203.0.113.7".into(), 22)
+            parts("root@203.0.113.7:22"),
+            ("root".into(), "203.0.113.7".into(), 22, None)
         );
         assert_eq!(
-            parse_import_id("deploy@builder.example.com").unwrap(),
-            ("deploy".into(), "builder.example.com".into(), 22)
+            parts("deploy@builder.example.com"),
+            ("deploy".into(), "builder.example.com".into(), 22, None)
         );
         assert_eq!(
-            parse_import_id("root@[2001:db8::1]:2222").unwrap(),
-            ("root".into(), "2001:db8::1".into(), 2222)
+            parts("root@[2001:db8::1]:2222"),
+            ("root".into(), "2001:db8::1".into(), 2222, None)
         );
+        const KEY: &str =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINGwoM0qHi3UCNskOgmX7C4Z1WMQBrd/cEL7joIjfvFC";
+        assert_eq!(
+            parts(&format!("root@203.0.113.7:22 {KEY} root@builder")),
+            (
+                "root".into(),
+                "203.0.113.7".into(),
+                22,
+                Some(KEY.to_string())
+            )
+        );
+        assert!(parse_import_id("root@203.0.113.7:22 ssh-ed25519 nope").is_err());
         for bad in [
             "203.0.113.7",
             "root@:22",

@@ -30,7 +30,7 @@ use tf_provider::{AttributePath, Diagnostics, Resource};
 use crate::cache::cachix::CachixApi;
 use crate::cache::http::{self, HttpAuth, HttpCache};
 use crate::cache::store;
-use crate::context::{Context, Purpose, Shared, SshBlock, Target};
+use crate::context::{plan_pin, Context, PlannedPin, Purpose, Shared, SshBlock, Target};
 use crate::resources::timeouts::{self, Defaults, Operation, Timeouts};
 use crate::schema::{
     attribute, block, computed, optional_string, required_string, sensitive, ssh_block,
@@ -166,7 +166,7 @@ fn effective_secrets(
     }
 }
 
-/// Which destination this is, for replacement decisions: its kind and address.
+/// Which destination this is (its kind and address): a change pushes again.
 fn destination_identity(state: &CachePushState) -> Value<String> {
     match (&state.store, &state.cachix) {
         (Value::Value(s), _) => s.uri.as_ref_option().map(|u| format!("store {u}")).into(),
@@ -530,34 +530,9 @@ impl Resource for CachePushResource {
             Value::Null => Value::Null,
             Value::Unknown => Value::Unknown,
         };
-        if state.source_hash != prior_state.source_hash {
-            replace.push(AttributePath::new("source_hash"));
-        }
+        // Another host is another push (and may pin a key of its own).
         if state.host != prior_state.host {
             replace.push(AttributePath::new("host"));
-        }
-        if state.flake != prior_state.flake {
-            replace.push(AttributePath::new("flake"));
-        }
-        if state.installables != prior_state.installables {
-            replace.push(AttributePath::new("installables"));
-        }
-        if state.build_args != prior_state.build_args {
-            replace.push(AttributePath::new("build_args"));
-        }
-        if state.triggers != prior_state.triggers {
-            replace.push(AttributePath::new("triggers"));
-        }
-        if destination_identity(&state) != destination_identity(&prior_state) {
-            replace.push(AttributePath::new(
-                if state.cachix.is_value() || prior_state.cachix.is_value() {
-                    "cachix"
-                } else {
-                    "store"
-                },
-            ));
-        }
-        if !replace.is_empty() {
             let (planned, _) = self
                 .plan_create(
                     diags,
@@ -568,8 +543,20 @@ impl Resource for CachePushResource {
                 .await?;
             return Some((planned, prior_private_state, replace));
         }
+        // On the same host, a changed source, build or destination is pushed
+        // again in place: the pinned key stays, so a re-installed (or
+        // impersonated) builder fails the push before any login instead of
+        // being trusted on first use by a replacement.
+        let destination_changed =
+            destination_identity(&state) != destination_identity(&prior_state);
+        let changed = state.source_hash != prior_state.source_hash
+            || state.flake != prior_state.flake
+            || state.installables != prior_state.installables
+            || state.build_args != prior_state.build_args
+            || state.triggers != prior_state.triggers
+            || destination_changed;
 
-        // Same push. Push again when the cache lost a path or a secret rotated.
+        // Push again when the inputs changed, the cache lost a path or a secret rotated.
         let configured = self.shared.get(diags)?;
         let rotated = match (&prior_private_state, effective_secrets(&state, &configured)) {
             (Some(private), Some(secrets)) => {
@@ -579,18 +566,41 @@ impl Resource for CachePushResource {
             (None, _) => false,
         };
         let lost = matches!(prior_state.missing_paths, Value::Value(n) if n > 0);
-        if lost || rotated {
+        let again = changed || lost || rotated;
+        if again {
             state.out_paths = Value::Unknown;
             state.closure_paths = Value::Unknown;
             state.closure_nar_size = Value::Unknown;
             state.pushed_paths = Value::Unknown;
             state.missing_paths = Value::Value(0);
         }
+        if changed {
+            // The id names the destination and the out paths.
+            state.id = Value::Unknown;
+        }
+        let explicit = state
+            .ssh
+            .as_ref_option()
+            .map(|s| s.host_key.clone())
+            .unwrap_or_default();
+        let host = state.host.as_ref_option().cloned().unwrap_or_default();
+        match plan_pin(
+            &host,
+            &explicit,
+            prior_state.host_key.as_ref_option().map(String::as_str),
+            false,
+            AttributePath::new("ssh").index(0).attribute("host_key"),
+            diags,
+        )? {
+            PlannedPin::Keep => {}
+            PlannedPin::Unknown => state.host_key = Value::Unknown,
+            PlannedPin::Explicit(key) => state.host_key = Value::Value(key.openssh_line()),
+        }
         // A changed public_url moves where presence is checked.
         let cache_url = planned_cache_url(&state);
         if state.store.is_value() {
             state.cache_url = cache_url;
-        } else if lost || rotated {
+        } else if again {
             state.cache_url = Value::Unknown;
         }
         Some((state, prior_private_state, replace))
