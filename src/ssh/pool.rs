@@ -47,8 +47,10 @@ struct Pooled {
     host_key: HostKey,
 }
 
-/// One pooled connection: a route and the users on both ends.
-type Slot = (Route, String, Option<String>);
+/// One pooled connection: a route, the users on both ends, and the host-key
+/// algorithm an explicit key asked for (a host holds one key per algorithm, so
+/// connections checking different algorithms cannot stand in for each other).
+type Slot = (Route, String, Option<String>, Option<String>);
 
 #[derive(Default)]
 struct PoolState {
@@ -121,6 +123,10 @@ impl Pool {
             route.clone(),
             endpoint.user.clone(),
             settings.bastion.as_ref().map(|b| b.endpoint.user.clone()),
+            settings
+                .host_key
+                .as_ref()
+                .map(|k| k.public_key().algorithm().as_str().to_string()),
         );
         let (slot, sessions, pinned) = {
             let mut state = self.state.lock().expect("pool lock");
@@ -167,11 +173,14 @@ impl Pool {
             conn: conn.clone(),
             host_key: host_key.clone(),
         });
+        // The first key verified on a route stays its pin; a connection that
+        // checked another algorithm's explicit key does not replace it.
         self.state
             .lock()
             .expect("pool lock")
             .pinned
-            .insert(route, host_key.clone());
+            .entry(route)
+            .or_insert_with(|| host_key.clone());
         Ok(Remote {
             endpoint,
             conn,
