@@ -171,7 +171,7 @@ mod tests {
             );
             let (_, summary, detail) = diagnose(purpose, "root@h:22", &mismatch());
             assert_eq!(summary, "Host key of root@h:22 changed");
-            assert!(detail.contains("nothing was run on the host"), "{detail}");
+            assert!(detail.contains("Nothing was run on the host"), "{detail}");
             assert!(detail.contains("-refresh=false"), "{detail}");
             assert!(detail.contains("man-in-the-middle"), "{detail}");
         }

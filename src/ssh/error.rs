@@ -9,7 +9,7 @@ use thiserror::Error;
 pub enum SshError {
     #[error(
         "host key mismatch for {host}: expected {expected}, but the host presented {presented}. \
-         The connection was closed before logging in: nothing was run on the host"
+         Nothing was run on the host: the connection was closed before logging in"
     )]
     HostKeyMismatch {
         host: String,
