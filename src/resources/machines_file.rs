@@ -27,7 +27,7 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use crate::context::settings::validate_block;
-use crate::context::{Context, Outcome, Purpose, Shared, SshBlock, Target};
+use crate::context::{plan_pin, Context, Outcome, PlannedPin, Purpose, Shared, SshBlock, Target};
 use crate::nix::machines::{self, Machine};
 use crate::schema::{
     attribute, block, computed, optional_bool, optional_number, optional_string, required_string,
@@ -930,7 +930,7 @@ impl Resource for MachinesFileResource {
 
     async fn plan_update<'a>(
         &self,
-        _diags: &mut Diagnostics,
+        diags: &mut Diagnostics,
         prior_state: Self::State<'a>,
         proposed_state: Self::State<'a>,
         _config_state: Self::State<'a>,
@@ -958,9 +958,34 @@ impl Resource for MachinesFileResource {
             (old, new) if old != new => replace.push(AttributePath::new("target")),
             _ => {}
         }
-        state.target_host_key = match planned_host_key(&state) {
-            Value::Unknown if replace.is_empty() => prior_state.target_host_key,
-            planned => planned,
+        // The same file on the same host keeps its pin unless the
+        // configuration names another key (the re-key of a re-installed host).
+        state.target_host_key = match (&state.target, replace.is_empty()) {
+            (Value::Value(target), true) => {
+                let host = target.host.as_ref_option().cloned().unwrap_or_default();
+                let explicit = target
+                    .ssh
+                    .as_ref_option()
+                    .map(|s| s.host_key.clone())
+                    .unwrap_or_default();
+                let at = AttributePath::new("target").index(0);
+                match plan_pin(
+                    &host,
+                    &explicit,
+                    prior_state
+                        .target_host_key
+                        .as_ref_option()
+                        .map(String::as_str),
+                    false,
+                    at.attribute("ssh").index(0).attribute("host_key"),
+                    diags,
+                )? {
+                    PlannedPin::Keep => prior_state.target_host_key,
+                    PlannedPin::Unknown => Value::Unknown,
+                    PlannedPin::Explicit(key) => Value::Value(key.openssh_line()),
+                }
+            }
+            _ => planned_host_key(&state),
         };
         Some((state, prior_private_state, replace))
     }
