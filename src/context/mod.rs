@@ -262,12 +262,25 @@ impl Context {
         }
     }
 
-    /// Run the remote part of a Read or data source under
-    /// [`policy::READ_COMMAND_BUDGET`]; `None` when it ran out.
-    pub async fn within_read_budget<T>(fut: impl std::future::Future<Output = T>) -> Option<T> {
+    /// Run the remote part (`step`) of a Read or data source on `remote`
+    /// under [`policy::READ_COMMAND_BUDGET`]; running out is a session error.
+    pub async fn within_read_budget<T>(
+        remote: &Remote,
+        step: &str,
+        fut: impl std::future::Future<Output = Result<T, crate::ssh::SshError>>,
+    ) -> Result<T, crate::ssh::SshError> {
         tokio::time::timeout(policy::READ_COMMAND_BUDGET, fut)
             .await
-            .ok()
+            .unwrap_or_else(|_| {
+                Err(crate::ssh::SshError::Session {
+                    host: remote.endpoint().to_string(),
+                    step: step.to_string(),
+                    reason: format!(
+                        "did not finish within {}",
+                        humantime::format_duration(policy::READ_COMMAND_BUDGET)
+                    ),
+                })
+            })
     }
 
     /// [`connect`](Self::connect) where only a connection helps (create,

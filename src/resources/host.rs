@@ -103,15 +103,7 @@ impl DataSource for HostDataSource {
         let remote = configured
             .connect_or_fail(&Target::new(&host, &config.ssh), Purpose::DataSource, diags)
             .await?;
-        let probed = Context::within_read_budget(Probe::run(&remote))
-            .await
-            .unwrap_or_else(|| {
-                Err(crate::ssh::SshError::Session {
-                    host: remote.endpoint().to_string(),
-                    step: "probe host".into(),
-                    reason: "the probe did not finish in time".into(),
-                })
-            });
+        let probed = Context::within_read_budget(&remote, "probe host", Probe::run(&remote)).await;
         let probe = match probed {
             Ok(probe) => probe,
             Err(e) => {

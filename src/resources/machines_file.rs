@@ -710,21 +710,18 @@ impl MachinesFileResource {
                     Outcome::KeepState => return Err(true),
                     Outcome::Failed => return Err(false),
                 };
-                let read = Context::within_read_budget(remote.run_script(
+                let read = Context::within_read_budget(
+                    &remote,
                     "read machines file",
-                    crate::scripts::FILE_READ,
-                    &[path],
-                    None,
-                    true,
-                ))
-                .await
-                .unwrap_or_else(|| {
-                    Err(SshError::Session {
-                        host: remote.endpoint().to_string(),
-                        step: "read machines file".into(),
-                        reason: "reading the file did not finish in time".into(),
-                    })
-                });
+                    remote.run_script(
+                        "read machines file",
+                        crate::scripts::FILE_READ,
+                        &[path],
+                        None,
+                        true,
+                    ),
+                )
+                .await;
                 match read {
                     Ok(out) => Ok(Some(out.stdout)),
                     Err(SshError::CommandFailed { exit: Some(3), .. }) => Ok(None),

@@ -654,15 +654,12 @@ impl Resource for BuilderResource {
             Outcome::KeepState => return Some((state, private_state)),
             Outcome::Failed => return None,
         };
-        let checked = Context::within_read_budget(Self::check(&remote, &state, private.imported))
-            .await
-            .unwrap_or_else(|| {
-                Err(SshError::Session {
-                    host: remote.endpoint().to_string(),
-                    step: "check builder".into(),
-                    reason: "the check did not finish in time".into(),
-                })
-            });
+        let checked = Context::within_read_budget(
+            &remote,
+            "check builder",
+            Self::check(&remote, &state, private.imported),
+        )
+        .await;
         let facts = match checked {
             Ok(facts) => facts,
             Err(e) => {
