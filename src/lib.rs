@@ -2,8 +2,10 @@
 //! serves it. Integration tests and benchmarks use the same modules.
 
 pub mod cache;
+pub mod context;
 pub mod docs;
 pub mod handshake;
+pub mod host;
 pub mod logging;
 pub mod nix;
 pub mod provider;

@@ -1,8 +1,61 @@
-//! Secret hygiene shared by every resource: random names and salts, and keyed
-//! fingerprints that let state notice a rotated secret without holding it.
+//! Secret hygiene shared by every resource: the [`Secret`] type that carries
+//! every secret (its `Debug` prints no value), the one validator for
+//! single-line secrets (tokens, signing keys), random names and salts, and
+//! keyed fingerprints that let state notice a rotated secret without holding it.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+
+/// A secret value: auth tokens, signing keys, private keys and passphrases.
+/// `Debug` never shows it; [`expose`](Self::expose) is the one way to read it.
+/// Serialized as the plain string, because Terraform hands secrets over as strings.
+#[derive(Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// A token or signing key: checked by [`check_single_line`], surrounding
+    /// whitespace (e.g. the newline `file()` keeps) dropped.
+    pub fn single_line(value: &str) -> Result<Self, String> {
+        check_single_line(value)?;
+        Ok(Self(value.trim().to_string()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The one check for single-line secrets (tokens and signing keys), wherever
+/// they come from: a resource, the provider block or the environment. A
+/// newline or control character would end up as an extra line in an
+/// environment or credentials file on the builder.
+pub fn check_single_line(value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if let Some(c) = value
+        .trim_end_matches('\n')
+        .chars()
+        .find(|c| c.is_control())
+    {
+        return Err(format!(
+            "contains a control character ({}); give the value on one line, without newlines",
+            c.escape_default()
+        ));
+    }
+    Ok(())
+}
 
 /// 16 random bytes as hex (from /dev/urandom; the clock only if that fails).
 pub fn random_hex() -> String {
@@ -55,6 +108,22 @@ mod tests {
             ("cachix_auth_token", Some(token.to_string())),
             ("cachix_signing_key", None),
         ]
+    }
+
+    #[test]
+    fn secrets_never_debug_print_and_single_line_check() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+        assert_eq!(s.expose(), "hunter2");
+        assert_eq!(Secret::single_line(" tok\n").unwrap().expose(), "tok");
+        assert!(check_single_line("eyJhbGciOi.token-1").is_ok());
+        // A trailing newline (e.g. from `file()`) is tolerated; an inner one is not.
+        assert!(check_single_line("token\n").is_ok());
+        for bad in ["", "  ", "a\nb", "a\rb", "a\u{1b}[0m", "tab\there"] {
+            assert!(check_single_line(bad).is_err(), "{bad:?}");
+        }
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(json, "\"hunter2\"");
     }
 
     #[test]

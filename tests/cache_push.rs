@@ -452,9 +452,10 @@ fn fully_cached_closure_uploads_nothing() {
     }
 }
 
-/// Changing one file of `source` plans a replacement with a new `source_hash`.
+/// Changing one file of `source` plans a new push in place (the pinned host
+/// key stays) with a new `source_hash`.
 #[test]
-fn source_change_plans_a_replacement() {
+fn source_change_plans_a_push_in_place() {
     for version in terraform_versions() {
         let tf = Tf::new(&version);
         let flake = fixture(tf.dir.path(), &salt("change", &version));
@@ -477,9 +478,9 @@ fn source_change_plans_a_replacement() {
         std::fs::write(flake.join("message.txt"), "a changed message\n").unwrap();
         let (code, text) = tf.plan_exit_code();
         assert_eq!(code, 2, "{text}");
-        assert!(text.contains("must be replaced"), "{text}");
+        assert!(text.contains("update in-place"), "{text}");
+        assert!(!text.contains("must be replaced"), "{text}");
         assert!(text.contains("source_hash"), "{text}");
-        assert!(text.contains("forces replacement"), "{text}");
         tf.apply();
         let after = tf.output("c");
         assert_ne!(after["source_hash"], before["source_hash"]);

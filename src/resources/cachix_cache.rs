@@ -12,15 +12,17 @@ use tf_provider::{AttributePath, DataSource, Diagnostics};
 
 use crate::cache::cachix::{valid_cache_name, CachixApi};
 use crate::cache::http::client;
-use crate::provider::Shared;
+use crate::context::credentials::validate_secret;
+use crate::context::Shared;
 use crate::schema::{block, computed, optional_string, required_string, sensitive};
+use crate::secrets::Secret;
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
 pub struct CachixCacheState {
     #[serde(default)]
     pub name: Value<String>,
     #[serde(default)]
-    pub auth_token: Value<String>,
+    pub auth_token: Value<Secret>,
     #[serde(default)]
     pub id: Value<String>,
     #[serde(default)]
@@ -76,6 +78,7 @@ impl DataSource for CachixCacheDataSource {
                 );
             }
         }
+        validate_secret(&config.auth_token, AttributePath::new("auth_token"), diags);
         Some(())
     }
 
@@ -87,12 +90,12 @@ impl DataSource for CachixCacheDataSource {
     ) -> Option<Self::State<'a>> {
         let configured = self.shared.get(diags)?;
         let name = config.name.as_ref_option().cloned().unwrap_or_default();
-        let token = config
-            .auth_token
-            .as_ref_option()
-            .cloned()
-            .or_else(|| configured.cachix.auth_token.clone());
-        let api = CachixApi::new(client(), &configured.cachix.api_url, token.as_deref());
+        let token = configured.cachix.auth_token(&config.auth_token);
+        let api = CachixApi::new(
+            client(),
+            &configured.cachix.api_url,
+            token.secret().map(Secret::expose),
+        );
         match api.cache(&name).await {
             Ok(info) => Some(CachixCacheState {
                 id: Value::Value(name),

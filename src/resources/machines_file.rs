@@ -26,14 +26,15 @@ use tf_provider::schema::{AttributeType, NestedBlock, Schema};
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
+use crate::context::settings::validate_block;
+use crate::context::{plan_pin, Context, Outcome, PlannedPin, Purpose, Shared, SshBlock, Target};
 use crate::nix::machines::{self, Machine};
-use crate::provider::{Configured, Shared};
 use crate::schema::{
     attribute, block, computed, optional_bool, optional_number, optional_string, required_string,
     ssh_block,
 };
-use crate::ssh::settings::{check_host, validate_block};
-use crate::ssh::{HostKey, Remote, SshBlock, SshError};
+use crate::ssh::settings::check_host;
+use crate::ssh::{HostKey, SshError};
 
 /// Where a `target` block writes when it has no `path`: Nix's default.
 pub const DEFAULT_TARGET_PATH: &str = "/etc/nix/machines";
@@ -565,52 +566,12 @@ impl MachinesFileResource {
     }
 }
 
-/// Connect to a target for Read, telling an unreachable host (a warning: the
-/// prior state is kept, so a plan or destroy of a dead fleet still works) from
-/// every other failure, e.g. a changed host key (an error).
-/// `Configured::connect_resource` reports both as errors, hence this variant.
-async fn connect_for_read(
-    configured: &Configured,
-    host: &str,
-    ssh: &Value<SshBlock>,
-    pinned: Option<&str>,
-    diags: &mut Diagnostics,
-) -> Result<Remote, bool> {
-    let mut settings = configured.ssh_settings(host, ssh, diags).ok_or(false)?;
-    if settings.host_key.is_none() {
-        if let Some(line) = pinned.filter(|k| !k.is_empty()) {
-            match HostKey::parse(line) {
-                Ok(key) => settings.host_key = Some(key),
-                Err(e) => {
-                    diags.error(
-                        "Corrupt pinned host key in state",
-                        format!("{e}; replace the resource to pin the host's key again"),
-                        AttributePath::new("target_host_key"),
-                    );
-                    return Err(false);
-                }
-            }
-        }
-    }
-    match configured.connect(&settings).await {
-        Ok(remote) => Ok(remote),
-        Err(e @ SshError::Unreachable { .. }) => {
-            diags.warning(
-                format!("Cannot check the machines file on {host}"),
-                format!("{e}. Keeping the last known state."),
-                AttributePath::new("target").index(0).attribute("host"),
-            );
-            Err(true)
-        }
-        Err(e) => {
-            diags.error(
-                format!("Cannot connect to {}", settings.endpoint),
-                e.to_string(),
-                AttributePath::new("target").index(0).attribute("host"),
-            );
-            Err(false)
-        }
-    }
+/// The connection target of a remote file: `target[0].host` and
+/// `target[0].ssh`, with the key pinned in `target_host_key`.
+fn target<'a>(host: &'a str, ssh: &'a Value<SshBlock>, pinned: Option<&'a str>) -> Target<'a> {
+    Target::new(host, ssh)
+        .pinned(pinned)
+        .nested(AttributePath::new("target").index(0), "target_host_key")
 }
 
 fn ssh_error(diags: &mut Diagnostics, what: &str, location: &Location, e: SshError) {
@@ -704,8 +665,13 @@ impl MachinesFileResource {
             }
             Location::Remote { host, path, ssh } => {
                 let configured = self.shared.get(diags)?;
+                let purpose = if guarded {
+                    Purpose::Create
+                } else {
+                    Purpose::Update
+                };
                 let remote = configured
-                    .connect_resource(host, ssh, pinned, diags)
+                    .connect_or_fail(&target(host, ssh, pinned), purpose, diags)
                     .await?;
                 let result = if guarded {
                     remote
@@ -761,17 +727,27 @@ impl MachinesFileResource {
             }),
             Location::Remote { host, path, ssh } => {
                 let configured = self.shared.get(diags).ok_or(false)?;
-                let remote = connect_for_read(&configured, host, ssh, pinned, diags).await?;
-                match remote
-                    .run_script(
+                let remote = match configured
+                    .connect(&target(host, ssh, pinned), Purpose::Read, diags)
+                    .await
+                {
+                    Outcome::Connected(remote) => remote,
+                    Outcome::KeepState => return Err(true),
+                    Outcome::Failed => return Err(false),
+                };
+                let read = Context::within_read_budget(
+                    &remote,
+                    "read machines file",
+                    remote.run_script(
                         "read machines file",
                         crate::scripts::FILE_READ,
                         &[path],
                         None,
                         true,
-                    )
-                    .await
-                {
+                    ),
+                )
+                .await;
+                match read {
                     Ok(out) => Ok(Some(out.stdout)),
                     Err(SshError::CommandFailed { exit: Some(3), .. }) => Ok(None),
                     Err(e) => {
@@ -826,7 +802,7 @@ impl MachinesFileResource {
             Location::Remote { host, path, ssh } => {
                 let configured = self.shared.get(diags)?;
                 let remote = configured
-                    .connect_resource(host, ssh, pinned, diags)
+                    .connect_or_fail(&target(host, ssh, pinned), Purpose::Delete, diags)
                     .await?;
                 match remote
                     .run_script(
@@ -984,7 +960,7 @@ impl Resource for MachinesFileResource {
 
     async fn plan_update<'a>(
         &self,
-        _diags: &mut Diagnostics,
+        diags: &mut Diagnostics,
         prior_state: Self::State<'a>,
         proposed_state: Self::State<'a>,
         _config_state: Self::State<'a>,
@@ -1012,9 +988,34 @@ impl Resource for MachinesFileResource {
             (old, new) if old != new => replace.push(AttributePath::new("target")),
             _ => {}
         }
-        state.target_host_key = match planned_host_key(&state) {
-            Value::Unknown if replace.is_empty() => prior_state.target_host_key,
-            planned => planned,
+        // The same file on the same host keeps its pin unless the
+        // configuration names another key (the re-key of a re-installed host).
+        state.target_host_key = match (&state.target, replace.is_empty()) {
+            (Value::Value(target), true) => {
+                let host = target.host.as_ref_option().cloned().unwrap_or_default();
+                let explicit = target
+                    .ssh
+                    .as_ref_option()
+                    .map(|s| s.host_key.clone())
+                    .unwrap_or_default();
+                let at = AttributePath::new("target").index(0);
+                match plan_pin(
+                    &host,
+                    &explicit,
+                    prior_state
+                        .target_host_key
+                        .as_ref_option()
+                        .map(String::as_str),
+                    false,
+                    at.attribute("ssh").index(0).attribute("host_key"),
+                    diags,
+                )? {
+                    PlannedPin::Keep => prior_state.target_host_key,
+                    PlannedPin::Unknown => Value::Unknown,
+                    PlannedPin::Explicit(key) => Value::Value(key.openssh_line()),
+                }
+            }
+            _ => planned_host_key(&state),
         };
         Some((state, prior_private_state, replace))
     }

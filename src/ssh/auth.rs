@@ -1,13 +1,18 @@
 //! Client credentials: private keys (OpenSSH or PEM, optionally encrypted) and the
 //! SSH agent. Loading happens before any connection, so a bad key is reported
-//! against its attribute without touching a host.
+//! against its attribute without touching a host. Decoded keys are cached for
+//! the life of the provider process: an encrypted key's passphrase KDF (bcrypt,
+//! deliberately slow) runs once, not once per resource and plan step.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use sha2::{Digest, Sha256};
 
 use russh::keys::{decode_secret_key, Error as KeyError, PrivateKey};
 
 /// Why a key cannot be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum KeyLoadError {
     #[error("cannot read private key file {path}: {reason}")]
     Unreadable { path: String, reason: String },
@@ -36,8 +41,36 @@ pub fn expand_home(path: &str) -> String {
     }
 }
 
-/// Decode (and decrypt) a private key.
-pub fn decode_key(pem: &str, passphrase: Option<&str>) -> Result<PrivateKey, KeyLoadError> {
+type KeyCache = Mutex<HashMap<[u8; 32], Result<Arc<PrivateKey>, KeyLoadError>>>;
+
+/// Decode (and decrypt) a private key, once per (key, passphrase) per process.
+/// The cache is keyed by a hash, so it holds no key text or passphrase.
+pub fn decode_key(pem: &str, passphrase: Option<&str>) -> Result<Arc<PrivateKey>, KeyLoadError> {
+    static CACHE: OnceLock<KeyCache> = OnceLock::new();
+    let mut id = Sha256::new();
+    id.update(pem.as_bytes());
+    match passphrase {
+        Some(p) => {
+            id.update(b"\x01");
+            id.update(p.as_bytes());
+        }
+        None => id.update(b"\x00"),
+    }
+    let id: [u8; 32] = id.finalize().into();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(hit) = cache.lock().expect("key cache lock").get(&id) {
+        return hit.clone();
+    }
+    // Decoded outside the lock: other keys need not wait for this KDF.
+    let result = decode_uncached(pem, passphrase).map(Arc::new);
+    cache
+        .lock()
+        .expect("key cache lock")
+        .insert(id, result.clone());
+    result
+}
+
+fn decode_uncached(pem: &str, passphrase: Option<&str>) -> Result<PrivateKey, KeyLoadError> {
     match decode_secret_key(pem, passphrase) {
         Ok(key) => Ok(key),
         Err(KeyError::KeyIsEncrypted) => Err(KeyLoadError::NeedsPassphrase),
@@ -115,6 +148,12 @@ mod tests {
             KeyLoadError::WrongPassphrase
         );
         assert!(decode_key(&enc, Some("s3cret")).is_ok());
+        // The second use of the same key and passphrase is a cache hit: no KDF.
+        let first = decode_key(&enc, Some("s3cret")).unwrap();
+        assert!(Arc::ptr_eq(
+            &first,
+            &decode_key(&enc, Some("s3cret")).unwrap()
+        ));
 
         let pem = keygen(
             dir.path(),

@@ -1,6 +1,8 @@
 //! Opening one authenticated SSH connection: TCP (or direct-tcpip through a
 //! bastion), host-key verification, authentication, and retries with backoff
-//! until `connect_timeout` — never past a host-key mismatch.
+//! until `connect_timeout` — never past a host-key mismatch or a rejected
+//! login. With an expected host key, the client offers only that key's
+//! algorithm, so a host with several keys presents the one to check.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -8,7 +10,7 @@ use std::time::{Duration, Instant};
 use russh::client::{self, AuthResult, Handle};
 use russh::keys::agent::client::AgentClient;
 use russh::keys::agent::AgentIdentity;
-use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::keys::{Algorithm, HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::error::SshError;
@@ -46,8 +48,31 @@ impl client::Handler for Verifier {
 
 pub type Connection = Handle<Verifier>;
 
-fn client_config() -> Arc<client::Config> {
+/// The host-key algorithms to offer when `expected` is the key to check: just
+/// its own (for RSA, its SHA-2 signature variants first).
+fn host_key_algorithms(expected: &HostKey) -> Option<Vec<Algorithm>> {
+    match expected.public_key().algorithm() {
+        Algorithm::Rsa { .. } => Some(vec![
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha512),
+            },
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha256),
+            },
+            Algorithm::Rsa { hash: None },
+        ]),
+        algorithm @ (Algorithm::Ed25519 | Algorithm::Ecdsa { .. }) => Some(vec![algorithm]),
+        _ => None,
+    }
+}
+
+fn client_config(expected: Option<&HostKey>) -> Arc<client::Config> {
+    let mut preferred = russh::Preferred::default();
+    if let Some(algorithms) = expected.and_then(host_key_algorithms) {
+        preferred.key = algorithms.into();
+    }
     Arc::new(client::Config {
+        preferred,
         // Keepalives notice a dead peer (a destroyed host) instead of hanging, and
         // keep NAT/firewall state alive during long builds.
         keepalive_interval: Some(Duration::from_secs(15)),
@@ -80,7 +105,7 @@ where
     let label = endpoint.to_string();
     let result = tokio::time::timeout(
         ATTEMPT_TIMEOUT,
-        client::connect_stream(client_config(), stream, verifier),
+        client::connect_stream(client_config(expected.as_ref()), stream, verifier),
     )
     .await;
     let seen = presented.lock().expect("verifier lock").clone();
@@ -188,8 +213,9 @@ async fn authenticate(
     }))
 }
 
-/// Retry `attempt` with exponential backoff until `timeout` has passed. A
-/// host-key mismatch (or any non-retryable error) ends the loop at once.
+/// Retry `attempt` with exponential backoff until `timeout` has passed; no
+/// attempt outlives the budget. A host-key mismatch or a rejected login (any
+/// non-retryable error) ends the loop at once.
 pub async fn with_retries<T, F, Fut>(
     label: &str,
     timeout: Duration,
@@ -204,7 +230,18 @@ where
     let mut tries = 0u32;
     loop {
         tries += 1;
-        match attempt().await {
+        let remaining = timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
+        let result = match tokio::time::timeout(remaining, attempt()).await {
+            Ok(result) => result,
+            Err(_) => Err(SshError::Unreachable {
+                host: label.to_string(),
+                reason: "no SSH answer in time".into(),
+                waited: Duration::ZERO,
+            }),
+        };
+        match result {
             Ok(value) => return Ok(value),
             Err(e) if !e.is_retryable() => return Err(e),
             Err(e) => {

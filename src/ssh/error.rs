@@ -9,10 +9,7 @@ use thiserror::Error;
 pub enum SshError {
     #[error(
         "host key mismatch for {host}: expected {expected}, but the host presented {presented}. \
-         Nothing was run on the host. If the host was really re-installed, set the new key in \
-         `ssh.host_key` (data sources), or replace the resource without refreshing it: \
-         `terraform apply -refresh=false -replace=<address>`; otherwise treat this as a \
-         possible man-in-the-middle attack"
+         Nothing was run on the host: the connection was closed before logging in"
     )]
     HostKeyMismatch {
         host: String,
@@ -92,19 +89,39 @@ fn tail_text(tail: &str) -> String {
 }
 
 impl SshError {
-    /// Errors worth another connection attempt while a host boots. A host-key
-    /// mismatch is never among them.
+    /// Errors worth another connection attempt while a host boots. A
+    /// host-key mismatch is never among them, nor a rejected login: retrying
+    /// would only repeat it (and may lock the account out).
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            SshError::Unreachable { .. } | SshError::AuthFailed { .. }
-        )
+        matches!(self, SshError::Unreachable { .. })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_unreachable_hosts_are_retried() {
+        let unreachable = SshError::Unreachable {
+            host: "h".into(),
+            reason: "refused".into(),
+            waited: Duration::ZERO,
+        };
+        let auth = SshError::AuthFailed {
+            host: "h".into(),
+            user: "root".into(),
+            reason: "rejected".into(),
+        };
+        let mismatch = SshError::HostKeyMismatch {
+            host: "h".into(),
+            expected: "a".into(),
+            presented: "b".into(),
+        };
+        assert!(unreachable.is_retryable());
+        assert!(!auth.is_retryable());
+        assert!(!mismatch.is_retryable());
+    }
 
     #[test]
     fn auth_failure_names_the_endpoint_once() {

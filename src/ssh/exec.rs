@@ -2,6 +2,12 @@
 //! concurrently, stdout and stderr streamed line by line to the log (with host
 //! and step), and the last lines kept for error messages. Stdin is never logged:
 //! it is how secrets travel.
+//!
+//! A command is done once its exit status has arrived and its output has
+//! drained: a child it left in the background (`daemon_restart_command =
+//! "… &"`) may keep the channel open for hours, and is not waited for. What is
+//! kept in memory is capped: stdout at [`MAX_STDOUT`] (more is an error), each
+//! tail line at [`MAX_LINE`].
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,6 +23,16 @@ use super::settings::Endpoint;
 
 /// How many output lines an error message carries.
 pub const TAIL_LINES: usize = 25;
+
+/// The most stdout one command may print (the provider parses it).
+pub const MAX_STDOUT: usize = 64 << 20;
+
+/// Longer lines are cut, in the log and in the tail.
+pub const MAX_LINE: usize = 4096;
+
+/// After the exit status, how long to wait for more output before treating
+/// what is left open as a background child's.
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Result of one remote command.
 #[derive(Debug)]
@@ -57,6 +73,11 @@ impl LineSink<'_> {
             let line: Vec<u8> = self.partial.drain(..=pos).collect();
             self.emit(&line[..line.len() - 1], tail);
         }
+        // A line without end (progress bars, binary output) is cut, not hoarded.
+        if self.partial.len() > MAX_LINE {
+            let line = std::mem::take(&mut self.partial);
+            self.emit(&line, tail);
+        }
     }
 
     fn finish(&mut self, tail: &mut VecDeque<String>) {
@@ -67,7 +88,7 @@ impl LineSink<'_> {
     }
 
     fn emit(&self, line: &[u8], tail: &mut VecDeque<String>) {
-        let line = String::from_utf8_lossy(line);
+        let line = String::from_utf8_lossy(&line[..line.len().min(MAX_LINE)]);
         let line = line.trim_end_matches('\r');
         tracing::debug!(
             host = self.host,
@@ -167,29 +188,76 @@ impl Remote {
             partial: Vec::new(),
         };
         let mut stdout = Vec::new();
+        let mut overflow = false;
         let mut exit = None;
-        while let Some(msg) = reader.wait().await {
+        let mut eof = false;
+        loop {
+            let msg = if exit.is_some() {
+                // Done but for output still in flight; what stays open longer
+                // belongs to a background child.
+                match tokio::time::timeout(DRAIN, reader.wait()).await {
+                    Ok(msg) => msg,
+                    Err(_) => {
+                        tracing::debug!(host = %host, step, "exit status arrived; not waiting for background output");
+                        break;
+                    }
+                }
+            } else {
+                reader.wait().await
+            };
+            let Some(msg) = msg else { break };
             match msg {
                 ChannelMsg::Data { data } => {
-                    stdout.extend_from_slice(&data);
+                    if stdout.len() + data.len() > MAX_STDOUT {
+                        overflow = true;
+                    } else {
+                        stdout.extend_from_slice(&data);
+                    }
                     out.push(&data, &mut tail);
                 }
                 ChannelMsg::ExtendedData { data, .. } => err.push(&data, &mut tail),
-                ChannelMsg::ExitStatus { exit_status } => exit = Some(exit_status),
+                ChannelMsg::ExitStatus { exit_status } => {
+                    exit = Some(exit_status);
+                    if eof {
+                        break;
+                    }
+                }
+                ChannelMsg::Eof => {
+                    eof = true;
+                    if exit.is_some() {
+                        break;
+                    }
+                }
                 ChannelMsg::Close => break,
                 _ => {}
             }
         }
         out.finish(&mut tail);
         err.finish(&mut tail);
-        // Keep the write half alive until the channel is closed, then surface a
-        // failed stdin transfer (only if the command itself did not fail first).
-        match feeder.await {
-            Ok(Ok(_writer)) => {}
-            Ok(Err(e)) if exit == Some(0) => {
+        // Surface a failed stdin transfer (only if the command itself did not
+        // fail first). A command that exited without reading all its input
+        // leaves the feeder blocked: it is not waited for.
+        let fed = if exit.is_some() {
+            tokio::time::timeout(DRAIN, feeder).await.ok()
+        } else {
+            Some(feeder.await)
+        };
+        match fed {
+            Some(Ok(Ok(writer))) => {
+                // Close our side; the channel is dropped with it.
+                let _ = writer.close().await;
+            }
+            Some(Ok(Err(e))) if exit == Some(0) => {
                 return Err(session_error(format!("sending stdin failed: {e}")))
             }
             _ => {}
+        }
+        if overflow {
+            return Err(SshError::Unexpected {
+                host: host.clone(),
+                step: step.to_string(),
+                reason: format!("the command printed more than {} MiB", MAX_STDOUT >> 20),
+            });
         }
         let tail: Vec<String> = tail.into();
         tracing::debug!(host = %host, step, exit = ?exit, "done");

@@ -1,6 +1,8 @@
-//! The one way the provider reaches hosts: SSH over russh.
+//! The one way the provider reaches hosts: SSH over russh. Knows nothing of
+//! Terraform: the context layer turns arguments into [`Settings`] and errors
+//! into diagnostics.
 //!
-//! - [`settings`]: the `ssh` block, its validation and resolution;
+//! - [`settings`]: what one connection needs (endpoint, credentials, keys), resolved;
 //! - [`auth`]: private keys and the agent;
 //! - [`hostkey`]: public key lines;
 //! - [`connect`]: one verified, authenticated connection, with retries;
@@ -21,4 +23,4 @@ pub use error::SshError;
 pub use exec::Remote;
 pub use hostkey::HostKey;
 pub use pool::Pool;
-pub use settings::{Settings, SshBlock};
+pub use settings::Settings;

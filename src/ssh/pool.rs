@@ -1,6 +1,12 @@
-//! The provider process's SSH connections: one pooled connection per
-//! (host, port, user), at most `max_sessions_per_host` channels per host at once,
-//! and the host keys seen so far pinned for the life of the process.
+//! The provider process's SSH connections: one pooled connection per route and
+//! user, at most `max_sessions_per_host` channels per host at once, and the
+//! host keys seen so far pinned for the life of the process.
+//!
+//! Everything is keyed by the whole [`Route`] (the bastion included): the same
+//! address reached through a jump host may be another machine than the one
+//! reached directly. A bastion that is the target itself is not used as a jump
+//! (connecting to it already reaches the target), which also means no
+//! connection ever waits for itself.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,27 +17,69 @@ use super::connect::{handshake, tcp, with_retries, Connection};
 use super::error::SshError;
 use super::exec::Remote;
 use super::hostkey::HostKey;
-use super::settings::{Endpoint, Settings};
+use super::settings::Settings;
 
 pub const DEFAULT_MAX_SESSIONS_PER_HOST: usize = 4;
+
+/// How a host is reached: its address, and the jump host's (if any).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Route {
+    pub host: String,
+    pub port: u16,
+    pub bastion: Option<(String, u16)>,
+}
+
+impl Route {
+    pub fn of(settings: &Settings) -> Self {
+        Self {
+            host: settings.endpoint.host.clone(),
+            port: settings.endpoint.port,
+            bastion: settings
+                .bastion
+                .as_ref()
+                .map(|b| (b.endpoint.host.clone(), b.endpoint.port)),
+        }
+    }
+}
 
 struct Pooled {
     conn: Arc<Connection>,
     host_key: HostKey,
 }
 
+/// One pooled connection: a route, the users on both ends, and the host-key
+/// algorithm an explicit key asked for (a host holds one key per algorithm, so
+/// connections checking different algorithms cannot stand in for each other).
+type Slot = (Route, String, Option<String>, Option<String>);
+
 #[derive(Default)]
 struct PoolState {
-    connections: HashMap<Endpoint, Arc<Mutex<Option<Pooled>>>>,
-    /// Keys seen per (host, port): later connections must present the same one.
-    pinned: HashMap<(String, u16), HostKey>,
-    /// Channel limits per (host, port), shared by every user on that host.
-    limits: HashMap<(String, u16), Arc<Semaphore>>,
+    connections: HashMap<Slot, Arc<Mutex<Option<Pooled>>>>,
+    /// Keys seen (or recorded) per route: later connections must present the same one.
+    pinned: HashMap<Route, HostKey>,
+    /// Channel limits per route, shared by every user on that host.
+    limits: HashMap<Route, Arc<Semaphore>>,
 }
 
 pub struct Pool {
     max_sessions_per_host: usize,
     state: std::sync::Mutex<PoolState>,
+}
+
+/// A bastion that is the target itself is dropped: the target is reached directly,
+/// expecting the bastion's key if the target has none of its own.
+fn without_self_jump(settings: &Settings) -> Settings {
+    let mut settings = settings.clone();
+    if let Some(bastion) = &settings.bastion {
+        let (b, t) = (&bastion.endpoint, &settings.endpoint);
+        if b.host == t.host && b.port == t.port {
+            if settings.host_key.is_none() {
+                settings.host_key = bastion.host_key.clone();
+            }
+            settings.bastion = None;
+        }
+    }
+    settings
 }
 
 impl Pool {
@@ -42,29 +90,59 @@ impl Pool {
         }
     }
 
+    /// The key pinned for `settings`' route in this process, if any.
+    pub fn pinned(&self, settings: &Settings) -> Option<HostKey> {
+        let route = Route::of(&without_self_jump(settings));
+        self.state
+            .lock()
+            .expect("pool lock")
+            .pinned
+            .get(&route)
+            .cloned()
+    }
+
+    /// Record `key` as the one `settings`' route must present for the rest of
+    /// this process, without connecting (e.g. the pin of a resource being
+    /// replaced, so that its successor does not trust another key on first use).
+    pub fn pin(&self, settings: &Settings, key: HostKey) {
+        let route = Route::of(&without_self_jump(settings));
+        self.state
+            .lock()
+            .expect("pool lock")
+            .pinned
+            .entry(route)
+            .or_insert(key);
+    }
+
     /// A connected host, reusing the pooled connection when it is still open.
     pub async fn connect(&self, settings: &Settings) -> Result<Remote, SshError> {
+        let settings = without_self_jump(settings);
         let endpoint = settings.endpoint.clone();
-        let host_port = (endpoint.host.clone(), endpoint.port);
+        let route = Route::of(&settings);
+        let slot_key: Slot = (
+            route.clone(),
+            endpoint.user.clone(),
+            settings.bastion.as_ref().map(|b| b.endpoint.user.clone()),
+            settings
+                .host_key
+                .as_ref()
+                .map(|k| k.public_key().algorithm().as_str().to_string()),
+        );
         let (slot, sessions, pinned) = {
             let mut state = self.state.lock().expect("pool lock");
-            let slot = state
-                .connections
-                .entry(endpoint.clone())
-                .or_default()
-                .clone();
+            let slot = state.connections.entry(slot_key).or_default().clone();
             let max = self.max_sessions_per_host;
             let sessions = state
                 .limits
-                .entry(host_port.clone())
+                .entry(route.clone())
                 .or_insert_with(|| Arc::new(Semaphore::new(max)))
                 .clone();
-            (slot, sessions, state.pinned.get(&host_port).cloned())
+            (slot, sessions, state.pinned.get(&route).cloned())
         };
         // An explicit host_key wins over a key pinned earlier in this process.
         let expected = settings.host_key.clone().or(pinned);
 
-        // One connect at a time per endpoint; others wait and reuse it.
+        // One connect at a time per slot; others wait and reuse it.
         let mut guard = slot.lock().await;
         if let Some(pooled) = guard.as_ref() {
             if !pooled.conn.is_closed() {
@@ -85,18 +163,24 @@ impl Pool {
                 });
             }
         }
-        let (conn, host_key) = self.open(settings, expected).await?;
+        let (conn, host_key) = self.open(&settings, expected.clone()).await?;
+        if expected.is_none() {
+            tracing::info!(host = %endpoint, host_key = %host_key.fingerprint(), "pinned the first host key seen (trust on first use)");
+        }
         tracing::info!(host = %endpoint, host_key = %host_key.fingerprint(), "connected");
         let conn = Arc::new(conn);
         *guard = Some(Pooled {
             conn: conn.clone(),
             host_key: host_key.clone(),
         });
+        // The first key verified on a route stays its pin; a connection that
+        // checked another algorithm's explicit key does not replace it.
         self.state
             .lock()
             .expect("pool lock")
             .pinned
-            .insert(host_port, host_key.clone());
+            .entry(route)
+            .or_insert_with(|| host_key.clone());
         Ok(Remote {
             endpoint,
             conn,
@@ -153,5 +237,56 @@ impl Pool {
                 .await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ssh::auth::Credentials;
+    use crate::ssh::settings::{Bastion, Endpoint};
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINGwoM0qHi3UCNskOgmX7C4Z1WMQBrd/cEL7joIjfvFC";
+
+    fn settings(host: &str, bastion: Option<&str>) -> Settings {
+        let endpoint = |host: &str| Endpoint {
+            host: host.into(),
+            port: 22,
+            user: "root".into(),
+        };
+        Settings {
+            endpoint: endpoint(host),
+            credentials: Credentials::default(),
+            host_key: None,
+            connect_timeout: std::time::Duration::from_secs(1),
+            bastion: bastion.map(|b| Bastion {
+                endpoint: endpoint(b),
+                host_key: Some(HostKey::parse(KEY).unwrap()),
+            }),
+        }
+    }
+
+    #[test]
+    fn routes_include_the_bastion_and_drop_a_self_jump() {
+        let direct = Route::of(&settings("10.0.0.5", None));
+        let jumped = Route::of(&settings("10.0.0.5", Some("192.0.2.1")));
+        assert_ne!(direct, jumped);
+        let self_jump = without_self_jump(&settings("192.0.2.1", Some("192.0.2.1")));
+        assert!(self_jump.bastion.is_none());
+        assert_eq!(self_jump.host_key, Some(HostKey::parse(KEY).unwrap()));
+        assert_eq!(
+            Route::of(&self_jump),
+            Route::of(&settings("192.0.2.1", None))
+        );
+    }
+
+    #[test]
+    fn recorded_pins_are_per_route() {
+        let pool = Pool::new(1);
+        let key = HostKey::parse(KEY).unwrap();
+        pool.pin(&settings("10.0.0.5", None), key.clone());
+        assert_eq!(pool.pinned(&settings("10.0.0.5", None)), Some(key));
+        assert_eq!(pool.pinned(&settings("10.0.0.5", Some("192.0.2.1"))), None);
     }
 }

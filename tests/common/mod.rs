@@ -259,6 +259,31 @@ impl Tf {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run terraform")
+    }
+
+    /// [`run`](Self::run), but give up (kill Terraform and return `None`) after
+    /// `limit`: for tests whose failure mode is a hang.
+    pub fn run_within(&self, args: &[&str], limit: std::time::Duration) -> Option<Output> {
+        let mut child = self
+            .command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start terraform");
+        let started = std::time::Instant::now();
+        while child.try_wait().expect("wait for terraform").is_none() {
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Some(child.wait_with_output().expect("collect terraform output"))
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.args(args)
             .current_dir(self.dir.path())
@@ -273,10 +298,10 @@ impl Tf {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        cmd.output().expect("run terraform")
+        cmd
     }
 
-    fn describe(&self, args: &[&str], out: &Output) -> String {
+    pub fn describe(&self, args: &[&str], out: &Output) -> String {
         format!(
             "terraform {} ({}) in {}\n--- stdout\n{}\n--- stderr\n{}",
             args.join(" "),

@@ -8,6 +8,9 @@ use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
 use crate::cache::cachix::valid_cache_name;
+use crate::context::credentials::validate_secret;
+use crate::context::settings::validate_block;
+use crate::context::SshBlock;
 use crate::nix::conf::{
     check_feature, check_public_key, check_substituter, check_system, ManagedConf,
 };
@@ -16,8 +19,9 @@ use crate::schema::{
     attribute, block, computed, optional_bool, optional_number, optional_string, required_string,
     sensitive, ssh_block,
 };
-use crate::ssh::settings::{check_host, check_user, validate_block};
-use crate::ssh::{HostKey, SshBlock};
+use crate::secrets::Secret;
+use crate::ssh::settings::{check_host, check_user};
+use crate::ssh::HostKey;
 
 /// A list of strings whose elements may each be unknown at plan time.
 pub type StrList = Value<Vec<Value<String>>>;
@@ -101,7 +105,7 @@ pub struct CachixBlock {
     #[serde(default)]
     pub watch_store: Value<bool>,
     #[serde(default)]
-    pub auth_token: Value<String>,
+    pub auth_token: Value<Secret>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -163,6 +167,11 @@ pub struct BuilderPrivate {
     /// refuse it before any apply.
     #[serde(default)]
     pub foreign_user: String,
+    /// The pinned key is the first one an import saw (the ID carried none):
+    /// a configured `ssh.host_key` that differs is an error, not a re-key.
+    /// Cleared by the first apply.
+    #[serde(default)]
+    pub pin_from_import: bool,
 }
 
 fn list(description: &str) -> tf_provider::schema::Attribute {
@@ -460,15 +469,7 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
                 diags.error("Invalid Cachix public key", e, at("public_key"));
             }
         }
-        if let Value::Value(token) = &cachix.auth_token {
-            if token.trim().is_empty() || token.contains('\n') {
-                diags.error(
-                    "Invalid Cachix auth token",
-                    "the token is empty or spans several lines",
-                    at("auth_token"),
-                );
-            }
-        }
+        validate_secret(&cachix.auth_token, at("auth_token"), diags);
     }
     timeouts::validate(&config.timeouts, diags);
 }

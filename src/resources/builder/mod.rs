@@ -6,7 +6,7 @@
 
 pub mod config;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -15,11 +15,14 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use crate::cache::cachix::CachixApi;
+use crate::context::{
+    plan_pin, Context, Outcome, PlannedPin, Purpose, SecretValue, Shared, SshBlock, Target,
+};
+use crate::host::{Facts, Probe};
 use crate::nix::conf::{sha256_hex, INCLUDE_LINE, MANAGED_CONF_PATH, NIX_CONF_PATH};
-use crate::provider::{Configured, Shared};
-use crate::resources::host::Probe;
 use crate::resources::timeouts::Operation;
-use crate::ssh::{Remote, SshBlock, SshError};
+use crate::secrets::Secret;
+use crate::ssh::{Remote, SshError};
 use config::{
     known_strings, str_list, BuilderPrivate, BuilderState, ACCOUNT_RECORDS, CACHIX_ENV_FILE,
     WATCH_STORE_UNIT,
@@ -33,58 +36,14 @@ enum CachixTarget {
     Known { uri: String, key: String },
 }
 
-/// What the read-only check reports about a host.
-#[derive(Clone, Debug, Default)]
-pub struct Facts {
-    pub probe: Probe,
-    pub config_sha256: String,
-    pub include: bool,
-    pub user: bool,
-    pub user_keys_sha256: String,
-    /// Who owns the build user's account: `created`, `adopted`, `foreign`, `absent`.
-    pub user_owner: String,
-    pub unit: String,
-    /// The watch-store token file exists.
-    pub cachix_env: bool,
-    pub features: Vec<String>,
-    /// Only when asked for (import): the managed config and authorized_keys.
-    pub config_text: Option<String>,
-    pub keys_text: Option<String>,
-}
-
-impl Facts {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let fields: BTreeMap<&str, &str> = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim(), v.trim()))
-            .collect();
-        let get = |k: &str| fields.get(k).copied().unwrap_or_default();
-        Ok(Self {
-            probe: Probe::parse(text)?,
-            config_sha256: get("config_sha256").to_string(),
-            include: get("include") == "yes",
-            user: get("user") == "yes",
-            user_keys_sha256: get("user_keys_sha256").to_string(),
-            user_owner: get("user_owner").to_string(),
-            unit: get("unit").to_string(),
-            cachix_env: get("cachix_env") == "yes",
-            features: get("features")
-                .split_whitespace()
-                .map(str::to_string)
-                .collect(),
-            config_text: fields.get("config_b64").and_then(|b| decode_b64(b)),
-            keys_text: fields.get("keys_b64").and_then(|b| decode_b64(b)),
-        })
-    }
-}
-
-fn decode_b64(text: &str) -> Option<String> {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .ok()?;
-    String::from_utf8(bytes).ok()
+/// How a create or update connects and converges.
+struct HowToApply {
+    /// The key pinned in state (update), `None` on create.
+    pinned: Option<String>,
+    purpose: Purpose,
+    timeout: std::time::Duration,
+    /// The build user of the prior state, when a rename replaces it.
+    previous_user: Option<String>,
 }
 
 pub struct BuilderResource {
@@ -101,18 +60,24 @@ impl BuilderResource {
         }
     }
 
-    fn token(configured: &Configured, state: &BuilderState) -> Option<String> {
-        state
+    fn token(configured: &Context, state: &BuilderState) -> SecretValue {
+        let own = state
             .cachix
             .as_ref_option()
-            .and_then(|c| c.auth_token.as_ref_option().cloned())
-            .or_else(|| configured.cachix.auth_token.clone())
+            .map(|c| c.auth_token.clone())
+            .unwrap_or_default();
+        configured.cachix.auth_token(&own)
+    }
+
+    /// The connection target: `host` and `ssh`, with the key pinned in `pinned`.
+    fn target<'a>(state: &'a BuilderState, host: &'a str, pinned: Option<&'a str>) -> Target<'a> {
+        Target::new(host, &state.ssh).pinned(pinned)
     }
 
     /// The Cachix substituter URI and public key: given, or from the API.
     async fn cachix_target(
         &self,
-        configured: &Configured,
+        configured: &Context,
         state: &BuilderState,
         diags: &mut Diagnostics,
     ) -> Option<CachixTarget> {
@@ -148,7 +113,7 @@ impl BuilderResource {
         match CachixApi::new(
             crate::cache::http::client(),
             &configured.cachix.api_url,
-            token.as_deref(),
+            token.secret().map(Secret::expose),
         )
         .cache(cache)
         .await
@@ -196,7 +161,7 @@ impl BuilderResource {
     }
 
     /// Plan-time checks that need the provider configuration.
-    fn check_plan(configured: &Configured, state: &BuilderState, diags: &mut Diagnostics) {
+    fn check_plan(configured: &Context, state: &BuilderState, diags: &mut Diagnostics) {
         config::check_admin_user(
             state,
             configured
@@ -206,13 +171,7 @@ impl BuilderResource {
                 .map(String::as_str),
             diags,
         );
-        if state.watch_store()
-            && Self::token(configured, state).is_none()
-            && !state
-                .cachix
-                .as_ref_option()
-                .is_some_and(|c| c.auth_token.is_unknown())
-        {
+        if state.watch_store() && Self::token(configured, state) == SecretValue::Absent {
             diags.error(
                 "cachix.watch_store needs an auth token",
                 "set the provider's `cachix.auth_token` (or CACHIX_AUTH_TOKEN), or `cachix.auth_token` here",
@@ -505,24 +464,35 @@ impl BuilderResource {
         diags: &mut Diagnostics,
         mut state: BuilderState,
         mut private: BuilderPrivate,
-        pinned: Option<String>,
-        timeout: std::time::Duration,
-        previous_user: Option<String>,
+        how: HowToApply,
     ) -> Option<(BuilderState, BuilderPrivate)> {
+        let HowToApply {
+            pinned,
+            purpose,
+            timeout,
+            previous_user,
+        } = how;
         let configured = self.shared.get(diags)?;
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         let target = self.cachix_target(&configured, &state, diags).await?;
         let token = Self::token(&configured, &state);
+        // The key this apply connected with, kept if a later step fails.
+        let seen_key: std::sync::Mutex<Option<crate::ssh::HostKey>> = Default::default();
         let work = async {
             let remote = configured
-                .connect_resource(&host, &state.ssh, pinned.as_deref(), diags)
+                .connect_or_fail(
+                    &Self::target(&state, &host, pinned.as_deref()),
+                    purpose,
+                    diags,
+                )
                 .await?;
+            *seen_key.lock().expect("seen key") = Some(remote.host_key().clone());
             if let Err((step, e)) = self
                 .converge(
                     &remote,
                     &state,
                     &target,
-                    token.as_deref(),
+                    token.secret().map(Secret::expose),
                     previous_user.as_deref(),
                 )
                 .await
@@ -546,25 +516,50 @@ impl BuilderResource {
                 }
             }
         };
-        let (remote, facts) = match tokio::time::timeout(timeout, work).await {
-            Ok(result) => result?,
+        let worked = match tokio::time::timeout(timeout, work).await {
+            Ok(result) => result,
             Err(_) => {
                 diags.error(
                     format!("Bootstrapping {host} timed out"),
                     format!("gave up after {}; raise `timeouts`, then apply again: finished steps are kept", humantime::format_duration(timeout)),
                     AttributePath::new("timeouts"),
                 );
-                return None;
+                None
             }
         };
+        let Some((remote, facts)) = worked else {
+            let seen = seen_key.lock().expect("seen key").take();
+            return match (purpose, seen) {
+                // A create that got as far as a connection stays in the state
+                // (Terraform taints it) with the key it pinned: the re-apply
+                // replaces it against that key, never trusting another.
+                (Purpose::Create, Some(key)) => {
+                    state.host_key = Value::Value(key.openssh_line());
+                    state.host_key_base64 = Value::Value(key.base64_line());
+                    settle_unknowns(&mut state);
+                    Some((state, private))
+                }
+                _ => None,
+            };
+        };
+        private.pin_from_import = false;
         private.token_fingerprint = if state.watch_store() {
-            fingerprint(&private.token_salt, token.as_deref().unwrap_or_default())
+            fingerprint(
+                &private.token_salt,
+                token.secret().map(Secret::expose).unwrap_or_default(),
+            )
         } else {
             String::new()
         };
         state.config_hash = Value::Null;
         private.foreign_user = foreign_user(&state, &facts);
-        Self::observe(&mut state, &remote, &facts, &private, token.as_deref());
+        Self::observe(
+            &mut state,
+            &remote,
+            &facts,
+            &private,
+            token.secret().map(Secret::expose),
+        );
         let expected = Self::desired_hash(&state, &target);
         if expected != state.config_hash {
             state.drift = {
@@ -588,6 +583,44 @@ impl BuilderResource {
             return None;
         }
         Some((state, private))
+    }
+}
+
+/// Computed attributes still unknown become null: a state saved after a
+/// failed create must be fully known.
+fn settle_unknowns(state: &mut BuilderState) {
+    fn string(v: &mut Value<String>) {
+        if v.is_unknown() {
+            *v = Value::Null;
+        }
+    }
+    fn list(v: &mut config::StrList) {
+        match v {
+            Value::Unknown => *v = Value::Null,
+            Value::Value(items) => items.retain(|i| !i.is_unknown()),
+            Value::Null => {}
+        }
+    }
+    for v in [
+        &mut state.id,
+        &mut state.system,
+        &mut state.nix_version,
+        &mut state.store_uri,
+        &mut state.config_hash,
+    ] {
+        string(v);
+    }
+    for v in [&mut state.cpus, &mut state.max_jobs_effective] {
+        if v.is_unknown() {
+            *v = Value::Null;
+        }
+    }
+    for v in [
+        &mut state.systems,
+        &mut state.supported_features,
+        &mut state.drift,
+    ] {
+        list(v);
     }
 }
 
@@ -722,11 +755,23 @@ fn leftover_watch_store(facts: &Facts) -> Vec<String> {
     drift
 }
 
-/// `user@host:port` → (user, host, port).
-pub fn parse_import_id(id: &str) -> Result<(String, String, u16), String> {
-    let (user, rest) = id
-        .split_once('@')
-        .ok_or("expected `user@host:port`, e.g. `root@203.0.113.7:22`")?;
+/// `user@host:port`, optionally followed by whitespace and the expected host
+/// key line → (user, host, port, key).
+pub fn parse_import_id(
+    id: &str,
+) -> Result<(String, String, u16, Option<crate::ssh::HostKey>), String> {
+    let id = id.trim();
+    let (address, key) = match id.split_once(char::is_whitespace) {
+        Some((address, key)) => {
+            let key = crate::ssh::HostKey::parse(key)
+                .map_err(|e| format!("the host key after the address: {e}"))?;
+            (address, Some(key))
+        }
+        None => (id, None),
+    };
+    let (user, rest) = address.split_once('@').ok_or(
+        "expected `user@host:port [host key line]`, e.g. `root@203.0.113.7:22 ssh-ed25519 AAAA…`",
+    )?;
     let (host, port) = match rest.rsplit_once(':') {
         Some((host, port)) if !host.ends_with(':') => {
             (host.trim_start_matches('[').trim_end_matches(']'), port)
@@ -739,7 +784,7 @@ pub fn parse_import_id(id: &str) -> Result<(String, String, u16), String> {
     crate::ssh::settings::check_user(user)?;
     crate::ssh::settings::check_host(host)?;
     let port = crate::ssh::settings::check_port(port)?;
-    Ok((user.to_string(), host.to_string(), port))
+    Ok((user.to_string(), host.to_string(), port, key))
 }
 
 #[async_trait]
@@ -767,32 +812,26 @@ impl Resource for BuilderResource {
         let configured = self.shared.get(diags)?;
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         let private = private_state.as_ref_option().cloned().unwrap_or_default();
-        let settings = configured.resource_settings(
-            &host,
-            &state.ssh,
-            state.host_key.as_ref_option().map(String::as_str),
-            diags,
-        )?;
-        let remote = match configured.connect(&settings).await {
-            Ok(remote) => remote,
-            Err(e @ SshError::HostKeyMismatch { .. }) => {
-                diags.error(
-                    format!("Host key of {host} changed"),
-                    e.to_string(),
-                    AttributePath::new("host"),
-                );
-                return None;
-            }
-            Err(e) => {
-                diags.warning(
-                    format!("{host} is unreachable; keeping the last known state"),
-                    format!("{e}. Drift cannot be checked until the host is back; destroy still works with on_destroy = \"keep\"."),
-                    AttributePath::new("host"),
-                );
-                return Some((state, private_state));
-            }
+        let pinned = state.host_key.as_ref_option().cloned();
+        let outcome = configured
+            .connect(
+                &Self::target(&state, &host, pinned.as_deref()),
+                Purpose::Read,
+                diags,
+            )
+            .await;
+        let remote = match outcome {
+            Outcome::Connected(remote) => remote,
+            Outcome::KeepState => return Some((state, private_state)),
+            Outcome::Failed => return None,
         };
-        let facts = match Self::check(&remote, &state, private.imported).await {
+        let checked = Context::within_read_budget(
+            &remote,
+            "check builder",
+            Self::check(&remote, &state, private.imported),
+        )
+        .await;
+        let facts = match checked {
             Ok(facts) => facts,
             Err(e) => {
                 diags.warning(
@@ -823,7 +862,13 @@ impl Resource for BuilderResource {
             private.imported = false;
         }
         private.foreign_user = foreign_user(&state, &facts);
-        Self::observe(&mut state, &remote, &facts, &private, token.as_deref());
+        Self::observe(
+            &mut state,
+            &remote,
+            &facts,
+            &private,
+            token.secret().map(Secret::expose),
+        );
         Some((state, Value::Value(private)))
     }
 
@@ -840,7 +885,7 @@ impl Resource for BuilderResource {
         let target = self.cachix_target(&configured, &state, diags).await?;
         let host = state.host.as_ref_option().cloned();
         state.id = match &host {
-            Some(host) => match configured.ssh_settings(host, &state.ssh, diags) {
+            Some(host) => match configured.settings(&Target::new(host, &state.ssh), diags) {
                 Some(settings) => Value::Value(settings.endpoint.to_string()),
                 None => return None,
             },
@@ -869,6 +914,7 @@ impl Resource for BuilderResource {
             token_salt: new_salt(),
             token_fingerprint: String::new(),
             imported: false,
+            pin_from_import: false,
             ..Default::default()
         };
         Some((state, Value::Value(private)))
@@ -906,8 +952,32 @@ impl Resource for BuilderResource {
                 token_salt: new_salt(),
                 token_fingerprint: String::new(),
                 imported: false,
+                pin_from_import: false,
                 ..Default::default()
             });
+        let explicit = state
+            .ssh
+            .as_ref_option()
+            .map(|s| s.host_key.clone())
+            .unwrap_or_default();
+        match plan_pin(
+            &host,
+            &explicit,
+            prior_state.host_key.as_ref_option().map(String::as_str),
+            private.pin_from_import,
+            AttributePath::new("ssh").index(0).attribute("host_key"),
+            diags,
+        )? {
+            PlannedPin::Keep => {}
+            PlannedPin::Unknown => {
+                state.host_key = Value::Unknown;
+                state.host_key_base64 = Value::Unknown;
+            }
+            PlannedPin::Explicit(key) => {
+                state.host_key = Value::Value(key.openssh_line());
+                state.host_key_base64 = Value::Value(key.base64_line());
+            }
+        }
         Some((state, Value::Value(private), vec![]))
     }
 
@@ -932,7 +1002,17 @@ impl Resource for BuilderResource {
         let private = planned_private_state.as_option().unwrap_or_default();
         let timeout = planned_state.timeout(Operation::Create);
         let (state, private) = self
-            .apply(diags, planned_state, private, None, timeout, None)
+            .apply(
+                diags,
+                planned_state,
+                private,
+                HowToApply {
+                    pinned: None,
+                    purpose: Purpose::Create,
+                    timeout,
+                    previous_user: None,
+                },
+            )
             .await?;
         Some((state, Value::Value(private)))
     }
@@ -955,9 +1035,12 @@ impl Resource for BuilderResource {
                 diags,
                 planned_state,
                 private,
-                pinned,
-                timeout,
-                previous_user,
+                HowToApply {
+                    pinned,
+                    purpose: Purpose::Update,
+                    timeout,
+                    previous_user,
+                },
             )
             .await?;
         Some((state, Value::Value(private)))
@@ -970,11 +1053,15 @@ impl Resource for BuilderResource {
         _private_state: Self::PrivateState<'a>,
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<()> {
+        let configured = self.shared.get(diags)?;
         if !state.on_destroy_clean() {
-            // `keep`: touch nothing, need no connection (the host is usually gone).
+            // `keep`: touch nothing, need no connection (the host is usually
+            // gone). A replacement at the same address inherits the pin.
+            let host = state.host.as_ref_option().cloned().unwrap_or_default();
+            let pinned = state.host_key.as_ref_option().map(String::as_str);
+            configured.remember_pin(&Self::target(&state, &host, pinned));
             return Some(());
         }
-        let configured = self.shared.get(diags)?;
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         let user = state.build_user_name().unwrap_or_default();
         let custom = state
@@ -984,10 +1071,13 @@ impl Resource for BuilderResource {
             .unwrap_or_default();
         let work = async {
             let remote = configured
-                .connect_resource(
-                    &host,
-                    &state.ssh,
-                    state.host_key.as_ref_option().map(String::as_str),
+                .connect_or_fail(
+                    &Self::target(
+                        &state,
+                        &host,
+                        state.host_key.as_ref_option().map(String::as_str),
+                    ),
+                    Purpose::Delete,
                     diags,
                 )
                 .await?;
@@ -1043,13 +1133,22 @@ impl Resource for BuilderResource {
         diags: &mut Diagnostics,
         id: String,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        let (user, host, port) = match parse_import_id(&id) {
+        let (user, host, port, expected) = match parse_import_id(&id) {
             Ok(parts) => parts,
             Err(e) => {
                 diags.root_error("Invalid import ID", format!("`{id}`: {e}"));
                 return None;
             }
         };
+        match &expected {
+            Some(key) => {
+                tracing::info!(host, host_key = %key.fingerprint(), "import expects the host key given in the ID")
+            }
+            None => tracing::info!(
+                host,
+                "import ID carries no host key: the first key the host presents is pinned"
+            ),
+        }
         let ssh = if user == "root" && port == 22 {
             Value::Null
         } else {
@@ -1067,15 +1166,19 @@ impl Resource for BuilderResource {
                 ..Default::default()
             })
         };
+        let pin_from_import = expected.is_none();
         let state = BuilderState {
             host: Value::Value(host),
             ssh,
+            host_key: expected.as_ref().map(|k| k.openssh_line()).into(),
+            host_key_base64: expected.as_ref().map(|k| k.base64_line()).into(),
             ..Default::default()
         };
         let private = BuilderPrivate {
             token_salt: new_salt(),
             token_fingerprint: String::new(),
             imported: true,
+            pin_from_import,
             ..Default::default()
         };
         Some((state, Value::Value(private)))
@@ -1088,18 +1191,34 @@ mod tests {
 
     #[test]
     fn import_ids() {
+        let parts = |id: &str| {
+            let (u, h, p, k) = parse_import_id(id).unwrap();
+            (u, h, p, k.map(|k| k.openssh_line()))
+        };
         assert_eq!(
-            parse_import_id("root@203.0.113.7:22").unwrap(),
-            ("root".into(), "203.0.113.7".into(), 22)
+            parts("root@203.0.113.7:22"),
+            ("root".into(), "203.0.113.7".into(), 22, None)
         );
         assert_eq!(
-            parse_import_id("deploy@builder.example.com").unwrap(),
-            ("deploy".into(), "builder.example.com".into(), 22)
+            parts("deploy@builder.example.com"),
+            ("deploy".into(), "builder.example.com".into(), 22, None)
         );
         assert_eq!(
-            parse_import_id("root@[2001:db8::1]:2222").unwrap(),
-            ("root".into(), "2001:db8::1".into(), 2222)
+            parts("root@[2001:db8::1]:2222"),
+            ("root".into(), "2001:db8::1".into(), 2222, None)
         );
+        const KEY: &str =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINGwoM0qHi3UCNskOgmX7C4Z1WMQBrd/cEL7joIjfvFC";
+        assert_eq!(
+            parts(&format!("root@203.0.113.7:22 {KEY} root@builder")),
+            (
+                "root".into(),
+                "203.0.113.7".into(),
+                22,
+                Some(KEY.to_string())
+            )
+        );
+        assert!(parse_import_id("root@203.0.113.7:22 ssh-ed25519 nope").is_err());
         for bad in [
             "203.0.113.7",
             "root@:22",
@@ -1118,14 +1237,5 @@ mod tests {
         assert_ne!(fingerprint("s", "a"), fingerprint("t", "a"));
         assert!(!fingerprint("s", "token").contains("token"));
         assert_ne!(new_salt(), new_salt());
-    }
-
-    #[test]
-    fn facts_parse() {
-        let text = "system=x86_64-linux\ncpus=2\nnix_version=2.8.0\nnixos=no\nconfig_sha256=abc\ninclude=yes\nuser=yes\nuser_keys_sha256=def\nunit=active\nfeatures=benchmark big-parallel\n";
-        let f = Facts::parse(text).unwrap();
-        assert!(f.include && f.user && !f.probe.nixos);
-        assert_eq!(f.unit, "active");
-        assert_eq!(f.features, vec!["benchmark", "big-parallel"]);
     }
 }

@@ -30,13 +30,13 @@ use tf_provider::{AttributePath, Diagnostics, Resource};
 use crate::cache::cachix::CachixApi;
 use crate::cache::http::{self, HttpAuth, HttpCache};
 use crate::cache::store;
-use crate::provider::{Configured, Shared};
+use crate::context::{plan_pin, Context, PlannedPin, Purpose, Shared, SshBlock, Target};
 use crate::resources::timeouts::{self, Defaults, Operation, Timeouts};
 use crate::schema::{
     attribute, block, computed, optional_number, optional_string, required_string, sensitive,
     ssh_block,
 };
-use crate::ssh::SshBlock;
+use crate::secrets::Secret;
 
 pub use validate::{check_flake_ref, check_installable};
 
@@ -58,7 +58,7 @@ pub struct StoreDest {
     #[serde(default)]
     pub uri: Value<String>,
     #[serde(default)]
-    pub secret_key: Value<String>,
+    pub secret_key: Value<Secret>,
     #[serde(default)]
     pub public_url: Value<String>,
     #[serde(default)]
@@ -70,9 +70,9 @@ pub struct CachixDest {
     #[serde(default)]
     pub cache: Value<String>,
     #[serde(default)]
-    pub auth_token: Value<String>,
+    pub auth_token: Value<Secret>,
     #[serde(default)]
-    pub signing_key: Value<String>,
+    pub signing_key: Value<Secret>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Default)]
@@ -148,32 +148,31 @@ fn known_strings(list: Vec<String>) -> Strings {
 /// provider's), or `None` when one is not known yet.
 fn effective_secrets(
     state: &CachePushState,
-    configured: &Configured,
+    configured: &Context,
 ) -> Option<Vec<(&'static str, Option<String>)>> {
-    let pick = |v: &Value<String>, fallback: &Option<String>| -> Option<Option<String>> {
-        match v {
-            Value::Value(s) => Some(Some(s.clone())),
-            Value::Null => Some(fallback.clone()),
-            Value::Unknown => None,
-        }
-    };
     match (&state.store, &state.cachix) {
         (_, Value::Value(c)) => Some(vec![
             (
                 "cachix_auth_token",
-                pick(&c.auth_token, &configured.cachix.auth_token)?,
+                configured.cachix.auth_token(&c.auth_token).known()?,
             ),
             (
                 "cachix_signing_key",
-                pick(&c.signing_key, &configured.cachix.signing_key)?,
+                configured.cachix.signing_key(&c.signing_key).known()?,
             ),
         ]),
-        (Value::Value(s), _) => Some(vec![("store_secret_key", pick(&s.secret_key, &None)?)]),
+        (Value::Value(s), _) => Some(vec![(
+            "store_secret_key",
+            match &s.secret_key {
+                Value::Unknown => return None,
+                v => v.as_ref_option().map(|k| k.expose().to_string()),
+            },
+        )]),
         _ => Some(vec![]),
     }
 }
 
-/// Which destination this is, for replacement decisions: its kind and address.
+/// Which destination this is (its kind and address): a change pushes again.
 fn destination_identity(state: &CachePushState) -> Value<String> {
     match (&state.store, &state.cachix) {
         (Value::Value(s), _) => s.uri.as_ref_option().map(|u| format!("store {u}")).into(),
@@ -214,14 +213,12 @@ impl CachePushResource {
     }
 
     /// Credentials for narinfo checks at `url`.
-    fn http_auth(&self, state: &CachePushState, configured: &Configured, url: &str) -> HttpAuth {
+    fn http_auth(&self, state: &CachePushState, configured: &Context, url: &str) -> HttpAuth {
         if let Value::Value(c) = &state.cachix {
-            let token = c
-                .auth_token
-                .as_ref_option()
-                .cloned()
-                .or_else(|| configured.cachix.auth_token.clone());
-            return token.map_or(HttpAuth::None, HttpAuth::Bearer);
+            return match configured.cachix.auth_token(&c.auth_token).secret() {
+                Some(token) => HttpAuth::Bearer(token.expose().to_string()),
+                None => HttpAuth::None,
+            };
         }
         if let Value::Value(s) = &state.store {
             if let (Value::Value(file), Some(host)) = (&s.netrc_file, store::url_host(url)) {
@@ -236,7 +233,7 @@ impl CachePushResource {
     fn request(
         &self,
         state: &CachePushState,
-        configured: &Configured,
+        configured: &Context,
         time_limit: Duration,
         diags: &mut Diagnostics,
     ) -> Option<push::Request> {
@@ -272,22 +269,22 @@ impl CachePushResource {
                 }
             }
             (_, Value::Value(c)) => {
-                let auth_token = c
-                    .auth_token
-                    .as_ref_option()
-                    .cloned()
-                    .or_else(|| configured.cachix.auth_token.clone());
-                let signing_key = c
-                    .signing_key
-                    .as_ref_option()
-                    .cloned()
-                    .or_else(|| configured.cachix.signing_key.clone());
+                let auth_token = configured
+                    .cachix
+                    .auth_token(&c.auth_token)
+                    .secret()
+                    .cloned();
+                let signing_key = configured
+                    .cachix
+                    .signing_key(&c.signing_key)
+                    .secret()
+                    .cloned();
                 push::Destination::Cachix {
                     cache: c.cache.as_ref_option().cloned().unwrap_or_default(),
                     api: CachixApi::new(
                         self.client.clone(),
                         &configured.cachix.api_url,
-                        auth_token.as_deref(),
+                        auth_token.as_ref().map(Secret::expose),
                     ),
                     auth_token,
                     signing_key,
@@ -316,15 +313,15 @@ impl CachePushResource {
         diags: &mut Diagnostics,
         mut state: CachePushState,
         pinned_host_key: Option<String>,
+        purpose: Purpose,
         timeout: Duration,
     ) -> Option<(CachePushState, Option<PushPrivate>)> {
         let configured = self.shared.get(diags)?;
         let request = self.request(&state, &configured, timeout, diags)?;
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         let work = async {
-            let remote = configured
-                .connect_resource(&host, &state.ssh, pinned_host_key.as_deref(), diags)
-                .await?;
+            let target = Target::new(&host, &state.ssh).pinned(pinned_host_key.as_deref());
+            let remote = configured.connect_or_fail(&target, purpose, diags).await?;
             match push::run(&remote, &request).await {
                 Ok(outcome) => Some((remote.host_key().openssh_line(), outcome)),
                 Err(f) => {
@@ -547,34 +544,9 @@ impl Resource for CachePushResource {
             Value::Null => Value::Null,
             Value::Unknown => Value::Unknown,
         };
-        if state.source_hash != prior_state.source_hash {
-            replace.push(AttributePath::new("source_hash"));
-        }
+        // Another host is another push (and may pin a key of its own).
         if state.host != prior_state.host {
             replace.push(AttributePath::new("host"));
-        }
-        if state.flake != prior_state.flake {
-            replace.push(AttributePath::new("flake"));
-        }
-        if state.installables != prior_state.installables {
-            replace.push(AttributePath::new("installables"));
-        }
-        if state.build_args != prior_state.build_args {
-            replace.push(AttributePath::new("build_args"));
-        }
-        if state.triggers != prior_state.triggers {
-            replace.push(AttributePath::new("triggers"));
-        }
-        if destination_identity(&state) != destination_identity(&prior_state) {
-            replace.push(AttributePath::new(
-                if state.cachix.is_value() || prior_state.cachix.is_value() {
-                    "cachix"
-                } else {
-                    "store"
-                },
-            ));
-        }
-        if !replace.is_empty() {
             let (planned, _) = self
                 .plan_create(
                     diags,
@@ -585,8 +557,20 @@ impl Resource for CachePushResource {
                 .await?;
             return Some((planned, prior_private_state, replace));
         }
+        // On the same host, a changed source, build or destination is pushed
+        // again in place: the pinned key stays, so a re-installed (or
+        // impersonated) builder fails the push before any login instead of
+        // being trusted on first use by a replacement.
+        let destination_changed =
+            destination_identity(&state) != destination_identity(&prior_state);
+        let changed = state.source_hash != prior_state.source_hash
+            || state.flake != prior_state.flake
+            || state.installables != prior_state.installables
+            || state.build_args != prior_state.build_args
+            || state.triggers != prior_state.triggers
+            || destination_changed;
 
-        // Same push. Push again when the cache lost a path or a secret rotated.
+        // Push again when the inputs changed, the cache lost a path or a secret rotated.
         let configured = self.shared.get(diags)?;
         let rotated = match (&prior_private_state, effective_secrets(&state, &configured)) {
             (Some(private), Some(secrets)) => {
@@ -596,18 +580,41 @@ impl Resource for CachePushResource {
             (None, _) => false,
         };
         let lost = matches!(prior_state.missing_paths, Value::Value(n) if n > 0);
-        if lost || rotated {
+        let again = changed || lost || rotated;
+        if again {
             state.out_paths = Value::Unknown;
             state.closure_paths = Value::Unknown;
             state.closure_nar_size = Value::Unknown;
             state.pushed_paths = Value::Unknown;
             state.missing_paths = Value::Value(0);
         }
+        if changed {
+            // The id names the destination and the out paths.
+            state.id = Value::Unknown;
+        }
+        let explicit = state
+            .ssh
+            .as_ref_option()
+            .map(|s| s.host_key.clone())
+            .unwrap_or_default();
+        let host = state.host.as_ref_option().cloned().unwrap_or_default();
+        match plan_pin(
+            &host,
+            &explicit,
+            prior_state.host_key.as_ref_option().map(String::as_str),
+            false,
+            AttributePath::new("ssh").index(0).attribute("host_key"),
+            diags,
+        )? {
+            PlannedPin::Keep => {}
+            PlannedPin::Unknown => state.host_key = Value::Unknown,
+            PlannedPin::Explicit(key) => state.host_key = Value::Value(key.openssh_line()),
+        }
         // A changed public_url moves where presence is checked.
         let cache_url = planned_cache_url(&state);
         if state.store.is_value() {
             state.cache_url = cache_url;
-        } else if lost || rotated {
+        } else if again {
             state.cache_url = Value::Unknown;
         }
         Some((state, prior_private_state, replace))
@@ -632,7 +639,8 @@ impl Resource for CachePushResource {
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let timeout = timeouts::get(&planned_state.timeouts, Operation::Create, TIMEOUTS);
-        self.push(diags, planned_state, None, timeout).await
+        self.push(diags, planned_state, None, Purpose::Create, timeout)
+            .await
     }
 
     async fn update<'a>(
@@ -650,7 +658,8 @@ impl Resource for CachePushResource {
         }
         let timeout = timeouts::get(&planned_state.timeouts, Operation::Update, TIMEOUTS);
         let pinned = prior_state.host_key.as_ref_option().cloned();
-        self.push(diags, planned_state, pinned, timeout).await
+        self.push(diags, planned_state, pinned, Purpose::Update, timeout)
+            .await
     }
 
     async fn destroy<'a>(

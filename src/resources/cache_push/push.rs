@@ -9,6 +9,7 @@ use crate::cache::cachix::{self, CachixApi};
 use crate::cache::http::{HttpCache, HttpError};
 use crate::nix::build_output::{out_paths_of, parse_path_info, Closure};
 use crate::nix::store_path::StorePath;
+use crate::secrets::Secret;
 use crate::ssh::{Remote, SshError};
 
 use super::source;
@@ -17,15 +18,15 @@ use super::source;
 pub enum Destination {
     Store {
         uri: String,
-        secret_key: Option<String>,
+        secret_key: Option<Secret>,
         /// Where narinfos can be asked for over HTTP, if anywhere.
         presence: Option<HttpCache>,
     },
     Cachix {
         cache: String,
         api: CachixApi,
-        auth_token: Option<String>,
-        signing_key: Option<String>,
+        auth_token: Option<Secret>,
+        signing_key: Option<Secret>,
     },
 }
 
@@ -452,7 +453,15 @@ pub async fn run(remote: &Remote, request: &Request) -> Result<Outcome, Failure>
         match &request.destination {
             Destination::Store {
                 uri, secret_key, ..
-            } => push_store(remote, uri, secret_key.as_deref(), &missing).await?,
+            } => {
+                push_store(
+                    remote,
+                    uri,
+                    secret_key.as_ref().map(Secret::expose),
+                    &missing,
+                )
+                .await?
+            }
             Destination::Cachix {
                 cache,
                 auth_token,
@@ -462,8 +471,8 @@ pub async fn run(remote: &Remote, request: &Request) -> Result<Outcome, Failure>
                 push_cachix(
                     remote,
                     cache,
-                    auth_token.as_deref(),
-                    signing_key.as_deref(),
+                    auth_token.as_ref().map(Secret::expose),
+                    signing_key.as_ref().map(Secret::expose),
                     &missing,
                 )
                 .await?

@@ -7,7 +7,8 @@ use tf_provider::{AttributePath, Diagnostics};
 
 use super::{source, CachePushState};
 use crate::cache::{cachix, store};
-use crate::ssh::settings::{check_host, validate_block};
+use crate::context::settings::validate_block;
+use crate::ssh::settings::check_host;
 
 fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
@@ -193,7 +194,7 @@ pub fn validate(config: &CachePushState, diags: &mut Diagnostics) {
             }
         }
         if let Value::Value(key) = &dest.secret_key {
-            if let Err(e) = store::validate_secret_key(key) {
+            if let Err(e) = store::validate_secret_key(key.expose()) {
                 diags.error("Invalid secret_key", e, at("secret_key"));
             }
         }
@@ -227,7 +228,8 @@ pub fn validate(config: &CachePushState, diags: &mut Diagnostics) {
             ("signing_key", &dest.signing_key),
         ] {
             if let Value::Value(v) = value {
-                if v.is_empty() || has_control(v) || v.contains(' ') {
+                let v = v.expose();
+                if crate::secrets::check_single_line(v).is_err() || v.trim().contains(' ') {
                     diags.error(
                         "Invalid Cachix credential",
                         format!("`{name}` is empty or contains spaces or control characters"),

@@ -1,0 +1,190 @@
+//! The connection policies, per purpose, written once: how long a connection
+//! may keep retrying, and whether a failure is a warning (the prior state is
+//! kept) or an error. Pure functions, so the whole table is unit-tested.
+//!
+//! | failure            | create | read (resource) | update | delete | data source |
+//! |--------------------|--------|-----------------|--------|--------|-------------|
+//! | unreachable        | error  | warning         | error  | error  | error       |
+//! | auth failed        | error  | warning         | error  | error  | error       |
+//! | host key mismatch  | error  | error           | error  | error  | error       |
+//!
+//! A Read that cannot reach a host keeps the prior state, so `terraform plan`
+//! and `terraform destroy` of a dead fleet still work; a changed host key is
+//! never a warning. A Read gives up connecting after [`READ_CONNECT_BUDGET`]
+//! whatever `connect_timeout` says (that setting is for hosts still booting on
+//! create), and its remote commands get [`READ_COMMAND_BUDGET`]. Rejected
+//! logins are never retried (see `SshError::is_retryable`).
+
+use std::time::Duration;
+
+use crate::ssh::SshError;
+
+/// How long a resource's Read keeps trying to connect: a dead host's warning
+/// comes within 15 s.
+pub const READ_CONNECT_BUDGET: Duration = Duration::from_secs(10);
+
+/// How long the remote commands of one Read or data source may take.
+pub const READ_COMMAND_BUDGET: Duration = Duration::from_secs(120);
+
+/// Why a resource or data source connects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    Create,
+    /// A resource's refresh: it has a prior state to fall back to.
+    Read,
+    Update,
+    Delete,
+    /// A data source read: there is nothing to fall back to.
+    DataSource,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+impl Purpose {
+    /// How long a connection for this purpose may keep retrying, given the
+    /// configured `connect_timeout`.
+    pub fn connect_budget(self, connect_timeout: Duration) -> Duration {
+        match self {
+            Purpose::Read => connect_timeout.min(READ_CONNECT_BUDGET),
+            // Create, update and delete may meet a host that is still booting;
+            // a data source is often read right after its host was created.
+            _ => connect_timeout,
+        }
+    }
+
+    /// Warning or error for a failed connection.
+    pub fn severity(self, error: &SshError) -> Severity {
+        match (self, error) {
+            (_, SshError::HostKeyMismatch { .. }) => Severity::Error,
+            (Purpose::Read, SshError::Unreachable { .. } | SshError::AuthFailed { .. }) => {
+                Severity::Warning
+            }
+            _ => Severity::Error,
+        }
+    }
+}
+
+/// Severity, summary and detail of the diagnostic for a failed connection to
+/// `endpoint` (`user@host:port`).
+pub fn diagnose(purpose: Purpose, endpoint: &str, error: &SshError) -> (Severity, String, String) {
+    let severity = purpose.severity(error);
+    let (summary, detail) = match (error, severity) {
+        (SshError::HostKeyMismatch { .. }, _) => (
+            format!("Host key of {endpoint} changed"),
+            format!(
+                "{error}. If the host was really re-installed, set its new key in `ssh.host_key` \
+                 and run `terraform apply -refresh=false` (see the security guide, \
+                 \"Re-keying a host\"); otherwise treat this as a possible man-in-the-middle attack."
+            ),
+        ),
+        (_, Severity::Warning) => (
+            format!("{endpoint} is unreachable; keeping the last known state"),
+            format!(
+                "{error}. Drift cannot be checked until the host is back; destroy still works \
+                 with on_destroy = \"keep\"."
+            ),
+        ),
+        (_, Severity::Error) => (format!("Cannot connect to {endpoint}"), error.to_string()),
+    };
+    (severity, summary, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unreachable() -> SshError {
+        SshError::Unreachable {
+            host: "root@203.0.113.7:22".into(),
+            reason: "connection refused".into(),
+            waited: Duration::from_secs(10),
+        }
+    }
+
+    fn auth_failed() -> SshError {
+        SshError::AuthFailed {
+            host: "root@203.0.113.7:22".into(),
+            user: "root".into(),
+            reason: "the server rejected key SHA256:abc".into(),
+        }
+    }
+
+    fn mismatch() -> SshError {
+        SshError::HostKeyMismatch {
+            host: "root@203.0.113.7:22".into(),
+            expected: "ssh-ed25519 AAAA… (SHA256:old)".into(),
+            presented: "ssh-ed25519 BBBB… (SHA256:new)".into(),
+        }
+    }
+
+    const ALL: [Purpose; 5] = [
+        Purpose::Create,
+        Purpose::Read,
+        Purpose::Update,
+        Purpose::Delete,
+        Purpose::DataSource,
+    ];
+
+    #[test]
+    fn only_a_resource_read_turns_an_unreachable_host_into_a_warning() {
+        for purpose in ALL {
+            let want = if purpose == Purpose::Read {
+                Severity::Warning
+            } else {
+                Severity::Error
+            };
+            assert_eq!(purpose.severity(&unreachable()), want, "{purpose:?}");
+            assert_eq!(purpose.severity(&auth_failed()), want, "{purpose:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_resource_read_caps_the_connect_timeout() {
+        let five_minutes = Duration::from_secs(300);
+        for purpose in ALL {
+            let want = if purpose == Purpose::Read {
+                READ_CONNECT_BUDGET
+            } else {
+                five_minutes
+            };
+            assert_eq!(purpose.connect_budget(five_minutes), want, "{purpose:?}");
+            // A shorter timeout is kept as it is.
+            assert_eq!(
+                purpose.connect_budget(Duration::from_secs(3)),
+                Duration::from_secs(3)
+            );
+        }
+        assert!(READ_CONNECT_BUDGET < Duration::from_secs(15));
+    }
+
+    #[test]
+    fn a_changed_host_key_is_an_error_for_every_purpose() {
+        for purpose in ALL {
+            assert_eq!(
+                purpose.severity(&mismatch()),
+                Severity::Error,
+                "{purpose:?}"
+            );
+            let (_, summary, detail) = diagnose(purpose, "root@h:22", &mismatch());
+            assert_eq!(summary, "Host key of root@h:22 changed");
+            assert!(detail.contains("Nothing was run on the host"), "{detail}");
+            assert!(detail.contains("-refresh=false"), "{detail}");
+            assert!(detail.contains("man-in-the-middle"), "{detail}");
+        }
+    }
+
+    #[test]
+    fn messages_name_the_endpoint_and_what_happens_to_the_state() {
+        let (severity, summary, detail) = diagnose(Purpose::Read, "root@h:22", &unreachable());
+        assert_eq!(severity, Severity::Warning);
+        assert!(summary.contains("root@h:22") && summary.contains("keeping the last known state"));
+        assert!(detail.contains("connection refused"), "{detail}");
+        let (severity, summary, _) = diagnose(Purpose::Create, "root@h:22", &unreachable());
+        assert_eq!(severity, Severity::Error);
+        assert_eq!(summary, "Cannot connect to root@h:22");
+    }
+}

@@ -1,0 +1,378 @@
+//! SSH settings as users write them (the `ssh` block, at provider and resource
+//! level), their plan-time validation, and their resolution into the
+//! [`Settings`] one connection uses. Every problem is reported against the
+//! attribute path it came from, before any connection is made. The SSH layer
+//! below only sees the resolved [`Settings`].
+
+use serde::{Deserialize, Serialize};
+use tf_provider::value::Value;
+use tf_provider::{AttributePath, Diagnostics};
+
+use crate::secrets::Secret;
+use crate::ssh::auth::{decode_key, read_key_file, Credentials, KeyLoadError};
+use crate::ssh::settings::{
+    check_host, check_port, check_user, parse_duration, Bastion, Endpoint, Settings,
+    DEFAULT_CONNECT_TIMEOUT,
+};
+use crate::ssh::HostKey;
+
+/// The `ssh` block. The same shape serves the provider (defaults) and resources
+/// and data sources (overrides, plus `host_key`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct SshBlock {
+    #[serde(default)]
+    pub user: Value<String>,
+    #[serde(default)]
+    pub port: Value<i64>,
+    #[serde(default)]
+    pub private_key: Value<Secret>,
+    #[serde(default)]
+    pub private_key_file: Value<String>,
+    #[serde(default)]
+    pub private_key_passphrase: Value<Secret>,
+    #[serde(default)]
+    pub agent: Value<bool>,
+    #[serde(default)]
+    pub connect_timeout: Value<String>,
+    #[serde(default)]
+    pub bastion_host: Value<String>,
+    #[serde(default)]
+    pub bastion_user: Value<String>,
+    #[serde(default)]
+    pub bastion_port: Value<i64>,
+    #[serde(default)]
+    pub bastion_host_key: Value<String>,
+    /// Only in resources and data sources; never set at provider level (whose
+    /// configuration is deserialized, never serialized).
+    #[serde(default)]
+    pub host_key: Value<String>,
+}
+
+/// Plan-time checks of one `ssh` block, at `path`. Unknown values are skipped:
+/// they are checked again when known. `passphrase_elsewhere` says whether a
+/// passphrase may still come from another level (so an encrypted key alone is
+/// not yet an error).
+pub fn validate_block(
+    block: &SshBlock,
+    path: &AttributePath,
+    passphrase_elsewhere: bool,
+    diags: &mut Diagnostics,
+) {
+    let at = |name: &'static str| path.clone().attribute(name);
+    if let Value::Value(user) = &block.user {
+        if let Err(e) = check_user(user) {
+            diags.error("Invalid SSH user", e, at("user"));
+        }
+    }
+    if let Value::Value(user) = &block.bastion_user {
+        if let Err(e) = check_user(user) {
+            diags.error("Invalid bastion user", e, at("bastion_user"));
+        }
+    }
+    for (name, port) in [("port", &block.port), ("bastion_port", &block.bastion_port)] {
+        if let Value::Value(port) = port {
+            if let Err(e) = check_port(*port) {
+                diags.error("Invalid port", e, at(name));
+            }
+        }
+    }
+    if let Value::Value(host) = &block.bastion_host {
+        if let Err(e) = check_host(host) {
+            diags.error("Invalid bastion host", e, at("bastion_host"));
+        }
+    }
+    if let Value::Value(timeout) = &block.connect_timeout {
+        if let Err(e) = parse_duration(timeout) {
+            diags.error("Invalid connect_timeout", e, at("connect_timeout"));
+        }
+    }
+    for (name, key) in [
+        ("host_key", &block.host_key),
+        ("bastion_host_key", &block.bastion_host_key),
+    ] {
+        if let Value::Value(key) = key {
+            if let Err(e) = HostKey::parse(key) {
+                diags.error(
+                    "Invalid host key",
+                    format!("{e}. Give the host's public key line, e.g. the content of /etc/ssh/ssh_host_ed25519_key.pub"),
+                    at(name),
+                );
+            }
+        }
+    }
+    if block.private_key.is_value() && block.private_key_file.is_value() {
+        diags.error(
+            "Conflicting private keys",
+            "set either `private_key` or `private_key_file`, not both",
+            at("private_key_file"),
+        );
+        return;
+    }
+    if block.private_key_passphrase.is_unknown() {
+        return;
+    }
+    let passphrase = block
+        .private_key_passphrase
+        .as_ref_option()
+        .map(Secret::expose);
+    let loaded = match (&block.private_key, &block.private_key_file) {
+        (Value::Value(pem), _) => Some(("private_key", decode_key(pem.expose(), passphrase))),
+        (_, Value::Value(file)) => Some((
+            "private_key_file",
+            read_key_file(file).and_then(|pem| decode_key(&pem, passphrase)),
+        )),
+        _ => None,
+    };
+    if let Some((name, Err(e))) = loaded {
+        if !(e == KeyLoadError::NeedsPassphrase && passphrase_elsewhere) {
+            diags.error("Unusable private key", e.to_string(), at(name));
+        }
+    }
+}
+
+/// The two levels an attribute can come from, most specific first.
+pub struct Levels<'a> {
+    pub resource: Option<(&'a SshBlock, AttributePath)>,
+    pub provider: Option<(&'a SshBlock, AttributePath)>,
+}
+
+impl Levels<'_> {
+    /// First known value of a field, with the path it came from.
+    fn pick<T: Clone>(
+        &self,
+        field: impl Fn(&SshBlock) -> &Value<T>,
+    ) -> Option<(T, AttributePath, &SshBlock)> {
+        [&self.resource, &self.provider]
+            .into_iter()
+            .flatten()
+            .find_map(|(block, path)| {
+                field(block)
+                    .as_ref_option()
+                    .map(|v| (v.clone(), path.clone(), *block))
+            })
+    }
+}
+
+/// Resolve the settings for `host` from resource-level and provider-level blocks.
+/// Errors go to `diags` with the path of the offending attribute.
+pub fn resolve(
+    host: &str,
+    host_path: AttributePath,
+    levels: &Levels<'_>,
+    diags: &mut Diagnostics,
+) -> Option<Settings> {
+    let before = diags.errors.len();
+    if let Err(e) = check_host(host) {
+        diags.error("Invalid host", e, host_path.clone());
+    }
+    let user = levels
+        .pick(|b| &b.user)
+        .map(|(u, _, _)| u)
+        .unwrap_or_else(|| "root".into());
+    let port = match levels.pick(|b| &b.port) {
+        Some((p, path, _)) => check_port(p)
+            .map_err(|e| diags.error("Invalid port", e, path.attribute("port")))
+            .unwrap_or(22),
+        None => 22,
+    };
+    let connect_timeout = match levels.pick(|b| &b.connect_timeout) {
+        Some((t, path, _)) => parse_duration(&t)
+            .map_err(|e| {
+                diags.error(
+                    "Invalid connect_timeout",
+                    e,
+                    path.attribute("connect_timeout"),
+                )
+            })
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        None => DEFAULT_CONNECT_TIMEOUT,
+    };
+
+    let mut credentials = Credentials::default();
+    // The key comes from the most specific level that sets one; its passphrase
+    // from the same level first, then from the other.
+    let key_level = [&levels.resource, &levels.provider]
+        .into_iter()
+        .flatten()
+        .find(|(b, _)| b.private_key.is_value() || b.private_key_file.is_value());
+    if let Some((block, path)) = key_level {
+        let passphrase = block
+            .private_key_passphrase
+            .as_ref_option()
+            .cloned()
+            .or_else(|| {
+                levels
+                    .pick(|b| &b.private_key_passphrase)
+                    .map(|(p, _, _)| p)
+            });
+        let (name, pem) = match (&block.private_key, &block.private_key_file) {
+            (Value::Value(pem), _) => ("private_key", Ok(pem.expose().to_string())),
+            (_, Value::Value(file)) => ("private_key_file", read_key_file(file)),
+            _ => unreachable!("key_level has a key"),
+        };
+        match pem.and_then(|pem| decode_key(&pem, passphrase.as_ref().map(Secret::expose))) {
+            Ok(key) => credentials.keys.push(key),
+            Err(e) => diags.error(
+                "Unusable private key",
+                e.to_string(),
+                path.clone().attribute(name),
+            ),
+        }
+    }
+    credentials.agent = match levels.pick(|b| &b.agent) {
+        Some((agent, _, _)) => agent,
+        // With no key configured, fall back to the agent as OpenSSH would.
+        None => credentials.keys.is_empty() && std::env::var_os("SSH_AUTH_SOCK").is_some(),
+    };
+    if credentials.keys.is_empty() && !credentials.agent && diags.errors.len() == before {
+        diags.error(
+            "No SSH credentials",
+            "set `private_key`, `private_key_file` or `agent = true` (with SSH_AUTH_SOCK) in an `ssh` block of the resource or the provider",
+            levels
+                .resource
+                .as_ref()
+                .or(levels.provider.as_ref())
+                .map(|(_, p)| p.clone())
+                .unwrap_or_else(|| AttributePath::new("ssh")),
+        );
+    }
+
+    let host_key = match &levels.resource {
+        Some((block, path)) => match &block.host_key {
+            Value::Value(k) => HostKey::parse(k)
+                .map_err(|e| {
+                    diags.error(
+                        "Invalid host key",
+                        e.to_string(),
+                        path.clone().attribute("host_key"),
+                    )
+                })
+                .ok(),
+            _ => None,
+        },
+        None => None,
+    };
+
+    let bastion = match levels.pick(|b| &b.bastion_host) {
+        Some((bastion_host, path, block)) => {
+            if let Err(e) = check_host(&bastion_host) {
+                diags.error(
+                    "Invalid bastion host",
+                    e,
+                    path.clone().attribute("bastion_host"),
+                );
+            }
+            let port = match block.bastion_port.as_ref_option() {
+                Some(p) => check_port(*p)
+                    .map_err(|e| {
+                        diags.error("Invalid port", e, path.clone().attribute("bastion_port"))
+                    })
+                    .unwrap_or(22),
+                None => 22,
+            };
+            let host_key = match block.bastion_host_key.as_ref_option() {
+                Some(k) => HostKey::parse(k)
+                    .map_err(|e| {
+                        diags.error(
+                            "Invalid host key",
+                            e.to_string(),
+                            path.clone().attribute("bastion_host_key"),
+                        )
+                    })
+                    .ok(),
+                None => None,
+            };
+            Some(Bastion {
+                endpoint: Endpoint {
+                    host: bastion_host,
+                    port,
+                    user: block
+                        .bastion_user
+                        .as_ref_option()
+                        .cloned()
+                        .unwrap_or_else(|| user.clone()),
+                },
+                host_key,
+            })
+        }
+        None => None,
+    };
+
+    if diags.errors.len() > before {
+        return None;
+    }
+    Some(Settings {
+        endpoint: Endpoint {
+            host: host.to_string(),
+            port,
+            user,
+        },
+        credentials,
+        host_key,
+        connect_timeout,
+        bastion,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block() -> SshBlock {
+        SshBlock {
+            agent: Value::Value(true),
+            ..Default::default()
+        }
+    }
+
+    use std::time::Duration;
+
+    #[test]
+    fn resource_level_overrides_provider_level() {
+        let provider = SshBlock {
+            user: Value::Value("deploy".into()),
+            port: Value::Value(2222),
+            connect_timeout: Value::Value("10s".into()),
+            ..block()
+        };
+        let resource = SshBlock {
+            port: Value::Value(22),
+            ..block()
+        };
+        let levels = Levels {
+            resource: Some((&resource, AttributePath::new("ssh").index(0))),
+            provider: Some((&provider, AttributePath::new("ssh").index(0))),
+        };
+        let mut diags = Diagnostics::default();
+        let s = resolve("h", AttributePath::new("host"), &levels, &mut diags).unwrap();
+        assert!(diags.errors.is_empty());
+        assert_eq!(s.endpoint.user, "deploy");
+        assert_eq!(s.endpoint.port, 22);
+        assert_eq!(s.connect_timeout, Duration::from_secs(10));
+        assert!(s.credentials.agent);
+    }
+
+    #[test]
+    fn errors_carry_attribute_paths() {
+        let bad = SshBlock {
+            port: Value::Value(70000),
+            connect_timeout: Value::Value("soon".into()),
+            private_key_file: Value::Value("/nonexistent/id".into()),
+            host_key: Value::Value("nope".into()),
+            ..Default::default()
+        };
+        let mut diags = Diagnostics::default();
+        validate_block(&bad, &AttributePath::new("ssh").index(0), false, &mut diags);
+        let paths: Vec<String> = diags
+            .errors
+            .iter()
+            .map(|d| d.attribute.to_string())
+            .collect();
+        for want in ["port", "connect_timeout", "private_key_file", "host_key"] {
+            assert!(
+                paths.iter().any(|p| p.contains(want)),
+                "no error for {want} in {paths:?}"
+            );
+        }
+    }
+}
