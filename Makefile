@@ -18,7 +18,7 @@ examples-check: world
 
 ## test: lint, unit tests and acceptance tests against real Terraform and sshd/Nix hosts
 test: world lint
-	$(CARGO) test --all-targets -- --test-threads=4
+	$(CARGO) test --all-targets --no-fail-fast -- --test-threads=4
 
 ## world: install and start the test world (sshd hosts with Nix, nginx cache, Terraform)
 world:

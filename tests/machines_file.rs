@@ -680,7 +680,9 @@ resource "nixbuild_builder" "b" {{
 resource "nixbuild_machines_file" "m" {{
   target {{
     host = {bare}
-    user = "deploy"
+    ssh {{
+      user = "deploy"
+    }}
   }}
   machine {{
     uri             = nixbuild_builder.b.store_uri
