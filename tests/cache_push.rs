@@ -10,48 +10,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
-use common::{hcl, provider_config, terraform_versions, world, Tf};
+use common::{fixture, hcl, provider_config, salt, sh, terraform_versions, world, Tf};
 use serde_json::Value;
 
 const BUILDER: &str = "h2";
-
-/// A unique salt per test run and Terraform version.
-fn salt(test: &str, version: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{test}-{version}-{}-{nanos}", std::process::id())
-}
-
-/// A copy of the fixture flake with its own salt, inside `parent`.
-fn fixture(parent: &Path, salt: &str) -> PathBuf {
-    let src = common::repo_root().join("tests/fixtures/cache_push/flake");
-    let dir = parent.join("flake");
-    std::fs::create_dir_all(&dir).unwrap();
-    for name in ["flake.nix", "message.txt"] {
-        std::fs::copy(src.join(name), dir.join(name)).unwrap();
-    }
-    std::fs::write(dir.join("salt.txt"), salt).unwrap();
-    dir
-}
-
-fn sh(dir: &Path, command: &str) -> String {
-    let out = Command::new("sh")
-        .args(["-c", command])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{command}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// Commit `flake_dir` to git, publish a bare clone under the world's www
 /// directory (dumb HTTP: `git update-server-info`), and return the

@@ -12,43 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{hcl, provider_config, terraform_versions, world, Proxy, Tf};
+use common::{fixture, hcl, provider_config, salt, sh, terraform_versions, world, Proxy, Tf};
 
 const BUILDER: &str = "h2";
-
-fn unique(test: &str, version: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{test}-{version}-{}-{nanos}", std::process::id())
-}
-
-fn sh(dir: &Path, command: &str) -> String {
-    let out = Command::new("sh")
-        .args(["-c", command])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{command}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// The cache_push fixture flake with its own salt, in `parent/flake`.
-fn fixture(parent: &Path, salt: &str) -> PathBuf {
-    let src = common::repo_root().join("tests/fixtures/cache_push/flake");
-    let dir = parent.join("flake");
-    std::fs::create_dir_all(&dir).unwrap();
-    for name in ["flake.nix", "message.txt"] {
-        std::fs::copy(src.join(name), dir.join(name)).unwrap();
-    }
-    std::fs::write(dir.join("salt.txt"), salt).unwrap();
-    dir
-}
 
 /// `find DIR` relative and sorted (what a tree holds, entry by entry).
 const LISTING: &str = "find . -mindepth 1 | LC_ALL=C sort";
@@ -176,7 +142,7 @@ fn ten_parallel_pushes_of_one_tree_then_a_change_prunes_the_old_copy() {
     let _guard = common::exclusive(BUILDER);
     for version in terraform_versions() {
         let tf = Tf::new(&version);
-        let flake = fixture(tf.dir.path(), &unique("upload", &version));
+        let flake = fixture(tf.dir.path(), &salt("upload", &version));
         sh(
             &flake,
             "git init -q . && git add flake.nix message.txt salt.txt",
@@ -286,7 +252,7 @@ fn a_connection_cut_mid_push_leaves_no_credential_file() {
     let _guard = common::exclusive(BUILDER);
     let version = terraform_versions().remove(0);
     let tf = Tf::new(&version);
-    let flake = fixture(tf.dir.path(), &unique("cut", &version));
+    let flake = fixture(tf.dir.path(), &salt("cut", &version));
     let proxy = Proxy::start(&format!("{}:22", host.address()));
     let (store_port, stop_store) = stalled_store();
     let key = host.exec(
@@ -371,7 +337,7 @@ resource "nixbuild_cache_push" "cut" {{
 fn a_negative_source_keep_fails_the_plan() {
     let version = terraform_versions().remove(0);
     let tf = Tf::new(&version);
-    let flake = fixture(tf.dir.path(), &unique("keep", &version));
+    let flake = fixture(tf.dir.path(), &salt("keep", &version));
     tf.write(&format!(
         r#"{provider}
 resource "nixbuild_cache_push" "bad" {{

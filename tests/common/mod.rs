@@ -592,3 +592,38 @@ impl Drop for HttpsFiles {
         let _ = self.child.wait();
     }
 }
+
+/// A unique salt per test run and Terraform version.
+pub fn salt(test: &str, version: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{test}-{version}-{}-{nanos}", std::process::id())
+}
+
+/// A copy of the fixture flake with its own salt, inside `parent`.
+pub fn fixture(parent: &Path, salt: &str) -> PathBuf {
+    let src = repo_root().join("tests/fixtures/cache_push/flake");
+    let dir = parent.join("flake");
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["flake.nix", "message.txt"] {
+        std::fs::copy(src.join(name), dir.join(name)).unwrap();
+    }
+    std::fs::write(dir.join("salt.txt"), salt).unwrap();
+    dir
+}
+
+pub fn sh(dir: &Path, command: &str) -> String {
+    let out = Command::new("sh")
+        .args(["-c", command])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

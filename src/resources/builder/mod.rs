@@ -277,14 +277,16 @@ impl BuilderResource {
         drift
     }
 
-    /// Record what the host looks like into `state`.
+    /// Record what the host looks like into `state` (and, in `private`, a
+    /// build user the host shows as someone else's account).
     fn observe(
         state: &mut BuilderState,
         remote: &Remote,
         facts: &Facts,
-        private: &BuilderPrivate,
+        private: &mut BuilderPrivate,
         token: Option<&str>,
     ) {
+        private.foreign_user = foreign_user(state, facts);
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         state.id = Value::Value(remote.endpoint().to_string());
         state.host_key = Value::Value(remote.host_key().openssh_line());
@@ -552,12 +554,11 @@ impl BuilderResource {
             String::new()
         };
         state.config_hash = Value::Null;
-        private.foreign_user = foreign_user(&state, &facts);
         Self::observe(
             &mut state,
             &remote,
             &facts,
-            &private,
+            &mut private,
             token.secret().map(Secret::expose),
         );
         let expected = Self::desired_hash(&state, &target);
@@ -861,12 +862,11 @@ impl Resource for BuilderResource {
             }
             private.imported = false;
         }
-        private.foreign_user = foreign_user(&state, &facts);
         Self::observe(
             &mut state,
             &remote,
             &facts,
-            &private,
+            &mut private,
             token.secret().map(Secret::expose),
         );
         Some((state, Value::Value(private)))
