@@ -455,10 +455,10 @@ fn source_change_plans_a_push_in_place() {
     }
 }
 
-/// A failing derivation fails the apply with the end of its build log, and
-/// leaves no resource in the state.
+/// A failing derivation fails the apply with the end of its build log; the
+/// push stays in the state only as a tainted object holding the builder's pin.
 #[test]
-fn build_failure_shows_the_log_tail_and_keeps_no_state() {
+fn build_failure_shows_the_log_tail_and_keeps_only_the_pin() {
     for version in terraform_versions() {
         let tf = Tf::new(&version);
         let flake = fixture(tf.dir.path(), &salt("broken", &version));
@@ -482,9 +482,28 @@ fn build_failure_shows_the_log_tail_and_keeps_no_state() {
         );
         assert!(text.contains("nbt build log line 30"), "{text}");
         assert!(text.contains("nixbuild_cache_push.b"), "{text}");
-        let list = tf.ok(&["state", "list"]);
-        assert!(!list.contains("nixbuild_cache_push"), "state: {list}");
+        assert_failed_push_kept(&tf, "nixbuild_cache_push.b");
     }
+}
+
+/// A push that failed after connecting is in the state, tainted, with the
+/// builder's pinned key and nothing claimed as pushed; destroy forgets it.
+fn assert_failed_push_kept(tf: &Tf, address: &str) {
+    let state: serde_json::Value = serde_json::from_str(&tf.ok(&["show", "-json"])).unwrap();
+    let resources = state["values"]["root_module"]["resources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let resource = resources
+        .iter()
+        .find(|r| r["address"] == address)
+        .unwrap_or_else(|| panic!("{address} is not in the state: {state}"));
+    assert_eq!(resource["tainted"], true, "{state}");
+    let key = resource["values"]["host_key"].as_str().unwrap_or_default();
+    assert!(key.starts_with("ssh-"), "no pinned key: {state}");
+    assert!(resource["values"]["out_paths"].is_null(), "{state}");
+    assert!(resource["values"]["pushed_paths"].is_null(), "{state}");
+    tf.destroy();
 }
 
 /// Ten pushes on one builder at once all succeed.
@@ -809,7 +828,7 @@ fn cachix_push_without_credentials_fails_clearly() {
             "{text}"
         );
         assert!(flat.contains("cachix.auth_token"), "{text}");
-        assert!(!tf.ok(&["state", "list"]).contains("nixbuild_cache_push.n"));
+        assert_failed_push_kept(&tf, "nixbuild_cache_push.n");
     }
 }
 

@@ -2,7 +2,8 @@
 //! supported Terraform version: the pin survives a re-push and a failed
 //! create, a re-installed host can be re-keyed, an explicit ECDSA or RSA key
 //! is what the connection negotiates, a bastion may be its own target, an
-//! import is checked against `ssh.host_key`, and a dead host's refresh warns
+//! import is checked against `ssh.host_key`, a bastion's key is pinned in
+//! state, and a dead host's refresh warns
 //! quickly whatever `connect_timeout` says.
 //!
 //! "Another host at the same address" is a second sshd started by the test
@@ -254,6 +255,24 @@ fn restart_command(host: &str) -> String {
     )
 }
 
+/// A copy of the cache_push fixture flake in `tf`'s directory, salted so that
+/// its outputs are new to the cache.
+fn fresh_flake(tf: &Tf, version: &str) -> PathBuf {
+    let flake = tf.dir.path().join("flake");
+    std::fs::create_dir_all(&flake).unwrap();
+    let fixture = common::repo_root().join("tests/fixtures/cache_push/flake");
+    for name in ["flake.nix", "message.txt"] {
+        std::fs::copy(fixture.join(name), flake.join(name)).unwrap();
+    }
+    let salt = format!(
+        "trust-{version}-{}-{:?}",
+        std::process::id(),
+        Instant::now()
+    );
+    std::fs::write(flake.join("salt.txt"), salt).unwrap();
+    flake
+}
+
 /// Row 1: a re-push of a `nixbuild_cache_push` on the same host (changed
 /// `triggers`) is an in-place update that keeps the pinned key: once the
 /// host presents another key, the apply fails before any login.
@@ -264,21 +283,7 @@ fn cache_push_repush_keeps_the_pin() {
     for version in terraform_versions() {
         let switch = Switch::start(forward_to("h2"));
         let tf = Tf::new(&version);
-        let flake = tf.dir.path().join("flake");
-        std::fs::create_dir_all(&flake).unwrap();
-        let fixture = common::repo_root().join("tests/fixtures/cache_push/flake");
-        for name in ["flake.nix", "message.txt"] {
-            std::fs::copy(fixture.join(name), flake.join(name)).unwrap();
-        }
-        std::fs::write(
-            flake.join("salt.txt"),
-            format!(
-                "trust-{version}-{}-{:?}",
-                std::process::id(),
-                Instant::now()
-            ),
-        )
-        .unwrap();
+        let flake = fresh_flake(&tf, &version);
         let config = |n: u32| {
             format!(
                 r#"{provider}
@@ -556,6 +561,100 @@ output "keys" {{
     }
 }
 
+/// A machines file on `h1`, written through the bastion at 127.0.0.1:`port`
+/// (`bastion_key`: the configured `ssh.bastion_host_key`, if any).
+fn bastion_pin_config(port: u16, path: &str, bastion_key: Option<&str>) -> String {
+    let h1 = world().host("h1");
+    let key_line = bastion_key
+        .map(|k| format!("bastion_host_key = {}", hcl(k)))
+        .unwrap_or_default();
+    format!(
+        r#"{provider}
+resource "nixbuild_machines_file" "m" {{
+  target {{
+    host = {h1}
+    path = {path}
+    ssh {{
+      bastion_host = "127.0.0.1"
+      bastion_port = {port}
+      {key_line}
+    }}
+  }}
+  machine {{
+    uri     = "ssh-ng://root@{h1_address}"
+    systems = ["x86_64-linux"]
+  }}
+}}
+
+output "keys" {{
+  value = {{
+    target  = nixbuild_machines_file.m.target_host_key
+    bastion = nixbuild_machines_file.m.target_bastion_host_key
+  }}
+}}
+"#,
+        provider = provider_config(""),
+        h1 = hcl(&h1.address()),
+        h1_address = h1.address(),
+        path = hcl(path),
+    )
+}
+
+/// The bastion's key is pinned in state like the target's: a bastion that
+/// presents another key later is the host-key error on refresh, before any
+/// login on it; naming its new key in `ssh.bastion_host_key` re-keys it.
+#[test]
+fn bastion_pin_is_kept_in_state() {
+    let _h2 = exclusive("h2");
+    let reinstalled = SecondSshd::start("h2", 2212, &["ed25519"]);
+    let h1 = world().host("h1");
+    for version in terraform_versions() {
+        let switch = Switch::start(forward_to("h2"));
+        let tf = Tf::new(&version);
+        let path = format!("/tmp/nixbuild-bastion-pin-{version}-{}", std::process::id());
+        tf.write(&bastion_pin_config(switch.port, &path, None));
+        tf.apply();
+        let keys = tf.output("keys");
+        assert_eq!(keys["target"], h1.host_key().as_str());
+        assert_eq!(keys["bastion"], world().host("h2").host_key().as_str());
+        tf.assert_no_changes();
+
+        // The bastion is re-installed (another key): the refresh fails with
+        // the host-key error and never logs in to it.
+        switch.set(Mode::Forward(reinstalled.endpoint()));
+        let (logins, connections) = (reinstalled.logins(), reinstalled.connections());
+        let text = tf.fails(&["plan", "-no-color"]);
+        assert_host_key_error(&text);
+        assert!(
+            flat(&text).contains(&format!("127.0.0.1:{}", switch.port)),
+            "{text}"
+        );
+        assert!(reinstalled.connections() > connections, "{text}");
+        assert_eq!(
+            reinstalled.logins(),
+            logins,
+            "logged in to a bastion with another key:\n{}",
+            reinstalled.log_text()
+        );
+
+        assert!(flat(&text).contains("ssh.bastion_host_key"), "{text}");
+
+        // Re-key, as the security guide says: the configuration names the
+        // bastion's new key, applied without the refresh that checks the old pin.
+        let new_key = reinstalled.key("ed25519");
+        tf.write(&bastion_pin_config(switch.port, &path, Some(&new_key)));
+        tf.ok(&["apply", "-auto-approve", "-refresh=false", "-no-color"]);
+        assert_eq!(tf.output("keys")["bastion"], new_key.as_str());
+        assert!(reinstalled.logins() > logins);
+        tf.assert_no_changes();
+        tf.destroy();
+        assert_eq!(
+            h1.exec(&format!("test -e {path} && echo present || echo gone")),
+            "gone"
+        );
+    }
+}
+
 fn import_config(host_key: &str) -> String {
     format!(
         r#"{provider}
@@ -747,5 +846,66 @@ resource "nixbuild_builder" "b" {{
         // A refresh would stop at the changed key; on_destroy = "keep" needs no host.
         tf.ok(&["destroy", "-refresh=false", "-auto-approve", "-no-color"]);
         assert!(tf.ok(&["state", "list"]).trim().is_empty());
+    }
+}
+
+/// A push whose build fails after connecting stays in the state, tainted,
+/// with the key it pinned: its replacement in the next apply expects that
+/// key and stops, before logging in, at a host that presents another.
+#[test]
+fn failed_cache_push_keeps_its_pin() {
+    let _h2 = exclusive("h2");
+    let other = SecondSshd::start("h2", 2215, &["ed25519"]);
+    for version in terraform_versions() {
+        let switch = Switch::start(forward_to("h2"));
+        let tf = Tf::new(&version);
+        let flake = fresh_flake(&tf, &version);
+        let config = |installable: &str| {
+            format!(
+                r#"{provider}
+resource "nixbuild_cache_push" "p" {{
+  host         = "127.0.0.1"
+  source       = {flake}
+  installables = ["{installable}"]
+  ssh {{
+    port = {port}
+  }}
+  store {{
+    uri = {cache}
+  }}
+}}
+"#,
+                provider = provider_config(""),
+                flake = hcl(flake.to_str().unwrap()),
+                port = switch.port,
+                cache = hcl(world().json["cache"]["url"].as_str().unwrap()),
+            )
+        };
+        tf.write(&config("no-such-output"));
+        let text = tf.fails(&["apply", "-auto-approve", "-no-color"]);
+        assert!(flat(&text).contains("no-such-output"), "{text}");
+        let state: serde_json::Value = serde_json::from_str(&tf.ok(&["show", "-json"])).unwrap();
+        let resource = &state["values"]["root_module"]["resources"][0];
+        assert_eq!(
+            resource["values"]["host_key"],
+            world().host("h2").host_key().as_str(),
+            "{state}"
+        );
+        assert_eq!(resource["tainted"], true, "{state}");
+
+        // Fixed configuration, but the host now presents another key: the
+        // replacement inherits the pin and fails before logging in.
+        tf.write(&config("dep"));
+        switch.set(Mode::Forward(other.endpoint()));
+        let logins = other.logins();
+        let text = tf.fails(&["apply", "-auto-approve", "-no-color"]);
+        assert_host_key_error(&text);
+        assert_eq!(other.logins(), logins, "{}", other.log_text());
+
+        // The real host is back: the replacement pushes.
+        switch.set(forward_to("h2"));
+        tf.apply();
+        tf.assert_no_changes();
+        tf.destroy();
     }
 }

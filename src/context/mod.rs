@@ -63,6 +63,10 @@ pub struct Target<'a> {
     pub base: Option<AttributePath>,
     /// The computed attribute that holds the pin (`host_key`, `target_host_key`).
     pub pin_attribute: &'static str,
+    /// The bastion's key pinned in state, if any.
+    pub pinned_bastion: Option<&'a str>,
+    /// The computed attribute that holds the bastion's pin.
+    pub bastion_pin_attribute: &'static str,
 }
 
 impl<'a> Target<'a> {
@@ -74,6 +78,8 @@ impl<'a> Target<'a> {
             pinned: None,
             base: None,
             pin_attribute: "host_key",
+            pinned_bastion: None,
+            bastion_pin_attribute: "bastion_host_key",
         }
     }
 
@@ -83,10 +89,23 @@ impl<'a> Target<'a> {
         self
     }
 
-    /// `host` and `ssh` inside a nested block at `base`; the pin in `pin_attribute`.
-    pub fn nested(mut self, base: AttributePath, pin_attribute: &'static str) -> Self {
+    /// The bastion's key pinned in state (empty strings count as none).
+    pub fn pinned_bastion(mut self, key: Option<&'a str>) -> Self {
+        self.pinned_bastion = key.filter(|k| !k.trim().is_empty());
+        self
+    }
+
+    /// `host` and `ssh` inside a nested block at `base`; the pins in
+    /// `pin_attribute` and `bastion_pin_attribute`.
+    pub fn nested(
+        mut self,
+        base: AttributePath,
+        pin_attribute: &'static str,
+        bastion_pin_attribute: &'static str,
+    ) -> Self {
         self.base = Some(base);
         self.pin_attribute = pin_attribute;
+        self.bastion_pin_attribute = bastion_pin_attribute;
         self
     }
 
@@ -162,6 +181,43 @@ pub fn plan_pin(
     }
 }
 
+/// The host keys a connection verified, as state records them: the target's,
+/// and the bastion's when the route has one.
+#[derive(Clone, Debug)]
+pub struct SeenKeys {
+    pub host_key: String,
+    pub bastion_host_key: Option<String>,
+}
+
+impl SeenKeys {
+    pub fn of(remote: &Remote) -> Self {
+        Self {
+            host_key: remote.host_key().openssh_line(),
+            bastion_host_key: remote.bastion_host_key().map(|k| k.openssh_line()),
+        }
+    }
+}
+
+/// A pin from state: none, or a key that must parse (else the state is corrupt).
+fn parse_pin(
+    pinned: Option<&str>,
+    attribute: &'static str,
+    diags: &mut Diagnostics,
+) -> Option<Option<HostKey>> {
+    match pinned.map(HostKey::parse) {
+        None => Some(None),
+        Some(Ok(key)) => Some(Some(key)),
+        Some(Err(e)) => {
+            diags.error(
+                "Corrupt pinned host key in state",
+                format!("{e}; replace the resource to pin the host's key again"),
+                AttributePath::new(attribute),
+            );
+            None
+        }
+    }
+}
+
 /// What [`Context::connect`] gives back. The diagnostics are already made.
 // Made once per connection and matched at once: not worth a box.
 #[allow(clippy::large_enum_variant)]
@@ -188,21 +244,69 @@ impl Context {
         };
         let mut settings = settings::resolve(target.host, target.host_path(), &levels, diags)?;
         if settings.host_key.is_none() {
-            if let Some(pinned) = target.pinned {
-                match HostKey::parse(pinned) {
-                    Ok(key) => settings.host_key = Some(key),
-                    Err(e) => {
-                        diags.error(
-                            "Corrupt pinned host key in state",
-                            format!("{e}; replace the resource to pin the host's key again"),
-                            AttributePath::new(target.pin_attribute),
-                        );
-                        return None;
-                    }
-                }
+            settings.host_key = parse_pin(target.pinned, target.pin_attribute, diags)?;
+        }
+        if let Some(bastion) = settings.bastion.as_mut() {
+            if bastion.host_key.is_none() {
+                bastion.host_key =
+                    parse_pin(target.pinned_bastion, target.bastion_pin_attribute, diags)?;
             }
         }
         Some(settings)
+    }
+
+    /// The bastion pin a plan promises for `now` (with `prior`, the state's
+    /// target, on update): null without a bastion (or when the bastion is the
+    /// target itself); the configured `bastion_host_key`; the pin in state
+    /// while the bastion stays the same; otherwise unknown until the apply
+    /// pins the first key the bastion presents.
+    /// [`plan_bastion_pin`](Self::plan_bastion_pin) from state attributes:
+    /// `host` and `ssh` now, and the prior `(host, ssh, bastion pin)`.
+    pub fn plan_bastion_pin_of(
+        &self,
+        host: &Value<String>,
+        ssh: &Value<SshBlock>,
+        prior: Option<(&Value<String>, &Value<SshBlock>, &Value<String>)>,
+    ) -> Value<String> {
+        let Value::Value(host) = host else {
+            return Value::Unknown;
+        };
+        let prior = prior.and_then(|(host, ssh, pin)| {
+            let pin = pin.as_ref_option().map(String::as_str);
+            Some(Target::new(host.as_ref_option()?, ssh).pinned_bastion(pin))
+        });
+        self.plan_bastion_pin(&Target::new(host, ssh), prior.as_ref())
+    }
+
+    pub fn plan_bastion_pin(&self, now: &Target<'_>, prior: Option<&Target<'_>>) -> Value<String> {
+        let mut quiet = Diagnostics::default();
+        let unpinned = now.clone().pinned_bastion(None);
+        let Some(settings) = self.settings(&unpinned, &mut quiet) else {
+            return Value::Unknown;
+        };
+        let Some(bastion) = settings.bastion.as_ref() else {
+            return Value::Null;
+        };
+        let same_place = |a: &crate::ssh::settings::Endpoint,
+                          b: &crate::ssh::settings::Endpoint| {
+            a.host == b.host && a.port == b.port
+        };
+        if same_place(&bastion.endpoint, &settings.endpoint) {
+            return Value::Null;
+        }
+        if let Some(key) = &bastion.host_key {
+            return Value::Value(key.openssh_line());
+        }
+        // A pin belongs to the bastion it was taken from.
+        let kept = prior
+            .filter(|p| p.pinned_bastion.is_some())
+            .and_then(|p| self.settings(&p.clone().pinned_bastion(None), &mut quiet))
+            .and_then(|p| p.bastion)
+            .is_some_and(|b| same_place(&b.endpoint, &bastion.endpoint));
+        match prior.and_then(|p| p.pinned_bastion) {
+            Some(pin) if kept => Value::Value(pin.to_string()),
+            _ => Value::Unknown,
+        }
     }
 
     /// The one way to reach a host. Resolves the settings, connects within the
@@ -322,6 +426,66 @@ mod tests {
             &mut diags,
         );
         (planned, diags.errors.len())
+    }
+
+    fn context() -> Context {
+        Context {
+            ssh_defaults: None,
+            cachix: CachixSettings::default(),
+            pool: Pool::new(1),
+        }
+    }
+
+    fn via(bastion: &str, key: Option<&str>) -> Value<SshBlock> {
+        Value::Value(SshBlock {
+            agent: Value::Value(true),
+            bastion_host: Value::Value(bastion.into()),
+            bastion_host_key: key.map(String::from).into(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_bastion_pin_stays_with_its_bastion() {
+        let c = context();
+        let (to_j1, to_j2) = (via("192.0.2.1", None), via("192.0.2.2", None));
+        let direct = Value::Value(SshBlock {
+            agent: Value::Value(true),
+            ..Default::default()
+        });
+        let now = Target::new("10.0.0.5", &to_j1);
+        // No bastion, or a bastion that is the target: no pin.
+        assert_eq!(
+            c.plan_bastion_pin(&Target::new("10.0.0.5", &direct), None),
+            Value::Null
+        );
+        assert_eq!(
+            c.plan_bastion_pin(&Target::new("192.0.2.1", &to_j1), None),
+            Value::Null
+        );
+        // New: the first key seen on apply.
+        assert_eq!(c.plan_bastion_pin(&now, None), Value::Unknown);
+        // The same bastion keeps its pin; another bastion does not inherit it.
+        let prior_j1 = Target::new("10.0.0.5", &to_j1).pinned_bastion(Some(A));
+        let prior_j2 = Target::new("10.0.0.5", &to_j2).pinned_bastion(Some(A));
+        assert_eq!(
+            c.plan_bastion_pin(&now, Some(&prior_j1)),
+            Value::Value(A.into())
+        );
+        assert_eq!(c.plan_bastion_pin(&now, Some(&prior_j2)), Value::Unknown);
+        // A configured key wins (the re-key of a re-installed bastion).
+        let rekeyed = via("192.0.2.1", Some(B));
+        assert_eq!(
+            c.plan_bastion_pin(&Target::new("10.0.0.5", &rekeyed), Some(&prior_j1)),
+            Value::Value(B.into())
+        );
+        // On connect, the state's pin is what the bastion must present.
+        let mut diags = Diagnostics::default();
+        let settings = c.settings(&prior_j1, &mut diags).unwrap();
+        assert_eq!(
+            settings.bastion.unwrap().host_key,
+            Some(HostKey::parse(A).unwrap())
+        );
     }
 
     #[test]

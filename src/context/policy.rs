@@ -73,14 +73,23 @@ impl Purpose {
 pub fn diagnose(purpose: Purpose, endpoint: &str, error: &SshError) -> (Severity, String, String) {
     let severity = purpose.severity(error);
     let (summary, detail) = match (error, severity) {
-        (SshError::HostKeyMismatch { .. }, _) => (
-            format!("Host key of {endpoint} changed"),
-            format!(
-                "{error}. If the host was really re-installed, set its new key in `ssh.host_key` \
-                 and run `terraform apply -refresh=false` (see the security guide, \
-                 \"Re-keying a host\"); otherwise treat this as a possible man-in-the-middle attack."
-            ),
-        ),
+        (SshError::HostKeyMismatch { host, .. }, _) => {
+            // The mismatch may be the bastion's, on the way to `endpoint`.
+            let (who, attribute) = if host == endpoint {
+                ("host", "ssh.host_key")
+            } else {
+                ("bastion", "ssh.bastion_host_key")
+            };
+            (
+                format!("Host key of {host} changed"),
+                format!(
+                    "{error}. If the {who} was really re-installed, set its new key in \
+                     `{attribute}` and run `terraform apply -refresh=false` (see the security \
+                     guide, \"Re-keying a host\"); otherwise treat this as a possible \
+                     man-in-the-middle attack."
+                ),
+            )
+        }
         (_, Severity::Warning) => (
             format!("{endpoint} is unreachable; keeping the last known state"),
             format!(

@@ -27,7 +27,9 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use crate::context::settings::validate_block;
-use crate::context::{plan_pin, Context, Outcome, PlannedPin, Purpose, Shared, SshBlock, Target};
+use crate::context::{
+    plan_pin, Context, Outcome, PlannedPin, Purpose, SeenKeys, Shared, SshBlock, Target,
+};
 use crate::nix::machines::{self, Machine};
 use crate::schema::{
     attribute, block, computed, optional_bool, optional_number, optional_string, required_string,
@@ -99,6 +101,8 @@ pub struct MachinesFileState {
     pub nix_build_machines: Value<String>,
     #[serde(default)]
     pub target_host_key: Value<String>,
+    #[serde(default)]
+    pub target_bastion_host_key: Value<String>,
 }
 
 /// Where the file goes, once every input is known.
@@ -568,10 +572,38 @@ impl MachinesFileResource {
 
 /// The connection target of a remote file: `target[0].host` and
 /// `target[0].ssh`, with the key pinned in `target_host_key`.
-fn target<'a>(host: &'a str, ssh: &'a Value<SshBlock>, pinned: Option<&'a str>) -> Target<'a> {
+fn target<'a>(host: &'a str, ssh: &'a Value<SshBlock>, pins: Pins<'a>) -> Target<'a> {
     Target::new(host, ssh)
-        .pinned(pinned)
-        .nested(AttributePath::new("target").index(0), "target_host_key")
+        .pinned(pins.0)
+        .pinned_bastion(pins.1)
+        .nested(
+            AttributePath::new("target").index(0),
+            "target_host_key",
+            "target_bastion_host_key",
+        )
+}
+
+/// The keys pinned in state: the target's and its bastion's.
+type Pins<'a> = (Option<&'a str>, Option<&'a str>);
+
+fn pins_of(state: &MachinesFileState) -> Pins<'_> {
+    (
+        state.target_host_key.as_ref_option().map(String::as_str),
+        state
+            .target_bastion_host_key
+            .as_ref_option()
+            .map(String::as_str),
+    )
+}
+
+/// Record the keys a write's connection verified (null without a target).
+fn record_keys(state: &mut MachinesFileState, keys: Option<SeenKeys>) {
+    let (host_key, bastion_host_key) = match keys {
+        Some(keys) => (Value::Value(keys.host_key), keys.bastion_host_key.into()),
+        None => (Value::Null, Value::Null),
+    };
+    state.target_host_key = host_key;
+    state.target_bastion_host_key = bastion_host_key;
 }
 
 fn ssh_error(diags: &mut Diagnostics, what: &str, location: &Location, e: SshError) {
@@ -610,15 +642,38 @@ fn log_drift(location: &Location, written: &str, found: &str) {
 }
 
 impl MachinesFileResource {
+    /// The bastion pin the plan promises (see [`Context::plan_bastion_pin`]).
+    fn planned_bastion_pin(
+        &self,
+        diags: &mut Diagnostics,
+        state: &MachinesFileState,
+        prior: Option<&MachinesFileState>,
+    ) -> Option<Value<String>> {
+        let here = match &state.target {
+            Value::Value(here) => here,
+            Value::Null => return Some(Value::Null),
+            Value::Unknown => return Some(Value::Unknown),
+        };
+        let Value::Value(host) = &here.host else {
+            return Some(Value::Unknown);
+        };
+        let configured = self.shared.get(diags)?;
+        let prior = prior.and_then(|p| {
+            let there = p.target.as_ref_option()?;
+            Some(target(there.host.as_ref_option()?, &there.ssh, pins_of(p)))
+        });
+        Some(configured.plan_bastion_pin(&target(host, &here.ssh, (None, None)), prior.as_ref()))
+    }
+
     /// Write the planned file: guarded (`create`) or replacing (`update`).
-    /// Returns the host key of a remote target, or `None` after an error.
+    /// Returns the keys verified on a remote target, or `None` after an error.
     async fn write(
         &self,
         diags: &mut Diagnostics,
         state: &MachinesFileState,
         guarded: bool,
-        pinned: Option<&str>,
-    ) -> Option<Option<String>> {
+        pins: Pins<'_>,
+    ) -> Option<Option<SeenKeys>> {
         let location = Location::of(state)?;
         let content = state.content.as_ref_option()?.as_bytes();
         let mode = file_mode(state);
@@ -671,7 +726,7 @@ impl MachinesFileResource {
                     Purpose::Update
                 };
                 let remote = configured
-                    .connect_or_fail(&target(host, ssh, pinned), purpose, diags)
+                    .connect_or_fail(&target(host, ssh, pins), purpose, diags)
                     .await?;
                 let result = if guarded {
                     remote
@@ -692,7 +747,7 @@ impl MachinesFileResource {
                 match result {
                     Ok(()) => {
                         tracing::info!(host = %remote.endpoint(), path, "wrote machines file");
-                        Some(Some(remote.host_key().openssh_line()))
+                        Some(Some(SeenKeys::of(&remote)))
                     }
                     Err(SshError::CommandFailed { exit: Some(3), .. }) => {
                         refused(diags);
@@ -713,7 +768,8 @@ impl MachinesFileResource {
         &self,
         diags: &mut Diagnostics,
         location: &Location,
-        pinned: Option<&str>,
+        pins: Pins<'_>,
+        seen: &mut Option<SeenKeys>,
     ) -> Result<Option<Vec<u8>>, bool> {
         match location {
             Location::Nowhere => Err(true),
@@ -728,13 +784,14 @@ impl MachinesFileResource {
             Location::Remote { host, path, ssh } => {
                 let configured = self.shared.get(diags).ok_or(false)?;
                 let remote = match configured
-                    .connect(&target(host, ssh, pinned), Purpose::Read, diags)
+                    .connect(&target(host, ssh, pins), Purpose::Read, diags)
                     .await
                 {
                     Outcome::Connected(remote) => remote,
                     Outcome::KeepState => return Err(true),
                     Outcome::Failed => return Err(false),
                 };
+                *seen = Some(SeenKeys::of(&remote));
                 let read = Context::within_read_budget(
                     &remote,
                     "read machines file",
@@ -764,7 +821,7 @@ impl MachinesFileResource {
         diags: &mut Diagnostics,
         location: &Location,
         written_sha256: &str,
-        pinned: Option<&str>,
+        pins: Pins<'_>,
     ) -> Option<Removal> {
         match location {
             Location::Nowhere => Some(Removal::Missing),
@@ -802,7 +859,7 @@ impl MachinesFileResource {
             Location::Remote { host, path, ssh } => {
                 let configured = self.shared.get(diags)?;
                 let remote = configured
-                    .connect_or_fail(&target(host, ssh, pinned), Purpose::Delete, diags)
+                    .connect_or_fail(&target(host, ssh, pins), Purpose::Delete, diags)
                     .await?;
                 match remote
                     .run_script(
@@ -882,6 +939,7 @@ impl Resource for MachinesFileResource {
                     ("nix_build_command", computed(AttributeType::String, "A `nix build` command line that builds only on these machines, with nothing to set up on the client: `nix build --max-jobs 0 --option builders '<builders>' --option builders-use-substitutes true`; append the installable. `--option builders` is honoured for root and trusted users only (otherwise the daemon ignores it with a warning and builds locally).")),
                     ("nix_build_machines", computed(AttributeType::String, "The same machines as a Nix expression for NixOS and nix-darwin clients, `nix.buildMachines = <this>;` (with `nix.distributedBuilds = true;`): a list of attribute sets with `hostName`, `protocol`, `sshUser`, `sshKey`, `systems`, `maxJobs`, `speedFactor`, `supportedFeatures`, `mandatoryFeatures`, `publicHostKey`.")),
                     ("target_host_key", computed(AttributeType::String, "Host key of the `target` host, pinned on create (or `target.ssh.host_key`): every later connection must present it. Null without a target.")),
+                    ("target_bastion_host_key", computed(AttributeType::String, "Host key of the bastion the `target` is reached through (`target.ssh.bastion_host` or the provider's), pinned on the first write through it (or `bastion_host_key`): later connections through that bastion must present it. Null without a bastion.")),
                 ],
                 vec![
                     ("machine", machine_block_schema()),
@@ -923,8 +981,13 @@ impl Resource for MachinesFileResource {
         let Some(location) = Location::of(&state) else {
             return Some((state, private_state));
         };
-        let pinned = state.target_host_key.as_ref_option().cloned();
-        match self.read_file(diags, &location, pinned.as_deref()).await {
+        let mut seen = None;
+        let read = (self.read_file(diags, &location, pins_of(&state), &mut seen)).await;
+        if let Some(keys) = seen {
+            // State from before bastion pins were kept learns its bastion's key.
+            state.target_bastion_host_key = keys.bastion_host_key.into();
+        }
+        match read {
             Err(_) => Some((state, private_state)),
             Ok(None) => {
                 tracing::info!(
@@ -947,7 +1010,7 @@ impl Resource for MachinesFileResource {
 
     async fn plan_create<'a>(
         &self,
-        _diags: &mut Diagnostics,
+        diags: &mut Diagnostics,
         proposed_state: Self::State<'a>,
         _config_state: Self::State<'a>,
         _provider_meta_state: Self::ProviderMetaState<'a>,
@@ -955,6 +1018,7 @@ impl Resource for MachinesFileResource {
         let mut state = proposed_state;
         compute(&mut state);
         state.target_host_key = planned_host_key(&state);
+        state.target_bastion_host_key = self.planned_bastion_pin(diags, &state, None)?;
         Some((state, Default::default()))
     }
 
@@ -1010,13 +1074,15 @@ impl Resource for MachinesFileResource {
                     at.attribute("ssh").index(0).attribute("host_key"),
                     diags,
                 )? {
-                    PlannedPin::Keep => prior_state.target_host_key,
+                    PlannedPin::Keep => prior_state.target_host_key.clone(),
                     PlannedPin::Unknown => Value::Unknown,
                     PlannedPin::Explicit(key) => Value::Value(key.openssh_line()),
                 }
             }
             _ => planned_host_key(&state),
         };
+        state.target_bastion_host_key =
+            self.planned_bastion_pin(diags, &state, Some(&prior_state))?;
         Some((state, prior_private_state, replace))
     }
 
@@ -1042,11 +1108,8 @@ impl Resource for MachinesFileResource {
         // Every configuration value is known now; unknown computed values are not.
         compute(&mut state);
         let guarded = !state.overwrite.as_ref_option().copied().unwrap_or(false);
-        let explicit = state.target_host_key.as_ref_option().cloned();
-        let host_key = self
-            .write(diags, &state, guarded, explicit.as_deref())
-            .await?;
-        state.target_host_key = host_key.into();
+        let keys = self.write(diags, &state, guarded, pins_of(&state)).await?;
+        record_keys(&mut state, keys);
         Some((state, planned_private_state))
     }
 
@@ -1062,9 +1125,11 @@ impl Resource for MachinesFileResource {
         let mut state = planned_state;
         compute(&mut state);
         // The file is this resource's: a changed one (drift) is rewritten.
-        let pinned = prior_state.target_host_key.as_ref_option().cloned();
-        let host_key = self.write(diags, &state, false, pinned.as_deref()).await?;
-        state.target_host_key = host_key.into();
+        // The target's pin from state; the bastion's as planned (kept, or
+        // configured, or unknown for a new bastion).
+        let pins = (pins_of(&prior_state).0, pins_of(&state).1);
+        let keys = self.write(diags, &state, false, pins).await?;
+        record_keys(&mut state, keys);
         Some((state, planned_private_state))
     }
 
@@ -1081,9 +1146,8 @@ impl Resource for MachinesFileResource {
         let Some(written) = prior_state.id.as_ref_option() else {
             return Some(());
         };
-        let pinned = prior_state.target_host_key.as_ref_option().cloned();
         match self
-            .remove_if_unchanged(diags, &location, written, pinned.as_deref())
+            .remove_if_unchanged(diags, &location, written, pins_of(&prior_state))
             .await?
         {
             Removal::Removed => {

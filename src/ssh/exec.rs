@@ -55,6 +55,8 @@ pub struct Remote {
     pub(super) endpoint: Endpoint,
     pub(super) conn: Arc<Connection>,
     pub(super) host_key: HostKey,
+    /// The key the jump host presented, when the route has one.
+    pub(super) bastion_host_key: Option<HostKey>,
     pub(super) sessions: Arc<Semaphore>,
 }
 
@@ -111,6 +113,11 @@ impl Remote {
     /// The host key this connection verified.
     pub fn host_key(&self) -> &HostKey {
         &self.host_key
+    }
+
+    /// The host key of the bastion this connection went through, if any.
+    pub fn bastion_host_key(&self) -> Option<&HostKey> {
+        self.bastion_host_key.as_ref()
     }
 
     pub fn is_root(&self) -> bool {

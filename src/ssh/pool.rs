@@ -45,6 +45,7 @@ impl Route {
 struct Pooled {
     conn: Arc<Connection>,
     host_key: HostKey,
+    bastion_host_key: Option<HostKey>,
 }
 
 /// One pooled connection: a route, the users on both ends, and the host-key
@@ -104,14 +105,21 @@ impl Pool {
     /// Record `key` as the one `settings`' route must present for the rest of
     /// this process, without connecting (e.g. the pin of a resource being
     /// replaced, so that its successor does not trust another key on first use).
+    /// A bastion key in `settings` is recorded for the bastion's own route too.
     pub fn pin(&self, settings: &Settings, key: HostKey) {
-        let route = Route::of(&without_self_jump(settings));
-        self.state
-            .lock()
-            .expect("pool lock")
-            .pinned
-            .entry(route)
-            .or_insert(key);
+        let settings = without_self_jump(settings);
+        let mut state = self.state.lock().expect("pool lock");
+        if let Some(bastion) = &settings.bastion {
+            if let Some(bastion_key) = &bastion.host_key {
+                let jump = Route {
+                    host: bastion.endpoint.host.clone(),
+                    port: bastion.endpoint.port,
+                    bastion: None,
+                };
+                state.pinned.entry(jump).or_insert(bastion_key.clone());
+            }
+        }
+        state.pinned.entry(Route::of(&settings)).or_insert(key);
     }
 
     /// A connected host, reusing the pooled connection when it is still open.
@@ -159,11 +167,12 @@ impl Pool {
                     endpoint,
                     conn: pooled.conn.clone(),
                     host_key: pooled.host_key.clone(),
+                    bastion_host_key: pooled.bastion_host_key.clone(),
                     sessions,
                 });
             }
         }
-        let (conn, host_key) = self.open(&settings, expected.clone()).await?;
+        let (conn, host_key, bastion_host_key) = self.open(&settings, expected.clone()).await?;
         if expected.is_none() {
             tracing::info!(host = %endpoint, host_key = %host_key.fingerprint(), "pinned the first host key seen (trust on first use)");
         }
@@ -172,6 +181,7 @@ impl Pool {
         *guard = Some(Pooled {
             conn: conn.clone(),
             host_key: host_key.clone(),
+            bastion_host_key: bastion_host_key.clone(),
         });
         // The first key verified on a route stays its pin; a connection that
         // checked another algorithm's explicit key does not replace it.
@@ -185,25 +195,28 @@ impl Pool {
             endpoint,
             conn,
             host_key,
+            bastion_host_key,
             sessions,
         })
     }
 
-    /// Open a fresh connection, directly or through the bastion, with retries.
+    /// Open a fresh connection, directly or through the bastion, with retries;
+    /// also returns the bastion's verified key.
     async fn open(
         &self,
         settings: &Settings,
         expected: Option<HostKey>,
-    ) -> Result<(Connection, HostKey), SshError> {
+    ) -> Result<(Connection, HostKey, Option<HostKey>), SshError> {
         let endpoint = &settings.endpoint;
         let label = endpoint.to_string();
         match &settings.bastion {
             None => {
-                with_retries(&label, settings.connect_timeout, || async {
+                let (conn, key) = with_retries(&label, settings.connect_timeout, || async {
                     let stream = tcp(endpoint).await?;
                     handshake(stream, endpoint, settings, expected.clone()).await
                 })
-                .await
+                .await?;
+                Ok((conn, key, None))
             }
             Some(bastion) => {
                 let jump_settings = Settings {
@@ -214,7 +227,7 @@ impl Pool {
                     bastion: None,
                 };
                 let jump = Box::pin(self.connect(&jump_settings)).await?;
-                with_retries(&label, settings.connect_timeout, || async {
+                let (conn, key) = with_retries(&label, settings.connect_timeout, || async {
                     let channel = jump
                         .conn
                         .channel_open_direct_tcpip(
@@ -234,7 +247,8 @@ impl Pool {
                         })?;
                     handshake(channel.into_stream(), endpoint, settings, expected.clone()).await
                 })
-                .await
+                .await?;
+                Ok((conn, key, Some(jump.host_key.clone())))
             }
         }
     }

@@ -132,6 +132,8 @@ pub struct BuilderState {
     #[serde(default)]
     pub host_key_base64: Value<String>,
     #[serde(default)]
+    pub bastion_host_key: Value<String>,
+    #[serde(default)]
     pub system: Value<String>,
     #[serde(default)]
     pub systems: StrList,
@@ -231,6 +233,7 @@ pub fn schema() -> Schema {
                 ("id", computed(AttributeType::String, "`user@host:port` of the administrative connection.")),
                 ("host_key", computed(AttributeType::String, "The host's public key line, pinned on create: every later connection must present it.")),
                 ("host_key_base64", computed(AttributeType::String, "Base64 of `host_key`, for column 8 of Nix's machines file.")),
+                ("bastion_host_key", computed(AttributeType::String, "Public host key of the bastion (`ssh.bastion_host`, or the provider's), pinned on the first connection through it (or `ssh.bastion_host_key`): later connections through that bastion must present it. Null without a bastion.")),
                 ("system", computed(AttributeType::String, "The builder's Nix system, e.g. `x86_64-linux`.")),
                 ("systems", computed(AttributeType::List(Box::new(AttributeType::String)), "`system` followed by `nix.extra_platforms`: what the builder can build for.")),
                 ("nix_version", computed(AttributeType::String, "Nix version on the builder, e.g. `2.8.0`.")),

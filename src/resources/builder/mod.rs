@@ -16,7 +16,8 @@ use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use crate::cache::cachix::CachixApi;
 use crate::context::{
-    plan_pin, Context, Outcome, PlannedPin, Purpose, SecretValue, Shared, SshBlock, Target,
+    plan_pin, Context, Outcome, PlannedPin, Purpose, SecretValue, SeenKeys, Shared, SshBlock,
+    Target,
 };
 use crate::host::{Facts, Probe};
 use crate::nix::conf::{sha256_hex, INCLUDE_LINE, MANAGED_CONF_PATH, NIX_CONF_PATH};
@@ -70,8 +71,12 @@ impl BuilderResource {
     }
 
     /// The connection target: `host` and `ssh`, with the key pinned in `pinned`.
+    /// The bastion's pin comes from `state` (on apply, as planned: kept,
+    /// configured, or unknown for a new bastion).
     fn target<'a>(state: &'a BuilderState, host: &'a str, pinned: Option<&'a str>) -> Target<'a> {
-        Target::new(host, &state.ssh).pinned(pinned)
+        Target::new(host, &state.ssh)
+            .pinned(pinned)
+            .pinned_bastion(state.bastion_host_key.as_ref_option().map(String::as_str))
     }
 
     /// The Cachix substituter URI and public key: given, or from the API.
@@ -291,6 +296,7 @@ impl BuilderResource {
         state.id = Value::Value(remote.endpoint().to_string());
         state.host_key = Value::Value(remote.host_key().openssh_line());
         state.host_key_base64 = Value::Value(remote.host_key().base64_line());
+        state.bastion_host_key = remote.bastion_host_key().map(|k| k.openssh_line()).into();
         state.system = Value::Value(facts.probe.system.clone());
         state.cpus = Value::Value(facts.probe.cpus);
         state.nix_version = facts.probe.nix_version.clone().into();
@@ -479,7 +485,8 @@ impl BuilderResource {
         let target = self.cachix_target(&configured, &state, diags).await?;
         let token = Self::token(&configured, &state);
         // The key this apply connected with, kept if a later step fails.
-        let seen_key: std::sync::Mutex<Option<crate::ssh::HostKey>> = Default::default();
+        let seen_key: std::sync::Mutex<Option<(crate::ssh::HostKey, SeenKeys)>> =
+            Default::default();
         let work = async {
             let remote = configured
                 .connect_or_fail(
@@ -488,7 +495,8 @@ impl BuilderResource {
                     diags,
                 )
                 .await?;
-            *seen_key.lock().expect("seen key") = Some(remote.host_key().clone());
+            *seen_key.lock().expect("seen key") =
+                Some((remote.host_key().clone(), SeenKeys::of(&remote)));
             if let Err((step, e)) = self
                 .converge(
                     &remote,
@@ -535,9 +543,10 @@ impl BuilderResource {
                 // A create that got as far as a connection stays in the state
                 // (Terraform taints it) with the key it pinned: the re-apply
                 // replaces it against that key, never trusting another.
-                (Purpose::Create, Some(key)) => {
+                (Purpose::Create, Some((key, seen))) => {
                     state.host_key = Value::Value(key.openssh_line());
                     state.host_key_base64 = Value::Value(key.base64_line());
+                    state.bastion_host_key = seen.bastion_host_key.into();
                     settle_unknowns(&mut state);
                     Some((state, private))
                 }
@@ -903,6 +912,7 @@ impl Resource for BuilderResource {
             ),
             None => (Value::Unknown, Value::Unknown),
         };
+        state.bastion_host_key = configured.plan_bastion_pin_of(&state.host, &state.ssh, None);
         state.system = Value::Unknown;
         state.nix_version = Value::Unknown;
         state.cpus = Value::Unknown;
@@ -978,6 +988,15 @@ impl Resource for BuilderResource {
                 state.host_key_base64 = Value::Value(key.base64_line());
             }
         }
+        state.bastion_host_key = configured.plan_bastion_pin_of(
+            &state.host,
+            &state.ssh,
+            Some((
+                &prior_state.host,
+                &prior_state.ssh,
+                &prior_state.bastion_host_key,
+            )),
+        );
         Some((state, Value::Value(private), vec![]))
     }
 

@@ -30,7 +30,7 @@ use tf_provider::{AttributePath, Diagnostics, Resource};
 use crate::cache::cachix::CachixApi;
 use crate::cache::http::{self, HttpAuth, HttpCache};
 use crate::cache::store;
-use crate::context::{plan_pin, Context, PlannedPin, Purpose, Shared, SshBlock, Target};
+use crate::context::{plan_pin, Context, PlannedPin, Purpose, SeenKeys, Shared, SshBlock, Target};
 use crate::resources::timeouts::{self, Defaults, Operation, Timeouts};
 use crate::schema::{
     attribute, block, computed, optional_number, optional_string, required_string, sensitive,
@@ -104,6 +104,8 @@ pub struct CachePushState {
     pub id: Value<String>,
     #[serde(default)]
     pub host_key: Value<String>,
+    #[serde(default)]
+    pub bastion_host_key: Value<String>,
     #[serde(default)]
     pub source_hash: Value<String>,
     #[serde(default)]
@@ -319,19 +321,24 @@ impl CachePushResource {
         let configured = self.shared.get(diags)?;
         let request = self.request(&state, &configured, timeout, diags)?;
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
+        // The keys this push connected with, kept if the push then fails.
+        let seen: std::sync::Mutex<Option<SeenKeys>> = Default::default();
         let work = async {
-            let target = Target::new(&host, &state.ssh).pinned(pinned_host_key.as_deref());
+            let target = Target::new(&host, &state.ssh)
+                .pinned(pinned_host_key.as_deref())
+                .pinned_bastion(state.bastion_host_key.as_ref_option().map(String::as_str));
             let remote = configured.connect_or_fail(&target, purpose, diags).await?;
+            *seen.lock().expect("seen keys") = Some(SeenKeys::of(&remote));
             match push::run(&remote, &request).await {
-                Ok(outcome) => Some((remote.host_key().openssh_line(), outcome)),
+                Ok(outcome) => Some(outcome),
                 Err(f) => {
                     diags.error(f.summary, f.detail, f.attribute);
                     None
                 }
             }
         };
-        let (host_key, outcome) = match tokio::time::timeout(timeout, work).await {
-            Ok(result) => result?,
+        let outcome = match tokio::time::timeout(timeout, work).await {
+            Ok(result) => result,
             Err(_) => {
                 diags.error(
                     "Push timed out",
@@ -341,9 +348,33 @@ impl CachePushResource {
                     ),
                     AttributePath::new("timeouts"),
                 );
-                return None;
+                None
             }
         };
+        let pins = seen.lock().expect("seen keys").take();
+        let Some(outcome) = outcome else {
+            // A create that got as far as a connection stays in the state
+            // (Terraform taints it) with the keys it pinned: the re-apply
+            // replaces it against those keys, never trusting others.
+            let pins = pins.filter(|_| purpose == Purpose::Create)?;
+            record_keys(&mut state, pins);
+            state.id = Value::Value(format!("failed-{}", crate::secrets::random_salt()));
+            for list in [&mut state.out_paths, &mut state.closure_paths] {
+                if !list.is_value() {
+                    *list = Value::Null;
+                }
+            }
+            for number in [&mut state.closure_nar_size, &mut state.pushed_paths] {
+                if !number.is_value() {
+                    *number = Value::Null;
+                }
+            }
+            if !state.cache_url.is_value() {
+                state.cache_url = Value::Null;
+            }
+            return Some((state, None));
+        };
+        let pins = pins.expect("a push that ran was connected");
         if let Some(hash) = outcome.source_hash {
             state.source_hash = Value::Value(hash);
         }
@@ -361,7 +392,7 @@ impl CachePushResource {
         if !state.id.is_value() {
             state.id = Value::Value(hex::encode(&id.finalize()[..16]));
         }
-        state.host_key = Value::Value(host_key);
+        record_keys(&mut state, pins);
         state.out_paths = known_strings(outcome.out_paths);
         state.closure_nar_size = Value::Value(outcome.closure.nar_size as i64);
         state.closure_paths = known_strings(outcome.closure.paths);
@@ -375,6 +406,12 @@ impl CachePushResource {
         });
         Some((state, private))
     }
+}
+
+/// Record the keys a push's connection verified.
+fn record_keys(state: &mut CachePushState, keys: SeenKeys) {
+    state.host_key = Value::Value(keys.host_key);
+    state.bastion_host_key = keys.bastion_host_key.into();
 }
 
 fn list_of_strings() -> AttributeType {
@@ -429,6 +466,7 @@ impl Resource for CachePushResource {
                     ("triggers", attribute(AttributeType::Map(AttributeType::String.into()), AttributeConstraint::Optional, "Arbitrary values; changing any plans a new push (like `null_resource.triggers`).")),
                     ("id", computed(AttributeType::String, "Identifier of this push (a hash of the destination and the out paths).")),
                     ("host_key", computed(AttributeType::String, "Public host key the builder presented on the first push, pinned: later connections must present it.")),
+                    ("bastion_host_key", computed(AttributeType::String, "Public host key of the bastion (`ssh.bastion_host`), pinned on the first push through it (or `ssh.bastion_host_key`): later connections through that bastion must present it. Null without a bastion.")),
                     ("source_hash", computed(AttributeType::String, "Content hash of `source`, known at plan time: the SHA-256 (hex) of the uploaded tree's NAR serialisation, as `nix-hash --type sha256` prints it and as Nix records in the flake's `narHash`. Null without `source`.")),
                     ("out_paths", computed(list_of_strings(), "Store paths the installables built, in installable order (outputs of one installable in output-name order).")),
                     ("closure_paths", computed(list_of_strings(), "Every store path in the closure of `out_paths` (sorted): what the cache must hold.")),
@@ -511,6 +549,8 @@ impl Resource for CachePushResource {
             Value::Null => Value::Null,
             Value::Unknown => Value::Unknown,
         };
+        let configured = self.shared.get(diags)?;
+        state.bastion_host_key = configured.plan_bastion_pin_of(&state.host, &state.ssh, None);
         state.id = Value::Unknown;
         state.host_key = Value::Unknown;
         state.out_paths = Value::Unknown;
@@ -610,6 +650,15 @@ impl Resource for CachePushResource {
             PlannedPin::Unknown => state.host_key = Value::Unknown,
             PlannedPin::Explicit(key) => state.host_key = Value::Value(key.openssh_line()),
         }
+        state.bastion_host_key = configured.plan_bastion_pin_of(
+            &state.host,
+            &state.ssh,
+            Some((
+                &prior_state.host,
+                &prior_state.ssh,
+                &prior_state.bastion_host_key,
+            )),
+        );
         // A changed public_url moves where presence is checked.
         let cache_url = planned_cache_url(&state);
         if state.store.is_value() {
@@ -653,8 +702,13 @@ impl Resource for CachePushResource {
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         if planned_state.pushed_paths.is_value() {
-            // Nothing to push (e.g. only `ssh` or `timeouts` changed).
-            return Some((planned_state, planned_private_state));
+            // Nothing to push (e.g. only `ssh` or `timeouts` changed): no
+            // connection, so a new bastion has no key pinned yet.
+            let mut state = planned_state;
+            if !state.bastion_host_key.is_value() {
+                state.bastion_host_key = Value::Null;
+            }
+            return Some((state, planned_private_state));
         }
         let timeout = timeouts::get(&planned_state.timeouts, Operation::Update, TIMEOUTS);
         let pinned = prior_state.host_key.as_ref_option().cloned();
@@ -664,12 +718,25 @@ impl Resource for CachePushResource {
 
     async fn destroy<'a>(
         &self,
-        _diags: &mut Diagnostics,
-        _prior_state: Self::State<'a>,
+        diags: &mut Diagnostics,
+        prior_state: Self::State<'a>,
         _planned_private_state: Self::PrivateState<'a>,
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<()> {
-        // Only forget: the cache keeps what was pushed.
+        // Only forget: the cache keeps what was pushed. A replacement on the
+        // same host (a tainted push) inherits the pins within this apply.
+        let configured = self.shared.get(diags)?;
+        if let Value::Value(host) = &prior_state.host {
+            let target = Target::new(host, &prior_state.ssh)
+                .pinned(prior_state.host_key.as_ref_option().map(String::as_str))
+                .pinned_bastion(
+                    prior_state
+                        .bastion_host_key
+                        .as_ref_option()
+                        .map(String::as_str),
+                );
+            configured.remember_pin(&target);
+        }
         Some(())
     }
 }
