@@ -178,12 +178,25 @@ mod tests {
                 Severity::Error,
                 "{purpose:?}"
             );
-            let (_, summary, detail) = diagnose(purpose, "root@h:22", &mismatch());
-            assert_eq!(summary, "Host key of root@h:22 changed");
+            let (_, summary, detail) = diagnose(purpose, "root@203.0.113.7:22", &mismatch());
+            assert_eq!(summary, "Host key of root@203.0.113.7:22 changed");
             assert!(detail.contains("Nothing was run on the host"), "{detail}");
             assert!(detail.contains("-refresh=false"), "{detail}");
             assert!(detail.contains("man-in-the-middle"), "{detail}");
+            assert!(detail.contains("`ssh.host_key`"), "{detail}");
         }
+    }
+
+    #[test]
+    fn a_bastion_key_mismatch_names_the_bastion() {
+        // The mismatch is the jump host's, met on the way to another target.
+        let (_, summary, detail) = diagnose(Purpose::Read, "root@10.0.0.5:22", &mismatch());
+        assert_eq!(summary, "Host key of root@203.0.113.7:22 changed");
+        assert!(
+            detail.contains("If the bastion was really re-installed"),
+            "{detail}"
+        );
+        assert!(detail.contains("`ssh.bastion_host_key`"), "{detail}");
     }
 
     #[test]
