@@ -235,64 +235,73 @@ fn bad_input_fails_at_plan_time_without_connecting() {
     let bare = w.host("bare");
     let addr = hcl(&bare.address());
     let enc = hcl(&w.key("ed25519_encrypted"));
-    let cases: Vec<(&str, String, String, &str)> = vec![
+    let cases: Vec<(&str, String, String, &str, &str)> = vec![
         (
             "unreadable private_key_file in the provider",
             r#"private_key_file = "/nonexistent/id_ed25519""#.into(),
             format!("data \"nixbuild_host\" \"x\" {{\n  host = {addr}\n}}\n"),
             "private_key_file = \"/nonexistent/id_ed25519\"",
+            "Unusable private key",
         ),
         (
             "encrypted key without passphrase",
             String::new(),
             format!("data \"nixbuild_host\" \"x\" {{\n  host = {addr}\n  ssh {{\n    private_key = file({enc})\n  }}\n}}\n"),
             "private_key = file(",
+            "Unusable private key",
         ),
         (
             "invalid connect_timeout",
             String::new(),
             format!("data \"nixbuild_host\" \"x\" {{\n  host = {addr}\n  ssh {{\n    connect_timeout = \"soon\"\n  }}\n}}\n"),
             "connect_timeout = \"soon\"",
+            "Invalid connect_timeout",
         ),
         (
             "port 0",
             String::new(),
             format!("data \"nixbuild_host\" \"x\" {{\n  host = {addr}\n  ssh {{\n    port = 0\n  }}\n}}\n"),
             "port = 0",
+            "Invalid port",
         ),
         (
             "port 70000",
             String::new(),
             format!("data \"nixbuild_host\" \"x\" {{\n  host = {addr}\n  ssh {{\n    port = 70000\n  }}\n}}\n"),
             "port = 70000",
+            "Invalid port",
         ),
         (
             "empty host",
             String::new(),
             "data \"nixbuild_host\" \"x\" {\n  host = \"\"\n}\n".into(),
             "host = \"\"",
+            "Invalid host",
         ),
         (
             "provider port 70000",
             "port = 70000".into(),
             format!("data \"nixbuild_host\" \"x\" {{\n  host = {addr}\n}}\n"),
             "port = 70000",
+            "Invalid port",
         ),
         (
             "provider max_sessions_per_host 0",
             String::new(),
             format!("data \"nixbuild_host\" \"x\" {{\n  host = {addr}\n}}\n"),
             "max_sessions_per_host = 0",
+            "Invalid max_sessions_per_host",
         ),
         (
             "malformed host_key",
             String::new(),
             format!("data \"nixbuild_host\" \"x\" {{\n  host = {addr}\n  ssh {{\n    host_key = \"ssh-ed25519 nope\"\n  }}\n}}\n"),
             "host_key = \"ssh-ed25519 nope\"",
+            "Invalid host key",
         ),
     ];
     for version in terraform_versions() {
-        for (what, provider_ssh, body, snippet) in &cases {
+        for (what, provider_ssh, body, snippet, summary) in &cases {
             let tf = Tf::new(&version);
             let provider_extra = if what.contains("max_sessions") {
                 "max_sessions_per_host = 0".to_string()
@@ -317,7 +326,10 @@ fn bad_input_fails_at_plan_time_without_connecting() {
             tf.write(&format!("{config}\n{body}"));
             let before = bare.connections_logged();
             let text = tf.fails(&["plan", "-no-color"]);
-            assert!(text.contains("Error:"), "{what}: {text}");
+            assert!(
+                text.contains(&format!("Error: {summary}")),
+                "{what} (Terraform {version}): expected the error `{summary}`:\n{text}"
+            );
             assert!(
                 text.contains(snippet),
                 "{what} (Terraform {version}): the error does not point at `{snippet}`:\n{text}"
