@@ -10,7 +10,9 @@
 #   - a writable HTTP binary cache (nginx + DAV) on 127.0.0.1:8750, also
 #     serving $WORLD/www under /www/ (with the Nix installer stand-ins in
 #     www/installers/: official.sh, determinate.sh and the Nix tarball)
-#   - "hp" (127.0.0.16:2222, nothing on 22): like h1..h3 on a non-22 SSH port
+#   - "hp" (127.0.0.16:2222, nothing on 22): like h1..h3 on a non-22 SSH port;
+#     only root's and deploy's sessions are recorded (other users' keys keep
+#     their own authorized_keys command=)
 #   - "fresh" (127.0.0.15:22): like bare, its own /usr/bin and /usr/local/bin,
 #     for install tests; scripts/testworld/reset-host.sh fresh makes it pristine
 #   - "sd" (127.0.0.20:22): Debian 12 booted with systemd-nspawn, no Nix
@@ -304,8 +306,15 @@ MaxStartups 200:30:400
 MaxSessions 100
 AcceptEnv LANG LC_*
 Subsystem sftp /usr/lib/openssh/sftp-server
-ForceCommand /etc/testworld/record-command
 EOF
+  # sshd's ForceCommand overrides an authorized_keys command=: on hp only the
+  # administrative users are recorded, so build keys restricted to a forced
+  # command (nixbuild_builder's default) are tested as sshd really runs them.
+  if [ "$1" = hp ]; then
+    printf 'Match User root,deploy\n  ForceCommand /etc/testworld/record-command\n'
+  else
+    echo "ForceCommand /etc/testworld/record-command"
+  fi
 }
 
 recorder_script() { # NAME [LOG]

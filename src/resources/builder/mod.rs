@@ -4,6 +4,8 @@
 //! the same read-only check that Read runs, so state always describes what is
 //! on the host. Drift found by Read plans an update that re-converges.
 
+pub mod build_keys;
+pub mod client;
 pub mod config;
 
 use std::collections::HashMap;
@@ -189,6 +191,7 @@ impl BuilderResource {
             state.max_jobs_effective = Value::Unknown;
             state.supported_features = Value::Unknown;
             state.store_uri = Self::store_uri(state, host);
+            client::derive(state);
             return;
         }
         let nix = state.nix_block();
@@ -212,11 +215,20 @@ impl BuilderResource {
             };
         }
         state.store_uri = Self::store_uri(state, host);
+        client::derive(state);
     }
 
     fn store_uri(state: &BuilderState, host: &str) -> Value<String> {
         match state.build_user_name() {
-            Some(user) => Value::Value(format!("ssh-ng://{user}@{host}")),
+            Some(_)
+                if state
+                    .build_user
+                    .as_ref_option()
+                    .is_some_and(|u| u.protocol.is_unknown()) =>
+            {
+                Value::Unknown
+            }
+            Some(user) => Value::Value(format!("{}://{user}@{host}", state.protocol().scheme())),
             None => Value::Unknown,
         }
     }
@@ -608,6 +620,9 @@ fn settle_unknowns(state: &mut BuilderState) {
         &mut state.nix_version,
         &mut state.store_uri,
         &mut state.config_hash,
+        &mut state.ssh_host_alias,
+        &mut state.ssh_config,
+        &mut state.known_hosts,
     ] {
         string(v);
     }
@@ -943,6 +958,12 @@ impl Resource for BuilderResource {
         }
         let target = self.cachix_target(&configured, &state, diags).await?;
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
+        // A changed `ssh.port` or `ssh.user` is another endpoint (and another
+        // `ssh_config` for clients).
+        state.id = match configured.settings(&Target::new(&host, &state.ssh), diags) {
+            Some(settings) => Value::Value(settings.endpoint.to_string()),
+            None => return None,
+        };
         state.config_hash = Self::desired_hash(&state, &target);
         state.drift = Value::Value(vec![]);
         Self::derive(&mut state, &host);
@@ -978,6 +999,8 @@ impl Resource for BuilderResource {
                 state.host_key_base64 = Value::Value(key.base64_line());
             }
         }
+        // The client attributes follow the planned key and endpoint.
+        client::derive(&mut state);
         Some((state, Value::Value(private), vec![]))
     }
 
