@@ -944,7 +944,15 @@ output "known_hosts_path" {{
             ssh_id().contains("uid="),
             "allow_shell = true gave no shell"
         );
+        // Plain key lines are what 0.1.0 wrote: restricting them again (the
+        // upgrade) is an in-place update too.
         tf.env("TF_VAR_allow_shell", "false");
+        let (code, plan) = tf.plan_exit_code();
+        assert_eq!(code, 2, "{plan}");
+        assert!(
+            plan.contains("0 to add, 1 to change, 0 to destroy"),
+            "restricting the keys is not an in-place update:\n{plan}"
+        );
         tf.apply();
         assert!(!ssh_id().contains("uid="));
 
