@@ -564,6 +564,15 @@ fn bad_input_fails_at_plan_time() {
         ),
         ("ssh {\n    port = 0\n  }", "port = 0"),
         ("ssh {\n    user = \"a b\"\n  }", "user = \"a b\""),
+        ("ssh {\n    port = 65536\n  }", "port = 65536"),
+        (
+            "build_user {\n    protocol = \"ssh-ng2\"\n  }",
+            "protocol = \"ssh-ng2\"",
+        ),
+        (
+            "build_user {\n    protocol = \"https\"\n  }",
+            "protocol = \"https\"",
+        ),
     ];
     for version in terraform_versions() {
         for (body, snippet) in cases {

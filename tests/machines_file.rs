@@ -125,6 +125,16 @@ output "wrong_builders" {{
 /// there is no global known_hosts file: a builder's key can only come from
 /// column 8.
 fn nix_build(expr_file: &Path, builders: &str, home: &Path) -> std::process::Output {
+    nix_build_with(expr_file, builders, home, None)
+}
+
+/// [`nix_build`] with `NIX_SSHOPTS` set (e.g. `-F <ssh_config>`).
+fn nix_build_with(
+    expr_file: &Path,
+    builders: &str,
+    home: &Path,
+    sshopts: Option<&str>,
+) -> std::process::Output {
     assert!(
         !Path::new("/etc/ssh/ssh_known_hosts").exists(),
         "a global known_hosts file would let ssh trust builders without column 8"
@@ -135,7 +145,7 @@ fn nix_build(expr_file: &Path, builders: &str, home: &Path) -> std::process::Out
         .args(["--option", "substituters", ""])
         .args(["--option", "experimental-features", "nix-command"])
         .env("HOME", home)
-        .env_remove("NIX_SSHOPTS")
+        .env("NIX_SSHOPTS", sshopts.unwrap_or_default())
         .env_remove("NIX_REMOTE")
         .output()
         .expect("run nix-build")
@@ -587,6 +597,38 @@ fn bad_machine_input_fails_at_plan_time() {
             "base64 of no key",
             format!("public_host_key = {}", hcl(&b64("hello world"))),
         ),
+        (
+            "stanza without Host",
+            r#"ssh_config = "HostName 203.0.113.7\n""#.into(),
+        ),
+        (
+            "stanza with two aliases",
+            r#"ssh_config = "Host a b\n  Port 2222\n""#.into(),
+        ),
+        ("stanza with a pattern", r#"ssh_config = "Host *\n""#.into()),
+        (
+            "two stanzas in one",
+            r#"ssh_config = "Host a\n  Port 2222\nHost b\n""#.into(),
+        ),
+        (
+            "keyword without value",
+            r#"ssh_config = "Host a\n  Port\n""#.into(),
+        ),
+        (
+            "known_hosts without key",
+            r#"known_hosts = "[h]:2222""#.into(),
+        ),
+        (
+            "known_hosts with a broken key",
+            r#"known_hosts = "[h]:2222 ssh-ed25519 nope""#.into(),
+        ),
+        (
+            "known_hosts marker",
+            format!(
+                "known_hosts = {}",
+                hcl(&format!("@revoked h {raw_key_line}"))
+            ),
+        ),
     ];
     assert!(cases.len() >= 15);
     let mut config = provider_config("");
@@ -733,4 +775,216 @@ resource "nixbuild_machines_file" "m" {{
         );
     }
     bare.exec("rmdir /etc/nix 2>/dev/null || true");
+}
+
+/// A builder whose sshd listens on port 2222 only ("hp"): bootstrapped over
+/// 2222, its machines file written with the `ssh_config` and `known_hosts`
+/// the builder computes; `nix-build --builders @file` with
+/// `NIX_SSHOPTS="-F <ssh_config>"` builds on it with strict host-key checking
+/// and no column 8. A swapped key in the written known_hosts makes the build
+/// fail, shows as drift, and the next apply restores the file.
+#[test]
+fn builder_on_port_2222_through_the_written_ssh_config() {
+    let w = world();
+    let _host = exclusive("hp");
+    let hp = w.host("hp");
+    assert_eq!(hp.json["port"], 2222);
+    assert!(
+        std::net::TcpStream::connect((hp.address().as_str(), 22)).is_err(),
+        "hp must have nothing on port 22"
+    );
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let file = tf.dir.path().join("nix/machines");
+        let (client_key, client_pub) = common::keypair(tf.dir.path(), "client");
+        tf.write(&format!(
+            r#"{provider}
+variable "allow_shell" {{
+  type    = bool
+  default = null
+}}
+
+resource "nixbuild_builder" "p" {{
+  host       = {host}
+  on_destroy = "clean"
+  ssh {{
+    port = 2222
+  }}
+  nix {{
+    install                = "none"
+    daemon_restart_command = {restart}
+  }}
+  build_user {{
+    authorized_keys = [{client_pub}]
+    allow_shell     = var.allow_shell
+  }}
+}}
+
+resource "nixbuild_machines_file" "m" {{
+  path = {path}
+  machine {{
+    uri         = nixbuild_builder.p.store_uri
+    systems     = nixbuild_builder.p.systems
+    ssh_key     = {key}
+    ssh_config  = nixbuild_builder.p.ssh_config
+    known_hosts = nixbuild_builder.p.known_hosts
+  }}
+}}
+
+output "alias" {{
+  value = nixbuild_builder.p.ssh_host_alias
+}}
+output "ssh_config_path" {{
+  value = nixbuild_machines_file.m.ssh_config_path
+}}
+output "known_hosts_path" {{
+  value = nixbuild_machines_file.m.known_hosts_path
+}}
+"#,
+            provider = provider_config(""),
+            host = hcl(&hp.address()),
+            restart = hcl(&format!(
+                "kill \"$(cat {})\"",
+                hp.field("nix_daemon_pid_file")
+            )),
+            client_pub = hcl(&client_pub),
+            path = hcl(file.to_str().unwrap()),
+            key = hcl(&client_key),
+        ));
+        tf.apply();
+        tf.assert_no_changes();
+
+        let alias = format!("nixbuild-{}-2222", hp.address());
+        assert_eq!(tf.output("alias"), alias.as_str());
+        let content = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            content.starts_with(&format!("ssh-ng://nixbuild@{alias} ")),
+            "{content}"
+        );
+        let config_path = tf.output("ssh_config_path").as_str().unwrap().to_string();
+        let known_path = tf.output("known_hosts_path").as_str().unwrap().to_string();
+        assert_eq!(config_path, format!("{}.ssh_config", file.display()));
+        let config = std::fs::read_to_string(&config_path).unwrap();
+        for line in [
+            format!("Host {alias}"),
+            format!("HostName {}", hp.address()),
+            "Port 2222".into(),
+            "User nixbuild".into(),
+            format!("IdentityFile {client_key}"),
+            format!("UserKnownHostsFile {known_path}"),
+            format!("HostKeyAlias {alias}"),
+            "StrictHostKeyChecking yes".into(),
+        ] {
+            assert!(
+                config.lines().any(|l| l.trim() == line),
+                "{line}:\n{config}"
+            );
+        }
+        let known = std::fs::read_to_string(&known_path).unwrap();
+        assert_eq!(
+            known,
+            format!("[{}]:2222,{alias} {}\n", hp.address(), hp.host_key())
+        );
+
+        let work = tempfile::tempdir().unwrap();
+        let home = work.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        let builders = format!("@{}", file.display());
+        let sshopts = format!("-F {config_path}");
+        let expr = work.path().join("build.nix");
+        std::fs::write(&expr, derivations_expr(&nonce(), 1, false)).unwrap();
+        let out = nix_build_with(&expr, &builders, &home, Some(&sshopts));
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "nix-build failed:\n{log}");
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(path.starts_with("/nix/store/"), "{path}\n{log}");
+        assert_eq!(
+            hp.exec(&format!("test -e {path} && echo yes || echo no")),
+            "yes",
+            "{path} was not built on hp\n{log}"
+        );
+        // The build key is restricted: it builds (above) but runs nothing else.
+        let ssh_id = || {
+            let out = Command::new("ssh")
+                .args(["-F", &config_path, "-o", "BatchMode=yes", &alias, "id"])
+                .stdin(std::process::Stdio::null())
+                .env("HOME", &home)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert!(!ssh_id().contains("uid="), "the restricted key ran `id`");
+        let keys = hp.exec("cat ~nixbuild/.ssh/authorized_keys");
+        assert!(
+            keys.starts_with("restrict,command=")
+                && keys.contains("exec nix-daemon --stdio\" ssh-ed25519"),
+            "{keys}"
+        );
+        // A hand-loosened key line is drift.
+        hp.exec("sed -i 's/^restrict,command=\"[^\"]*\" //' ~nixbuild/.ssh/authorized_keys");
+        let (code, plan) = tf.plan_exit_code();
+        assert_eq!(code, 2, "a loosened key plans no change:\n{plan}");
+        tf.apply();
+        assert!(
+            !ssh_id().contains("uid="),
+            "apply did not restrict the key again"
+        );
+        // The opt-out is an in-place update that gives the key a shell.
+        let mut tf = tf;
+        tf.env("TF_VAR_allow_shell", "true");
+        let (code, plan) = tf.plan_exit_code();
+        assert_eq!(code, 2, "{plan}");
+        assert!(
+            plan.contains("0 to add, 1 to change, 0 to destroy"),
+            "allow_shell is not an in-place update:\n{plan}"
+        );
+        tf.apply();
+        tf.assert_no_changes();
+        assert!(
+            ssh_id().contains("uid="),
+            "allow_shell = true gave no shell"
+        );
+        // Plain key lines are what 0.1.0 wrote: restricting them again (the
+        // upgrade) is an in-place update too.
+        tf.env("TF_VAR_allow_shell", "false");
+        let (code, plan) = tf.plan_exit_code();
+        assert_eq!(code, 2, "{plan}");
+        assert!(
+            plan.contains("0 to add, 1 to change, 0 to destroy"),
+            "restricting the keys is not an in-place update:\n{plan}"
+        );
+        tf.apply();
+        assert!(!ssh_id().contains("uid="));
+
+        // Without the ssh_config the alias resolves nowhere: no silent port 22.
+        let expr = work.path().join("noconf.nix");
+        std::fs::write(&expr, derivations_expr(&nonce(), 1, false)).unwrap();
+        let out = nix_build(&expr, &builders, &home);
+        assert!(!out.status.success(), "built without the ssh_config");
+
+        // Another host's key under this builder's names: ssh refuses.
+        let h1 = w.host("h1");
+        std::fs::write(
+            &known_path,
+            format!("[{}]:2222,{alias} {}\n", hp.address(), h1.host_key()),
+        )
+        .unwrap();
+        let expr = work.path().join("neg.nix");
+        std::fs::write(&expr, derivations_expr(&nonce(), 1, false)).unwrap();
+        let out = nix_build_with(&expr, &builders, &home, Some(&sshopts));
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "built despite a swapped key:\n{log}");
+        assert!(log.contains("Host key verification failed"), "{log}");
+        // The edited file is drift; apply writes it back.
+        let (code, plan) = tf.plan_exit_code();
+        assert_eq!(code, 2, "the swapped known_hosts plans no change:\n{plan}");
+        tf.apply();
+        assert_eq!(std::fs::read_to_string(&known_path).unwrap(), known);
+        tf.assert_no_changes();
+
+        tf.destroy();
+        for f in [file.to_str().unwrap(), &config_path, &known_path] {
+            assert!(!Path::new(f).exists(), "destroy left {f}");
+        }
+    }
 }

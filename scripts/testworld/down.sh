@@ -44,7 +44,7 @@ for name in "${names[@]}"; do
   kill_pidfile "$dir/nix-supervisor.pid"
   kill_pidfile "$dir/nix-daemon.pid"
   pids=$(read_pid "$dir/sshd.pid")
-  pids="$pids $(listeners "${HOST_ADDR[$name]}" 22)"
+  pids="$pids $(listeners "${HOST_ADDR[$name]}" "$(host_port "$name")")"
   for pid in $pids; do
     pid_alive "$pid" || continue
     ns=$(readlink "/proc/$pid/ns/mnt" 2>/dev/null) || continue
@@ -58,7 +58,7 @@ for name in "${names[@]}"; do
     done
   done
   for _ in $(seq 1 30); do
-    ssh_port_ok "${HOST_ADDR[$name]}" 22 || break
+    ssh_port_ok "${HOST_ADDR[$name]}" "$(host_port "$name")" || break
     sleep 0.1
   done
   rm -f "$dir/sshd.pid"

@@ -7,8 +7,16 @@ TESTWORLD_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # name -> loopback address of the mount-namespace hosts; h1..h3 have Nix,
 # "bare" and "fresh" do not (fresh is for install tests: reset-host.sh fresh).
-HOST_NAMES=(h1 h2 h3 bare fresh)
-declare -A HOST_ADDR=([h1]=127.0.0.11 [h2]=127.0.0.12 [h3]=127.0.0.13 [bare]=127.0.0.14 [fresh]=127.0.0.15)
+# "hp" is like h1..h3 but its sshd listens on port 2222 only (builders on a
+# non-22 SSH port).
+HOST_NAMES=(h1 h2 h3 bare fresh hp)
+declare -A HOST_ADDR=([h1]=127.0.0.11 [h2]=127.0.0.12 [h3]=127.0.0.13 [bare]=127.0.0.14 [fresh]=127.0.0.15 [hp]=127.0.0.16)
+# host_port NAME: the one port the host's sshd listens on.
+host_port() { if [ "$1" = hp ]; then echo 2222; else echo 22; fi; }
+# known_hosts_name NAME: how ssh names the host in known_hosts.
+known_hosts_name() {
+  if [ "$(host_port "$1")" = 22 ]; then echo "${HOST_ADDR[$1]}"; else echo "[${HOST_ADDR[$1]}]:$(host_port "$1")"; fi
+}
 
 # Benchmark-only hosts b1..b$BENCH_HOST_MAX on 127.0.0.31.., set up like h1..h3
 # (multi-user Nix). up.sh starts b1..bN only when NIXBUILD_BENCH_HOSTS=N is set;

@@ -373,8 +373,8 @@ pub fn check_uri(uri: &str) -> Result<(), String> {
     let colons = host.matches(':').count();
     if colons == 1 {
         return Err(format!(
-            "`{uri}` has a port; Nix passes the host to ssh as a name, so set the port in the ssh \
-             configuration of the user running the builds (`Host` + `Port` in ssh_config) instead"
+            "`{uri}` has a port; Nix passes the host to ssh as a name, so set the machine's \
+             `ssh_config` (nixbuild_builder.ssh_config: its Host alias carries the port) instead"
         ));
     }
     let ipv6 = colons > 1;

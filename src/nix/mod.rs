@@ -4,4 +4,5 @@ pub mod build_output;
 pub mod conf;
 pub mod machines;
 pub mod narinfo;
+pub mod ssh_config;
 pub mod store_path;

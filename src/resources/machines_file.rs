@@ -31,6 +31,7 @@ use crate::context::{
     plan_pin, Context, Outcome, PlannedPin, Purpose, SeenKeys, Shared, SshBlock, Target,
 };
 use crate::nix::machines::{self, Machine};
+use crate::nix::ssh_config;
 use crate::schema::{
     attribute, block, computed, optional_bool, optional_number, optional_string, required_string,
     ssh_block,
@@ -63,6 +64,10 @@ pub struct MachineBlock {
     pub mandatory_features: Value<Vec<Value<String>>>,
     #[serde(default)]
     pub public_host_key: Value<String>,
+    #[serde(default)]
+    pub ssh_config: Value<String>,
+    #[serde(default)]
+    pub known_hosts: Value<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -103,6 +108,14 @@ pub struct MachinesFileState {
     pub target_host_key: Value<String>,
     #[serde(default)]
     pub target_bastion_host_key: Value<String>,
+    #[serde(default)]
+    pub ssh_config: Value<String>,
+    #[serde(default)]
+    pub known_hosts: Value<String>,
+    #[serde(default)]
+    pub ssh_config_path: Value<String>,
+    #[serde(default)]
+    pub known_hosts_path: Value<String>,
 }
 
 /// Where the file goes, once every input is known.
@@ -147,6 +160,26 @@ impl Location {
         }
     }
 
+    /// The file beside this one with `suffix` appended to its name.
+    fn companion(&self, suffix: &str) -> Self {
+        match self {
+            Self::Nowhere => Self::Nowhere,
+            Self::Local(path) => Self::Local(format!("{path}{suffix}")),
+            Self::Remote { host, path, ssh } => Self::Remote {
+                host: host.clone(),
+                path: format!("{path}{suffix}"),
+                ssh: ssh.clone(),
+            },
+        }
+    }
+
+    fn path(&self) -> Option<&str> {
+        match self {
+            Self::Nowhere => None,
+            Self::Local(path) | Self::Remote { path, .. } => Some(path),
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             Self::Nowhere => "nowhere".into(),
@@ -179,8 +212,17 @@ fn known_count(v: &Value<f64>) -> Option<Option<u64>> {
 impl MachineBlock {
     /// The machine, or `None` while any of its values is unknown.
     fn to_machine(&self) -> Option<Machine> {
+        let uri = self.uri.as_ref_option()?.clone();
+        // With a stanza, the line names its alias (which carries the port).
+        let uri = match known_opt(&self.ssh_config)? {
+            Some(stanza) => match ssh_config::check_stanza(&stanza) {
+                Ok(alias) => ssh_config::uri_with_alias(&uri, &alias),
+                Err(_) => uri,
+            },
+            None => uri,
+        };
         Some(Machine {
-            uri: self.uri.as_ref_option()?.clone(),
+            uri,
             systems: known_list(&self.systems)?,
             ssh_key: known_opt(&self.ssh_key)?,
             max_jobs: known_count(&self.max_jobs)?,
@@ -229,6 +271,7 @@ fn compute(state: &mut MachinesFileState) {
         }
     }
     compute_client_outputs(state, machines.as_deref());
+    compute_ssh_files(state);
     state.nix_conf = match (Location::of(state), &machines) {
         (Some(Location::Local(path) | Location::Remote { path, .. }), _) => {
             Value::Value(machines::nix_conf_for_file(&path))
@@ -236,6 +279,94 @@ fn compute(state: &mut MachinesFileState) {
         (Some(Location::Nowhere), Some(list)) => Value::Value(machines::nix_conf_inline(list)),
         _ => Value::Unknown,
     };
+}
+
+/// Suffixes of the files written next to the machines file.
+pub const SSH_CONFIG_SUFFIX: &str = ".ssh_config";
+pub const KNOWN_HOSTS_SUFFIX: &str = ".known_hosts";
+
+/// `ssh_config` / `known_hosts` (and their paths, next to the machines file)
+/// from the machines that carry a stanza or a known_hosts line; all null
+/// when none does.
+fn compute_ssh_files(state: &mut MachinesFileState) {
+    let blocks = match &state.machine {
+        Value::Value(blocks) => blocks.clone(),
+        Value::Null => Vec::new(),
+        Value::Unknown => {
+            state.ssh_config = Value::Unknown;
+            state.known_hosts = Value::Unknown;
+            state.ssh_config_path = Value::Unknown;
+            state.known_hosts_path = Value::Unknown;
+            return;
+        }
+    };
+    let any_unknown = blocks
+        .iter()
+        .any(|m| m.ssh_config.is_unknown() || m.known_hosts.is_unknown() || m.ssh_key.is_unknown());
+    let wanted = blocks
+        .iter()
+        .any(|m| m.ssh_config.is_value() || m.known_hosts.is_value());
+    let location = Location::of(state);
+    if !any_unknown && !wanted {
+        state.ssh_config = Value::Null;
+        state.known_hosts = Value::Null;
+        state.ssh_config_path = Value::Null;
+        state.known_hosts_path = Value::Null;
+        return;
+    }
+    let path_of = |suffix: &str| match &location {
+        Some(l) => l
+            .companion(suffix)
+            .path()
+            .map(str::to_string)
+            .map(Value::Value)
+            .unwrap_or(Value::Null),
+        None => Value::Unknown,
+    };
+    state.ssh_config_path = path_of(SSH_CONFIG_SUFFIX);
+    state.known_hosts_path = path_of(KNOWN_HOSTS_SUFFIX);
+    if any_unknown || location.is_none() {
+        state.ssh_config = Value::Unknown;
+        state.known_hosts = Value::Unknown;
+        return;
+    }
+    let known_hosts_file = state.known_hosts_path.as_ref_option().cloned();
+    let mut config = String::from(ssh_config::FILE_HEADER);
+    let mut known = String::new();
+    for m in &blocks {
+        if let Value::Value(stanza) = &m.ssh_config {
+            config.push('\n');
+            config.push_str(&ssh_config::with_client_paths(
+                stanza,
+                m.ssh_key.as_ref_option().map(String::as_str),
+                known_hosts_file.as_deref(),
+            ));
+        }
+        if let Value::Value(line) = &m.known_hosts {
+            known.push_str(line.trim_end_matches('\n'));
+            known.push('\n');
+        }
+    }
+    state.ssh_config = Value::Value(config);
+    state.known_hosts = Value::Value(known);
+}
+
+/// The ssh files beside the machines file at `location`, with the content
+/// the state holds for each (`None`: not written).
+fn ssh_files(state: &MachinesFileState, location: &Location) -> Vec<(Location, Option<String>)> {
+    if matches!(location, Location::Nowhere) {
+        return Vec::new();
+    }
+    vec![
+        (
+            location.companion(SSH_CONFIG_SUFFIX),
+            state.ssh_config.as_ref_option().cloned(),
+        ),
+        (
+            location.companion(KNOWN_HOSTS_SUFFIX),
+            state.known_hosts.as_ref_option().cloned(),
+        ),
+    ]
 }
 
 /// The outputs clients paste (the `nix build` command line and the
@@ -405,6 +536,20 @@ fn validate_machines(blocks: &[MachineBlock], diags: &mut Diagnostics) {
                 "public_host_key",
                 "Invalid public_host_key",
                 machines::check_public_host_key(key).map(|_| ()),
+            );
+        }
+        if let Value::Value(stanza) = &m.ssh_config {
+            report(
+                "ssh_config",
+                "Invalid ssh_config",
+                ssh_config::check_stanza(stanza).map(|_| ()),
+            );
+        }
+        if let Value::Value(line) = &m.known_hosts {
+            report(
+                "known_hosts",
+                "Invalid known_hosts",
+                ssh_config::check_known_hosts_line(line),
             );
         }
     }
@@ -665,8 +810,9 @@ impl MachinesFileResource {
         Some(configured.plan_bastion_pin(&target(host, &here.ssh, (None, None)), prior.as_ref()))
     }
 
-    /// Write the planned file: guarded (`create`) or replacing (`update`).
-    /// Returns the keys verified on a remote target, or `None` after an error.
+    /// Write the planned machines file and the ssh files beside it: guarded
+    /// (`create`) or replacing (`update`). Returns the keys verified on a
+    /// remote target, or `None` after an error.
     async fn write(
         &self,
         diags: &mut Diagnostics,
@@ -675,8 +821,39 @@ impl MachinesFileResource {
         pins: Pins<'_>,
     ) -> Option<Option<SeenKeys>> {
         let location = Location::of(state)?;
-        let content = state.content.as_ref_option()?.as_bytes();
+        let content = state.content.as_ref_option()?;
         let mode = file_mode(state);
+        let mut keys = self
+            .write_file(diags, &location, content.as_bytes(), &mode, guarded, pins)
+            .await?;
+        for (location, content) in ssh_files(state, &location) {
+            if let Some(content) = content {
+                // The next file's connection expects the keys the first one verified.
+                let seen = keys.clone();
+                let pins = match &seen {
+                    Some(k) => (Some(k.host_key.as_str()), k.bastion_host_key.as_deref()),
+                    None => pins,
+                };
+                keys = self
+                    .write_file(diags, &location, content.as_bytes(), &mode, guarded, pins)
+                    .await?
+                    .or(seen);
+            }
+        }
+        Some(keys)
+    }
+
+    /// Write one file at `location`.
+    async fn write_file(
+        &self,
+        diags: &mut Diagnostics,
+        location: &Location,
+        content: &[u8],
+        mode: &str,
+        guarded: bool,
+        pins: Pins<'_>,
+    ) -> Option<Option<SeenKeys>> {
+        let mode = mode.to_string();
         let refused = |diags: &mut Diagnostics| {
             diags.error(
                 "The machines file already exists",
@@ -688,7 +865,7 @@ impl MachinesFileResource {
                 location.attribute(),
             )
         };
-        match &location {
+        match location {
             Location::Nowhere => Some(None),
             Location::Local(path) => {
                 let path = Path::new(path);
@@ -754,7 +931,7 @@ impl MachinesFileResource {
                         None
                     }
                     Err(e) => {
-                        ssh_error(diags, "Writing", &location, e);
+                        ssh_error(diags, "Writing", location, e);
                         None
                     }
                 }
@@ -814,6 +991,46 @@ impl MachinesFileResource {
                 }
             }
         }
+    }
+
+    /// Remove a file this resource wrote unless it changed since (then warn).
+    async fn remove_written(
+        &self,
+        diags: &mut Diagnostics,
+        location: &Location,
+        written_sha256: &str,
+        pins: Pins<'_>,
+    ) -> Option<()> {
+        match self
+            .remove_if_unchanged(diags, location, written_sha256, pins)
+            .await?
+        {
+            Removal::Removed => {
+                tracing::info!(file = %location.describe(), "removed file");
+            }
+            Removal::Missing => {}
+            Removal::Changed => diags.warning(
+                "Machines file kept",
+                format!(
+                    "{} was changed after Terraform wrote it, so it was not removed. Delete it yourself if the changes are not needed.",
+                    location.describe()
+                ),
+                location.attribute(),
+            ),
+        }
+        Some(())
+    }
+
+    /// [`remove_written`](Self::remove_written) of a file that held `content`.
+    async fn remove_written_content(
+        &self,
+        diags: &mut Diagnostics,
+        location: &Location,
+        content: &str,
+        pins: Pins<'_>,
+    ) -> Option<()> {
+        self.remove_written(diags, location, &sha256_hex(content.as_bytes()), pins)
+            .await
     }
 
     async fn remove_if_unchanged(
@@ -898,7 +1115,7 @@ fn machine_block_schema() -> NestedBlock {
     NestedBlock::List(block(
         "One remote builder: one line of the file, in block order. Works with `dynamic \"machine\"` over a list of builders.",
         vec![
-            ("uri", required_string("Store URI of the builder: `ssh-ng://[user@]host` (recommended) or `ssh://[user@]host`, optionally with `?key=value` store settings. A port cannot go here (Nix hands the host to ssh as a name): set it in the ssh configuration of the user running the builds.")),
+            ("uri", required_string("Store URI of the builder: `ssh-ng://[user@]host` (recommended) or `ssh://[user@]host`, optionally with `?key=value` store settings. A port cannot go here (Nix hands the host to ssh as a name): for a builder on another port set `ssh_config` (the line then names its alias).")),
             ("systems", optional_strings("Nix systems the builder builds for, e.g. `[\"x86_64-linux\"]`. Default: the client's own system.")),
             ("ssh_key", optional_string("Absolute path, on the client, of the SSH identity file Nix uses to log in. Default: ssh's own default keys.")),
             ("max_jobs", optional_number("How many builds the builder runs at once, 1 or more. Default (`-` in the file): 1.")),
@@ -906,6 +1123,8 @@ fn machine_block_schema() -> NestedBlock {
             ("supported_features", optional_strings("System features the builder supports, e.g. `[\"kvm\", \"big-parallel\"]`.")),
             ("mandatory_features", optional_strings("Features a derivation must require to be built on this builder.")),
             ("public_host_key", optional_string("Base64 of the builder's public host key line (`host_key_base64` of `nixbuild_host` or `nixbuild_builder`). Nix then trusts exactly this key, with no `known_hosts` entry.")),
+            ("ssh_config", optional_string("The builder's `ssh_config` stanza (`ssh_config` of `nixbuild_builder`). The machine line then names its `Host` alias instead of the host in `uri` (keeping the user), and the stanza goes into the `ssh_config` file written next to the machines file, with `IdentityFile` from `ssh_key` and `UserKnownHostsFile` pointing at the written `known_hosts`. This is how a builder on a port other than 22 is reached.")),
+            ("known_hosts", optional_string("The builder's `known_hosts` line (`known_hosts` of `nixbuild_builder`), written to the `known_hosts` file next to the machines file.")),
         ],
         vec![],
     ))
@@ -940,6 +1159,10 @@ impl Resource for MachinesFileResource {
                     ("nix_build_machines", computed(AttributeType::String, "The same machines as a Nix expression for NixOS and nix-darwin clients, `nix.buildMachines = <this>;` (with `nix.distributedBuilds = true;`): a list of attribute sets with `hostName`, `protocol`, `sshUser`, `sshKey`, `systems`, `maxJobs`, `speedFactor`, `supportedFeatures`, `mandatoryFeatures`, `publicHostKey`.")),
                     ("target_host_key", computed(AttributeType::String, "Host key of the `target` host, pinned on create (or `target.ssh.host_key`): every later connection must present it. Null without a target.")),
                     ("target_bastion_host_key", computed(AttributeType::String, "Host key of the bastion the `target` is reached through (`target.ssh.bastion_host` or the provider's), pinned on the first write through it (or `bastion_host_key`): later connections through that bastion must present it. Null without a bastion.")),
+                    ("ssh_config", computed(AttributeType::String, "The client `ssh_config` file: the stanzas of the machines that set `ssh_config`. Written to `ssh_config_path`. Null when no machine sets `ssh_config` or `known_hosts`.")),
+                    ("known_hosts", computed(AttributeType::String, "The client `known_hosts` file: the `known_hosts` lines of the machines. Written to `known_hosts_path`.")),
+                    ("ssh_config_path", computed(AttributeType::String, "Where `ssh_config` is written: the machines file's path with `.ssh_config` appended (on the same host). Null when nothing is written. Point the client at it with `NIX_SSHOPTS=\"-F <path>\"` or an `Include <path>` in root's `~/.ssh/config`.")),
+                    ("known_hosts_path", computed(AttributeType::String, "Where `known_hosts` is written: the machines file's path with `.known_hosts` appended; the written `ssh_config` names it in `UserKnownHostsFile`.")),
                 ],
                 vec![
                     ("machine", machine_block_schema()),
@@ -1002,6 +1225,28 @@ impl Resource for MachinesFileResource {
                     let found = String::from_utf8_lossy(&bytes).into_owned();
                     log_drift(&location, &written, &found);
                     state.content = Value::Value(found);
+                }
+                // A changed or deleted ssh file shows as a change of its content.
+                let files = ssh_files(&state, &location);
+                for (i, (file, written)) in files.into_iter().enumerate() {
+                    let Some(written) = written else { continue };
+                    let found = match self
+                        .read_file(diags, &file, pins_of(&state), &mut None)
+                        .await
+                    {
+                        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+                        Ok(None) => String::new(),
+                        Err(_) => continue,
+                    };
+                    if found != written {
+                        tracing::info!(file = %file.describe(), "changed or deleted outside Terraform; the next apply rewrites it");
+                        let field = if i == 0 {
+                            &mut state.ssh_config
+                        } else {
+                            &mut state.known_hosts
+                        };
+                        *field = Value::Value(found);
+                    }
                 }
                 Some((state, private_state))
             }
@@ -1129,6 +1374,16 @@ impl Resource for MachinesFileResource {
         // configured, or unknown for a new bastion).
         let pins = (pins_of(&prior_state).0, pins_of(&state).1);
         let keys = self.write(diags, &state, false, pins).await?;
+        // ssh files no machine needs any more go (if unchanged).
+        if let Some(location) = Location::of(&state) {
+            let now = ssh_files(&state, &location);
+            for (i, (file, before)) in ssh_files(&prior_state, &location).into_iter().enumerate() {
+                if let (Some(before), None) = (before, &now[i].1) {
+                    self.remove_written_content(diags, &file, &before, pins)
+                        .await?;
+                }
+            }
+        }
         record_keys(&mut state, keys);
         Some((state, planned_private_state))
     }
@@ -1146,22 +1401,13 @@ impl Resource for MachinesFileResource {
         let Some(written) = prior_state.id.as_ref_option() else {
             return Some(());
         };
-        match self
-            .remove_if_unchanged(diags, &location, written, pins_of(&prior_state))
-            .await?
-        {
-            Removal::Removed => {
-                tracing::info!(file = %location.describe(), "removed machines file");
+        let pins = pins_of(&prior_state);
+        self.remove_written(diags, &location, written, pins).await?;
+        for (file, content) in ssh_files(&prior_state, &location) {
+            if let Some(content) = content {
+                self.remove_written_content(diags, &file, &content, pins)
+                    .await?;
             }
-            Removal::Missing => {}
-            Removal::Changed => diags.warning(
-                "Machines file kept",
-                format!(
-                    "{} was changed after Terraform wrote it, so it was not removed. Delete it yourself if the changes are not needed.",
-                    location.describe()
-                ),
-                location.attribute(),
-            ),
         }
         Some(())
     }

@@ -68,3 +68,39 @@ output "x86_builder" {
     systems         = nixbuild_builder.x86.systems         # ["x86_64-linux", "i686-linux"]
   }
 }
+
+# A builder whose sshd listens on port 2222, with build keys restricted to
+# building (the default). Its `ssh_config` and `known_hosts` go into the
+# machines file's companion files, so clients reach port 2222 and verify the
+# host key strictly (see the remote-builders guide).
+resource "nixbuild_builder" "port_2222" {
+  host = "203.0.113.10"
+
+  ssh {
+    port = 2222
+  }
+
+  build_user {
+    authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJfzgQsOIHu2+G5p+T3SWfDiaJm4k5A+lrYQYaOEPJLV ci-runner"]
+    protocol        = "ssh-ng" # the key may run `nix-daemon --stdio` only
+    allow_shell     = false    # true: plain key lines, a shell for the key
+  }
+}
+
+resource "nixbuild_machines_file" "port_2222" {
+  path = "/etc/nix/machines"
+
+  machine {
+    uri         = nixbuild_builder.port_2222.store_uri
+    systems     = nixbuild_builder.port_2222.systems
+    ssh_key     = "/root/.ssh/nixbuild"
+    ssh_config  = nixbuild_builder.port_2222.ssh_config
+    known_hosts = nixbuild_builder.port_2222.known_hosts
+  }
+}
+
+output "client_ssh_config" {
+  # /etc/nix/machines.ssh_config: Include it from /root/.ssh/config, or
+  # NIX_SSHOPTS="-F /etc/nix/machines.ssh_config".
+  value = nixbuild_machines_file.port_2222.ssh_config_path
+}

@@ -7,6 +7,7 @@ use tf_provider::schema::{AttributeType, NestedBlock, Schema};
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
+use super::build_keys::{self, Protocol, PROTOCOLS};
 use crate::cache::cachix::valid_cache_name;
 use crate::context::credentials::validate_secret;
 use crate::context::settings::validate_block;
@@ -92,6 +93,10 @@ pub struct BuildUserBlock {
     pub authorized_keys: StrList,
     #[serde(default)]
     pub adopt_existing: Value<bool>,
+    #[serde(default)]
+    pub protocol: Value<String>,
+    #[serde(default)]
+    pub allow_shell: Value<bool>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -151,6 +156,12 @@ pub struct BuilderState {
     pub config_hash: Value<String>,
     #[serde(default)]
     pub drift: StrList,
+    #[serde(default)]
+    pub ssh_host_alias: Value<String>,
+    #[serde(default)]
+    pub ssh_config: Value<String>,
+    #[serde(default)]
+    pub known_hosts: Value<String>,
 }
 
 /// Secrets are not kept in state: only a salted fingerprint of the Cachix
@@ -208,6 +219,8 @@ pub fn schema() -> Schema {
         vec![
             ("name", optional_string("User name. Default: `nixbuild`. Renaming it removes the old account if this provider created it (an adopted one is given back).")),
             ("authorized_keys", list("OpenSSH public keys of the clients allowed to build on this host, one key per entry (no newlines or control characters). They are the whole content of the build user's `~/.ssh/authorized_keys`.")),
+            ("protocol", optional_string("The store protocol clients build through: `ssh-ng` (default: `nix-daemon --stdio`, `store_uri` is `ssh-ng://…`) or `ssh` (`nix-store --serve --write`, `store_uri` is `ssh://…`). Restricted keys may run this protocol's program only.")),
+            ("allow_shell", optional_bool("Give the client keys a shell (default `false`). By default every key line is `restrict,command=\"… exec <protocol program>\" <key>`: the key can build (no pty, no port, agent or X11 forwarding, no other command). `true` writes plain key lines, for users who also log in interactively.")),
             ("adopt_existing", optional_bool("Take an account of this name that already exists (and that this provider did not create) as the build user (default `false`). The provider then manages its `~/.ssh/authorized_keys` (saving the account's own file once) and its `nix-users` membership, and adds it to `trusted-users`. An adopted account is never deleted: `on_destroy = \"clean\"` and a rename give it back its own `authorized_keys` and groups, and keep the account, its home and its data.")),
         ],
         vec![],
@@ -240,9 +253,12 @@ pub fn schema() -> Schema {
                 ("cpus", computed(AttributeType::Number, "Online CPUs of the builder.")),
                 ("max_jobs_effective", computed(AttributeType::Number, "`nix.max_jobs`, or the CPU count when it is `auto`.")),
                 ("supported_features", computed(AttributeType::List(Box::new(AttributeType::String)), "System features the builder supports (`nix.system_features`, or what Nix detected).")),
-                ("store_uri", computed(AttributeType::String, "`ssh-ng://<build user>@host`, the store URI clients build through.")),
+                ("store_uri", computed(AttributeType::String, "`ssh-ng://<build user>@host` (`ssh://` with `build_user.protocol = \"ssh\"`), the store URI clients build through.")),
                 ("config_hash", computed(AttributeType::String, "SHA-256 of the managed Nix config as found on the host; a hand edit shows up here as drift.")),
                 ("drift", computed(AttributeType::List(Box::new(AttributeType::String)), "What the last refresh found out of line on the host (empty when converged). Non-empty drift plans an update that re-converges the host.")),
+                ("ssh_host_alias", computed(AttributeType::String, "The `Host` alias clients reach this builder under, `nixbuild-<host>-<port>`: machine lines that use it (set `ssh_config` on a `nixbuild_machines_file` machine) reach the right port with strict host-key checking.")),
+                ("ssh_config", computed(AttributeType::String, "The client's `ssh_config` stanza for this builder: `Host <ssh_host_alias>` with `HostName`, `Port` (the SSH port of this resource's connection), `User` (the build user), `HostKeyAlias`, `StrictHostKeyChecking yes` and keepalives. `nixbuild_machines_file` adds `IdentityFile` and `UserKnownHostsFile` and writes it next to the machines file; see the remote-builders guide for including it.")),
+                ("known_hosts", computed(AttributeType::String, "The client's `known_hosts` line for this builder: `[host]:port` (just `host` on port 22) and `ssh_host_alias`, then the pinned `host_key`.")),
             ],
             vec![
                 ("ssh", ssh_block(true)),
@@ -446,6 +462,15 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
                 );
             }
         }
+        if let Value::Value(protocol) = &user.protocol {
+            if Protocol::parse(protocol).is_none() {
+                diags.error(
+                    "Invalid protocol",
+                    format!("`{protocol}` is not one of {}", PROTOCOLS.join(", ")),
+                    at("protocol"),
+                );
+            }
+        }
         check_list(
             &user.authorized_keys,
             at("authorized_keys"),
@@ -554,6 +579,14 @@ impl BuilderState {
                 _ => DEFAULT_OFFICIAL_INSTALLER.into(),
             })
     }
+    /// The store protocol (`build_user.protocol`, default `ssh-ng`).
+    pub fn protocol(&self) -> Protocol {
+        self.user_block()
+            .protocol
+            .as_ref_option()
+            .and_then(|p| Protocol::parse(p))
+            .unwrap_or(Protocol::SshNg)
+    }
     pub fn adopt_existing(&self) -> bool {
         self.user_block().adopt_existing.as_option() == Some(true)
     }
@@ -576,8 +609,20 @@ impl BuilderState {
         if self.build_user.is_unknown() {
             return None;
         }
-        let keys = known_strings(&self.user_block().authorized_keys)?;
-        Some(keys.iter().map(|k| format!("{}\n", k.trim())).collect())
+        let user = self.user_block();
+        if user.allow_shell.is_unknown() || user.protocol.is_unknown() {
+            return None;
+        }
+        let restricted_to = match user.allow_shell.as_option() {
+            Some(true) => None,
+            _ => Some(self.protocol()),
+        };
+        let keys = known_strings(&user.authorized_keys)?;
+        Some(
+            keys.iter()
+                .map(|k| build_keys::line(k, restricted_to))
+                .collect(),
+        )
     }
 
     /// The managed Nix config, given the Cachix substituter and key (if any).
@@ -658,12 +703,16 @@ impl BuilderState {
             extra_config: conf.extra_config.clone().into(),
             ..Default::default()
         });
-        let keys: Vec<String> = keys_text
+        let lines: Vec<(String, Option<Protocol>)> = keys_text
             .unwrap_or_default()
             .lines()
             .filter(|l| !l.trim().is_empty())
-            .map(str::to_string)
+            .map(build_keys::parse_line)
             .collect();
+        let keys: Vec<String> = lines.iter().map(|(k, _)| k.clone()).collect();
+        // Any plain line means the keys were given a shell.
+        let shell = lines.iter().any(|(_, p)| p.is_none());
+        let protocol = lines.iter().find_map(|(_, p)| *p);
         self.build_user = Value::Value(BuildUserBlock {
             name: user.filter(|u| u != DEFAULT_BUILD_USER).into(),
             authorized_keys: list(&keys),
@@ -671,6 +720,15 @@ impl BuilderState {
                 Value::Value(true)
             } else {
                 Value::Null
+            },
+            allow_shell: if shell {
+                Value::Value(true)
+            } else {
+                Value::Null
+            },
+            protocol: match protocol {
+                Some(Protocol::Ssh) => Value::Value("ssh".into()),
+                _ => Value::Null,
             },
         });
         self.cachix = match conf.cachix_cache {

@@ -4,6 +4,8 @@
 //! the same read-only check that Read runs, so state always describes what is
 //! on the host. Drift found by Read plans an update that re-converges.
 
+pub mod build_keys;
+pub mod client;
 pub mod config;
 
 use std::collections::HashMap;
@@ -194,6 +196,7 @@ impl BuilderResource {
             state.max_jobs_effective = Value::Unknown;
             state.supported_features = Value::Unknown;
             state.store_uri = Self::store_uri(state, host);
+            client::derive(state);
             return;
         }
         let nix = state.nix_block();
@@ -217,11 +220,20 @@ impl BuilderResource {
             };
         }
         state.store_uri = Self::store_uri(state, host);
+        client::derive(state);
     }
 
     fn store_uri(state: &BuilderState, host: &str) -> Value<String> {
         match state.build_user_name() {
-            Some(user) => Value::Value(format!("ssh-ng://{user}@{host}")),
+            Some(_)
+                if state
+                    .build_user
+                    .as_ref_option()
+                    .is_some_and(|u| u.protocol.is_unknown()) =>
+            {
+                Value::Unknown
+            }
+            Some(user) => Value::Value(format!("{}://{user}@{host}", state.protocol().scheme())),
             None => Value::Unknown,
         }
     }
@@ -617,6 +629,9 @@ fn settle_unknowns(state: &mut BuilderState) {
         &mut state.nix_version,
         &mut state.store_uri,
         &mut state.config_hash,
+        &mut state.ssh_host_alias,
+        &mut state.ssh_config,
+        &mut state.known_hosts,
     ] {
         string(v);
     }
@@ -953,6 +968,12 @@ impl Resource for BuilderResource {
         }
         let target = self.cachix_target(&configured, &state, diags).await?;
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
+        // A changed `ssh.port` or `ssh.user` is another endpoint (and another
+        // `ssh_config` for clients).
+        state.id = match configured.settings(&Target::new(&host, &state.ssh), diags) {
+            Some(settings) => Value::Value(settings.endpoint.to_string()),
+            None => return None,
+        };
         state.config_hash = Self::desired_hash(&state, &target);
         state.drift = Value::Value(vec![]);
         Self::derive(&mut state, &host);
@@ -997,6 +1018,8 @@ impl Resource for BuilderResource {
                 &prior_state.bastion_host_key,
             )),
         );
+        // The client attributes follow the planned key and endpoint.
+        client::derive(&mut state);
         Some((state, Value::Value(private), vec![]))
     }
 
