@@ -59,3 +59,7 @@ pub const CACHIX_PUSH: &str = include_str!("cachix_push.sh");
 
 /// Content-addressed `source` trees: `source.sh has|unpack HASH`.
 pub const SOURCE: &str = include_str!("source.sh");
+
+/// The nginx binary-cache proxy service:
+/// `cache_proxy.sh apply|check|clean CONF_DIR UNIT CACHE_DIR` (files on stdin for `apply`).
+pub const CACHE_PROXY: &str = include_str!("cache_proxy.sh");
