@@ -125,10 +125,13 @@ for name in tls.crt tls.key; do
   esac
 done
 
-mkdir -p -- "$cache_dir"
-chown www-data: "$cache_dir" 2>/dev/null || true
+# nginx makes its temp directories, but not their parent.
+mkdir -p -- "$cache_dir/tmp"
+chown www-data: "$cache_dir" "$cache_dir/tmp" 2>/dev/null || true
 chmod 700 "$cache_dir"
 
+# nginx -t opens the pid file's directory (systemd makes it again at start).
+mkdir -p /run/nixbuild-cache-proxy
 if ! out=$("$(nginx_bin)" -t -q -c "$conf" 2>&1); then
   echo "nginx -t refused the configuration: $out" >&2
   exit 6

@@ -238,9 +238,11 @@ pub fn parse_listen(listen: &str) -> Result<(IpAddr, u16), String> {
     } else {
         match split_host_port(listen) {
             Some((addr, Some(port))) => (addr, port),
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "`{listen}` is not `ADDRESS:PORT`, `[IPv6]:PORT` or `PORT` (e.g. \"0.0.0.0:8080\")"
-            )),
+            ))
+            }
         }
     };
     if port == 0 {
