@@ -48,13 +48,15 @@ impl Upstream {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start nginx");
+        // Owned at once: a panic below stops it (Drop).
+        let upstream = Self {
+            port,
+            child: Some(child),
+            access_log,
+        };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self {
-                    port,
-                    child: Some(child),
-                    access_log,
-                };
+                return upstream;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
