@@ -129,7 +129,7 @@ fn signing_key(dir: &Path, name: &str) -> (String, String) {
 fn publish(label: &str, salt: &str, to: &str, secret: &str) -> String {
     let h1 = world().host("h1");
     let expr = format!(
-        "derivation {{ name = \"proxy-{label}\"; system = builtins.currentSystem; builder = \"/bin/sh\"; args = [ \"-c\" \"echo {salt} > $out\" ]; }}"
+        "derivation {{ name = \"proxy-{label}\"; system = builtins.currentSystem; builder = \"/bin/sh\"; args = [ \"-c\" \"echo {label}-{salt} > $out\" ]; }}"
     );
     let path = h1.exec(&format!(
         "nix-build --no-out-link -E '{expr}' 2>/dev/null | tail -n1"
@@ -364,8 +364,9 @@ fn proxy_caches_for_builders_and_outlives_its_upstream() {
                 );
             }
             h2.exec(&format!("nix-store -r {path}"));
-            assert_eq!(h2.exec(&format!("cat {path}")), salt);
         }
+        assert_eq!(h2.exec(&format!("cat {p0}")), format!("own-{salt}"));
+        assert_eq!(h2.exec(&format!("cat {p1}")), format!("world-{salt}"));
         assert!(
             upstream
                 .requests()
@@ -392,7 +393,7 @@ fn proxy_caches_for_builders_and_outlives_its_upstream() {
         upstream.stop();
         let asked = upstream.requests().len();
         h3.exec(&format!("nix-store -r {p0}"));
-        assert_eq!(h3.exec(&format!("cat {p0}")), salt);
+        assert_eq!(h3.exec(&format!("cat {p0}")), format!("own-{salt}"));
         assert_eq!(upstream.requests().len(), asked);
 
         // A .narinfo no upstream has: 404, cached for negative_ttl only.
