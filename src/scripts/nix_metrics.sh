@@ -11,9 +11,9 @@ mkdir -p -- "$dir"
 tmp=$(mktemp "$dir/.nix.prom.XXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
 
-# Store size: du over the store (can take a while on big stores: the timer runs
-# it at low priority).
-size=$(nice -n 19 du -sx --block-size=1 "$store" 2>/dev/null | cut -f1)
+# Store size: du over the store (can take a while on big stores: the unit runs
+# it at low CPU and I/O priority).
+size=$(du -sx --block-size=1 "$store" 2>/dev/null | cut -f1)
 # Free and total space of the file system holding the store.
 free=$(df -P -B1 "$store" 2>/dev/null | awk 'NR==2 {print $4}')
 total=$(df -P -B1 "$store" 2>/dev/null | awk 'NR==2 {print $2}')
