@@ -18,6 +18,7 @@ use crate::context::credentials::{validate_secret, CachixBlock};
 use crate::context::settings::validate_block;
 use crate::context::{CachixSettings, Context, Shared, SshBlock};
 use crate::resources::builder::BuilderResource;
+use crate::resources::cache_proxy::CacheProxyResource;
 use crate::resources::cache_push::CachePushResource;
 use crate::resources::cachix_cache::CachixCacheDataSource;
 use crate::resources::host::HostDataSource;
@@ -157,6 +158,10 @@ impl Provider for NixbuildProvider {
         resources.insert(
             "cache_push".into(),
             Box::new(CachePushResource::new(self.shared.clone())),
+        );
+        resources.insert(
+            "cache_proxy".into(),
+            Box::new(CacheProxyResource::new(self.shared.clone())),
         );
         Some(resources)
     }

@@ -21,6 +21,7 @@ const OFFLINE: &[&str] = &[
     "resources/nixbuild_builder",
     "resources/nixbuild_machines_file",
     "resources/nixbuild_cache_push",
+    "resources/nixbuild_cache_proxy",
     "data-sources/nixbuild_host",
     "data-sources/nixbuild_cachix_cache",
     "modules/builder",
@@ -29,7 +30,11 @@ const OFFLINE: &[&str] = &[
 ];
 
 /// Examples that also need `hetznercloud/hcloud`.
-const NEED_HCLOUD: &[&str] = &["environments/dev", "environments/prod"];
+const NEED_HCLOUD: &[&str] = &[
+    "environments/dev",
+    "environments/prod",
+    "modules/cache-proxy",
+];
 
 fn examples() -> PathBuf {
     common::repo_root().join("examples")

@@ -52,11 +52,12 @@ sd_debootstrap() {
   mv "$tmp" "$p"
 }
 
-# The packages the distro-install tests put on sd, fetched into the pristine
-# rootfs once (apt lists + /var/cache/apt/archives), so that `apt-get install
-# nix-bin nix-setup-systemd` there downloads nothing. The stamp's mtime lets
+# The packages the tests put on sd, fetched into the pristine rootfs once (apt
+# lists + /var/cache/apt/archives), so that `apt-get install` of them there
+# downloads nothing: Nix for the distro-install tests, nginx for
+# nixbuild_cache_proxy, the node exporter for the builder's monitoring block. The stamp's mtime lets
 # tests check that no later apt run fetched anything.
-SD_DEBS=(nix-bin nix-setup-systemd)
+SD_DEBS=(nix-bin nix-setup-systemd nginx prometheus-node-exporter)
 SD_DEBS_STAMP=/var/lib/testworld-debs.stamp
 sd_prefetch_debs() {
   local p

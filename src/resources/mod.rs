@@ -1,6 +1,7 @@
 //! One module per resource and data source.
 
 pub mod builder;
+pub mod cache_proxy;
 pub mod cache_push;
 pub mod cachix_cache;
 pub mod host;

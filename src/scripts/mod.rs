@@ -59,3 +59,14 @@ pub const CACHIX_PUSH: &str = include_str!("cachix_push.sh");
 
 /// Content-addressed `source` trees: `source.sh has|unpack HASH`.
 pub const SOURCE: &str = include_str!("source.sh");
+
+/// The nginx binary-cache proxy service:
+/// `cache_proxy.sh apply|check|clean CONF_DIR UNIT CACHE_DIR` (files on stdin for `apply`).
+pub const CACHE_PROXY: &str = include_str!("cache_proxy.sh");
+
+/// The builder's monitoring (node exporter + Nix metrics timer):
+/// `monitoring.sh apply|check|clean LISTEN`, [`NIX_METRICS`] on stdin for `apply`.
+pub const MONITORING: &str = include_str!("monitoring.sh");
+
+/// Nix facts for the node exporter's textfile collector: `nix_metrics.sh DIR`.
+pub const NIX_METRICS: &str = include_str!("nix_metrics.sh");

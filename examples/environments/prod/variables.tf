@@ -112,3 +112,15 @@ variable "mirror_secret_key" {
   sensitive   = true
   default     = null
 }
+
+variable "cache_proxy_location" {
+  description = "Hetzner location of the cache proxy (where most builders are)."
+  type        = string
+  default     = "fsn1"
+}
+
+variable "cache_proxy_max_size" {
+  description = "Size limit of the cache proxy's cache directory."
+  type        = string
+  default     = "60G"
+}

@@ -125,6 +125,8 @@ pub struct BuilderState {
     pub build_user: Value<BuildUserBlock>,
     #[serde(with = "crate::schema::optional_block", default)]
     pub cachix: Value<CachixBlock>,
+    #[serde(with = "crate::schema::optional_block", default)]
+    pub monitoring: Value<super::monitoring::MonitoringBlock>,
     #[serde(default)]
     pub on_destroy: Value<String>,
     #[serde(with = "crate::schema::optional_block", default)]
@@ -265,6 +267,7 @@ pub fn schema() -> Schema {
                 ("nix", NestedBlock::Optional(nix)),
                 ("build_user", NestedBlock::Optional(build_user)),
                 ("cachix", NestedBlock::Optional(cachix)),
+                ("monitoring", super::monitoring::schema()),
                 ("timeouts", timeouts::schema(TIMEOUTS, ["", "", ""])),
             ],
         ),
@@ -499,6 +502,7 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
         }
         validate_secret(&cachix.auth_token, at("auth_token"), diags);
     }
+    super::monitoring::validate(&config.monitoring, diags);
     timeouts::validate(&config.timeouts, diags);
 }
 

@@ -7,6 +7,7 @@
 pub mod build_keys;
 pub mod client;
 pub mod config;
+pub mod monitoring;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -456,6 +457,9 @@ impl BuilderResource {
         )
         .await
         .map_err(step("cachix"))?;
+        monitoring::converge(remote, &state.monitoring)
+            .await
+            .map_err(step("monitoring"))?;
 
         // A new trusted user or config reaches the daemon only when it restarts.
         if config_changed || user_changed {
@@ -526,7 +530,11 @@ impl BuilderResource {
                 );
                 return None;
             }
-            match Self::check(&remote, &state, false).await {
+            let checked = async {
+                let facts = Self::check(&remote, &state, false).await?;
+                Ok::<_, SshError>((facts, monitoring::check(&remote, &state.monitoring).await?))
+            };
+            match checked.await {
                 Ok(facts) => Some((remote, facts)),
                 Err(e) => {
                     diags.error(
@@ -549,7 +557,7 @@ impl BuilderResource {
                 None
             }
         };
-        let Some((remote, facts)) = worked else {
+        let Some((remote, (facts, monitoring_drift))) = worked else {
             let seen = seen_key.lock().expect("seen key").take();
             return match (purpose, seen) {
                 // A create that got as far as a connection stays in the state
@@ -582,6 +590,7 @@ impl BuilderResource {
             &mut private,
             token.secret().map(Secret::expose),
         );
+        add_drift(&mut state, monitoring_drift);
         let expected = Self::desired_hash(&state, &target);
         if expected != state.config_hash {
             state.drift = {
@@ -646,6 +655,15 @@ fn settle_unknowns(state: &mut BuilderState) {
         &mut state.drift,
     ] {
         list(v);
+    }
+}
+
+/// Append what another check found (e.g. [`monitoring`]) to `state.drift`.
+fn add_drift(state: &mut BuilderState, more: Vec<String>) {
+    if !more.is_empty() {
+        let mut drift = known_strings(&state.drift).unwrap_or_default();
+        drift.extend(more);
+        state.drift = str_list(&drift);
     }
 }
 
@@ -850,14 +868,13 @@ impl Resource for BuilderResource {
             Outcome::KeepState => return Some((state, private_state)),
             Outcome::Failed => return None,
         };
-        let checked = Context::within_read_budget(
-            &remote,
-            "check builder",
-            Self::check(&remote, &state, private.imported),
-        )
+        let checked = Context::within_read_budget(&remote, "check builder", async {
+            let facts = Self::check(&remote, &state, private.imported).await?;
+            Ok((facts, monitoring::check(&remote, &state.monitoring).await?))
+        })
         .await;
-        let facts = match checked {
-            Ok(facts) => facts,
+        let (facts, monitoring_drift) = match checked {
+            Ok(checked) => checked,
             Err(e) => {
                 diags.warning(
                     format!("Checking {host} failed; keeping the last known state"),
@@ -893,6 +910,7 @@ impl Resource for BuilderResource {
             &mut private,
             token.secret().map(Secret::expose),
         );
+        add_drift(&mut state, monitoring_drift);
         Some((state, Value::Value(private)))
     }
 
@@ -1127,6 +1145,7 @@ impl Resource for BuilderResource {
                 // Only what this resource created: an account it did not create stays.
                 build_user_script(&remote, "release", &user, "no", None).await?;
                 cachix_script(&remote, "", false, false, "").await?;
+                monitoring::clean(&remote).await?;
                 remote
                     .run_script(
                         "clean builder",

@@ -1,0 +1,138 @@
+//! The `monitoring` block of `nixbuild_builder`: the distribution's Prometheus
+//! node exporter as the service `nixbuild-node-exporter`, with a textfile
+//! collector fed every minute by the provider's `nix_metrics.sh` (store size,
+//! free space of the store's file system, builds running, daemon up). Its
+//! schema, validation, converge step, drift check and removal; the builder
+//! calls these and holds nothing else of it.
+
+use serde::{Deserialize, Serialize};
+use tf_provider::schema::NestedBlock;
+use tf_provider::value::Value;
+use tf_provider::{AttributePath, Diagnostics};
+
+use crate::nix::conf::sha256_hex;
+use crate::resources::cache_proxy::config::parse_listen;
+use crate::schema::{block, optional_string};
+use crate::ssh::{Remote, SshError};
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9100";
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct MonitoringBlock {
+    #[serde(default)]
+    pub listen: Value<String>,
+}
+
+pub fn schema() -> NestedBlock {
+    NestedBlock::Optional(block(
+        "Prometheus monitoring (systemd hosts): the distribution's `prometheus-node-exporter` (installed when missing; its own service stays disabled) runs as `nixbuild-node-exporter`, and the timer `nixbuild-nix-metrics` writes Nix facts for its textfile collector every minute: `nix_store_size_bytes`, `nix_store_filesystem_free_bytes`, `nix_store_filesystem_size_bytes`, `nix_builds_running`, `nix_daemon_up`, `nix_metrics_last_run_timestamp_seconds`. A stopped service shows as drift. Removing the block (or `on_destroy = \"clean\"`) removes the units; the package stays.",
+        vec![(
+            "listen",
+            optional_string("Address and port the exporter listens on (`ADDRESS:PORT`, `[IPv6]:PORT` or `PORT`). Default: `\"0.0.0.0:9100\"`. Open it only to the Prometheus server."),
+        )],
+        vec![],
+    ))
+}
+
+pub fn validate(value: &Value<MonitoringBlock>, diags: &mut Diagnostics) {
+    if let Value::Value(block) = value {
+        if let Value::Value(listen) = &block.listen {
+            if let Err(e) = parse_listen(listen) {
+                diags.error(
+                    "Invalid monitoring listen address",
+                    e,
+                    AttributePath::new("monitoring")
+                        .index(0)
+                        .attribute("listen"),
+                );
+            }
+        }
+    }
+}
+
+fn listen(block: &MonitoringBlock) -> String {
+    block
+        .listen
+        .as_ref_option()
+        .map(|l| l.trim().to_string())
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string())
+}
+
+async fn script(
+    remote: &Remote,
+    step: &str,
+    mode: &str,
+    listen: &str,
+    stdin: Option<&[u8]>,
+) -> Result<crate::ssh::exec::ExecOutput, SshError> {
+    remote
+        .run_script(
+            step,
+            crate::scripts::MONITORING,
+            &[mode, listen],
+            stdin,
+            true,
+        )
+        .await
+}
+
+/// Apply: set up the exporter and the timer, or remove them when the block is
+/// absent (a no-op on a host that has none).
+pub async fn converge(remote: &Remote, value: &Value<MonitoringBlock>) -> Result<(), SshError> {
+    match value.as_ref_option() {
+        Some(block) => script(
+            remote,
+            "set up monitoring",
+            "apply",
+            &listen(block),
+            Some(crate::scripts::NIX_METRICS.as_bytes()),
+        )
+        .await
+        .map(|_| ()),
+        None => clean(remote).await,
+    }
+}
+
+pub async fn clean(remote: &Remote) -> Result<(), SshError> {
+    script(remote, "remove monitoring", "clean", "", None)
+        .await
+        .map(|_| ())
+}
+
+/// Read and apply: what is out of line, appended to `drift` (only with the block).
+pub async fn check(
+    remote: &Remote,
+    value: &Value<MonitoringBlock>,
+) -> Result<Vec<String>, SshError> {
+    let Some(block) = value.as_ref_option() else {
+        return Ok(vec![]);
+    };
+    let out = script(remote, "check monitoring", "check", "", None).await?;
+    let text = out.stdout_text();
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut drift = Vec::new();
+    for (key, unit) in [
+        ("exporter", "nixbuild-node-exporter.service"),
+        ("timer", "nixbuild-nix-metrics.timer"),
+    ] {
+        if get(key) != "active" {
+            drift.push(format!("the monitoring unit {unit} is `{}`", get(key)));
+        }
+    }
+    if get("exporter_listen") != listen(block) {
+        drift.push(format!(
+            "the node exporter listens on `{}`, not `{}`",
+            get("exporter_listen"),
+            listen(block)
+        ));
+    }
+    if get("script_sha256") != sha256_hex(crate::scripts::NIX_METRICS.as_bytes()) {
+        drift.push("the Nix metrics script was changed or removed".into());
+    }
+    Ok(drift)
+}
