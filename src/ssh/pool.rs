@@ -163,11 +163,13 @@ impl Pool {
                 });
             }
         }
+        let started = std::time::Instant::now();
         let (conn, host_key) = self.open(&settings, expected.clone()).await?;
+        let connect_ms = started.elapsed().as_millis() as u64;
         if expected.is_none() {
             tracing::info!(host = %endpoint, host_key = %host_key.fingerprint(), "pinned the first host key seen (trust on first use)");
         }
-        tracing::info!(host = %endpoint, host_key = %host_key.fingerprint(), "connected");
+        tracing::info!(host = %endpoint, host_key = %host_key.fingerprint(), connect_ms, "connected");
         let conn = Arc::new(conn);
         *guard = Some(Pooled {
             conn: conn.clone(),

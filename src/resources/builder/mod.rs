@@ -18,7 +18,7 @@ use crate::cache::cachix::CachixApi;
 use crate::context::{
     plan_pin, Context, Outcome, PlannedPin, Purpose, SecretValue, Shared, SshBlock, Target,
 };
-use crate::host::{Facts, Probe};
+use crate::host::{Facts, NixSnapshot, Probe};
 use crate::nix::conf::{sha256_hex, INCLUDE_LINE, MANAGED_CONF_PATH, NIX_CONF_PATH};
 use crate::resources::timeouts::Operation;
 use crate::secrets::Secret;
@@ -287,6 +287,7 @@ impl BuilderResource {
         token: Option<&str>,
     ) {
         private.foreign_user = foreign_user(state, facts);
+        private.nix_snapshot = facts.nix_snapshot();
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         state.id = Value::Value(remote.endpoint().to_string());
         state.host_key = Value::Value(remote.host_key().openssh_line());
@@ -302,37 +303,30 @@ impl BuilderResource {
         Self::derive(state, &host);
     }
 
-    async fn check(remote: &Remote, state: &BuilderState, dump: bool) -> Result<Facts, SshError> {
-        let script = format!(
-            "{}\n{}\n{}",
-            crate::scripts::PROBE,
-            crate::scripts::ACCOUNT,
-            crate::scripts::BUILDER_CHECK
-        );
+    /// The read-only check; Nix's own facts come from `known` while the
+    /// host's Nix fingerprint still matches it.
+    async fn check(
+        remote: &Remote,
+        state: &BuilderState,
+        dump: bool,
+        known: Option<&NixSnapshot>,
+    ) -> Result<Facts, SshError> {
         let user = state.build_user_name().unwrap_or_default();
-        let out = remote
-            .run_script(
-                "check builder",
-                &script,
-                &[
-                    &user,
-                    MANAGED_CONF_PATH,
-                    NIX_CONF_PATH,
-                    INCLUDE_LINE,
-                    WATCH_STORE_UNIT,
-                    if dump { "yes" } else { "no" },
-                    ACCOUNT_RECORDS,
-                    CACHIX_ENV_FILE,
-                ],
-                None,
-                true,
-            )
-            .await?;
-        Facts::parse(&out.stdout_text()).map_err(|reason| SshError::Unexpected {
-            host: remote.endpoint().to_string(),
-            step: "check builder".into(),
-            reason,
-        })
+        Facts::check(
+            remote,
+            &[
+                &user,
+                MANAGED_CONF_PATH,
+                NIX_CONF_PATH,
+                INCLUDE_LINE,
+                WATCH_STORE_UNIT,
+                if dump { "yes" } else { "no" },
+                ACCOUNT_RECORDS,
+                CACHIX_ENV_FILE,
+            ],
+            known,
+        )
+        .await
     }
 
     /// Bring the host in line with `state`'s arguments. Every step checks
@@ -506,7 +500,7 @@ impl BuilderResource {
                 );
                 return None;
             }
-            match Self::check(&remote, &state, false).await {
+            match Self::check(&remote, &state, false, None).await {
                 Ok(facts) => Some((remote, facts)),
                 Err(e) => {
                     diags.error(
@@ -829,7 +823,12 @@ impl Resource for BuilderResource {
         let checked = Context::within_read_budget(
             &remote,
             "check builder",
-            Self::check(&remote, &state, private.imported),
+            Self::check(
+                &remote,
+                &state,
+                private.imported,
+                Some(&private.nix_snapshot),
+            ),
         )
         .await;
         let facts = match checked {
