@@ -28,9 +28,12 @@ pub struct Facts {
     pub keys_text: Option<String>,
     /// What `nix_fingerprint.sh` reported (empty: no fingerprint possible).
     pub nix_fingerprint: String,
-    /// Nix was not started: its facts came from the caller's [`NixSnapshot`]
-    /// (the host reported `nix_unchanged=yes`).
+    /// `nix show-config` was not run: the features (and the version) came
+    /// from the caller's [`NixSnapshot`] (the host said `nix_unchanged=yes`).
     pub nix_from_snapshot: bool,
+    /// `nix --version` was not run: the version came from the snapshot (the
+    /// nix binary is unchanged; the host said `nix_version_unchanged=yes`).
+    pub version_from_snapshot: bool,
 }
 
 /// The facts of the last full check that only `nix` can report, with the
@@ -66,8 +69,9 @@ impl Facts {
             config_text: fields.get("config_b64").and_then(|b| decode_b64(b)),
             keys_text: fields.get("keys_b64").and_then(|b| decode_b64(b)),
             nix_fingerprint: get("nix_fingerprint").to_string(),
-            // Only the caller's snapshot can make the host say so.
+            // Only the caller's snapshot can make the host say these.
             nix_from_snapshot: get("nix_unchanged") == "yes",
+            version_from_snapshot: get("nix_version_unchanged") == "yes",
         })
     }
 
@@ -100,15 +104,20 @@ impl Facts {
             reason,
         })?;
         match known {
-            Some(known) if facts.nix_from_snapshot => {
-                facts.probe.nix_version = known.nix_version.clone();
-                facts.features = known.features.clone();
+            Some(known) => {
+                if facts.version_from_snapshot {
+                    facts.probe.nix_version = known.nix_version.clone();
+                }
+                if facts.nix_from_snapshot {
+                    facts.features = known.features.clone();
+                }
             }
-            _ => facts.nix_from_snapshot = false,
+            None => (facts.nix_from_snapshot, facts.version_from_snapshot) = (false, false),
         }
         tracing::debug!(
             host = %remote.endpoint(),
             nix_from_snapshot = facts.nix_from_snapshot,
+            version_from_snapshot = facts.version_from_snapshot,
             "builder checked"
         );
         Ok(facts)
@@ -176,8 +185,14 @@ mod tests {
         let again = run(&fingerprint);
         assert!(again.contains("nix_unchanged=yes\n"), "{again}");
         assert!(!again.contains("nix_version="), "{again}");
-        let other = run(&format!("{fingerprint}x"));
-        assert!(other.contains("nix_unchanged=no\n"), "{other}");
-        assert!(other.contains("nix_version="), "{other}");
+        // Another config: the version still holds (same binary).
+        let config = run(&format!("{fingerprint}x"));
+        assert!(config.contains("nix_unchanged=no\n"), "{config}");
+        assert!(!config.contains("nix_version="), "{config}");
+        // Another binary: nothing holds.
+        let binary = run(&fingerprint.replacen("v2 /", "v2 /x", 1));
+        assert!(binary.contains("nix_unchanged=no\n"), "{binary}");
+        assert!(binary.contains("nix_version_unchanged=no\n"), "{binary}");
+        assert!(binary.contains("nix_version="), "{binary}");
     }
 }

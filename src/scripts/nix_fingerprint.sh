@@ -11,15 +11,17 @@
 # configuration variable is set, or GNU stat is missing, there is no
 # fingerprint and the check runs `nix` as always.
 # Takes (and shifts off) the first positional argument: the fingerprint of the
-# caller's last full check, or empty. Prints nix_fingerprint=...; sets
-# nix_unchanged=yes when it equals that argument (read by probe.sh and
-# builder_check.sh). Read-only.
+# caller's last full check, or empty. Prints nix_fingerprint=...; sets (and
+# prints) nix_unchanged=yes when it equals that argument (builder_check.sh
+# then skips `nix show-config`), and nix_version_unchanged=yes when the nix
+# binary's part does (probe.sh skips `nix --version`). Read-only.
 known_fingerprint=$1
 shift
 PATH="$PATH:/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin:$HOME/.nix-profile/bin"
 export PATH
 nix_fingerprint=
 nix_unchanged=no
+nix_version_unchanged=no
 if [ -z "${NIX_CONFIG:-}${NIX_CONF_DIR:-}${NIX_USER_CONF_FILES:-}${NIX_REMOTE:-}" ] &&
   nix_binary=$(command -v nix 2>/dev/null); then
   # Files that nix.conf and its neighbours include (`include` / `!include`).
@@ -31,14 +33,17 @@ if [ -z "${NIX_CONFIG:-}${NIX_CONF_DIR:-}${NIX_USER_CONF_FILES:-}${NIX_REMOTE:-}
     done <"$conf"
   done
   user_conf="${XDG_CONFIG_HOME:-$HOME/.config}/nix/nix.conf"
+  # One stat: "v2 BINARY|CONFIG", the binary part alone vouching for the version.
   # shellcheck disable=SC2086 # $included is a list of paths
-  nix_fingerprint="v1 $(stat -L --printf '%n %i %s %Y %Z;' "$nix_binary" /etc/nix /etc/nix/* \
-    $included "$user_conf" /etc/xdg/nix/nix.conf /dev/kvm 2>/dev/null)"
+  nix_fingerprint="v2 $(stat -L --printf '%n %i %s %Y %Z|' "$nix_binary" 2>/dev/null)$(stat -L --printf \
+    '%n %i %s %Y %Z;' /etc/nix /etc/nix/* $included "$user_conf" /etc/xdg/nix/nix.conf /dev/kvm 2>/dev/null)"
   # No line for the binary: not GNU stat.
-  case "$nix_fingerprint" in *"$nix_binary "*) ;; *) nix_fingerprint= ;; esac
+  case "$nix_fingerprint" in "v2 $nix_binary "*) ;; *) nix_fingerprint= ;; esac
 fi
 echo "nix_fingerprint=$nix_fingerprint"
-if [ -n "$nix_fingerprint" ] && [ "$nix_fingerprint" = "$known_fingerprint" ]; then
-  nix_unchanged=yes
+if [ -n "$nix_fingerprint" ]; then
+  [ "$nix_fingerprint" != "$known_fingerprint" ] || nix_unchanged=yes
+  [ "${nix_fingerprint%%|*}" != "${known_fingerprint%%|*}" ] || nix_version_unchanged=yes
 fi
 echo "nix_unchanged=$nix_unchanged"
+echo "nix_version_unchanged=$nix_version_unchanged"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Describe this host as key=value lines: system, kernel, CPUs, OS, init system
 # and the Nix version (empty when Nix is absent; no line at all when
-# nix_fingerprint.sh, prepended, found Nix unchanged). Read-only; changes nothing.
+# nix_fingerprint.sh, prepended, found the nix binary unchanged, or the
+# caller set nix_version_unchanged=yes). Read-only; changes nothing.
 set -u
 # Nix may live outside the non-login PATH an SSH command gets.
 PATH="$PATH:/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin:$HOME/.nix-profile/bin"
@@ -47,7 +48,7 @@ else
   echo "init=other"
 fi
 
-if [ "${nix_unchanged:-no}" = yes ]; then
+if [ "${nix_version_unchanged:-no}" = yes ]; then
   # Set by nix_fingerprint.sh: the caller knows the version; no line.
   :
 elif command -v nix >/dev/null 2>&1; then

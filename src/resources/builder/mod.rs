@@ -342,7 +342,9 @@ impl BuilderResource {
         fn step(name: &'static str) -> impl Fn(SshError) -> (String, SshError) {
             move |e| (name.to_string(), e)
         }
-        let probe = Probe::run(remote).await.map_err(step("probe host"))?;
+        let probe = Probe::run_without_nix(remote)
+            .await
+            .map_err(step("probe host"))?;
         if probe.nixos {
             return Err((
                 "probe host".into(),
@@ -500,7 +502,7 @@ impl BuilderResource {
                 );
                 return None;
             }
-            match Self::check(&remote, &state, false, None).await {
+            match Self::check(&remote, &state, false, Some(&private.nix_snapshot)).await {
                 Ok(facts) => Some((remote, facts)),
                 Err(e) => {
                     diags.error(
