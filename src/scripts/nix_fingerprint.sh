@@ -3,7 +3,8 @@
 # report (its version, its effective system-features) can be taken from the
 # caller's last full check instead of starting `nix` again (two `nix` starts
 # cost more than the rest of a check together).
-# The fingerprint is one line of `stat` output (inode, size, mtime, ctime) of
+# The fingerprint is one line of `stat` output (inode, size, mtime and ctime
+# in nanoseconds, so an in-place edit within the same second counts) of
 # everything those facts depend on: the nix binary (symlinks followed), every
 # file in /etc/nix and the directory itself (a renamed-in file changes its
 # mtime), the files nix.conf files include, the user's and XDG nix.conf, and
@@ -35,8 +36,8 @@ if [ -z "${NIX_CONFIG:-}${NIX_CONF_DIR:-}${NIX_USER_CONF_FILES:-}${NIX_REMOTE:-}
   user_conf="${XDG_CONFIG_HOME:-$HOME/.config}/nix/nix.conf"
   # One stat: "v2 BINARY|CONFIG", the binary part alone vouching for the version.
   # shellcheck disable=SC2086 # $included is a list of paths
-  nix_fingerprint="v2 $(stat -L --printf '%n %i %s %Y %Z|' "$nix_binary" 2>/dev/null)$(stat -L --printf \
-    '%n %i %s %Y %Z;' /etc/nix /etc/nix/* $included "$user_conf" /etc/xdg/nix/nix.conf /dev/kvm 2>/dev/null)"
+  nix_fingerprint="v2 $(stat -L --printf '%n %i %s %.9Y %.9Z|' "$nix_binary" 2>/dev/null)$(stat -L --printf \
+    '%n %i %s %.9Y %.9Z;' /etc/nix /etc/nix/* $included "$user_conf" /etc/xdg/nix/nix.conf /dev/kvm 2>/dev/null)"
   # No line for the binary: not GNU stat.
   case "$nix_fingerprint" in "v2 $nix_binary "*) ;; *) nix_fingerprint= ;; esac
 fi
