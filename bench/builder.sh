@@ -101,7 +101,7 @@ cleanup() {
   # d100's builders are d50's again plus the same hosts as `deploy`: their
   # destroys would race each other on one host; d50 cleans those hosts.
   if grep -qs '"nixbuild_builder"' "$work/d100/terraform.tfstate"; then
-    tf d100 state rm nixbuild_builder.b || ok=""
+    (cd "$work/d100" && "$terraform" state rm nixbuild_builder.b) >"$work/last.log" 2>&1 || ok=""
   fi
   for d in d50 d20 d10 d1; do
     if grep -qs '"nixbuild_builder"' "$work/$d/terraform.tfstate" && ! tf "$d" destroy -auto-approve; then
