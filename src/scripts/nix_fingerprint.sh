@@ -1,8 +1,9 @@
 #!/bin/sh
-# Prepended to a check: decides whether the facts that only `nix` itself can
-# report (its version, its effective system-features) can be taken from the
-# caller's last full check instead of starting `nix` again (two `nix` starts
-# cost more than the rest of a check together).
+# Read-only fingerprint of what Nix's own facts depend on, prepended to a
+# check: decides whether the facts that only `nix` itself can report (its
+# version, its effective system-features) can be taken from the caller's last
+# full check instead of starting `nix` again (two `nix` starts cost more than
+# the rest of a check together).
 # The fingerprint is one line of `stat` output (inode, size, mtime and ctime
 # in nanoseconds, so an in-place edit within the same second counts) of
 # everything those facts depend on: the nix binary (symlinks followed), every
