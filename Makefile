@@ -47,12 +47,9 @@ tools:
 docs:
 	$(CARGO) run --quiet --bin gen-docs
 
-## bench: gRPC round trips (render-only plan vs terraform_data), nixbuild_host read, cached cache_push, builder bootstrap/no-op plan vs plain ssh
+## bench: every benchmark (bench/all.sh: gRPC round trips, nixbuild_host read, cached cache_push, builder goals R1/R3/R4/R5 vs plain OpenSSH and remote-exec, time breakdown), then a summary of the goal ratios
 bench: world
-	bash bench/grpc.sh
-	bash bench/host_read.sh
-	bash bench/cache_push.sh
-	bash bench/builder.sh
+	bash bench/all.sh
 
 clean:
 	$(CARGO) clean

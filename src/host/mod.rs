@@ -3,14 +3,15 @@
 //! Used by resources and data sources; knows nothing of Terraform.
 //!
 //! - [`probe`]: system, CPUs, OS, init system, Nix version;
-//! - [`facts`]: the builder check (managed config, build user, services).
+//! - [`facts`]: the builder check (managed config, build user, services),
+//!   with Nix's own facts reused while the host's Nix fingerprint holds.
 
 pub mod facts;
 pub mod probe;
 
 use std::collections::BTreeMap;
 
-pub use facts::Facts;
+pub use facts::{Facts, NixSnapshot};
 pub use probe::Probe;
 
 /// The one parser of the scripts' `key=value` lines: keys and values trimmed,

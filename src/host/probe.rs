@@ -46,8 +46,19 @@ impl Probe {
 
     /// Run the probe on a connected host.
     pub async fn run(remote: &Remote) -> Result<Self, SshError> {
+        Self::run_script(remote, crate::scripts::PROBE).await
+    }
+
+    /// The probe without `nix --version` (`nix_version` is `None`): for
+    /// callers that need only the OS facts, so no `nix` process starts.
+    pub async fn run_without_nix(remote: &Remote) -> Result<Self, SshError> {
+        let script = format!("nix_version_unchanged=yes\n{}", crate::scripts::PROBE);
+        Self::run_script(remote, &script).await
+    }
+
+    async fn run_script(remote: &Remote, script: &str) -> Result<Self, SshError> {
         let output = remote
-            .run_script("probe host", crate::scripts::PROBE, &[], None, false)
+            .run_script("probe host", script, &[], None, false)
             .await?;
         Self::parse(&output.stdout_text()).map_err(|reason| SshError::Unexpected {
             host: remote.endpoint().to_string(),

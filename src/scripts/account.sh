@@ -12,9 +12,19 @@ account_owner() {
     return 0
   }
   owner_record="$2/$1"
-  if [ -f "$owner_record" ] &&
-    [ "$(sed -n 's/^uid=//p' "$owner_record")" = "$owner_uid" ]; then
-    case "$(sed -n 's/^origin=//p' "$owner_record")" in
+  # Read with the shell itself: a check runs this on many hosts at once.
+  record_uid=''
+  record_origin=''
+  if [ -f "$owner_record" ]; then
+    while IFS='=' read -r field value; do
+      case "$field" in
+        uid) record_uid=$value ;;
+        origin) record_origin=$value ;;
+      esac
+    done <"$owner_record"
+  fi
+  if [ "$record_uid" = "$owner_uid" ]; then
+    case "$record_origin" in
       created) echo created && return 0 ;;
       adopted) echo adopted && return 0 ;;
     esac

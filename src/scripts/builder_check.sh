@@ -15,25 +15,45 @@ unit=$5
 dump=$6
 records=$7
 env_file=$8
-# Needs account_owner (account.sh) prepended.
+# Needs account_owner (account.sh) prepended; after nix_fingerprint.sh, no
+# features line when Nix is unchanged.
 PATH="$PATH:/nix/var/nix/profiles/default/bin"
 
-sha() { sha256sum "$1" 2>/dev/null | cut -d' ' -f1; }
-
-if [ -f "$managed" ]; then
-  echo "config_sha256=$(sha "$managed")"
-else
-  echo "config_sha256="
+# Few processes: a plan checks many hosts at once, so the shell reads what
+# it can itself, and one sha256sum hashes both files.
+user_found=no
+home=
+if passwd_line=$(getent passwd "$user" 2>/dev/null); then
+  user_found=yes
+  IFS=: read -r _ _ _ _ _ home _ <<EOF
+$passwd_line
+EOF
 fi
-if [ -f "$conf" ] && grep -qxF "$include" "$conf"; then
-  echo "include=yes"
-else
-  echo "include=no"
+keys_file="$home/.ssh/authorized_keys"
+config_sha256=
+user_keys_sha256=
+while read -r hash path; do
+  case "$path" in
+    "$managed") config_sha256=$hash ;;
+    "$keys_file") user_keys_sha256=$hash ;;
+  esac
+done <<EOF
+$(if [ "$user_found" = yes ]; then sha256sum "$managed" "$keys_file"; else sha256sum "$managed"; fi 2>/dev/null)
+EOF
+echo "config_sha256=$config_sha256"
+include_found=no
+if [ -f "$conf" ]; then
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [ "$line" = "$include" ]; then
+      include_found=yes
+      break
+    fi
+  done <"$conf"
 fi
-if id -u "$user" >/dev/null 2>&1; then
+echo "include=$include_found"
+if [ "$user_found" = yes ]; then
   echo "user=yes"
-  home=$(getent passwd "$user" | cut -d: -f6)
-  echo "user_keys_sha256=$(sha "$home/.ssh/authorized_keys")"
+  echo "user_keys_sha256=$user_keys_sha256"
   echo "user_owner=$(account_owner "$user" "$records")"
 else
   echo "user=no"
@@ -50,14 +70,17 @@ if [ -e "$env_file" ]; then
 else
   echo "cachix_env=no"
 fi
-if command -v nix >/dev/null 2>&1; then
+if [ "${nix_unchanged:-no}" = yes ]; then
+  # Set by nix_fingerprint.sh: the caller knows the features; no line.
+  :
+elif command -v nix >/dev/null 2>&1; then
   echo "features=$(nix show-config 2>/dev/null | sed -n 's/^system-features = //p')"
 fi
 if [ "$dump" = yes ]; then
   if [ -f "$managed" ]; then
     echo "config_b64=$(base64 <"$managed" | tr -d '\n')"
   fi
-  if [ -n "${home:-}" ] && [ -f "$home/.ssh/authorized_keys" ]; then
-    echo "keys_b64=$(base64 <"$home/.ssh/authorized_keys" | tr -d '\n')"
+  if [ "$user_found" = yes ] && [ -f "$keys_file" ]; then
+    echo "keys_b64=$(base64 <"$keys_file" | tr -d '\n')"
   fi
 fi

@@ -5,6 +5,10 @@
 /// Write stdin to a file atomically with a mode: `upload.sh PATH MODE`.
 pub const UPLOAD: &str = include_str!("upload.sh");
 
+/// Prepended to a check: the fingerprint of what `nix`'s own facts depend on;
+/// sets `nix_unchanged=yes` when it equals the first argument (shifted off).
+pub const NIX_FINGERPRINT: &str = include_str!("nix_fingerprint.sh");
+
 /// Describe a host as `key=value` lines (system, CPUs, Nix version, …).
 pub const PROBE: &str = include_str!("probe.sh");
 

@@ -1,13 +1,18 @@
 #!/bin/sh
 # Describe this host as key=value lines: system, kernel, CPUs, OS, init system
-# and the Nix version (empty when Nix is absent). Read-only; changes nothing.
+# and the Nix version (empty when Nix is absent; no line at all when
+# nix_fingerprint.sh, prepended, found the nix binary unchanged, or the
+# caller set nix_version_unchanged=yes). Read-only; changes nothing.
 set -u
 # Nix may live outside the non-login PATH an SSH command gets.
 PATH="$PATH:/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin:$HOME/.nix-profile/bin"
 export PATH
 
-machine=$(uname -m)
-kernel=$(uname -s)
+# One `uname` for both (kernel names hold no spaces); every process counts
+# when a plan checks many hosts at once.
+read -r kernel machine <<EOF
+$(uname -sm)
+EOF
 case "$machine" in
   arm64) arch=aarch64 ;;
   amd64) arch=x86_64 ;;
@@ -28,8 +33,12 @@ echo "cpus=$cpus"
 
 os_id=
 if [ -r /etc/os-release ]; then
-  # shellcheck disable=SC1091
-  os_id=$(. /etc/os-release && printf '%s' "${ID:-}")
+  while IFS='=' read -r name value; do
+    if [ "$name" = ID ]; then
+      value=${value#[\"\']}
+      os_id=${value%[\"\']}
+    fi
+  done </etc/os-release
 fi
 echo "os_id=$os_id"
 
@@ -39,9 +48,13 @@ else
   echo "init=other"
 fi
 
-if command -v nix >/dev/null 2>&1; then
+if [ "${nix_version_unchanged:-no}" = yes ]; then
+  # Set by nix_fingerprint.sh: the caller knows the version; no line.
+  :
+elif command -v nix >/dev/null 2>&1; then
   # "nix (Nix) 2.8.0" -> "2.8.0"
-  echo "nix_version=$(nix --version 2>/dev/null | awk '{print $NF}')"
+  nix_version=$(nix --version 2>/dev/null)
+  echo "nix_version=${nix_version##* }"
 else
   echo "nix_version="
 fi

@@ -103,11 +103,13 @@ where
         presented: presented.clone(),
     };
     let label = endpoint.to_string();
+    let started = Instant::now();
     let result = tokio::time::timeout(
         ATTEMPT_TIMEOUT,
         client::connect_stream(client_config(expected.as_ref()), stream, verifier),
     )
     .await;
+    let kex_ms = started.elapsed().as_millis() as u64;
     let seen = presented.lock().expect("verifier lock").clone();
     let mut handle = match result {
         Ok(Ok(handle)) => handle,
@@ -141,6 +143,13 @@ where
         waited: Duration::ZERO,
     })?;
     authenticate(&mut handle, endpoint, settings).await?;
+    // The breakdown in docs/performance.md is read from these.
+    tracing::debug!(
+        host = %label,
+        kex_ms,
+        auth_ms = started.elapsed().as_millis() as u64 - kex_ms,
+        "SSH handshake and login done"
+    );
     Ok((handle, host_key))
 }
 
@@ -266,9 +275,11 @@ where
 
 /// Open a TCP connection to `endpoint`.
 pub async fn tcp(endpoint: &Endpoint) -> Result<tokio::net::TcpStream, SshError> {
+    let started = Instant::now();
     let connect = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port));
     match tokio::time::timeout(ATTEMPT_TIMEOUT, connect).await {
         Ok(Ok(stream)) => {
+            tracing::debug!(host = %endpoint, tcp_ms = started.elapsed().as_millis() as u64, "TCP connected");
             // russh sets `nodelay` only on sockets it opens itself
             // (`client::connect`); small SSH packets must not wait for ACKs.
             if let Err(e) = stream.set_nodelay(true) {

@@ -156,6 +156,7 @@ impl Remote {
             .acquire()
             .await
             .map_err(|_| session_error("the provider is shutting down".into()))?;
+        let started = std::time::Instant::now();
         tracing::info!(host = %host, step, "start");
         tracing::debug!(host = %host, step, "run: {command}");
         let channel = self.conn.channel_open_session().await.map_err(|e| {
@@ -165,6 +166,7 @@ impl Remote {
                 format!("cannot open a channel: {e}")
             })
         })?;
+        tracing::debug!(host = %host, step, channel_ms = started.elapsed().as_millis() as u64, "channel open");
         let (mut reader, writer) = channel.split();
         writer
             .exec(true, command.as_bytes().to_vec())
@@ -267,7 +269,7 @@ impl Remote {
             });
         }
         let tail: Vec<String> = tail.into();
-        tracing::debug!(host = %host, step, exit = ?exit, "done");
+        tracing::debug!(host = %host, step, exit = ?exit, elapsed_ms = started.elapsed().as_millis() as u64, "done");
         Ok(ExecOutput {
             exit,
             stdout,

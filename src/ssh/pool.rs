@@ -1,6 +1,7 @@
 //! The provider process's SSH connections: one pooled connection per route and
-//! user, at most `max_sessions_per_host` channels per host at once, and the
-//! host keys seen so far pinned for the life of the process.
+//! user, at most `max_sessions_per_host` channels per host at once, at most
+//! [`MAX_IDLE_CONNECTIONS`] kept open unused, and the host keys seen so far
+//! pinned for the life of the process.
 //!
 //! Everything is keyed by the whole [`Route`] (the bastion included): the same
 //! address reached through a jump host may be another machine than the one
@@ -20,6 +21,13 @@ use super::hostkey::HostKey;
 use super::settings::Settings;
 
 pub const DEFAULT_MAX_SESSIONS_PER_HOST: usize = 4;
+
+/// At most this many open connections are kept while nothing uses them
+/// (beyond it, idle ones are closed; a host's pin stays). A plan over
+/// hundreds of builders reads each host once, and every open connection
+/// costs the provider about 100 kB (docs/performance.md, goal R4); Terraform
+/// runs 10 operations at a time by default.
+pub const MAX_IDLE_CONNECTIONS: usize = 24;
 
 /// How a host is reached: its address, and the jump host's (if any).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -172,17 +180,21 @@ impl Pool {
                 });
             }
         }
+        let started = std::time::Instant::now();
         let (conn, host_key, bastion_host_key) = self.open(&settings, expected.clone()).await?;
+        let connect_ms = started.elapsed().as_millis() as u64;
         if expected.is_none() {
             tracing::info!(host = %endpoint, host_key = %host_key.fingerprint(), "pinned the first host key seen (trust on first use)");
         }
-        tracing::info!(host = %endpoint, host_key = %host_key.fingerprint(), "connected");
+        tracing::info!(host = %endpoint, host_key = %host_key.fingerprint(), connect_ms, "connected");
         let conn = Arc::new(conn);
         *guard = Some(Pooled {
             conn: conn.clone(),
             host_key: host_key.clone(),
             bastion_host_key: bastion_host_key.clone(),
         });
+        drop(guard);
+        self.close_idle_beyond(MAX_IDLE_CONNECTIONS);
         // The first key verified on a route stays its pin; a connection that
         // checked another algorithm's explicit key does not replace it.
         self.state
@@ -198,6 +210,46 @@ impl Pool {
             bastion_host_key,
             sessions,
         })
+    }
+
+    /// Close idle pooled connections (no [`Remote`] holds them) while more
+    /// than `max` are open. Slots another task holds locked count as busy.
+    fn close_idle_beyond(&self, max: usize) {
+        let slots: Vec<_> = {
+            let state = self.state.lock().expect("pool lock");
+            state.connections.values().cloned().collect()
+        };
+        let mut open: usize = 0;
+        let mut idle = Vec::new();
+        for slot in &slots {
+            match slot.try_lock() {
+                Ok(guard) => match guard.as_ref() {
+                    Some(pooled) if !pooled.conn.is_closed() => {
+                        open += 1;
+                        // The pool's own reference is the only one.
+                        if Arc::strong_count(&pooled.conn) == 1 {
+                            idle.push(slot.clone());
+                        }
+                    }
+                    _ => {}
+                },
+                Err(_) => open += 1,
+            }
+        }
+        for slot in idle.into_iter().take(open.saturating_sub(max)) {
+            let Ok(mut guard) = slot.try_lock() else {
+                continue;
+            };
+            if let Some(pooled) = guard.take() {
+                tracing::debug!("closing an idle SSH connection ({open} open)");
+                tokio::spawn(async move {
+                    let _ = pooled
+                        .conn
+                        .disconnect(russh::Disconnect::ByApplication, "", "en")
+                        .await;
+                });
+            }
+        }
     }
 
     /// Open a fresh connection, directly or through the bastion, with retries;

@@ -187,6 +187,10 @@ pub struct BuilderPrivate {
     /// Cleared by the first apply.
     #[serde(default)]
     pub pin_from_import: bool,
+    /// Nix's version and features from the last full check, with the
+    /// fingerprint that lets the next Read reuse them without starting `nix`.
+    #[serde(default)]
+    pub nix_snapshot: crate::host::NixSnapshot,
 }
 
 fn list(description: &str) -> tf_provider::schema::Attribute {

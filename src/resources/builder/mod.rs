@@ -22,7 +22,7 @@ use crate::context::{
     plan_pin, Context, Outcome, PlannedPin, Purpose, SecretValue, SeenKeys, Shared, SshBlock,
     Target,
 };
-use crate::host::{Facts, Probe};
+use crate::host::{Facts, NixSnapshot, Probe};
 use crate::nix::conf::{sha256_hex, INCLUDE_LINE, MANAGED_CONF_PATH, NIX_CONF_PATH};
 use crate::resources::timeouts::Operation;
 use crate::secrets::Secret;
@@ -305,6 +305,7 @@ impl BuilderResource {
         token: Option<&str>,
     ) {
         private.foreign_user = foreign_user(state, facts);
+        private.nix_snapshot = facts.nix_snapshot();
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         state.id = Value::Value(remote.endpoint().to_string());
         state.host_key = Value::Value(remote.host_key().openssh_line());
@@ -321,37 +322,30 @@ impl BuilderResource {
         Self::derive(state, &host);
     }
 
-    async fn check(remote: &Remote, state: &BuilderState, dump: bool) -> Result<Facts, SshError> {
-        let script = format!(
-            "{}\n{}\n{}",
-            crate::scripts::PROBE,
-            crate::scripts::ACCOUNT,
-            crate::scripts::BUILDER_CHECK
-        );
+    /// The read-only check; Nix's own facts come from `known` while the
+    /// host's Nix fingerprint still matches it.
+    async fn check(
+        remote: &Remote,
+        state: &BuilderState,
+        dump: bool,
+        known: Option<&NixSnapshot>,
+    ) -> Result<Facts, SshError> {
         let user = state.build_user_name().unwrap_or_default();
-        let out = remote
-            .run_script(
-                "check builder",
-                &script,
-                &[
-                    &user,
-                    MANAGED_CONF_PATH,
-                    NIX_CONF_PATH,
-                    INCLUDE_LINE,
-                    WATCH_STORE_UNIT,
-                    if dump { "yes" } else { "no" },
-                    ACCOUNT_RECORDS,
-                    CACHIX_ENV_FILE,
-                ],
-                None,
-                true,
-            )
-            .await?;
-        Facts::parse(&out.stdout_text()).map_err(|reason| SshError::Unexpected {
-            host: remote.endpoint().to_string(),
-            step: "check builder".into(),
-            reason,
-        })
+        Facts::check(
+            remote,
+            &[
+                &user,
+                MANAGED_CONF_PATH,
+                NIX_CONF_PATH,
+                INCLUDE_LINE,
+                WATCH_STORE_UNIT,
+                if dump { "yes" } else { "no" },
+                ACCOUNT_RECORDS,
+                CACHIX_ENV_FILE,
+            ],
+            known,
+        )
+        .await
     }
 
     /// Bring the host in line with `state`'s arguments. Every step checks
@@ -367,7 +361,9 @@ impl BuilderResource {
         fn step(name: &'static str) -> impl Fn(SshError) -> (String, SshError) {
             move |e| (name.to_string(), e)
         }
-        let probe = Probe::run(remote).await.map_err(step("probe host"))?;
+        let probe = Probe::run_without_nix(remote)
+            .await
+            .map_err(step("probe host"))?;
         if probe.nixos {
             return Err((
                 "probe host".into(),
@@ -531,7 +527,8 @@ impl BuilderResource {
                 return None;
             }
             let checked = async {
-                let facts = Self::check(&remote, &state, false).await?;
+                let facts =
+                    Self::check(&remote, &state, false, Some(&private.nix_snapshot)).await?;
                 Ok::<_, SshError>((facts, monitoring::check(&remote, &state.monitoring).await?))
             };
             match checked.await {
@@ -869,7 +866,13 @@ impl Resource for BuilderResource {
             Outcome::Failed => return None,
         };
         let checked = Context::within_read_budget(&remote, "check builder", async {
-            let facts = Self::check(&remote, &state, private.imported).await?;
+            let facts = Self::check(
+                &remote,
+                &state,
+                private.imported,
+                Some(&private.nix_snapshot),
+            )
+            .await?;
             Ok((facts, monitoring::check(&remote, &state.monitoring).await?))
         })
         .await;
