@@ -59,3 +59,8 @@ pub const CACHIX_PUSH: &str = include_str!("cachix_push.sh");
 
 /// Content-addressed `source` trees: `source.sh has|unpack HASH`.
 pub const SOURCE: &str = include_str!("source.sh");
+
+/// The first step of a push in one remote command (source lease, build,
+/// closure): `push_build.sh NIX_SCRIPT SOURCE_SCRIPT HASH LEASE SECONDS KEEP
+/// FLAKE NARGS ARGS... INSTALLABLES...`.
+pub const PUSH_BUILD: &str = include_str!("push_build.sh");
