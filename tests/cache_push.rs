@@ -55,6 +55,46 @@ fn access_log() -> String {
         .unwrap_or_default()
 }
 
+fn world_cache(name: &str, field: &str) -> String {
+    let value = &world().json["cache"][name][field];
+    assert!(
+        value.is_string(),
+        "world.json has no cache.{name}.{field}: restart the world (make world)"
+    );
+    value.as_str().unwrap().to_string()
+}
+
+/// The world's second public cache (another destination).
+fn second_url() -> String {
+    world_cache("second", "url")
+}
+
+/// The world's third public cache (the "upstream" of `skip_upstream`).
+fn upstream_url() -> String {
+    world_cache("upstream", "url")
+}
+
+fn narinfo_at(cache: &str, path: &str) -> Option<String> {
+    std::fs::read_to_string(
+        Path::new(&world_cache(cache, "dir")).join(format!("{}.narinfo", hash_of(path))),
+    )
+    .ok()
+}
+
+fn remove_narinfo_at(dir: &Path, path: &str) {
+    std::fs::remove_file(dir.join(format!("{}.narinfo", hash_of(path))))
+        .unwrap_or_else(|e| panic!("cannot remove the narinfo of {path}: {e}"));
+}
+
+/// The closure path whose name is `name` (e.g. `nbt-dep`).
+fn named(closure: &[String], name: &str) -> String {
+    closure
+        .iter()
+        .find(|p| p.ends_with(&format!("-{name}")))
+        .unwrap_or_else(|| panic!("no {name} in {closure:?}"))
+        .clone()
+}
+
 fn private_dir() -> PathBuf {
     PathBuf::from(world().json["cache"]["private"]["dir"].as_str().unwrap())
 }
@@ -129,6 +169,8 @@ output "{name}" {{
     closure_nar_size = nixbuild_cache_push.{name}.closure_nar_size
     pushed_paths     = nixbuild_cache_push.{name}.pushed_paths
     missing_paths    = nixbuild_cache_push.{name}.missing_paths
+    pushed_by_dest   = nixbuild_cache_push.{name}.pushed_paths_by_destination
+    missing_by_dest  = nixbuild_cache_push.{name}.missing_paths_by_destination
     cache_url        = nixbuild_cache_push.{name}.cache_url
     source_hash      = nixbuild_cache_push.{name}.source_hash
     host_key         = nixbuild_cache_push.{name}.host_key
@@ -871,6 +913,251 @@ fn private_store_refresh_uses_the_netrc_file() {
         );
         assert_eq!(out.status.code(), Some(0), "{text}");
         assert!(text.contains("Cannot check the binary cache"), "{text}");
+        tf.destroy();
+    }
+}
+
+/// The issue's case: a 3-path closure (app -> lib -> dep) is pushed, then the
+/// cache loses the dependency `lib` (not an out path). The refresh checks the
+/// whole closure: the plan shows `missing_paths = 1` and a push, and the
+/// apply uploads exactly that path.
+#[test]
+fn cache_losing_a_dependency_plans_a_push_of_only_that_path() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("lostdep", &version));
+        tf.write(&format!(
+            "{}{}",
+            provider_config(""),
+            push_resource(
+                "d",
+                &format!(
+                    "  source       = {}\n  installables = [\"app\"]\n  store {{\n    uri = {}\n  }}\n",
+                    hcl(flake.to_str().unwrap()),
+                    hcl(&cache_url())
+                )
+            )
+        ));
+        tf.apply();
+        tf.assert_no_changes();
+        let out = tf.output("d");
+        let closure = strings(&out["closure_paths"]);
+        assert_eq!(closure.len(), 3, "{out}");
+        let lib = named(&closure, "nbt-lib");
+        remove_narinfo_at(&cache_dir(), &lib);
+
+        let (code, text) = tf.plan_exit_code();
+        assert_eq!(code, 2, "a lost dependency must plan a push: {text}");
+        assert!(text.contains("update in-place"), "{text}");
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("missing_paths = 1 -> 0"),
+            "the plan shows the count: {text}"
+        );
+
+        let log_before = access_log().len();
+        tf.apply();
+        let window = access_log()[log_before..].to_string();
+        let out = tf.output("d");
+        assert_eq!(out["pushed_paths"], 1, "only the lost dependency: {out}");
+        assert_eq!(out["pushed_by_dest"][cache_url().as_str()], 1, "{out}");
+        assert!(narinfo(&lib).is_some(), "{lib} is back");
+        let puts: Vec<&str> = window
+            .lines()
+            .filter(|l| l.contains("\"PUT /") && l.contains(".narinfo"))
+            .collect();
+        assert_eq!(puts.len(), 1, "exactly one narinfo uploaded: {puts:?}");
+        assert!(puts[0].contains(&hash_of(&lib)), "{puts:?}");
+        tf.assert_no_changes();
+        tf.destroy();
+    }
+}
+
+/// Two destinations, the second already holding part of the closure: each
+/// gets only what it lacks, `pushed_paths_by_destination` says how many,
+/// both end complete, and a loss at the second one alone is noticed.
+#[test]
+fn two_destinations_each_get_only_what_they_lack() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("twodest", &version));
+        let src = hcl(flake.to_str().unwrap());
+        // `tool` (tool -> dep) goes to the second cache first: it then holds dep.
+        let seed = push_resource(
+            "seed",
+            &format!(
+                "  source       = {src}\n  installables = [\"tool\"]\n  store {{\n    uri = {}\n  }}\n",
+                hcl(&second_url())
+            ),
+        );
+        let both = push_resource(
+            "both",
+            &format!(
+                "  depends_on   = [nixbuild_cache_push.seed]\n  source       = {src}\n  installables = [\"app\"]\n  store {{\n    uri = {}\n  }}\n  store {{\n    uri = {}\n  }}\n",
+                hcl(&cache_url()),
+                hcl(&second_url())
+            ),
+        );
+        tf.write(&format!("{}{seed}{both}", provider_config("")));
+        tf.apply();
+        let out = tf.output("both");
+        let closure = strings(&out["closure_paths"]);
+        assert_eq!(closure.len(), 3, "app, lib, dep: {out}");
+        assert_eq!(out["pushed_by_dest"][cache_url().as_str()], 3, "{out}");
+        assert_eq!(
+            out["pushed_by_dest"][second_url().as_str()],
+            2,
+            "the second cache had dep already: {out}"
+        );
+        assert_eq!(out["pushed_paths"], 5, "{out}");
+        for p in &closure {
+            assert!(narinfo(p).is_some(), "{p} not in the first cache");
+            assert!(
+                narinfo_at("second", p).is_some(),
+                "{p} not in the second cache"
+            );
+        }
+        assert_eq!(
+            out["cache_url"],
+            cache_url().as_str(),
+            "the first destination's"
+        );
+        tf.assert_no_changes();
+
+        // The second cache loses app: only it is re-pushed, only there.
+        let app = named(&closure, "nbt-app");
+        remove_narinfo_at(Path::new(&world_cache("second", "dir")), &app);
+        let (code, text) = tf.plan_exit_code();
+        assert_eq!(code, 2, "{text}");
+        tf.apply();
+        let out = tf.output("both");
+        assert_eq!(out["pushed_by_dest"][cache_url().as_str()], 0, "{out}");
+        assert_eq!(out["pushed_by_dest"][second_url().as_str()], 1, "{out}");
+        assert!(narinfo_at("second", &app).is_some());
+        tf.assert_no_changes();
+        tf.destroy();
+    }
+}
+
+/// `skip_upstream`: a dependency the upstream cache serves is not uploaded,
+/// and the refresh does not require it; once upstream loses it, the plan
+/// shows a push, which uploads it.
+#[test]
+fn skip_upstream_skips_what_upstream_serves_until_it_is_gone() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("upstream", &version));
+        let src = hcl(flake.to_str().unwrap());
+        // Upstream serves dep (pushed there by a first resource).
+        let seed = push_resource(
+            "seed",
+            &format!(
+                "  source       = {src}\n  installables = [\"dep\"]\n  store {{\n    uri = {}\n  }}\n",
+                hcl(&upstream_url())
+            ),
+        );
+        let main = |depends_on: &str| {
+            push_resource(
+                "main",
+                &format!(
+                    "{depends_on}  source        = {src}\n  installables  = [\"tool\"]\n  skip_upstream = [{}]\n  store {{\n    uri = {}\n  }}\n",
+                    hcl(&format!("{}/", upstream_url())),
+                    hcl(&cache_url())
+                ),
+            )
+        };
+        tf.write(&format!(
+            "{}{seed}{}",
+            provider_config(""),
+            main("  depends_on    = [nixbuild_cache_push.seed]\n")
+        ));
+        tf.apply();
+        let out = tf.output("main");
+        let closure = strings(&out["closure_paths"]);
+        assert_eq!(closure.len(), 2, "tool, dep: {out}");
+        let (tool, dep) = (named(&closure, "nbt-tool"), named(&closure, "nbt-dep"));
+        assert_eq!(out["pushed_paths"], 1, "only tool: {out}");
+        assert!(narinfo(&tool).is_some());
+        assert!(
+            narinfo(&dep).is_none(),
+            "dep is served upstream: not uploaded"
+        );
+        assert!(narinfo_at("upstream", &dep).is_some());
+        tf.assert_no_changes();
+        // Without the seed (forgetting it deletes nothing), so that nothing
+        // pushes dep upstream again.
+        tf.write(&format!("{}{}", provider_config(""), main("")));
+        tf.apply();
+        tf.assert_no_changes();
+
+        remove_narinfo_at(Path::new(&world_cache("upstream", "dir")), &dep);
+        let (code, text) = tf.plan_exit_code();
+        assert_eq!(code, 2, "upstream lost dep: {text}");
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("missing_paths = 1 -> 0"), "{text}");
+        tf.apply();
+        let out = tf.output("main");
+        assert_eq!(out["pushed_paths"], 1, "dep now: {out}");
+        assert!(
+            narinfo(&dep).is_some(),
+            "dep uploaded once upstream lost it"
+        );
+        tf.assert_no_changes();
+        tf.destroy();
+    }
+}
+
+/// `exclude` on a 3-path closure app -> lib -> dep with lib excluded: app and
+/// dep are uploaded, lib is not (although app depends on it), the refresh
+/// does not require lib, and does require dep (an unfiltered dependency of an
+/// excluded path).
+#[test]
+fn exclude_keeps_matching_paths_out_even_as_dependencies() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("exclude", &version));
+        tf.write(&format!(
+            "{}{}",
+            provider_config(""),
+            push_resource(
+                "e",
+                &format!(
+                    "  source       = {}\n  installables = [\"app\"]\n  exclude      = [\"^nbt-lib$\"]\n  store {{\n    uri = {}\n  }}\n",
+                    hcl(flake.to_str().unwrap()),
+                    hcl(&cache_url())
+                )
+            )
+        ));
+        tf.apply();
+        let out = tf.output("e");
+        let closure = strings(&out["closure_paths"]);
+        assert_eq!(
+            closure.len(),
+            3,
+            "closure_paths is the whole closure: {out}"
+        );
+        let (app, lib, dep) = (
+            named(&closure, "nbt-app"),
+            named(&closure, "nbt-lib"),
+            named(&closure, "nbt-dep"),
+        );
+        assert_eq!(out["pushed_paths"], 2, "{out}");
+        assert!(narinfo(&app).is_some());
+        assert!(narinfo(&dep).is_some());
+        assert!(
+            narinfo(&lib).is_none(),
+            "lib is excluded, even as app's dependency"
+        );
+        tf.assert_no_changes();
+
+        remove_narinfo_at(&cache_dir(), &dep);
+        let (code, text) = tf.plan_exit_code();
+        assert_eq!(code, 2, "dep is required: {text}");
+        tf.apply();
+        assert_eq!(tf.output("e")["pushed_paths"], 1);
+        assert!(narinfo(&dep).is_some());
+        assert!(narinfo(&lib).is_none());
+        tf.assert_no_changes();
         tf.destroy();
     }
 }

@@ -1,7 +1,11 @@
 #!/bin/sh
 # The first step of every push, as one remote command: take the `source` tree
 # (if any), build the installables (one flake evaluation), release the tree,
-# and describe the closure (`nix path-info`). Two nix starts in all.
+# and describe the closure (`nix path-info`). Two nix starts for one
+# installable; with several, one more `nix build --json` each (nothing is
+# built: Nix 2.8 reports a build's results sorted by derivation, so this is
+# how each installable's outputs are told apart; locked flakes answer from
+# Nix's evaluation cache).
 # Usage: push_build.sh NIX_SCRIPT SOURCE_SCRIPT HASH LEASE SECONDS KEEP FLAKE NARGS ARGS... INSTALLABLES...
 #   NIX_SCRIPT, SOURCE_SCRIPT  the texts of nix.sh and source.sh (run with sh -c)
 #   HASH     an uploaded `source` tree to build from (empty: none); without a
@@ -11,9 +15,9 @@
 #   FLAKE    put before `#` of every installable (empty: complete installables;
 #            with HASH the tree's `path:` directory is used)
 #   NARGS    how many extra `nix build` arguments follow; the rest are installables
-# Prints one `out<TAB>LINK<TAB>PATH` line per output, LINK being the out-link
-# `nix build` made (result, result-dev, result-1, … by installable and output),
-# then one `closure<TAB>JSON` line (nix path-info --json --recursive).
+# Prints one `built<TAB>I<TAB>JSON` line per installable I (from 0; the
+# `nix build --json` output), then one `closure<TAB>JSON` line
+# (`nix path-info --json --recursive` of every output).
 set -eu
 nix_script=$1
 source_script=$2
@@ -57,10 +61,28 @@ while [ "$i" -lt "$count" ]; do
   i=$((i + 1))
 done
 
+# one J ARGS...: `nix build --json` of the build arguments and installable J.
+one() {
+  j=$1
+  shift
+  k=0
+  n=$#
+  while [ "$k" -lt "$n" ]; do
+    arg=$1
+    shift
+    if [ "$k" -lt "$nargs" ] || [ "$k" -eq $((nargs + j)) ]; then
+      set -- "$@" "$arg"
+    fi
+    k=$((k + 1))
+  done
+  nix build --json --no-link "$@"
+}
+
+# Out-links keep the outputs from garbage collection while this runs.
 links=$(mktemp -d "${TMPDIR:-/tmp}/nixbuild-push.XXXXXX")
 trap 'rm -rf -- "$links"' EXIT
 status=0
-nix build --print-build-logs --out-link "$links/result" "$@" || status=$?
+nix build --json --print-build-logs --out-link "$links/result" "$@" >"$links/built.json" || status=$?
 if [ -n "$hash" ]; then
   # Nix has copied the tree into its store: the lease can go. Best effort: a
   # failure only delays pruning until the next push.
@@ -69,8 +91,15 @@ if [ -n "$hash" ]; then
 fi
 [ "$status" = 0 ] || exit "$status"
 
-for link in "$links"/result*; do
-  printf 'out\t%s\t%s\n' "${link##*/}" "$(readlink "$link")"
-done
+installables=$(($# - nargs))
+if [ "$installables" = 1 ]; then
+  printf 'built\t0\t%s\n' "$(cat "$links/built.json")"
+else
+  j=0
+  while [ "$j" -lt "$installables" ]; do
+    printf 'built\t%s\t%s\n' "$j" "$(one "$j" "$@")"
+    j=$((j + 1))
+  done
+fi
 printf 'closure\t'
 nix path-info --json --recursive "$links"/result*

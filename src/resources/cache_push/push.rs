@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use tf_provider::AttributePath;
 
 use crate::cache::cachix;
-use crate::nix::build_output::{parse_path_info, Closure, PathInfo};
+use crate::nix::build_output::{out_paths_of, parse_path_info, Closure, PathInfo};
 use crate::secrets::Secret;
 use crate::ssh::{Remote, SshError};
 
@@ -135,40 +135,9 @@ async fn upload_source(remote: &Remote, path: &str, hash: &str) -> Result<(), Fa
     Ok(())
 }
 
-/// The out paths in installable order, from the out-links `nix build` made:
-/// `result`, `result-<output>`, `result-<i>`, `result-<i>-<output>` (Nix
-/// names installable `i > 0` with `-i`, outputs other than `out` with their
-/// name); outputs of one installable in output-name order, duplicates once.
-fn ordered_outputs(links: &[(String, String)]) -> Vec<String> {
-    let mut keyed: Vec<((u64, String), &String)> = links
-        .iter()
-        .filter_map(|(link, path)| {
-            let rest = link.strip_prefix("result")?;
-            let rest = rest.strip_prefix('-').unwrap_or(rest);
-            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            let after = &rest[digits.len()..];
-            let (index, output) =
-                if !digits.is_empty() && (after.is_empty() || after.starts_with('-')) {
-                    (digits.parse().ok()?, after.trim_start_matches('-'))
-                } else {
-                    (0, rest)
-                };
-            let output = if output.is_empty() { "out" } else { output };
-            Some(((index, output.to_string()), path))
-        })
-        .collect();
-    keyed.sort();
-    let mut out: Vec<String> = Vec::new();
-    for (_, path) in keyed {
-        if !out.contains(path) {
-            out.push(path.clone());
-        }
-    }
-    out
-}
-
-/// What the build step printed: out-links and the closure's path infos, or
-/// that the `source` tree is not on the builder yet.
+/// What the build step printed: the out paths (in installable order; outputs
+/// of one installable in output-name order; duplicates once) and the
+/// closure's path infos, or that the `source` tree is not on the builder yet.
 enum Built {
     SourceMissing,
     Done {
@@ -181,23 +150,30 @@ fn parse_built(text: &str) -> Result<Built, String> {
     if text.trim() == "source-missing" {
         return Ok(Built::SourceMissing);
     }
-    let mut links = Vec::new();
+    let mut built = Vec::new();
     let mut infos = None;
     for line in text.lines() {
         let line = line.trim_start_matches('\r');
-        if let Some(rest) = line.strip_prefix("out\t") {
-            let (link, path) = rest
+        if let Some(rest) = line.strip_prefix("built\t") {
+            let (index, json) = rest
                 .split_once('\t')
+                .and_then(|(i, json)| Some((i.parse::<usize>().ok()?, json)))
                 .ok_or_else(|| format!("unexpected line `{line}`"))?;
-            links.push((link.to_string(), path.to_string()));
+            built.push((index, out_paths_of(json)?));
         } else if let Some(json) = line.strip_prefix("closure\t") {
             infos = Some(parse_path_info(json)?);
         }
     }
     let infos = infos.ok_or("no closure description in the output")?;
-    let out_paths = ordered_outputs(&links);
+    built.sort_by_key(|(index, _)| *index);
+    let mut out_paths: Vec<String> = Vec::new();
+    for path in built.into_iter().flat_map(|(_, paths)| paths) {
+        if !out_paths.contains(&path) {
+            out_paths.push(path);
+        }
+    }
     if out_paths.is_empty() {
-        return Err("nix build made no out-links".into());
+        return Err("nix build reported no outputs".into());
     }
     Ok(Built::Done { out_paths, infos })
 }
@@ -534,54 +510,27 @@ pub async fn run(remote: &Remote, request: &Request) -> Result<Outcome, Failure>
 mod tests {
     use super::*;
 
-    fn links(names: &[(&str, &str)]) -> Vec<(String, String)> {
-        names
-            .iter()
-            .map(|(l, p)| (l.to_string(), p.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn outputs_follow_installables_then_output_names() {
-        let got = ordered_outputs(&links(&[
-            ("result-1", "/nix/store/b-app"),
-            ("result-dev", "/nix/store/a-tool-dev"),
-            ("result", "/nix/store/a-tool"),
-            ("result-10", "/nix/store/k"),
-            ("result-2", "/nix/store/c"),
-            ("result-1-doc", "/nix/store/b-app-doc"),
-            ("result-2-out", "/nix/store/c"),
-        ]));
-        assert_eq!(
-            got,
-            [
-                "/nix/store/a-tool-dev",
-                "/nix/store/a-tool",
-                "/nix/store/b-app-doc",
-                "/nix/store/b-app",
-                "/nix/store/c",
-                "/nix/store/k",
-            ]
-        );
-    }
-
     #[test]
     fn parses_the_build_step() {
         assert!(matches!(
             parse_built("source-missing\n"),
             Ok(Built::SourceMissing)
         ));
-        let text = "out\tresult\t/nix/store/3z85mp8hy1d9h3xhrpw7nmfj9q4va65n-nbt-app\nclosure\t[{\"path\":\"/nix/store/3z85mp8hy1d9h3xhrpw7nmfj9q4va65n-nbt-app\",\"narSize\":5}]\n";
+        let text = "built\t1\t[{\"drvPath\":\"/nix/store/54832j4wwvg1bh9rgbqp8nkfy9h69qcp-nbt-app.drv\",\"outputs\":{\"out\":\"/nix/store/3z85mp8hy1d9h3xhrpw7nmfj9q4va65n-nbt-app\"}}]\nbuilt\t0\t[{\"drvPath\":\"/nix/store/4bxa4ys6dya3qksr6fbfqqcvq6mc89kj-nbt-tool.drv\",\"outputs\":{\"out\":\"/nix/store/am9hm5lmdblnf9qbkmsk7dhq8glcqf46-nbt-tool\"}}]\nclosure\t[{\"path\":\"/nix/store/3z85mp8hy1d9h3xhrpw7nmfj9q4va65n-nbt-app\",\"narSize\":5}]\n";
         match parse_built(text).unwrap() {
             Built::Done { out_paths, infos } => {
                 assert_eq!(
                     out_paths,
-                    ["/nix/store/3z85mp8hy1d9h3xhrpw7nmfj9q4va65n-nbt-app"]
+                    [
+                        "/nix/store/am9hm5lmdblnf9qbkmsk7dhq8glcqf46-nbt-tool",
+                        "/nix/store/3z85mp8hy1d9h3xhrpw7nmfj9q4va65n-nbt-app"
+                    ],
+                    "installable order"
                 );
                 assert_eq!(infos[0].nar_size, 5);
             }
             Built::SourceMissing => panic!("not missing"),
         }
-        assert!(parse_built("closure\t[]\n").is_err(), "no out-links");
+        assert!(parse_built("closure\t[]\n").is_err(), "no outputs");
     }
 }
