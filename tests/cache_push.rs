@@ -716,27 +716,67 @@ fn cachix_push_keeps_the_token_out_of_argv_logs_and_commands() {
         let requests = std::fs::read_to_string(api["requests_log"].as_str().unwrap()).unwrap();
         assert!(requests.contains("/api/v1/cache/private-cache/narinfo"));
 
-        // The refresh checks the private cache with the token as a bearer.
-        let auth_before = requests_log().len();
+        // The refresh asks the Cachix API through its batch endpoint: one
+        // request with every closure hash, the token as a bearer; no narinfo
+        // is fetched one by one from the cache itself.
+        let before = requests_log().len();
         tf.assert_no_changes();
-        let auth: Vec<Value> = requests_log()[auth_before..]
+        let window: Vec<Value> = requests_log()[before..]
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|r| r["method"] == "AUTH")
             .collect();
-        assert!(
-            auth.iter()
-                .any(|r| r["scheme"] == "Bearer" && r["status"] == 200),
-            "the refresh did not ask the private cache with the bearer token: {auth:?}"
+        let hashes: Vec<String> = closure.iter().map(|p| hash_of(p)).collect();
+        let batches: Vec<&Value> = window
+            .iter()
+            .filter(|r| {
+                r["method"] == "POST"
+                    && r["path"] == "/api/v1/cache/private-cache/narinfo"
+                    && r["body"]
+                        .as_array()
+                        .is_some_and(|b| b.iter().any(|h| hashes.iter().any(|x| h == x.as_str())))
+            })
+            .collect();
+        assert_eq!(
+            batches.len(),
+            1,
+            "one batch request per refresh: {window:?}"
         );
-        // The private cache loses a path: the refresh sees it through the auth.
-        let lost = &strings(&out["out_paths"])[0];
-        std::fs::remove_file(private_dir().join(format!("{}.narinfo", hash_of(lost)))).unwrap();
+        let mut asked = strings(&batches[0]["body"]);
+        asked.sort();
+        let mut want = hashes.clone();
+        want.sort();
+        assert_eq!(asked, want, "the whole closure in the batch");
+        assert_eq!(batches[0]["status"], 200, "{:?}", batches[0]);
+        assert_eq!(batches[0]["auth_present"], true, "{:?}", batches[0]);
+        let one_by_one = window
+            .iter()
+            .filter(|r| {
+                r["method"] == "AUTH"
+                    && hashes
+                        .iter()
+                        .any(|h| r["path"].as_str().unwrap_or("").contains(h.as_str()))
+            })
+            .count();
+        assert_eq!(one_by_one, 0, "narinfos fetched one by one: {window:?}");
+        // The stand-in refuses what the real API refuses: a body that is not JSON.
+        let refused = sh(
+            tf.dir.path(),
+            &format!(
+                "curl -s -o /dev/null -w '%{{http_code}}' -X POST -H 'Content-Type: text/plain' -d '[]' {}/cache/public-cache/narinfo",
+                api["url"].as_str().unwrap()
+            ),
+        );
+        assert_eq!(refused, "415");
+
+        // The private cache loses a dependency: the batch refresh sees it.
+        let lost = named(&closure, "nbt-lib");
+        std::fs::remove_file(private_dir().join(format!("{}.narinfo", hash_of(&lost)))).unwrap();
         let (code, text) = tf.plan_exit_code();
-        assert_eq!(code, 2, "a lost out path plans a push: {text}");
+        assert_eq!(code, 2, "a lost dependency plans a push: {text}");
         tf.apply();
+        assert_eq!(tf.output("x")["pushed_paths"], 1);
         tf.assert_no_changes();
-        assert!(private_narinfo(lost).is_some(), "{lost} pushed again");
+        assert!(private_narinfo(&lost).is_some(), "{lost} pushed again");
         // Second push of the same closure: Cachix has it all, cachix is not run.
         tf.destroy();
         let calls_before = std::fs::read_to_string(&cachix_log_path)
@@ -766,7 +806,18 @@ fn bad_inputs_fail_the_plan_with_attribute_paths() {
     let cases: Vec<(&str, String, &str, &str)> = vec![
         // Nothing to point at but the resource itself.
         ("no_destination", format!("source = {src}\n  installables = [\"app\"]"), "No destination", "resource \"nixbuild_cache_push\" \"no_destination\""),
-        ("two_destinations", format!("source = {src}\n  installables = [\"app\"]\n  {store}\n  cachix {{\n    cache = \"c\"\n  }}"), "Two destinations", "resource \"nixbuild_cache_push\" \"two_destinations\""),
+        // Destinations and filters (several destinations, exclude, skip_upstream).
+        ("duplicate_store", format!("source = {src}\n  installables = [\"app\"]\n  {store}\n  store {{\n    uri = \"{}/\"\n  }}", cache_url()), "Duplicate destination", "uri = \"http://127.0.0.1:"),
+        ("bad_second_store_uri", format!("source = {src}\n  installables = [\"app\"]\n  {store}\n  store {{\n    uri = \"ftp://second.example.com\"\n  }}"), "Invalid store URI", "uri = \"ftp://second.example.com\""),
+        ("bad_second_secret_key", format!("source = {src}\n  installables = [\"app\"]\n  {store}\n  store {{\n    uri = \"file:///tmp/c\"\n    secret_key = \"k:short\"\n  }}"), "Invalid secret_key", "secret_key = \"k:short\""),
+        ("unclosed_regex", format!("source = {src}\n  installables = [\"app\"]\n  exclude = [\"(\"]\n  {store}"), "Invalid exclude pattern", "exclude = [\"(\"]"),
+        ("empty_regex", format!("source = {src}\n  installables = [\"app\"]\n  exclude = [\"\"]\n  {store}"), "Invalid exclude pattern", "exclude = [\"\"]"),
+        ("lookahead_regex", format!("source = {src}\n  installables = [\"app\"]\n  exclude = [\"^(?!glibc)\"]\n  {store}"), "Invalid exclude pattern", "exclude = [\"^(?!glibc)\"]"),
+        ("duplicate_regex", format!("source = {src}\n  installables = [\"app\"]\n  exclude = [\"-doc$\", \"-doc$\"]\n  {store}"), "Duplicate exclude pattern", "exclude = [\"-doc$\""),
+        ("s3_upstream", format!("source = {src}\n  installables = [\"app\"]\n  skip_upstream = [\"s3://nix-cache\"]\n  {store}"), "Invalid skip_upstream URL", "skip_upstream = [\"s3://nix-cache\"]"),
+        ("upstream_with_params", format!("source = {src}\n  installables = [\"app\"]\n  skip_upstream = [\"https://cache.example.com?priority=10\"]\n  {store}"), "Invalid skip_upstream URL", "skip_upstream = [\"https://cache.example.com?priority=10\"]"),
+        ("upstream_is_destination", format!("source = {src}\n  installables = [\"app\"]\n  skip_upstream = [{uri}]\n  {store}"), "Destination used as upstream", "skip_upstream = ["),
+        ("duplicate_upstream", format!("source = {src}\n  installables = [\"app\"]\n  skip_upstream = [\"https://cache.example.com\", \"https://cache.example.com/\"]\n  {store}"), "Duplicate skip_upstream URL", "skip_upstream = [\"https://cache.example.com\""),
         ("bad_scheme", format!("source = {src}\n  installables = [\"app\"]\n  store {{\n    uri = \"ftp://cache.example.com\"\n  }}"), "Invalid store URI", "uri = \"ftp://cache.example.com\""),
         ("newline_installable", format!("source = {src}\n  installables = [\"app\\nrm -rf /\"]\n  {store}"), "Invalid installable", "installables = ["),
         ("missing_source", format!("source = \"/nonexistent/nbt-flake\"\n  installables = [\"app\"]\n  {store}"), "Invalid source directory", "source = \"/nonexistent/nbt-flake\""),
@@ -1039,20 +1090,22 @@ fn two_destinations_each_get_only_what_they_lack() {
     }
 }
 
-/// `skip_upstream`: a dependency the upstream cache serves is not uploaded,
-/// and the refresh does not require it; once upstream loses it, the plan
-/// shows a push, which uploads it.
+/// `skip_upstream`: upstream serves `tool` and its dependency `dep`; a push
+/// of `app` (app -> lib -> dep) and `tool` leaves `tool` out, but uploads
+/// `dep`, which `lib` needs (a binary cache must hold every reference of a
+/// path it holds; Nix refuses the upload otherwise). Once upstream loses
+/// `tool`, the plan shows a push, which uploads it.
 #[test]
 fn skip_upstream_skips_what_upstream_serves_until_it_is_gone() {
     for version in terraform_versions() {
         let tf = Tf::new(&version);
         let flake = fixture(tf.dir.path(), &salt("upstream", &version));
         let src = hcl(flake.to_str().unwrap());
-        // Upstream serves dep (pushed there by a first resource).
+        // Upstream serves tool and dep (pushed there by a first resource).
         let seed = push_resource(
             "seed",
             &format!(
-                "  source       = {src}\n  installables = [\"dep\"]\n  store {{\n    uri = {}\n  }}\n",
+                "  source       = {src}\n  installables = [\"tool\"]\n  store {{\n    uri = {}\n  }}\n",
                 hcl(&upstream_url())
             ),
         );
@@ -1060,7 +1113,7 @@ fn skip_upstream_skips_what_upstream_serves_until_it_is_gone() {
             push_resource(
                 "main",
                 &format!(
-                    "{depends_on}  source        = {src}\n  installables  = [\"tool\"]\n  skip_upstream = [{}]\n  store {{\n    uri = {}\n  }}\n",
+                    "{depends_on}  source        = {src}\n  installables  = [\"app\", \"tool\"]\n  skip_upstream = [{}]\n  store {{\n    uri = {}\n  }}\n",
                     hcl(&format!("{}/", upstream_url())),
                     hcl(&cache_url())
                 ),
@@ -1074,45 +1127,52 @@ fn skip_upstream_skips_what_upstream_serves_until_it_is_gone() {
         tf.apply();
         let out = tf.output("main");
         let closure = strings(&out["closure_paths"]);
-        assert_eq!(closure.len(), 2, "tool, dep: {out}");
-        let (tool, dep) = (named(&closure, "nbt-tool"), named(&closure, "nbt-dep"));
-        assert_eq!(out["pushed_paths"], 1, "only tool: {out}");
-        assert!(narinfo(&tool).is_some());
-        assert!(
-            narinfo(&dep).is_none(),
-            "dep is served upstream: not uploaded"
+        assert_eq!(closure.len(), 4, "app, lib, dep, tool: {out}");
+        let (app, lib, dep, tool) = (
+            named(&closure, "nbt-app"),
+            named(&closure, "nbt-lib"),
+            named(&closure, "nbt-dep"),
+            named(&closure, "nbt-tool"),
         );
-        assert!(narinfo_at("upstream", &dep).is_some());
+        assert!(narinfo_at("upstream", &tool).is_some() && narinfo_at("upstream", &dep).is_some());
+        assert_eq!(out["pushed_paths"], 3, "app, lib and dep: {out}");
+        assert!(
+            narinfo(&tool).is_none(),
+            "tool is served upstream: not uploaded"
+        );
+        for p in [&app, &lib, &dep] {
+            assert!(narinfo(p).is_some(), "{p} must be uploaded");
+        }
         tf.assert_no_changes();
         // Without the seed (forgetting it deletes nothing), so that nothing
-        // pushes dep upstream again.
+        // pushes tool upstream again.
         tf.write(&format!("{}{}", provider_config(""), main("")));
         tf.apply();
         tf.assert_no_changes();
 
-        remove_narinfo_at(Path::new(&world_cache("upstream", "dir")), &dep);
+        remove_narinfo_at(Path::new(&world_cache("upstream", "dir")), &tool);
         let (code, text) = tf.plan_exit_code();
-        assert_eq!(code, 2, "upstream lost dep: {text}");
+        assert_eq!(code, 2, "upstream lost tool: {text}");
         let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(flat.contains("missing_paths = 1 -> 0"), "{text}");
         tf.apply();
         let out = tf.output("main");
-        assert_eq!(out["pushed_paths"], 1, "dep now: {out}");
+        assert_eq!(out["pushed_paths"], 1, "tool now: {out}");
         assert!(
-            narinfo(&dep).is_some(),
-            "dep uploaded once upstream lost it"
+            narinfo(&tool).is_some(),
+            "tool uploaded once upstream lost it"
         );
         tf.assert_no_changes();
         tf.destroy();
     }
 }
 
-/// `exclude` on a 3-path closure app -> lib -> dep with lib excluded: app and
-/// dep are uploaded, lib is not (although app depends on it), the refresh
-/// does not require lib, and does require dep (an unfiltered dependency of an
-/// excluded path).
+/// `exclude` on a 3-path closure app -> lib -> dep with `app` and `dep`
+/// excluded: `app` is left out (nothing needs it), `dep` is uploaded anyway
+/// (`lib` needs it), the refresh does not require `app` and does require
+/// `dep`.
 #[test]
-fn exclude_keeps_matching_paths_out_even_as_dependencies() {
+fn exclude_leaves_out_only_what_no_kept_path_needs() {
     for version in terraform_versions() {
         let tf = Tf::new(&version);
         let flake = fixture(tf.dir.path(), &salt("exclude", &version));
@@ -1122,7 +1182,7 @@ fn exclude_keeps_matching_paths_out_even_as_dependencies() {
             push_resource(
                 "e",
                 &format!(
-                    "  source       = {}\n  installables = [\"app\"]\n  exclude      = [\"^nbt-lib$\"]\n  store {{\n    uri = {}\n  }}\n",
+                    "  source       = {}\n  installables = [\"app\"]\n  exclude      = [\"^nbt-app$\", \"^nbt-dep$\"]\n  store {{\n    uri = {}\n  }}\n",
                     hcl(flake.to_str().unwrap()),
                     hcl(&cache_url())
                 )
@@ -1142,12 +1202,12 @@ fn exclude_keeps_matching_paths_out_even_as_dependencies() {
             named(&closure, "nbt-dep"),
         );
         assert_eq!(out["pushed_paths"], 2, "{out}");
-        assert!(narinfo(&app).is_some());
-        assert!(narinfo(&dep).is_some());
         assert!(
-            narinfo(&lib).is_none(),
-            "lib is excluded, even as app's dependency"
+            narinfo(&app).is_none(),
+            "app is excluded and nothing needs it"
         );
+        assert!(narinfo(&lib).is_some());
+        assert!(narinfo(&dep).is_some(), "dep is excluded but lib needs it");
         tf.assert_no_changes();
 
         remove_narinfo_at(&cache_dir(), &dep);
@@ -1156,7 +1216,7 @@ fn exclude_keeps_matching_paths_out_even_as_dependencies() {
         tf.apply();
         assert_eq!(tf.output("e")["pushed_paths"], 1);
         assert!(narinfo(&dep).is_some());
-        assert!(narinfo(&lib).is_none());
+        assert!(narinfo(&app).is_none());
         tf.assert_no_changes();
         tf.destroy();
     }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
-use super::closure::Filters;
+use super::closure::{Filters, Graph};
 use super::{source, CachePushState, StoreDest};
 use crate::cache::cachix::CachixApi;
 use crate::cache::http::{self, HttpAuth, HttpCache, HttpError};
@@ -169,46 +169,42 @@ impl Destination {
     }
 }
 
-/// Refresh: ask every destination about every path it must hold (the
-/// closure after `filters`). Returns the total and the per-destination
-/// counts; a destination that cannot be asked (unreachable, or a non-HTTP
-/// store) keeps its `prior` count, with a warning when it was unreachable.
+/// Refresh: ask every destination about every closure path, then keep what
+/// it must hold (`filters`, with the reference `graph` of the last push).
+/// Returns the total and the per-destination counts; a destination that
+/// cannot be asked (unreachable, or a non-HTTP store) keeps its `prior`
+/// count, with a warning when it was unreachable.
 pub async fn refresh(
     destinations: &[Destination],
     filters: &Filters,
     closure: &[String],
+    graph: Option<&Graph>,
     prior: &Value<BTreeMap<String, Value<i64>>>,
     diags: &mut Diagnostics,
 ) -> (i64, Value<BTreeMap<String, Value<i64>>>) {
-    let required = filters.not_excluded(closure);
     let prior = prior.as_ref_option();
     let mut per = BTreeMap::new();
+    let mut upstream = None;
     // One destination after the other; each asks its paths in parallel.
     for d in destinations {
-        let result = match d.lacking(&required).await {
-            Some(Ok(lacking)) if filters.has_upstream() && !lacking.is_empty() => Some(
+        let result = match d.lacking(closure).await {
+            Some(Ok(lacking)) => Some(
                 filters
-                    .not_upstream(lacking)
+                    .to_get(closure, graph, lacking, &mut upstream)
                     .await
-                    .map_err(|e| (e, "skip_upstream")),
+                    .map_err(|e| (e, AttributePath::new("skip_upstream"))),
             ),
-            Some(Ok(lacking)) => Some(Ok(lacking)),
-            Some(Err(e)) => Some(Err((e, "destination"))),
+            Some(Err(e)) => Some(Err((e, d.at.clone()))),
             None => None,
         };
         let count = match result {
             Some(Ok(missing)) => {
                 if !missing.is_empty() {
-                    tracing::info!(destination = %d.name, "{} lacks {} of {} closure paths", d.name, missing.len(), required.len());
+                    tracing::info!(destination = %d.name, "{} lacks {} of {} closure paths it must hold", d.name, missing.len(), closure.len());
                 }
                 missing.len() as i64
             }
-            Some(Err((e, which))) => {
-                let at = if which == "skip_upstream" {
-                    AttributePath::new("skip_upstream")
-                } else {
-                    d.at.clone()
-                };
+            Some(Err((e, at))) => {
                 diags.warning(
                     "Cannot check the binary cache",
                     format!("{e}. The push is kept as it was; the next refresh checks again."),
@@ -254,5 +250,55 @@ pub mod repeated_block {
         D: Deserializer<'de>,
     {
         Value::<Vec<T>>::deserialize(deserializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state written by 0.1.0 (one `store` block, none of the newer
+    /// attributes) decodes, keeps its destination, and writes back as a list.
+    #[test]
+    fn a_0_1_0_state_decodes() {
+        let old = serde_json::json!({
+            "host": "127.0.0.12",
+            "ssh": [],
+            "installables": ["app"],
+            "store": [{"uri": "http://127.0.0.1:8750", "secret_key": null, "public_url": null, "netrc_file": null}],
+            "cachix": [],
+            "timeouts": [],
+            "id": "9dbab5a5fe6becf41ef8968b9bc0129c",
+            "out_paths": ["/nix/store/3z85mp8hy1d9h3xhrpw7nmfj9q4va65n-nbt-app"],
+            "closure_paths": ["/nix/store/3z85mp8hy1d9h3xhrpw7nmfj9q4va65n-nbt-app"],
+            "pushed_paths": 1,
+            "missing_paths": 0,
+            "cache_url": "http://127.0.0.1:8750"
+        });
+        let bytes = rmp_serde::to_vec_named(&old).unwrap();
+        let state: CachePushState = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(stores(&state).len(), 1);
+        assert!(state.cachix.is_null());
+        assert!(state.exclude.is_null() && state.skip_upstream.is_null());
+        assert_eq!(
+            names(&state)
+                .into_iter()
+                .map(|(n, _)| n.unwrap())
+                .collect::<Vec<_>>(),
+            ["http://127.0.0.1:8750"]
+        );
+        let again: CachePushState =
+            rmp_serde::from_slice(&rmp_serde::to_vec_named(&state).unwrap()).unwrap();
+        assert_eq!(stores(&again).len(), 1);
+    }
+
+    /// No `store` block is written as an empty list (Terraform refuses null
+    /// for a block list).
+    #[test]
+    fn no_store_blocks_is_an_empty_list() {
+        let state = CachePushState::default();
+        let bytes = rmp_serde::to_vec_named(&state).unwrap();
+        let value: serde_json::Value = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(value["store"], serde_json::json!([]));
     }
 }

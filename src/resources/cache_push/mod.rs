@@ -146,6 +146,10 @@ pub struct PushPrivate {
     pub salt: String,
     #[serde(default)]
     pub secrets: String,
+    /// The references among `closure_paths`, kept when `exclude` or
+    /// `skip_upstream` is set (the refresh needs them to apply the filters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<closure::Graph>,
 }
 
 fn strings(list: &Strings) -> Vec<String> {
@@ -385,6 +389,7 @@ impl CachePushResource {
         let private = effective_secrets(&state, &configured).map(|secrets| PushPrivate {
             secrets: fingerprint(&salt, &secrets),
             salt,
+            graph: outcome.graph,
         });
         Some((state, private))
     }
@@ -431,7 +436,7 @@ impl Resource for CachePushResource {
         Some(Schema {
             version: 1,
             block: block(
-                "Builds flake installables on a builder over SSH and uploads their closure to binary caches: any store `nix copy --to` writes (`store` blocks, repeatable) and/or Cachix (`cachix` block). Each destination gets only the paths it lacks. What a destination must hold is the closure of `out_paths` minus paths whose name matches `exclude` and minus paths a `skip_upstream` cache serves; such filtered paths are not uploaded even when an uploaded path depends on them (except to Cachix, whose CLI always uploads whole closures). On refresh, every destination is asked about every path it must hold (narinfo `HEAD` requests, a bounded number at a time over kept-alive connections; Cachix through its batch narinfo endpoint); a path a cache lost, out path or dependency, plans an update that uploads only what is missing. An unreachable cache is a warning. Destroying the resource only removes it from the state: nothing is deleted from any cache.",
+                "Builds flake installables on a builder over SSH and uploads their closure to binary caches: any store `nix copy --to` writes (`store` blocks, repeatable) and/or Cachix (`cachix` block). Each destination gets only the paths it lacks. What a destination must hold is the closure of `out_paths`, less the paths `exclude` or `skip_upstream` filter out that no kept path references: Nix refuses to add a path to a binary cache that lacks its references, so a filtered path that a kept path depends on is uploaded anyway. On refresh, every destination is asked about every path it must hold (narinfo `HEAD` requests, a bounded number at a time over kept-alive connections; Cachix through its batch narinfo endpoint); a path a cache lost, out path or dependency, plans an update that uploads only what is missing. An unreachable cache is a warning. Destroying the resource only removes it from the state: nothing is deleted from any cache.",
                 vec![
                     ("host", required_string("Builder to build and upload on (host name or IP address). Changing it plans a new push.")),
                     ("flake", optional_string("Flake reference the builder fetches, e.g. `git+https://example.com/repo.git?ref=main&rev=<sha>` or `github:owner/repo/<rev>`. Pin a revision: the reference is built again only when it changes. Conflicts with `source`.")),
@@ -439,8 +444,8 @@ impl Resource for CachePushResource {
                     ("source_keep", optional_number("How many uploaded `source` trees the builder keeps: after building, a push removes the least recently used trees beyond this many. A tree a running push uses is never removed. Default `5`; `0` never removes any. Changing it changes nothing until the next push.")),
                     ("installables", attribute(list_of_strings(), AttributeConstraint::Required, "What to build. With `flake` or `source`: attribute paths inside that flake, as written after `#` (`hello`, `packages.x86_64-linux.hello`, `hello^out,dev`). Without either: full installables (`nixpkgs#hello`, `/nix/store/…-x.drv^out`). Changing them plans a new push.")),
                     ("build_args", attribute(list_of_strings(), AttributeConstraint::Optional, "Extra arguments for `nix build`, e.g. `[\"--option\", \"sandbox\", \"false\"]`. Each element is one argument. Changing them plans a new push.")),
-                    ("exclude", attribute(list_of_strings(), AttributeConstraint::Optional, "Regular expressions (Rust `regex` syntax) matched against the name of each closure path, the part after `<hash>-` (`hello-2.12`, `glibc-2.39-52`), anywhere in the name unless anchored with `^…$`. Matching paths are neither uploaded nor required on refresh, even when an uploaded path depends on them (so the cache holds paths whose references it lacks: clients substitute or build those elsewhere). A Cachix destination is the exception: the `cachix` CLI uploads the whole closure of every path it pushes, excluded dependencies included. Changing the list plans a push of what is then missing.")),
-                    ("skip_upstream", attribute(list_of_strings(), AttributeConstraint::Optional, "Binary cache URLs (`https://…` or `http://…`, e.g. `https://cache.nixos.org`) that clients also substitute from. A closure path one of them serves (its `<hash>.narinfo` answers) is not uploaded and not required on refresh, even when an uploaded path depends on it (same Cachix exception as `exclude`). Refresh asks them only about paths a destination lacks: a path that disappears upstream and is missing at a destination plans a push. Unreachable upstream caches count as not serving anything during a push (it uploads more), and as a warning during refresh.")),
+                    ("exclude", attribute(list_of_strings(), AttributeConstraint::Optional, "Regular expressions (Rust `regex` syntax) matched against the name of each closure path, the part after `<hash>-` (`hello-2.12`, `glibc-2.39-52`), anywhere in the name unless anchored with `^…$`. A matching path is neither uploaded nor required on refresh unless a kept path references it, directly or through other paths: a binary cache must hold every reference of a path it holds (Nix refuses the upload otherwise), so such a path is uploaded anyway. In practice this leaves out out paths and their private dependencies (e.g. `-doc$` outputs of `installables = [\"hello^*\"]`). Changing the list plans a push of what is then missing.")),
+                    ("skip_upstream", attribute(list_of_strings(), AttributeConstraint::Optional, "Binary cache URLs (`https://…` or `http://…`, e.g. `https://cache.nixos.org`) that clients also substitute from. A closure path one of them serves (its `<hash>.narinfo` answers) is not uploaded and not required on refresh, unless a kept path references it (the same rule as `exclude`: a path the destination must hold needs its whole closure there). They are asked only when a destination lacks something: a path that disappears upstream and is missing at a destination plans a push. Unreachable upstream caches count as not serving anything during a push (it uploads more), and as a warning during refresh.")),
                     ("triggers", attribute(AttributeType::Map(AttributeType::String.into()), AttributeConstraint::Optional, "Arbitrary values; changing any plans a new push (like `null_resource.triggers`).")),
                     ("id", computed(AttributeType::String, "Identifier of this push (a hash of the destination and the out paths).")),
                     ("host_key", computed(AttributeType::String, "Public host key the builder presented on the first push, pinned: later connections must present it.")),
@@ -489,6 +494,7 @@ impl Resource for CachePushResource {
             &destinations,
             &self.filters(&state),
             &closure,
+            private_state.as_ref().and_then(|p| p.graph.as_ref()),
             &state.missing_paths_by_destination,
             diags,
         )

@@ -14,7 +14,7 @@ use crate::nix::build_output::{out_paths_of, parse_path_info, Closure, PathInfo}
 use crate::secrets::Secret;
 use crate::ssh::{Remote, SshError};
 
-use super::closure::Filters;
+use super::closure::{Filters, Graph};
 use super::destinations::{Destination, Kind};
 use super::source;
 
@@ -46,6 +46,8 @@ pub struct Outcome {
     pub source_hash: Option<String>,
     pub out_paths: Vec<String>,
     pub closure: Closure,
+    /// The references among the closure paths, when filters are set.
+    pub graph: Option<Graph>,
     /// Per destination (by name): how many paths this push uploaded there.
     pub pushed: BTreeMap<String, usize>,
     pub cache_url: Option<String>,
@@ -365,42 +367,26 @@ async fn store_lacking_via_nix(
         .collect())
 }
 
-/// What `destination` must get of `required` (the closure minus excluded
-/// paths): what it lacks, minus what an upstream cache serves.
-async fn to_upload(
+/// Closure paths `destination` lacks (over HTTP, else through Nix on the builder).
+async fn lacking(
     remote: &Remote,
     destination: &Destination,
-    filters: &Filters,
-    required: &[String],
+    closure: &[String],
 ) -> Result<Vec<String>, Failure> {
-    let lacking = match destination.lacking(required).await {
+    match destination.lacking(closure).await {
         Some(result) => result.map_err(|e| {
             Failure::new(
                 "Cannot ask the destination which paths it has",
                 e,
                 destination.at.clone(),
             )
-        })?,
+        }),
         None => match &destination.kind {
             Kind::Store { uri, .. } => {
-                store_lacking_via_nix(remote, uri, required, destination.at.clone()).await?
+                store_lacking_via_nix(remote, uri, closure, destination.at.clone()).await
             }
-            Kind::Cachix { .. } => Vec::new(),
+            Kind::Cachix { .. } => Ok(Vec::new()),
         },
-    };
-    if !filters.has_upstream() || lacking.is_empty() {
-        return Ok(lacking);
-    }
-    match filters.not_upstream(lacking.clone()).await {
-        Ok(left) => Ok(left),
-        Err(e) => {
-            // Uploading too much is safe; leaving the cache incomplete is not.
-            tracing::warn!(
-                "cannot ask the skip_upstream caches ({e}): uploading what {} lacks",
-                destination.name
-            );
-            Ok(lacking)
-        }
     }
 }
 
@@ -466,22 +452,46 @@ pub async fn run(remote: &Remote, request: &Request) -> Result<Outcome, Failure>
         .iter()
         .map(|i| (i.path.as_str(), i.nar_size))
         .collect();
-    let required = request.filters.not_excluded(&closure.paths);
+    let graph = request
+        .filters
+        .any()
+        .then(|| Graph::from_path_info(&closure.paths, &infos));
     let cache_url = first_cache_url(&request.destinations).await?;
     let mut pushed = BTreeMap::new();
+    let mut upstream = None;
     for destination in &request.destinations {
-        let missing = to_upload(remote, destination, &request.filters, &required).await?;
+        let lacks = lacking(remote, destination, &closure.paths).await?;
+        let lacked = lacks.len();
+        let missing = match request
+            .filters
+            .to_get(&closure.paths, graph.as_ref(), lacks.clone(), &mut upstream)
+            .await
+        {
+            Ok(missing) => missing,
+            Err(e) => {
+                // Uploading too much is safe; leaving the cache incomplete is not.
+                tracing::warn!(
+                    "cannot ask the skip_upstream caches ({e}): they count as serving nothing"
+                );
+                upstream = Some(Default::default());
+                request
+                    .filters
+                    .to_get(&closure.paths, graph.as_ref(), lacks, &mut upstream)
+                    .await
+                    .unwrap_or_default()
+            }
+        };
         let bytes: u64 = missing.iter().filter_map(|p| sizes.get(p.as_str())).sum();
         tracing::info!(
             host = %remote.endpoint(),
             destination = %destination.name,
-            checked = required.len(),
-            excluded = closure.paths.len() - required.len(),
+            checked = closure.paths.len(),
+            lacking = lacked,
             missing = missing.len(),
-            "{}: {} of {} closure paths to upload ({bytes} NAR bytes)",
+            "{}: checked {} closure paths, lacks {lacked}, must get {} ({bytes} NAR bytes)",
             destination.name,
+            closure.paths.len(),
             missing.len(),
-            required.len(),
         );
         if !missing.is_empty() {
             upload(remote, destination, &missing).await?;
@@ -501,6 +511,7 @@ pub async fn run(remote: &Remote, request: &Request) -> Result<Outcome, Failure>
         source_hash,
         out_paths,
         closure,
+        graph,
         pushed,
         cache_url,
     })
