@@ -91,15 +91,28 @@ if [ -n "$hash" ]; then
 fi
 [ "$status" = 0 ] || exit "$status"
 
+# The closure and (with several installables) each installable's outputs,
+# asked in parallel: all of it is built already.
+nix path-info --json --recursive "$links"/result* >"$links/closure.json" &
+pids=$!
 installables=$(($# - nargs))
 if [ "$installables" = 1 ]; then
-  printf 'built\t0\t%s\n' "$(cat "$links/built.json")"
+  cp "$links/built.json" "$links/built-0.json"
 else
   j=0
   while [ "$j" -lt "$installables" ]; do
-    printf 'built\t%s\t%s\n' "$j" "$(one "$j" "$@")"
+    one "$j" "$@" >"$links/built-$j.json" &
+    pids="$pids $!"
     j=$((j + 1))
   done
 fi
-printf 'closure\t'
-nix path-info --json --recursive "$links"/result*
+for pid in $pids; do
+  wait "$pid" || status=$?
+done
+[ "$status" = 0 ] || exit "$status"
+j=0
+while [ "$j" -lt "$installables" ]; do
+  printf 'built\t%s\t%s\n' "$j" "$(cat "$links/built-$j.json")"
+  j=$((j + 1))
+done
+printf 'closure\t%s\n' "$(cat "$links/closure.json")"

@@ -182,6 +182,7 @@ pub async fn refresh(
     prior: &Value<BTreeMap<String, Value<i64>>>,
     diags: &mut Diagnostics,
 ) -> (i64, Value<BTreeMap<String, Value<i64>>>) {
+    let started = std::time::Instant::now();
     let prior = prior.as_ref_option();
     let mut per = BTreeMap::new();
     let mut upstream = None;
@@ -217,6 +218,16 @@ pub async fn refresh(
         per.insert(d.name.clone(), Value::Value(count));
     }
     let total = per.values().filter_map(|v| v.as_ref_option()).sum();
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(
+        paths = closure.len(),
+        destinations = destinations.len(),
+        missing = total,
+        elapsed_ms,
+        "refresh: checked {} closure paths at {} destinations in {elapsed_ms} ms, {total} missing",
+        closure.len(),
+        destinations.len(),
+    );
     (total, Value::Value(per))
 }
 
