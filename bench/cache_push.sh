@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Benchmark: a fully cached `nixbuild_cache_push` through Terraform next to
-# `nix copy --to` of the same paths run directly on the builder (over plain
-# ssh), plus the NAR bytes each push uploaded (sizes of the files nginx
-# received as `PUT /nar/…` while it ran). Prints medians over RUNS runs and
-# their ratios. Asserts nothing.
+# Benchmark (issue 10, R2 and the 1,000-path refresh): a fully cached
+# `nixbuild_cache_push` through `terraform apply`, next to the same
+# `nix build && nix copy --to` written as a `remote-exec` provisioner on a
+# `terraform_data` (Terraform's own SSH) and run over plain ssh; the NAR bytes
+# each uploaded (sizes of the files nginx received as `PUT /nar/…`); and the
+# refresh of a push whose closure has 1,000 paths (generated derivations):
+# `terraform plan` time, the provider's own refresh time and the requests the
+# cache received. Prints medians over RUNS runs and ratios. Asserts nothing.
 #   RUNS=5 PROFILE=release bash bench/cache_push.sh   (PROFILE=debug reuses the
 #   test build instead of a release build)
 set -euo pipefail
@@ -78,7 +81,6 @@ tf apply -auto-approve
 first_ms=$((($(date +%s%N) - start) / 1000000))
 first_bytes=$(nar_bytes_since "$offset")
 outputs=$(cd "$work/tf" && "$terraform" output -json first)
-out_paths=$(python3 -c 'import json,sys; print(" ".join(json.loads(sys.argv[1])["out_paths"]))' "$outputs")
 closure=$(python3 -c 'import json,sys; o=json.loads(sys.argv[1]); print(len(o["closure_paths"]), o["closure_nar_size"], o["pushed_paths"])' "$outputs")
 read -r closure_paths closure_nar pushed <<<"$closure"
 
@@ -90,26 +92,85 @@ cached_ms=$(median_ms tf apply -auto-approve -replace=nixbuild_cache_push.second
 cached_bytes=$(nar_bytes_since "$offset")
 plan_ms=$(median_ms tf plan)
 
+# The same push by hand: `nix build && nix copy` of the uploaded source tree
+# (the provider left it on the builder), over plain ssh and as remote-exec.
+source_hash=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["source_hash"])' "$outputs")
+dir="/root/.cache/nixbuild/sources/$source_hash"
+nixx="nix --extra-experimental-features 'nix-command flakes'"
+by_hand="$nixx build --no-link 'path:$dir#app' 'path:$dir#tool' && $nixx copy --to '$cache' 'path:$dir#app' 'path:$dir#tool'"
 ssh_cmd=(ssh -i "$key" -o BatchMode=yes -o UserKnownHostsFile="$world/known_hosts"
   -o StrictHostKeyChecking=yes "root@$host")
 offset=$(log_size)
-# shellcheck disable=SC2086 # out_paths is a list of store paths
-copy_ms=$(median_ms "${ssh_cmd[@]}" nix --extra-experimental-features nix-command copy --to "$cache" $out_paths)
-# shellcheck disable=SC2086
-copy_fresh_ms=$(median_ms "${ssh_cmd[@]}" nix --extra-experimental-features nix-command copy \
-  --option narinfo-cache-positive-ttl 0 --to "$cache" $out_paths)
-copy_bytes=$(nar_bytes_since "$offset")
+ssh_ms=$(median_ms "${ssh_cmd[@]}" "$by_hand")
+ssh_bytes=$(nar_bytes_since "$offset")
+
+mkdir -p "$work/re"
+python3 - "$work/re/main.tf" "$host" "$key" "$by_hand" <<'PY'
+import json, sys
+path, host, key, command = sys.argv[1:]
+open(path, "w").write(f"""
+resource "terraform_data" "by_hand" {{
+  provisioner "remote-exec" {{
+    connection {{
+      type        = "ssh"
+      host        = {json.dumps(host)}
+      user        = "root"
+      private_key = file({json.dumps(key)})
+    }}
+    inline = [{json.dumps(command)}]
+  }}
+}}
+""")
+PY
+tfre() { (cd "$work/re" && "$terraform" "$@" -no-color >"$work/last.log" 2>&1) || { echo "terraform $* failed:" >&2; cat "$work/last.log" >&2; exit 1; }; }
+tfre init
+tfre apply -auto-approve
+offset=$(log_size)
+re_ms=$(median_ms tfre apply -auto-approve -replace=terraform_data.by_hand)
+re_bytes=$(nar_bytes_since "$offset")
+tfre destroy -auto-approve
 tf destroy -auto-approve
 
+# Refresh of a push whose closure has 1,000 paths. A fixed salt: the paths are
+# built and uploaded once per world, later runs reuse them.
+mkdir -p "$work/big/tf" "$work/big/flake"
+cp "$repo/bench/fixtures/closure1000/flake.nix" "$work/big/flake/"
+echo "bench-closure-1000" >"$work/big/flake/salt.txt"
+{
+  printf 'terraform {\n  required_providers {\n    nixbuild = { source = "my-modular-workspace/nixbuild" }\n  }\n}\n'
+  printf 'provider "nixbuild" {\n  ssh { private_key_file = "%s" }\n}\n' "$key"
+  printf 'resource "nixbuild_cache_push" "big" {\n  host = "%s"\n  source = "%s"\n  installables = ["top"]\n  build_args = ["--max-jobs", "4"]\n  store {\n    uri = "%s"\n  }\n}\n' \
+    "$host" "$work/big/flake" "$cache"
+  printf 'output "closure" {\n  value = length(nixbuild_cache_push.big.closure_paths)\n}\n'
+} >"$work/big/tf/main.tf"
+tfbig() { (cd "$work/big/tf" && "$terraform" "$@" -no-color >"$work/last.log" 2>&1) || { echo "terraform $* failed:" >&2; cat "$work/last.log" >&2; exit 1; }; }
+tfbig init
+start=$(date +%s%N)
+tfbig apply -auto-approve
+big_apply_ms=$((($(date +%s%N) - start) / 1000000))
+big_paths=$(cd "$work/big/tf" && "$terraform" output -raw closure)
+offset=$(log_size)
+big_plan_ms=$(median_ms tfbig plan -detailed-exitcode)
+big_requests=$(tail -c +"$((offset + 1))" "$access_log" | grep -c '"HEAD /[0-9a-z]*\.narinfo' || true)
+# The provider's own refresh time, from its log line (median over the runs).
+refresh_ms=$(cd "$work/big/tf" && for _ in $(seq "$runs"); do
+  TF_LOG=info TF_LOG_PATH="$work/big/tf.log" "$terraform" plan -no-color >/dev/null 2>&1
+  python3 -c 'import re,sys; m=re.findall(r"refresh: checked \d+ closure paths at \d+ destinations in (\d+) ms", open(sys.argv[1]).read()); print(m[-1] if m else -1)' "$work/big/tf.log"
+  rm -f "$work/big/tf.log"
+done | sort -n | sed -n "$(((runs + 1) / 2))p")
+tfbig destroy -auto-approve
+
 ratio() { python3 -c "print(f'{$1 / max($2, 1):.2f}')"; }
-echo "provider build:                                  $profile"
-echo "runs per measurement:                            $runs (median)"
-echo "closure:                                         $closure_paths paths, $closure_nar NAR bytes"
-echo "first push (terraform apply, builds + uploads):  ${first_ms} ms, pushed_paths=$pushed, ${first_bytes} NAR bytes uploaded"
-echo "fully cached push (terraform apply -replace):    ${cached_ms} ms, ${cached_bytes} NAR bytes uploaded in $runs runs"
-echo "terraform plan (refresh checks narinfos):        ${plan_ms} ms"
-echo "nix copy --to on the builder (over ssh):         ${copy_ms} ms"
-echo "nix copy --to, narinfo disk cache off:           ${copy_fresh_ms} ms"
-echo "NAR bytes uploaded by the $((2 * runs)) nix copy runs:        ${copy_bytes}"
-echo "ratio cached terraform push / nix copy:          $(ratio "$cached_ms" "$copy_ms")"
-echo "ratio cached terraform push / nix copy (fresh):  $(ratio "$cached_ms" "$copy_fresh_ms")"
+echo "provider build:                                    $profile"
+echo "runs per measurement:                              $runs (median)"
+echo "closure:                                           $closure_paths paths, $closure_nar NAR bytes"
+echo "first push (terraform apply, builds + uploads):    ${first_ms} ms, pushed_paths=$pushed, ${first_bytes} NAR bytes uploaded"
+echo "R2 fully cached push (terraform apply -replace):   ${cached_ms} ms, ${cached_bytes} NAR bytes uploaded in $runs runs"
+echo "   same nix build && nix copy as remote-exec:      ${re_ms} ms, ${re_bytes} NAR bytes uploaded in $runs runs"
+echo "   same over plain ssh (one command):              ${ssh_ms} ms, ${ssh_bytes} NAR bytes uploaded in $runs runs"
+echo "   ratio nixbuild / remote-exec (goal <= 1.0):     $(ratio "$cached_ms" "$re_ms")"
+echo "   ratio nixbuild / plain ssh:                     $(ratio "$cached_ms" "$ssh_ms")"
+echo "terraform plan of that push (refresh):             ${plan_ms} ms"
+echo "1,000-path closure: first apply (build + upload):  ${big_apply_ms} ms, closure_paths=$big_paths"
+echo "   terraform plan (refresh of all paths):          ${big_plan_ms} ms"
+echo "   provider refresh alone (goal <= 1500 ms):       ${refresh_ms} ms, $((big_requests / runs)) narinfo HEAD requests per refresh"

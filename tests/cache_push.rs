@@ -55,6 +55,46 @@ fn access_log() -> String {
         .unwrap_or_default()
 }
 
+fn world_cache(name: &str, field: &str) -> String {
+    let value = &world().json["cache"][name][field];
+    assert!(
+        value.is_string(),
+        "world.json has no cache.{name}.{field}: restart the world (make world)"
+    );
+    value.as_str().unwrap().to_string()
+}
+
+/// The world's second public cache (another destination).
+fn second_url() -> String {
+    world_cache("second", "url")
+}
+
+/// The world's third public cache (the "upstream" of `skip_upstream`).
+fn upstream_url() -> String {
+    world_cache("upstream", "url")
+}
+
+fn narinfo_at(cache: &str, path: &str) -> Option<String> {
+    std::fs::read_to_string(
+        Path::new(&world_cache(cache, "dir")).join(format!("{}.narinfo", hash_of(path))),
+    )
+    .ok()
+}
+
+fn remove_narinfo_at(dir: &Path, path: &str) {
+    std::fs::remove_file(dir.join(format!("{}.narinfo", hash_of(path))))
+        .unwrap_or_else(|e| panic!("cannot remove the narinfo of {path}: {e}"));
+}
+
+/// The closure path whose name is `name` (e.g. `nbt-dep`).
+fn named(closure: &[String], name: &str) -> String {
+    closure
+        .iter()
+        .find(|p| p.ends_with(&format!("-{name}")))
+        .unwrap_or_else(|| panic!("no {name} in {closure:?}"))
+        .clone()
+}
+
 fn private_dir() -> PathBuf {
     PathBuf::from(world().json["cache"]["private"]["dir"].as_str().unwrap())
 }
@@ -129,6 +169,8 @@ output "{name}" {{
     closure_nar_size = nixbuild_cache_push.{name}.closure_nar_size
     pushed_paths     = nixbuild_cache_push.{name}.pushed_paths
     missing_paths    = nixbuild_cache_push.{name}.missing_paths
+    pushed_by_dest   = nixbuild_cache_push.{name}.pushed_paths_by_destination
+    missing_by_dest  = nixbuild_cache_push.{name}.missing_paths_by_destination
     cache_url        = nixbuild_cache_push.{name}.cache_url
     source_hash      = nixbuild_cache_push.{name}.source_hash
     host_key         = nixbuild_cache_push.{name}.host_key
@@ -404,7 +446,7 @@ fn fully_cached_closure_uploads_nothing() {
                 "the narinfo of {path} was uploaded again:\n{window}"
             );
             // The provider did ask for it.
-            assert!(window.contains(&format!("GET /{}.narinfo", hash_of(path))));
+            assert!(window.contains(&format!("HEAD /{}.narinfo", hash_of(path))));
         }
         eprintln!(
             "[nar-uploads] PUT /nar lines during the cached apply ({version}), any test: {}",
@@ -693,27 +735,67 @@ fn cachix_push_keeps_the_token_out_of_argv_logs_and_commands() {
         let requests = std::fs::read_to_string(api["requests_log"].as_str().unwrap()).unwrap();
         assert!(requests.contains("/api/v1/cache/private-cache/narinfo"));
 
-        // The refresh checks the private cache with the token as a bearer.
-        let auth_before = requests_log().len();
+        // The refresh asks the Cachix API through its batch endpoint: one
+        // request with every closure hash, the token as a bearer; no narinfo
+        // is fetched one by one from the cache itself.
+        let before = requests_log().len();
         tf.assert_no_changes();
-        let auth: Vec<Value> = requests_log()[auth_before..]
+        let window: Vec<Value> = requests_log()[before..]
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|r| r["method"] == "AUTH")
             .collect();
-        assert!(
-            auth.iter()
-                .any(|r| r["scheme"] == "Bearer" && r["status"] == 200),
-            "the refresh did not ask the private cache with the bearer token: {auth:?}"
+        let hashes: Vec<String> = closure.iter().map(|p| hash_of(p)).collect();
+        let batches: Vec<&Value> = window
+            .iter()
+            .filter(|r| {
+                r["method"] == "POST"
+                    && r["path"] == "/api/v1/cache/private-cache/narinfo"
+                    && r["body"]
+                        .as_array()
+                        .is_some_and(|b| b.iter().any(|h| hashes.iter().any(|x| h == x.as_str())))
+            })
+            .collect();
+        assert_eq!(
+            batches.len(),
+            1,
+            "one batch request per refresh: {window:?}"
         );
-        // The private cache loses a path: the refresh sees it through the auth.
-        let lost = &strings(&out["out_paths"])[0];
-        std::fs::remove_file(private_dir().join(format!("{}.narinfo", hash_of(lost)))).unwrap();
+        let mut asked = strings(&batches[0]["body"]);
+        asked.sort();
+        let mut want = hashes.clone();
+        want.sort();
+        assert_eq!(asked, want, "the whole closure in the batch");
+        assert_eq!(batches[0]["status"], 200, "{:?}", batches[0]);
+        assert_eq!(batches[0]["auth_present"], true, "{:?}", batches[0]);
+        let one_by_one = window
+            .iter()
+            .filter(|r| {
+                r["method"] == "AUTH"
+                    && hashes
+                        .iter()
+                        .any(|h| r["path"].as_str().unwrap_or("").contains(h.as_str()))
+            })
+            .count();
+        assert_eq!(one_by_one, 0, "narinfos fetched one by one: {window:?}");
+        // The stand-in refuses what the real API refuses: a body that is not JSON.
+        let refused = sh(
+            tf.dir.path(),
+            &format!(
+                "curl -s -o /dev/null -w '%{{http_code}}' -X POST -H 'Content-Type: text/plain' -d '[]' {}/cache/public-cache/narinfo",
+                api["url"].as_str().unwrap()
+            ),
+        );
+        assert_eq!(refused, "415");
+
+        // The private cache loses a dependency: the batch refresh sees it.
+        let lost = named(&closure, "nbt-lib");
+        std::fs::remove_file(private_dir().join(format!("{}.narinfo", hash_of(&lost)))).unwrap();
         let (code, text) = tf.plan_exit_code();
-        assert_eq!(code, 2, "a lost out path plans a push: {text}");
+        assert_eq!(code, 2, "a lost dependency plans a push: {text}");
         tf.apply();
+        assert_eq!(tf.output("x")["pushed_paths"], 1);
         tf.assert_no_changes();
-        assert!(private_narinfo(lost).is_some(), "{lost} pushed again");
+        assert!(private_narinfo(&lost).is_some(), "{lost} pushed again");
         // Second push of the same closure: Cachix has it all, cachix is not run.
         tf.destroy();
         let calls_before = std::fs::read_to_string(&cachix_log_path)
@@ -743,7 +825,18 @@ fn bad_inputs_fail_the_plan_with_attribute_paths() {
     let cases: Vec<(&str, String, &str, &str)> = vec![
         // Nothing to point at but the resource itself.
         ("no_destination", format!("source = {src}\n  installables = [\"app\"]"), "No destination", "resource \"nixbuild_cache_push\" \"no_destination\""),
-        ("two_destinations", format!("source = {src}\n  installables = [\"app\"]\n  {store}\n  cachix {{\n    cache = \"c\"\n  }}"), "Two destinations", "resource \"nixbuild_cache_push\" \"two_destinations\""),
+        // Destinations and filters (several destinations, exclude, skip_upstream).
+        ("duplicate_store", format!("source = {src}\n  installables = [\"app\"]\n  {store}\n  store {{\n    uri = \"{}/\"\n  }}", cache_url()), "Duplicate destination", "uri = \"http://127.0.0.1:"),
+        ("bad_second_store_uri", format!("source = {src}\n  installables = [\"app\"]\n  {store}\n  store {{\n    uri = \"ftp://second.example.com\"\n  }}"), "Invalid store URI", "uri = \"ftp://second.example.com\""),
+        ("bad_second_secret_key", format!("source = {src}\n  installables = [\"app\"]\n  {store}\n  store {{\n    uri = \"file:///tmp/c\"\n    secret_key = \"k:short\"\n  }}"), "Invalid secret_key", "secret_key = \"k:short\""),
+        ("unclosed_regex", format!("source = {src}\n  installables = [\"app\"]\n  exclude = [\"(\"]\n  {store}"), "Invalid exclude pattern", "exclude = [\"(\"]"),
+        ("empty_regex", format!("source = {src}\n  installables = [\"app\"]\n  exclude = [\"\"]\n  {store}"), "Invalid exclude pattern", "exclude = [\"\"]"),
+        ("lookahead_regex", format!("source = {src}\n  installables = [\"app\"]\n  exclude = [\"^(?!glibc)\"]\n  {store}"), "Invalid exclude pattern", "exclude = [\"^(?!glibc)\"]"),
+        ("duplicate_regex", format!("source = {src}\n  installables = [\"app\"]\n  exclude = [\"-doc$\", \"-doc$\"]\n  {store}"), "Duplicate exclude pattern", "exclude = [\"-doc$\""),
+        ("s3_upstream", format!("source = {src}\n  installables = [\"app\"]\n  skip_upstream = [\"s3://nix-cache\"]\n  {store}"), "Invalid skip_upstream URL", "skip_upstream = [\"s3://nix-cache\"]"),
+        ("upstream_with_params", format!("source = {src}\n  installables = [\"app\"]\n  skip_upstream = [\"https://cache.example.com?priority=10\"]\n  {store}"), "Invalid skip_upstream URL", "skip_upstream = [\"https://cache.example.com?priority=10\"]"),
+        ("upstream_is_destination", format!("source = {src}\n  installables = [\"app\"]\n  skip_upstream = [{uri}]\n  {store}"), "Destination used as upstream", "skip_upstream = ["),
+        ("duplicate_upstream", format!("source = {src}\n  installables = [\"app\"]\n  skip_upstream = [\"https://cache.example.com\", \"https://cache.example.com/\"]\n  {store}"), "Duplicate skip_upstream URL", "skip_upstream = [\"https://cache.example.com\""),
         ("bad_scheme", format!("source = {src}\n  installables = [\"app\"]\n  store {{\n    uri = \"ftp://cache.example.com\"\n  }}"), "Invalid store URI", "uri = \"ftp://cache.example.com\""),
         ("newline_installable", format!("source = {src}\n  installables = [\"app\\nrm -rf /\"]\n  {store}"), "Invalid installable", "installables = ["),
         ("missing_source", format!("source = \"/nonexistent/nbt-flake\"\n  installables = [\"app\"]\n  {store}"), "Invalid source directory", "source = \"/nonexistent/nbt-flake\""),
@@ -890,6 +983,262 @@ fn private_store_refresh_uses_the_netrc_file() {
         );
         assert_eq!(out.status.code(), Some(0), "{text}");
         assert!(text.contains("Cannot check the binary cache"), "{text}");
+        tf.destroy();
+    }
+}
+
+/// The issue's case: a 3-path closure (app -> lib -> dep) is pushed, then the
+/// cache loses the dependency `lib` (not an out path). The refresh checks the
+/// whole closure: the plan shows `missing_paths = 1` and a push, and the
+/// apply uploads exactly that path.
+#[test]
+fn cache_losing_a_dependency_plans_a_push_of_only_that_path() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("lostdep", &version));
+        tf.write(&format!(
+            "{}{}",
+            provider_config(""),
+            push_resource(
+                "d",
+                &format!(
+                    "  source       = {}\n  installables = [\"app\"]\n  store {{\n    uri = {}\n  }}\n",
+                    hcl(flake.to_str().unwrap()),
+                    hcl(&cache_url())
+                )
+            )
+        ));
+        tf.apply();
+        tf.assert_no_changes();
+        let out = tf.output("d");
+        let closure = strings(&out["closure_paths"]);
+        assert_eq!(closure.len(), 3, "{out}");
+        let lib = named(&closure, "nbt-lib");
+        remove_narinfo_at(&cache_dir(), &lib);
+
+        let (code, text) = tf.plan_exit_code();
+        assert_eq!(code, 2, "a lost dependency must plan a push: {text}");
+        assert!(text.contains("update in-place"), "{text}");
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("missing_paths = 1 -> 0"),
+            "the plan shows the count: {text}"
+        );
+
+        let log_before = access_log().len();
+        tf.apply();
+        let window = access_log()[log_before..].to_string();
+        let out = tf.output("d");
+        assert_eq!(out["pushed_paths"], 1, "only the lost dependency: {out}");
+        assert_eq!(out["pushed_by_dest"][cache_url().as_str()], 1, "{out}");
+        assert!(narinfo(&lib).is_some(), "{lib} is back");
+        // Other tests share the cache: only this closure's uploads count.
+        let puts: Vec<&str> = window
+            .lines()
+            .filter(|l| l.contains("\"PUT /") && l.contains(".narinfo"))
+            .filter(|l| closure.iter().any(|p| l.contains(&hash_of(p))))
+            .collect();
+        assert_eq!(puts.len(), 1, "exactly one narinfo uploaded: {puts:?}");
+        assert!(puts[0].contains(&hash_of(&lib)), "{puts:?}");
+        tf.assert_no_changes();
+        tf.destroy();
+    }
+}
+
+/// Two destinations, the second already holding part of the closure: each
+/// gets only what it lacks, `pushed_paths_by_destination` says how many,
+/// both end complete, and a loss at the second one alone is noticed.
+#[test]
+fn two_destinations_each_get_only_what_they_lack() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("twodest", &version));
+        let src = hcl(flake.to_str().unwrap());
+        // `tool` (tool -> dep) goes to the second cache first: it then holds dep.
+        let seed = push_resource(
+            "seed",
+            &format!(
+                "  source       = {src}\n  installables = [\"tool\"]\n  store {{\n    uri = {}\n  }}\n",
+                hcl(&second_url())
+            ),
+        );
+        let both = push_resource(
+            "both",
+            &format!(
+                "  depends_on   = [nixbuild_cache_push.seed]\n  source       = {src}\n  installables = [\"app\"]\n  store {{\n    uri = {}\n  }}\n  store {{\n    uri = {}\n  }}\n",
+                hcl(&cache_url()),
+                hcl(&second_url())
+            ),
+        );
+        tf.write(&format!("{}{seed}{both}", provider_config("")));
+        tf.apply();
+        let out = tf.output("both");
+        let closure = strings(&out["closure_paths"]);
+        assert_eq!(closure.len(), 3, "app, lib, dep: {out}");
+        assert_eq!(out["pushed_by_dest"][cache_url().as_str()], 3, "{out}");
+        assert_eq!(
+            out["pushed_by_dest"][second_url().as_str()],
+            2,
+            "the second cache had dep already: {out}"
+        );
+        assert_eq!(out["pushed_paths"], 5, "{out}");
+        for p in &closure {
+            assert!(narinfo(p).is_some(), "{p} not in the first cache");
+            assert!(
+                narinfo_at("second", p).is_some(),
+                "{p} not in the second cache"
+            );
+        }
+        assert_eq!(
+            out["cache_url"],
+            cache_url().as_str(),
+            "the first destination's"
+        );
+        tf.assert_no_changes();
+
+        // The second cache loses app: only it is re-pushed, only there.
+        let app = named(&closure, "nbt-app");
+        remove_narinfo_at(Path::new(&world_cache("second", "dir")), &app);
+        let (code, text) = tf.plan_exit_code();
+        assert_eq!(code, 2, "{text}");
+        tf.apply();
+        let out = tf.output("both");
+        assert_eq!(out["pushed_by_dest"][cache_url().as_str()], 0, "{out}");
+        assert_eq!(out["pushed_by_dest"][second_url().as_str()], 1, "{out}");
+        assert!(narinfo_at("second", &app).is_some());
+        tf.assert_no_changes();
+        tf.destroy();
+    }
+}
+
+/// `skip_upstream`: upstream serves `tool` and its dependency `dep`; a push
+/// of `app` (app -> lib -> dep) and `tool` leaves `tool` out, but uploads
+/// `dep`, which `lib` needs (a binary cache must hold every reference of a
+/// path it holds; Nix refuses the upload otherwise). Once upstream loses
+/// `tool`, the plan shows a push, which uploads it.
+#[test]
+fn skip_upstream_skips_what_upstream_serves_until_it_is_gone() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("upstream", &version));
+        let src = hcl(flake.to_str().unwrap());
+        // Upstream serves tool and dep (pushed there by a first resource).
+        let seed = push_resource(
+            "seed",
+            &format!(
+                "  source       = {src}\n  installables = [\"tool\"]\n  store {{\n    uri = {}\n  }}\n",
+                hcl(&upstream_url())
+            ),
+        );
+        let main = |depends_on: &str| {
+            push_resource(
+                "main",
+                &format!(
+                    "{depends_on}  source        = {src}\n  installables  = [\"app\", \"tool\"]\n  skip_upstream = [{}]\n  store {{\n    uri = {}\n  }}\n",
+                    hcl(&format!("{}/", upstream_url())),
+                    hcl(&cache_url())
+                ),
+            )
+        };
+        tf.write(&format!(
+            "{}{seed}{}",
+            provider_config(""),
+            main("  depends_on    = [nixbuild_cache_push.seed]\n")
+        ));
+        tf.apply();
+        let out = tf.output("main");
+        let closure = strings(&out["closure_paths"]);
+        assert_eq!(closure.len(), 4, "app, lib, dep, tool: {out}");
+        let (app, lib, dep, tool) = (
+            named(&closure, "nbt-app"),
+            named(&closure, "nbt-lib"),
+            named(&closure, "nbt-dep"),
+            named(&closure, "nbt-tool"),
+        );
+        assert!(narinfo_at("upstream", &tool).is_some() && narinfo_at("upstream", &dep).is_some());
+        assert_eq!(out["pushed_paths"], 3, "app, lib and dep: {out}");
+        assert!(
+            narinfo(&tool).is_none(),
+            "tool is served upstream: not uploaded"
+        );
+        for p in [&app, &lib, &dep] {
+            assert!(narinfo(p).is_some(), "{p} must be uploaded");
+        }
+        tf.assert_no_changes();
+        // Without the seed (forgetting it deletes nothing), so that nothing
+        // pushes tool upstream again.
+        tf.write(&format!("{}{}", provider_config(""), main("")));
+        tf.apply();
+        tf.assert_no_changes();
+
+        remove_narinfo_at(Path::new(&world_cache("upstream", "dir")), &tool);
+        let (code, text) = tf.plan_exit_code();
+        assert_eq!(code, 2, "upstream lost tool: {text}");
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("missing_paths = 1 -> 0"), "{text}");
+        tf.apply();
+        let out = tf.output("main");
+        assert_eq!(out["pushed_paths"], 1, "tool now: {out}");
+        assert!(
+            narinfo(&tool).is_some(),
+            "tool uploaded once upstream lost it"
+        );
+        tf.assert_no_changes();
+        tf.destroy();
+    }
+}
+
+/// `exclude` on a 3-path closure app -> lib -> dep with `app` and `dep`
+/// excluded: `app` is left out (nothing needs it), `dep` is uploaded anyway
+/// (`lib` needs it), the refresh does not require `app` and does require
+/// `dep`.
+#[test]
+fn exclude_leaves_out_only_what_no_kept_path_needs() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("exclude", &version));
+        tf.write(&format!(
+            "{}{}",
+            provider_config(""),
+            push_resource(
+                "e",
+                &format!(
+                    "  source       = {}\n  installables = [\"app\"]\n  exclude      = [\"^nbt-app$\", \"^nbt-dep$\"]\n  store {{\n    uri = {}\n  }}\n",
+                    hcl(flake.to_str().unwrap()),
+                    hcl(&cache_url())
+                )
+            )
+        ));
+        tf.apply();
+        let out = tf.output("e");
+        let closure = strings(&out["closure_paths"]);
+        assert_eq!(
+            closure.len(),
+            3,
+            "closure_paths is the whole closure: {out}"
+        );
+        let (app, lib, dep) = (
+            named(&closure, "nbt-app"),
+            named(&closure, "nbt-lib"),
+            named(&closure, "nbt-dep"),
+        );
+        assert_eq!(out["pushed_paths"], 2, "{out}");
+        assert!(
+            narinfo(&app).is_none(),
+            "app is excluded and nothing needs it"
+        );
+        assert!(narinfo(&lib).is_some());
+        assert!(narinfo(&dep).is_some(), "dep is excluded but lib needs it");
+        tf.assert_no_changes();
+
+        remove_narinfo_at(&cache_dir(), &dep);
+        let (code, text) = tf.plan_exit_code();
+        assert_eq!(code, 2, "dep is required: {text}");
+        tf.apply();
+        assert_eq!(tf.output("e")["pushed_paths"], 1);
+        assert!(narinfo(&dep).is_some());
+        assert!(narinfo(&app).is_none());
+        tf.assert_no_changes();
         tf.destroy();
     }
 }

@@ -48,6 +48,13 @@ CACHE_URL="http://127.0.0.1:${CACHE_PORT}"
 # of HTTP basic auth (a netrc entry); nginx asks the API stand-in (auth_request).
 PRIVATE_CACHE_PORT=8752
 PRIVATE_CACHE_URL="http://127.0.0.1:${PRIVATE_CACHE_PORT}"
+# Two more public caches in the same nginx, for pushes to several
+# destinations: "second" (another destination) and "upstream" (what
+# skip_upstream points at, standing for e.g. cache.nixos.org).
+SECOND_CACHE_PORT=8753
+SECOND_CACHE_URL="http://127.0.0.1:${SECOND_CACHE_PORT}"
+UPSTREAM_CACHE_PORT=8754
+UPSTREAM_CACHE_URL="http://127.0.0.1:${UPSTREAM_CACHE_PORT}"
 KEY_PASSPHRASE="correct horse battery"
 
 TF_VERSIONS=(1.15.5 1.6.6)

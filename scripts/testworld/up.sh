@@ -9,7 +9,9 @@
 #     ISO timestamp, TAB, user, TAB, command with \ and newlines escaped)
 #   - a writable HTTP binary cache (nginx + DAV) on 127.0.0.1:8750, also
 #     serving $WORLD/www under /www/ (with the Nix installer stand-ins in
-#     www/installers/: official.sh, determinate.sh and the Nix tarball)
+#     www/installers/: official.sh, determinate.sh and the Nix tarball); in
+#     the same nginx a private cache (8752, token needed) and two more public
+#     ones, "second" (8753) and "upstream" (8754)
 #   - "hp" (127.0.0.16:2222, nothing on 22): like h1..h3 on a non-22 SSH port;
 #     only root's and deploy's sessions are recorded (other users' keys keep
 #     their own authorized_keys command=)
@@ -157,6 +159,25 @@ ensure_keys() {
 ########################################################################
 # Binary cache (nginx)
 
+# public_cache_server PORT DIR: an nginx server block for a writable public
+# cache in $WORLD/DIR, logging to $WORLD/nginx/DIR-access.log.
+public_cache_server() {
+  cat <<EOF
+  server {
+    listen 127.0.0.1:$1;
+    server_name localhost;
+    access_log $WORLD/nginx/$2-access.log;
+    location / {
+      root $WORLD/$2;
+      dav_methods PUT DELETE;
+      create_full_put_path on;
+      dav_access user:rw group:r all:r;
+      client_max_body_size 0;
+    }
+  }
+EOF
+}
+
 nginx_conf() {
   local n="$WORLD/nginx" mod=/usr/lib/nginx/modules/ngx_http_dav_ext_module.so
   [ -e "$mod" ] && echo "load_module $mod;"
@@ -196,6 +217,8 @@ http {
       autoindex on;
     }
   }
+$(public_cache_server "$SECOND_CACHE_PORT" second-cache)
+$(public_cache_server "$UPSTREAM_CACHE_PORT" upstream-cache)
   # The private cache: nothing without a token (Bearer or basic auth).
   server {
     listen 127.0.0.1:$PRIVATE_CACHE_PORT;
@@ -228,7 +251,7 @@ ensure_cache() {
   conf="$n/nginx.conf"
   new=$(nginx_conf)
   local d
-  for d in cache private-cache; do
+  for d in cache private-cache second-cache upstream-cache; do
     mkdir -p "$WORLD/$d"
     printf 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 30\n' >"$WORLD/$d/nix-cache-info.tmp"
     mv -f "$WORLD/$d/nix-cache-info.tmp" "$WORLD/$d/nix-cache-info"
@@ -246,7 +269,9 @@ ensure_cache() {
     kill -HUP "$pid"
     local i
     for i in $(seq 1 50); do
-      [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$PRIVATE_CACHE_URL/nix-cache-info")" != 000 ] && cache_ok && break
+      [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$PRIVATE_CACHE_URL/nix-cache-info")" != 000 ] &&
+        curl -fsS --max-time 2 -o /dev/null "$SECOND_CACHE_URL/nix-cache-info" &&
+        curl -fsS --max-time 2 -o /dev/null "$UPSTREAM_CACHE_URL/nix-cache-info" && cache_ok && break
       [ "$i" = 50 ] && die "nginx did not come back after reloading $conf"
       sleep 0.1
     done
@@ -256,6 +281,8 @@ ensure_cache() {
   kill_pidfile "$n/nginx.pid"
   kill_listeners 127.0.0.1 "$CACHE_PORT"
   kill_listeners 127.0.0.1 "$PRIVATE_CACHE_PORT"
+  kill_listeners 127.0.0.1 "$SECOND_CACHE_PORT"
+  kill_listeners 127.0.0.1 "$UPSTREAM_CACHE_PORT"
   printf '%s\n' "$new" >"$conf"
   nginx -q -t -p "$n/" -c "$conf" -e "$n/error.log" || die "nginx config test failed"
   # nginx daemonizes itself; all fds of ours are closed/redirected.
@@ -789,10 +816,11 @@ write_world_json() {
     args+=("bench:$name" "${HOST_ADDR[$name]}" 22 "$(awk '{print $1" "$2}' "$(host_root "$name")/etc/ssh/ssh_host_ed25519_key.pub")")
   done
   python3 - "$WORLD" "$KEY_PASSPHRASE" "$CACHE_URL" "$CACHIX_API_URL" "$CACHIX_TEST_TOKEN" \
-    "$(sd_rootfs)" "$(sd_pristine)" "$INSTALLER_TARBALL" "$BENCH_ONLY" "$PRIVATE_CACHE_URL" "${args[@]}" <<'EOF'
+    "$(sd_rootfs)" "$(sd_pristine)" "$INSTALLER_TARBALL" "$BENCH_ONLY" "$PRIVATE_CACHE_URL" \
+    "$SECOND_CACHE_URL" "$UPSTREAM_CACHE_URL" "${args[@]}" <<'EOF'
 import json, os, sys
-world, passphrase, cache_url, cachix_url, cachix_token, sd_root, sd_pristine, tarball, bench_only, private_url = sys.argv[1:11]
-rest = sys.argv[11:]
+world, passphrase, cache_url, cachix_url, cachix_token, sd_root, sd_pristine, tarball, bench_only, private_url, second_url, upstream_url = sys.argv[1:13]
+rest = sys.argv[13:]
 hosts = {}
 bench_hosts = {}
 for i in range(0, len(rest), 4):
@@ -851,6 +879,11 @@ doc = {
         # Needs a token from cachix_api.tokens_file (Bearer or basic auth).
         "private": {"url": private_url, "dir": f"{world}/private-cache",
                     "access_log": f"{world}/nginx/private-access.log"},
+        # Public like "url": another destination, and an "upstream" cache.
+        "second": {"url": second_url, "dir": f"{world}/second-cache",
+                   "access_log": f"{world}/nginx/second-cache-access.log"},
+        "upstream": {"url": upstream_url, "dir": f"{world}/upstream-cache",
+                     "access_log": f"{world}/nginx/upstream-cache-access.log"},
     },
     "cachix_api": {
         "url": cachix_url,

@@ -9,6 +9,10 @@ use serde::Deserialize;
 
 use super::http::{unreachable, HttpAuth, HttpError};
 
+/// Hashes per `POST /cache/{name}/narinfo` request (the cachix CLI sends a
+/// whole closure in one; batches keep a request's size bounded).
+pub const BATCH: usize = 1000;
+
 /// What `GET /cache/{name}` says about a cache (the fields the provider uses).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct CacheInfo {
@@ -87,9 +91,17 @@ impl CachixApi {
         })
     }
 
-    /// `POST /cache/{name}/narinfo` with store-path hashes: the ones the cache
-    /// lacks.
+    /// `POST /cache/{name}/narinfo` with store-path hashes, [`BATCH`] per
+    /// request: the ones the cache lacks, in the caller's order.
     pub async fn missing(&self, name: &str, hashes: &[String]) -> Result<Vec<String>, HttpError> {
+        let mut missing = Vec::new();
+        for batch in hashes.chunks(BATCH) {
+            missing.extend(self.missing_batch(name, batch).await?);
+        }
+        Ok(missing)
+    }
+
+    async fn missing_batch(&self, name: &str, hashes: &[String]) -> Result<Vec<String>, HttpError> {
         let url = format!("{}/cache/{name}/narinfo", self.api_url);
         let response = self
             .auth

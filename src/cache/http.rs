@@ -1,8 +1,9 @@
-//! Asking a binary cache over HTTP(S) which store paths it has: `GET
-//! <cache>/<hash>.narinfo` per path (a parseable narinfo = present, 404/410 =
-//! missing), with optional credentials (a bearer token for Cachix, basic auth
-//! for other private caches). Never uploads anything; uploads happen on the
-//! builder.
+//! Asking a binary cache over HTTP(S) which store paths it has: `HEAD
+//! <cache>/<hash>.narinfo` per path (200 = present, 404/410 = missing), at most
+//! [`CONCURRENCY`] at a time over the keep-alive connections of one client per
+//! provider process, with optional credentials (a bearer token for Cachix,
+//! basic auth for other private caches). `GET` reads one narinfo when its
+//! content matters. Never uploads anything; uploads happen on the builder.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,9 +72,15 @@ impl HttpError {
     }
 }
 
-/// The provider's HTTP client: rustls (ring), short timeouts, a recognisable
-/// agent.
+/// The provider process's HTTP client (a clone shares its connection pool):
+/// rustls (ring), short timeouts, a recognisable agent. One client per
+/// process, so every resource's checks reuse the same keep-alive connections.
 pub fn client() -> reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(new_client).clone()
+}
+
+fn new_client() -> reqwest::Client {
     // reqwest is built without a crypto provider of its own; ring is the one
     // tf-provider's gRPC server uses. Err only means one is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -84,6 +91,8 @@ pub fn client() -> reqwest::Client {
         ))
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(60))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
         .build()
         .expect("the HTTP client configuration is static")
 }
@@ -160,6 +169,32 @@ impl HttpCache {
         }
     }
 
+    /// Whether the cache has the store path with hash part `hash` (`HEAD` of
+    /// its narinfo: no body travels).
+    pub async fn has(&self, hash: &str) -> Result<bool, HttpError> {
+        let url = format!("{}/{hash}.narinfo", self.base);
+        let response = self
+            .auth
+            .apply(self.client.head(&url))
+            .send()
+            .await
+            .map_err(|e| unreachable(&url, &e))?;
+        match response.status().as_u16() {
+            200 => Ok(true),
+            404 | 410 => Ok(false),
+            status @ (401 | 403) => Err(HttpError::Denied { url, status }),
+            status @ 500..=599 => Err(HttpError::Unreachable {
+                url,
+                reason: format!("server error {status}"),
+            }),
+            status => Err(HttpError::Unexpected {
+                url,
+                status,
+                reason: "expected 200 or 404".into(),
+            }),
+        }
+    }
+
     /// Which of `hashes` the cache lacks, in the given order. Asks up to
     /// [`CONCURRENCY`] at a time; the first error ends the check.
     pub async fn missing(&self, hashes: &[String]) -> Result<Vec<String>, HttpError> {
@@ -171,7 +206,7 @@ impl HttpCache {
             let limit = limit.clone();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                (i, cache.narinfo(&hash).await.map(|n| n.is_none()))
+                (i, cache.has(&hash).await.map(|has| !has))
             });
         }
         let mut missing = vec![false; hashes.len()];

@@ -74,3 +74,8 @@ pub const MONITORING: &str = include_str!("monitoring.sh");
 
 /// Nix facts for the node exporter's textfile collector: `nix_metrics.sh DIR`.
 pub const NIX_METRICS: &str = include_str!("nix_metrics.sh");
+
+/// The first step of a push in one remote command (source lease, build,
+/// closure): `push_build.sh NIX_SCRIPT SOURCE_SCRIPT HASH LEASE SECONDS KEEP
+/// FLAKE NARGS ARGS... INSTALLABLES...`.
+pub const PUSH_BUILD: &str = include_str!("push_build.sh");

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Copy store paths (their closures) to a store with `nix copy --to`, signing
+# Copy exactly the given store paths (not their closures: the provider lists
+# every path the store must get) to a store with `nix copy --to`, signing
 # with a secret key file when one is given. The key file was uploaded with
 # mode 0600 by the provider; it is removed when this script ends, whatever
 # ends it: success, failure, a signal, or a dropped connection. Only its path
@@ -46,7 +47,7 @@ else
 fi
 # Nix remembers narinfos it has seen (~/.cache/nix/binary-cache-*.sqlite) and
 # would skip a path the cache has since lost: ask the cache afresh.
-"$nix" --extra-experimental-features 'nix-command flakes' copy \
+"$nix" --extra-experimental-features 'nix-command flakes' copy --no-recursive \
   --option narinfo-cache-positive-ttl 0 --to "$uri" "$@" &
 child=$!
 # sshd sends no signal to a command without a terminal when the connection

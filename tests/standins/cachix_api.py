@@ -19,7 +19,12 @@ Endpoints (under /api/v1):
                             from tokens (else 401)
   POST /cache/NAME/narinfo  body: JSON list of store-path hashes; answers the
                             JSON list of those that are missing, i.e. for which
-                            $WORLD/cache/HASH.narinfo does not exist
+                            $WORLD/cache/HASH.narinfo does not exist. Like the
+                            real endpoint (servant `ReqBody '[JSON]`, `Post
+                            '[JSON]`): 415 unless "Content-Type:
+                            application/json", 406 for an Accept header that
+                            excludes JSON; 400 for a body that is not a list
+                            of store-path hashes
   GET  /_standin/health     not part of Cachix and not logged: liveness check
   GET  /_standin/auth       not part of Cachix: the world's nginx asks it
                             (auth_request) whether a request to the private
@@ -182,6 +187,15 @@ class Handler(BaseHTTPRequestHandler):
                 return
             if not narinfo:
                 self._send(200, {k: v for k, v in cache.items() if not k.startswith("_standin")})
+                return
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                self._error(415, "Unsupported Media Type: expected application/json")
+                return
+            accept = self.headers.get("Accept")
+            if accept and not any(a.split(";")[0].strip() in ("*/*", "application/*", "application/json")
+                                  for a in accept.split(",")):
+                self._error(406, "Not Acceptable: the answer is application/json")
                 return
             if not isinstance(body_obj, list) or not all(isinstance(h, str) for h in body_obj):
                 self._error(400, "Expected a JSON list of store path hashes")

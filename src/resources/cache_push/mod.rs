@@ -4,14 +4,22 @@
 //!
 //! - [`validate`]: plan-time checks of every argument;
 //! - [`source`]: the local `source` tree, its content hash and tar stream;
-//! - [`push`]: the remote steps of one push.
+//! - [`push`]: the remote steps of one push;
+//! - [`destinations`]: the `store` blocks and the `cachix` block, and asking
+//!   each over HTTP what it lacks;
+//! - [`closure`]: the `exclude` / `skip_upstream` filters (what a destination
+//!   must hold).
 //!
-//! Read asks the cache for each out path's narinfo over HTTP; a lost path sets
-//! `missing_paths`, which plans an in-place update that pushes again. Destroy
+//! Read asks every destination about every closure path it must hold
+//! (bounded parallel narinfo `HEAD`s, Cachix's batch endpoint); a lost path
+//! sets `missing_paths`, which plans an in-place update that uploads what is
+//! missing. Destroy
 //! only forgets the push: nothing is deleted from the cache. Secrets (signing
 //! keys, Cachix tokens) are sensitive, travel to the builder in 0600 files and
 //! are represented in private state only by a salted HMAC, to notice rotation.
 
+mod closure;
+mod destinations;
 mod push;
 pub mod source;
 mod validate;
@@ -27,8 +35,7 @@ use tf_provider::schema::{AttributeConstraint, AttributeType, NestedBlock, Schem
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
-use crate::cache::cachix::CachixApi;
-use crate::cache::http::{self, HttpAuth, HttpCache};
+use crate::cache::http;
 use crate::cache::store;
 use crate::context::{plan_pin, Context, PlannedPin, Purpose, SeenKeys, Shared, SshBlock, Target};
 use crate::resources::timeouts::{self, Defaults, Operation, Timeouts};
@@ -52,6 +59,8 @@ pub const TIMEOUTS: Defaults = Defaults {
 };
 
 type Strings = Value<Vec<Value<String>>>;
+/// A number per destination name (`store.uri`, or `cachix:NAME`).
+type Counts = Value<BTreeMap<String, Value<i64>>>;
 
 #[derive(Serialize, Deserialize, Clone, Default, PartialEq)]
 pub struct StoreDest {
@@ -93,10 +102,15 @@ pub struct CachePushState {
     pub build_args: Strings,
     #[serde(default)]
     pub triggers: Value<BTreeMap<String, Value<String>>>,
-    #[serde(with = "crate::schema::optional_block", default)]
-    pub store: Value<StoreDest>,
+    /// Repeatable; a 0.1.0 state (at most one block) decodes unchanged.
+    #[serde(with = "destinations::repeated_block", default)]
+    pub store: Value<Vec<StoreDest>>,
     #[serde(with = "crate::schema::optional_block", default)]
     pub cachix: Value<CachixDest>,
+    #[serde(default)]
+    pub exclude: Strings,
+    #[serde(default)]
+    pub skip_upstream: Strings,
     #[serde(with = "crate::schema::optional_block", default)]
     pub timeouts: Value<Timeouts>,
     // Computed.
@@ -119,6 +133,10 @@ pub struct CachePushState {
     #[serde(default)]
     pub missing_paths: Value<i64>,
     #[serde(default)]
+    pub pushed_paths_by_destination: Counts,
+    #[serde(default)]
+    pub missing_paths_by_destination: Counts,
+    #[serde(default)]
     pub cache_url: Value<String>,
 }
 
@@ -130,6 +148,10 @@ pub struct PushPrivate {
     pub salt: String,
     #[serde(default)]
     pub secrets: String,
+    /// The references among `closure_paths`, kept when `exclude` or
+    /// `skip_upstream` is set (the refresh needs them to apply the filters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<closure::Graph>,
 }
 
 fn strings(list: &Strings) -> Vec<String> {
@@ -151,54 +173,95 @@ fn known_strings(list: Vec<String>) -> Strings {
 fn effective_secrets(
     state: &CachePushState,
     configured: &Context,
-) -> Option<Vec<(&'static str, Option<String>)>> {
-    match (&state.store, &state.cachix) {
-        (_, Value::Value(c)) => Some(vec![
-            (
-                "cachix_auth_token",
-                configured.cachix.auth_token(&c.auth_token).known()?,
-            ),
-            (
-                "cachix_signing_key",
-                configured.cachix.signing_key(&c.signing_key).known()?,
-            ),
-        ]),
-        (Value::Value(s), _) => Some(vec![(
-            "store_secret_key",
+) -> Option<Vec<(String, Option<String>)>> {
+    if state.store.is_unknown() || state.cachix.is_unknown() {
+        return None;
+    }
+    let mut secrets = Vec::new();
+    if let Value::Value(c) = &state.cachix {
+        secrets.push((
+            "cachix_auth_token".to_string(),
+            configured.cachix.auth_token(&c.auth_token).known()?,
+        ));
+        secrets.push((
+            "cachix_signing_key".to_string(),
+            configured.cachix.signing_key(&c.signing_key).known()?,
+        ));
+    }
+    for (i, s) in destinations::stores(state).iter().enumerate() {
+        // The first store keeps 0.1.0's name, so its fingerprint still matches.
+        let name = match i {
+            0 => "store_secret_key".to_string(),
+            i => format!("store_secret_key[{i}]"),
+        };
+        secrets.push((
+            name,
             match &s.secret_key {
                 Value::Unknown => return None,
                 v => v.as_ref_option().map(|k| k.expose().to_string()),
             },
-        )]),
-        _ => Some(vec![]),
+        ));
     }
+    Some(secrets)
 }
 
-/// Which destination this is (its kind and address): a change pushes again.
+/// Which destinations these are (kind and address, in order): a change
+/// pushes again. One store keeps 0.1.0's identity (`store URI`).
 fn destination_identity(state: &CachePushState) -> Value<String> {
-    match (&state.store, &state.cachix) {
-        (Value::Value(s), _) => s.uri.as_ref_option().map(|u| format!("store {u}")).into(),
-        (_, Value::Value(c)) => c
-            .cache
-            .as_ref_option()
-            .map(|n| format!("cachix {n}"))
-            .into(),
-        (Value::Unknown, _) | (_, Value::Unknown) => Value::Unknown,
-        _ => Value::Null,
+    if state.store.is_unknown() || state.cachix.is_unknown() {
+        return Value::Unknown;
+    }
+    let mut parts = Vec::new();
+    for s in destinations::stores(state) {
+        match &s.uri {
+            Value::Value(u) => parts.push(format!("store {u}")),
+            Value::Unknown => return Value::Unknown,
+            Value::Null => {}
+        }
+    }
+    if let Value::Value(c) = &state.cachix {
+        match &c.cache {
+            Value::Value(n) => parts.push(format!("cachix {n}")),
+            Value::Unknown => return Value::Unknown,
+            Value::Null => {}
+        }
+    }
+    if parts.is_empty() {
+        Value::Null
+    } else {
+        Value::Value(parts.join("\n"))
     }
 }
 
-/// `cache_url` as far as it is known at plan time: for a store, the presence
-/// URL (or null); for Cachix, whatever the API will say (unknown).
+/// `cache_url` as far as it is known at plan time: that of the first
+/// destination; for a store, the presence URL (or null); for Cachix,
+/// whatever the API will say (unknown).
 fn planned_cache_url(state: &CachePushState) -> Value<String> {
     match &state.store {
-        Value::Value(s) => match (&s.uri, &s.public_url) {
+        Value::Value(stores) if !stores.is_empty() => match (&stores[0].uri, &stores[0].public_url)
+        {
             (Value::Value(uri), Value::Value(url)) => store::presence_url(uri, Some(url)).into(),
             (Value::Value(uri), Value::Null) => store::presence_url(uri, None).into(),
             _ => Value::Unknown,
         },
         _ => Value::Unknown,
     }
+}
+
+fn fingerprint(salt: &str, secrets: &[(String, Option<String>)]) -> String {
+    let named: Vec<(&str, Option<String>)> = secrets
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.clone()))
+        .collect();
+    crate::secrets::fingerprint(salt, &named)
+}
+
+fn counts(map: &BTreeMap<String, usize>) -> Counts {
+    Value::Value(
+        map.iter()
+            .map(|(k, v)| (k.clone(), Value::Value(*v as i64)))
+            .collect(),
+    )
 }
 
 pub struct CachePushResource {
@@ -214,22 +277,12 @@ impl CachePushResource {
         }
     }
 
-    /// Credentials for narinfo checks at `url`.
-    fn http_auth(&self, state: &CachePushState, configured: &Context, url: &str) -> HttpAuth {
-        if let Value::Value(c) = &state.cachix {
-            return match configured.cachix.auth_token(&c.auth_token).secret() {
-                Some(token) => HttpAuth::Bearer(token.expose().to_string()),
-                None => HttpAuth::None,
-            };
-        }
-        if let Value::Value(s) = &state.store {
-            if let (Value::Value(file), Some(host)) = (&s.netrc_file, store::url_host(url)) {
-                if let Ok(text) = std::fs::read_to_string(source::expand(file)) {
-                    return http::netrc_lookup(&text, host).unwrap_or_default();
-                }
-            }
-        }
-        HttpAuth::None
+    fn filters(&self, state: &CachePushState) -> closure::Filters {
+        closure::Filters::new(
+            &self.client,
+            &strings(&state.exclude),
+            &strings(&state.skip_upstream),
+        )
     }
 
     fn request(
@@ -252,59 +305,20 @@ impl CachePushResource {
             },
             _ => push::Origin::None,
         };
-        let destination = match (&state.store, &state.cachix) {
-            (Value::Value(s), _) => {
-                let uri = s.uri.as_ref_option().cloned().unwrap_or_default();
-                let presence =
-                    store::presence_url(&uri, s.public_url.as_ref_option().map(String::as_str))
-                        .map(|url| {
-                            HttpCache::new(
-                                self.client.clone(),
-                                &url,
-                                self.http_auth(state, configured, &url),
-                            )
-                        });
-                push::Destination::Store {
-                    uri,
-                    secret_key: s.secret_key.as_ref_option().cloned(),
-                    presence,
-                }
-            }
-            (_, Value::Value(c)) => {
-                let auth_token = configured
-                    .cachix
-                    .auth_token(&c.auth_token)
-                    .secret()
-                    .cloned();
-                let signing_key = configured
-                    .cachix
-                    .signing_key(&c.signing_key)
-                    .secret()
-                    .cloned();
-                push::Destination::Cachix {
-                    cache: c.cache.as_ref_option().cloned().unwrap_or_default(),
-                    api: CachixApi::new(
-                        self.client.clone(),
-                        &configured.cachix.api_url,
-                        auth_token.as_ref().map(Secret::expose),
-                    ),
-                    auth_token,
-                    signing_key,
-                }
-            }
-            _ => {
-                diags.error_short(
-                    "No destination: add a `store` or `cachix` block",
-                    AttributePath::new("store"),
-                );
-                return None;
-            }
-        };
+        let destinations = destinations::resolve(state, configured, &self.client);
+        if destinations.is_empty() {
+            diags.error_short(
+                "No destination: add a `store` or `cachix` block",
+                AttributePath::new("store"),
+            );
+            return None;
+        }
         Some(push::Request {
             origin,
             installables: strings(&state.installables),
             build_args: strings(&state.build_args),
-            destination,
+            destinations,
+            filters: self.filters(state),
             time_limit,
         })
     }
@@ -396,13 +410,17 @@ impl CachePushResource {
         state.out_paths = known_strings(outcome.out_paths);
         state.closure_nar_size = Value::Value(outcome.closure.nar_size as i64);
         state.closure_paths = known_strings(outcome.closure.paths);
-        state.pushed_paths = Value::Value(outcome.pushed as i64);
+        state.pushed_paths = Value::Value(outcome.pushed.values().sum::<usize>() as i64);
+        state.pushed_paths_by_destination = counts(&outcome.pushed);
         state.missing_paths = Value::Value(0);
+        state.missing_paths_by_destination =
+            counts(&outcome.pushed.keys().map(|k| (k.clone(), 0)).collect());
         state.cache_url = outcome.cache_url.into();
         let salt = crate::secrets::random_salt();
         let private = effective_secrets(&state, &configured).map(|secrets| PushPrivate {
-            secrets: crate::secrets::fingerprint(&salt, &secrets),
+            secrets: fingerprint(&salt, &secrets),
             salt,
+            graph: outcome.graph,
         });
         Some((state, private))
     }
@@ -425,10 +443,10 @@ impl Resource for CachePushResource {
     type ProviderMetaState<'a> = ValueEmpty;
 
     fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        let store_block = NestedBlock::Optional(block(
-            "Push with `nix copy --to` to any store Nix can write.",
+        let store_block = NestedBlock::List(block(
+            "Push with `nix copy --to` to any store Nix can write. Repeat the block to push to several stores (each gets only what it lacks); it can be combined with one `cachix` block.",
             vec![
-                ("uri", required_string("Destination store, as `nix copy --to` takes it: `https://…`/`http://…` (HTTP PUT), `s3://bucket?…`, `file:///dir`, `ssh-ng://user@host`, `ssh://…`, `gs://…`. Changing it plans a new push.")),
+                ("uri", required_string("Destination store, as `nix copy --to` takes it: `https://…`/`http://…` (HTTP PUT), `s3://bucket?…`, `file:///dir`, `ssh-ng://user@host`, `ssh://…`, `gs://…`. Each `store` block names a different URI; the URI is the destination's key in `pushed_paths_by_destination` and `missing_paths_by_destination`. Changing it plans a new push.")),
                 ("secret_key", sensitive(optional_string("Binary-cache secret key (`name:base64`, as `nix-store --generate-binary-cache-key` writes) to sign the uploaded paths with. It travels to the builder in a 0600 file that is removed after the push; it is never on a command line. Paths the cache already has are not re-signed."))),
                 ("public_url", optional_string("HTTP(S) URL where the cache serves `<hash>.narinfo`, for presence checks when `uri` is not HTTP (e.g. the website of an S3 bucket). Without it, a non-HTTP store is asked through Nix on the builder at push time, and refresh cannot notice lost paths.")),
                 ("netrc_file", optional_string("netrc file on the machine running Terraform with basic-auth credentials for presence checks of a private cache (the format of Nix's `netrc-file`; the entry for the cache's host is used, else `default`). Uploads use the builder's own Nix configuration.")),
@@ -455,7 +473,7 @@ impl Resource for CachePushResource {
         Some(Schema {
             version: 1,
             block: block(
-                "Builds flake installables on a builder over SSH and uploads their closure to a binary cache: any store `nix copy --to` writes (`store` block) or Cachix (`cachix` block). Paths the cache already has are not uploaded again. On refresh, each out path's `<hash>.narinfo` is requested from the cache; a path the cache lost plans a new push. Destroying the resource only removes it from the state: nothing is deleted from the cache.",
+                "Builds flake installables on a builder over SSH and uploads their closure to binary caches: any store `nix copy --to` writes (`store` blocks, repeatable) and/or Cachix (`cachix` block). Each destination gets only the paths it lacks. What a destination must hold is the closure of `out_paths`, less the paths `exclude` or `skip_upstream` filter out that no kept path references: Nix refuses to add a path to a binary cache that lacks its references, so a filtered path that a kept path depends on is uploaded anyway. On refresh, every destination is asked about every path it must hold (narinfo `HEAD` requests, a bounded number at a time over kept-alive connections; Cachix through its batch narinfo endpoint); a path a cache lost, out path or dependency, plans an update that uploads only what is missing. An unreachable cache is a warning. Destroying the resource only removes it from the state: nothing is deleted from any cache.",
                 vec![
                     ("host", required_string("Builder to build and upload on (host name or IP address). Changing it plans a new push.")),
                     ("flake", optional_string("Flake reference the builder fetches, e.g. `git+https://example.com/repo.git?ref=main&rev=<sha>` or `github:owner/repo/<rev>`. Pin a revision: the reference is built again only when it changes. Conflicts with `source`.")),
@@ -463,6 +481,8 @@ impl Resource for CachePushResource {
                     ("source_keep", optional_number("How many uploaded `source` trees the builder keeps: after building, a push removes the least recently used trees beyond this many. A tree a running push uses is never removed. Default `5`; `0` never removes any. Changing it changes nothing until the next push.")),
                     ("installables", attribute(list_of_strings(), AttributeConstraint::Required, "What to build. With `flake` or `source`: attribute paths inside that flake, as written after `#` (`hello`, `packages.x86_64-linux.hello`, `hello^out,dev`). Without either: full installables (`nixpkgs#hello`, `/nix/store/…-x.drv^out`). Changing them plans a new push.")),
                     ("build_args", attribute(list_of_strings(), AttributeConstraint::Optional, "Extra arguments for `nix build`, e.g. `[\"--option\", \"sandbox\", \"false\"]`. Each element is one argument. Changing them plans a new push.")),
+                    ("exclude", attribute(list_of_strings(), AttributeConstraint::Optional, "Regular expressions (Rust `regex` syntax) matched against the name of each closure path, the part after `<hash>-` (`hello-2.12`, `glibc-2.39-52`), anywhere in the name unless anchored with `^…$`. A matching path is neither uploaded nor required on refresh unless a kept path references it, directly or through other paths: a binary cache must hold every reference of a path it holds (Nix refuses the upload otherwise), so such a path is uploaded anyway. In practice this leaves out out paths and their private dependencies (e.g. `-doc$` outputs of `installables = [\"hello^*\"]`). Changing the list plans a push of what is then missing.")),
+                    ("skip_upstream", attribute(list_of_strings(), AttributeConstraint::Optional, "Binary cache URLs (`https://…` or `http://…`, e.g. `https://cache.nixos.org`) that clients also substitute from. A closure path one of them serves (its `<hash>.narinfo` answers) is not uploaded and not required on refresh, unless a kept path references it (the same rule as `exclude`: a path the destination must hold needs its whole closure there). They are asked only when a destination lacks something: a path that disappears upstream and is missing at a destination plans a push. Unreachable upstream caches count as not serving anything during a push (it uploads more), and as a warning during refresh.")),
                     ("triggers", attribute(AttributeType::Map(AttributeType::String.into()), AttributeConstraint::Optional, "Arbitrary values; changing any plans a new push (like `null_resource.triggers`).")),
                     ("id", computed(AttributeType::String, "Identifier of this push (a hash of the destination and the out paths).")),
                     ("host_key", computed(AttributeType::String, "Public host key the builder presented on the first push, pinned: later connections must present it.")),
@@ -471,9 +491,11 @@ impl Resource for CachePushResource {
                     ("out_paths", computed(list_of_strings(), "Store paths the installables built, in installable order (outputs of one installable in output-name order).")),
                     ("closure_paths", computed(list_of_strings(), "Every store path in the closure of `out_paths` (sorted): what the cache must hold.")),
                     ("closure_nar_size", computed(AttributeType::Number, "Sum of the NAR sizes of `closure_paths`, in bytes.")),
-                    ("pushed_paths", computed(AttributeType::Number, "How many store paths the last push uploaded; paths the cache already had are not counted (a fully cached closure gives 0).")),
-                    ("missing_paths", computed(AttributeType::Number, "How many out paths the cache lacked at the last refresh. Non-zero plans an update that pushes again.")),
-                    ("cache_url", computed(AttributeType::String, "URL where narinfos are checked: the HTTP(S) store URI, `store.public_url`, or the Cachix cache's URI. Null for a non-HTTP store without `public_url`.")),
+                    ("pushed_paths", computed(AttributeType::Number, "How many store paths the last push uploaded, summed over destinations; paths a destination already had are not counted (a fully cached closure gives 0).")),
+                    ("missing_paths", computed(AttributeType::Number, "How many closure paths the destinations lacked at the last refresh, summed over destinations (only paths a destination must hold: see `exclude` and `skip_upstream`). Non-zero plans an update that uploads what is missing; the plan shows the count. A non-HTTP store without `public_url` is not checked on refresh.")),
+                    ("pushed_paths_by_destination", computed(AttributeType::Map(AttributeType::Number.into()), "`pushed_paths` per destination, keyed by `store.uri` or `cachix:<cache>`.")),
+                    ("missing_paths_by_destination", computed(AttributeType::Map(AttributeType::Number.into()), "`missing_paths` per destination at the last refresh, keyed like `pushed_paths_by_destination` (destinations that cannot be checked over HTTP keep their last value).")),
+                    ("cache_url", computed(AttributeType::String, "URL where the first destination serves narinfos: the HTTP(S) store URI, `store.public_url`, or the Cachix cache's URI. Null for a non-HTTP store without `public_url`.")),
                 ],
                 vec![
                     ("ssh", ssh_block(true)),
@@ -497,36 +519,26 @@ impl Resource for CachePushResource {
         private_state: Self::PrivateState<'a>,
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        let (Value::Value(url), Value::Value(_)) = (&state.cache_url, &state.out_paths) else {
-            return Some((state, private_state));
-        };
-        let configured = self.shared.get(diags)?;
-        let out_paths = strings(&state.out_paths);
-        let hashes: Result<Vec<String>, String> = out_paths
-            .iter()
-            .map(|p| crate::nix::store_path::StorePath::parse(p).map(|s| s.hash().to_string()))
-            .collect();
-        let Ok(hashes) = hashes else {
-            return Some((state, private_state));
-        };
-        let cache = HttpCache::new(
-            self.client.clone(),
-            url,
-            self.http_auth(&state, &configured, url),
-        );
-        match cache.missing(&hashes).await {
-            Ok(missing) => {
-                if !missing.is_empty() {
-                    tracing::info!(cache = %url, "the cache lost {} of {} out paths", missing.len(), hashes.len());
-                }
-                state.missing_paths = Value::Value(missing.len() as i64);
-            }
-            Err(e) => diags.warning(
-                "Cannot check the binary cache",
-                format!("{e}. The push is kept as it was; the next refresh checks again."),
-                AttributePath::new("cache_url"),
-            ),
+        let mut closure = strings(&state.closure_paths);
+        if closure.is_empty() {
+            closure = strings(&state.out_paths);
         }
+        if closure.is_empty() {
+            return Some((state, private_state));
+        }
+        let configured = self.shared.get(diags)?;
+        let destinations = destinations::resolve(&state, &configured, &self.client);
+        let (total, per) = destinations::refresh(
+            &destinations,
+            &self.filters(&state),
+            &closure,
+            private_state.as_ref().and_then(|p| p.graph.as_ref()),
+            &state.missing_paths_by_destination,
+            diags,
+        )
+        .await;
+        state.missing_paths = Value::Value(total);
+        state.missing_paths_by_destination = per;
         Some((state, private_state))
     }
 
@@ -558,6 +570,8 @@ impl Resource for CachePushResource {
         state.closure_nar_size = Value::Unknown;
         state.pushed_paths = Value::Unknown;
         state.missing_paths = Value::Value(0);
+        state.pushed_paths_by_destination = Value::Unknown;
+        state.missing_paths_by_destination = Value::Unknown;
         state.cache_url = planned_cache_url(&state);
         Some((state, None))
     }
@@ -609,24 +623,29 @@ impl Resource for CachePushResource {
             || state.build_args != prior_state.build_args
             || state.triggers != prior_state.triggers
             || destination_changed;
+        // Other filters change what the destinations must hold.
+        let filters_changed = strings(&state.exclude) != strings(&prior_state.exclude)
+            || strings(&state.skip_upstream) != strings(&prior_state.skip_upstream);
 
         // Push again when the inputs changed, the cache lost a path or a secret rotated.
         let configured = self.shared.get(diags)?;
         let rotated = match (&prior_private_state, effective_secrets(&state, &configured)) {
             (Some(private), Some(secrets)) => {
-                crate::secrets::fingerprint(&private.salt, &secrets) != private.secrets
+                fingerprint(&private.salt, &secrets) != private.secrets
             }
             (Some(_), None) => true,
             (None, _) => false,
         };
         let lost = matches!(prior_state.missing_paths, Value::Value(n) if n > 0);
-        let again = changed || lost || rotated;
+        let again = changed || filters_changed || lost || rotated;
         if again {
             state.out_paths = Value::Unknown;
             state.closure_paths = Value::Unknown;
             state.closure_nar_size = Value::Unknown;
             state.pushed_paths = Value::Unknown;
             state.missing_paths = Value::Value(0);
+            state.pushed_paths_by_destination = Value::Unknown;
+            state.missing_paths_by_destination = Value::Unknown;
         }
         if changed {
             // The id names the destination and the out paths.
@@ -661,7 +680,7 @@ impl Resource for CachePushResource {
         );
         // A changed public_url moves where presence is checked.
         let cache_url = planned_cache_url(&state);
-        if state.store.is_value() {
+        if !destinations::stores(&state).is_empty() {
             state.cache_url = cache_url;
         } else if again {
             state.cache_url = Value::Unknown;

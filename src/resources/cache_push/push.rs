@@ -1,34 +1,22 @@
-//! One push, step by step, on a connected builder: put the source in place,
-//! build, describe the closure, ask the destination what it lacks, upload
-//! only that. Each step's failure names the host, the step and the tail of the
-//! remote output (for a build, the end of the build log).
+//! One push, step by step, on a connected builder: one remote command takes
+//! the `source` tree, builds (one flake evaluation) and describes the
+//! closure; then each destination is asked what it lacks of the closure
+//! (after the filters), and only that is uploaded, destination by
+//! destination. Each step's failure names the host, the step and the tail of
+//! the remote output (for a build, the end of the build log).
+
+use std::collections::BTreeMap;
 
 use tf_provider::AttributePath;
 
-use crate::cache::cachix::{self, CachixApi};
-use crate::cache::http::{HttpCache, HttpError};
-use crate::nix::build_output::{out_paths_of, parse_path_info, Closure};
-use crate::nix::store_path::StorePath;
+use crate::cache::cachix;
+use crate::nix::build_output::{out_paths_of, parse_path_info, Closure, PathInfo};
 use crate::secrets::Secret;
 use crate::ssh::{Remote, SshError};
 
+use super::closure::{Filters, Graph};
+use super::destinations::{Destination, Kind};
 use super::source;
-
-/// Where the closure goes, with everything resolved (secrets included).
-pub enum Destination {
-    Store {
-        uri: String,
-        secret_key: Option<Secret>,
-        /// Where narinfos can be asked for over HTTP, if anywhere.
-        presence: Option<HttpCache>,
-    },
-    Cachix {
-        cache: String,
-        api: CachixApi,
-        auth_token: Option<Secret>,
-        signing_key: Option<Secret>,
-    },
-}
 
 /// Where the installables come from.
 pub enum Origin {
@@ -48,7 +36,8 @@ pub struct Request {
     pub origin: Origin,
     pub installables: Vec<String>,
     pub build_args: Vec<String>,
-    pub destination: Destination,
+    pub destinations: Vec<Destination>,
+    pub filters: Filters,
     /// The push's time limit: how long an uploaded tree stays leased.
     pub time_limit: std::time::Duration,
 }
@@ -57,7 +46,10 @@ pub struct Outcome {
     pub source_hash: Option<String>,
     pub out_paths: Vec<String>,
     pub closure: Closure,
-    pub pushed: usize,
+    /// The references among the closure paths, when filters are set.
+    pub graph: Option<Graph>,
+    /// Per destination (by name): how many paths this push uploaded there.
+    pub pushed: BTreeMap<String, usize>,
     pub cache_url: Option<String>,
 }
 
@@ -97,210 +89,183 @@ async fn nix(remote: &Remote, step: &str, args: &[&str]) -> Result<String, SshEr
         .map(|out| out.stdout_text())
 }
 
-/// A `source` tree placed on the builder, under a lease that keeps pruning
-/// away from it until [`release_source`].
-struct PlacedSource {
-    flake: String,
-    hash: String,
-    lease: String,
+/// The content hash of `source`, which must be what the plan saw.
+fn check_source(path: &str, planned_hash: Option<&str>) -> Result<String, Failure> {
+    let hash = source::content_hash(path)
+        .map_err(|e| Failure::new("Cannot read source", e, AttributePath::new("source")))?;
+    if planned_hash.is_some_and(|planned| planned != hash) {
+        return Err(source_changed(path, &hash, planned_hash));
+    }
+    Ok(hash)
 }
 
-/// Put `source` on the builder (uploading it unless a verified copy is there).
-async fn place_source(
-    remote: &Remote,
-    path: &str,
-    planned_hash: Option<&str>,
-    lease_for: std::time::Duration,
-) -> Result<PlacedSource, Failure> {
+fn source_changed(path: &str, hash: &str, planned_hash: Option<&str>) -> Failure {
+    Failure::new(
+        "Source changed after the plan",
+        format!("`{path}` hashes to {hash}, the plan had {}: run terraform apply again to push the current tree", planned_hash.unwrap_or_default()),
+        AttributePath::new("source"),
+    )
+}
+
+/// Upload `source` (hashed `hash`) to the builder's content-addressed copies.
+async fn upload_source(remote: &Remote, path: &str, hash: &str) -> Result<(), Failure> {
     let at = || AttributePath::new("source");
-    let hash =
-        source::content_hash(path).map_err(|e| Failure::new("Cannot read source", e, at()))?;
-    let changed = |hash: &str| {
-        Failure::new(
-            "Source changed after the plan",
-            format!("`{path}` hashes to {hash}, the plan had {}: run terraform apply again to push the current tree", planned_hash.unwrap_or_default()),
-            at(),
-        )
-    };
-    if planned_hash.is_some_and(|planned| planned != hash) {
-        return Err(changed(&hash));
+    let (archived_hash, tar) =
+        source::archive(path).map_err(|e| Failure::new("Cannot read source", e, at()))?;
+    if archived_hash != hash {
+        return Err(source_changed(path, &archived_hash, Some(hash)));
     }
-    let lease = crate::secrets::random_hex();
-    // The lease outlives the push's own time limit by a margin.
-    let seconds = (lease_for.as_secs() + 600).to_string();
-    let present = remote
+    tracing::info!(host = %remote.endpoint(), bytes = tar.len(), "uploading source {hash}");
+    let dir = remote
         .run_script(
-            "find source",
+            "upload source",
             crate::scripts::SOURCE,
-            &["use", &hash, &lease, &seconds],
-            None,
+            &["unpack", hash],
+            Some(&tar),
             false,
         )
         .await
-        .map_err(|e| Failure::ssh("Cannot check the source on the builder", e, at()))?
+        .map_err(|e| Failure::ssh("Cannot upload the source to the builder", e, at()))?
         .stdout_text();
-    let dir = if present.trim().is_empty() {
-        let (archived_hash, tar) =
-            source::archive(path).map_err(|e| Failure::new("Cannot read source", e, at()))?;
-        if archived_hash != hash {
-            return Err(changed(&archived_hash));
-        }
-        tracing::info!(host = %remote.endpoint(), bytes = tar.len(), "uploading source {hash}");
-        remote
-            .run_script(
-                "upload source",
-                crate::scripts::SOURCE,
-                &["unpack", &hash],
-                Some(&tar),
-                false,
-            )
-            .await
-            .map_err(|e| Failure::ssh("Cannot upload the source to the builder", e, at()))?
-            .stdout_text()
-    } else {
-        present
-    };
-    let dir = dir.trim().to_string();
-    if !dir.starts_with('/') {
+    if !dir.trim().starts_with('/') {
         return Err(Failure::new(
             "Cannot place the source on the builder",
-            format!("source.sh printed `{dir}`, not a directory"),
+            format!("source.sh printed `{}`, not a directory", dir.trim()),
             at(),
         ));
     }
-    Ok(PlacedSource {
-        flake: format!("path:{dir}"),
-        hash,
-        lease,
-    })
+    Ok(())
 }
 
-/// Drop the push's lease and prune uploaded trees beyond `keep` (0: none).
-/// Best effort: a failure only delays pruning until the next push.
-async fn release_source(remote: &Remote, lease: &str, keep: u64) {
-    if let Err(e) = remote
-        .run_script(
-            "prune sources",
-            crate::scripts::SOURCE,
-            &["release", lease, &keep.to_string()],
-            None,
-            false,
-        )
-        .await
-    {
-        tracing::warn!(host = %remote.endpoint(), "cannot prune uploaded sources: {e}");
-    }
+/// What the build step printed: the out paths (in installable order; outputs
+/// of one installable in output-name order; duplicates once) and the
+/// closure's path infos, or that the `source` tree is not on the builder yet.
+enum Built {
+    SourceMissing,
+    Done {
+        out_paths: Vec<String>,
+        infos: Vec<PathInfo>,
+    },
 }
 
-/// Build the installables; out paths in installable order.
-async fn build(
-    remote: &Remote,
-    installables: &[String],
-    build_args: &[String],
-) -> Result<Vec<String>, Failure> {
-    let at = || AttributePath::new("installables");
-    let mut args: Vec<&str> = vec!["build", "--json", "--no-link", "--print-build-logs"];
-    args.extend(build_args.iter().map(String::as_str));
-    let all = {
-        let mut all = args.clone();
-        all.extend(installables.iter().map(String::as_str));
-        all
-    };
-    tracing::info!(host = %remote.endpoint(), "building {}", installables.join(" "));
-    let text = nix(remote, "nix build", &all).await.map_err(|e| match e {
-        SshError::CommandFailed { host, exit, tail, .. } => Failure::new(
-            "Build failed",
-            format!(
-                "`nix build` on {host} failed (exit status {}); last lines of the build log:\n{tail}",
-                exit.map_or("none".to_string(), |c| c.to_string())
-            ),
-            at(),
-        ),
-        other => Failure::ssh("Build failed", other, at()),
-    })?;
-    if installables.len() == 1 {
-        return out_paths_of(&text)
-            .map_err(|e| Failure::new("Unexpected nix build output", e, at()));
+fn parse_built(text: &str) -> Result<Built, String> {
+    if text.trim() == "source-missing" {
+        return Ok(Built::SourceMissing);
     }
-    // `nix build --json` lists results by derivation, not by installable: ask
-    // for each installable's outputs (already built: no build happens).
-    let mut out = Vec::new();
-    for (i, installable) in installables.iter().enumerate() {
-        let mut one = args.clone();
-        one.retain(|a| *a != "--print-build-logs");
-        one.push(installable);
-        let text = nix(remote, "nix build (outputs)", &one)
-            .await
-            .map_err(|e| Failure::ssh("Cannot read build outputs", e, at().index(i as i64)))?;
-        for p in out_paths_of(&text)
-            .map_err(|e| Failure::new("Unexpected nix build output", e, at().index(i as i64)))?
-        {
-            if !out.contains(&p) {
-                out.push(p);
-            }
+    let mut built = Vec::new();
+    let mut infos = None;
+    for line in text.lines() {
+        let line = line.trim_start_matches('\r');
+        if let Some(rest) = line.strip_prefix("built\t") {
+            let (index, json) = rest
+                .split_once('\t')
+                .and_then(|(i, json)| Some((i.parse::<usize>().ok()?, json)))
+                .ok_or_else(|| format!("unexpected line `{line}`"))?;
+            built.push((index, out_paths_of(json)?));
+        } else if let Some(json) = line.strip_prefix("closure\t") {
+            infos = Some(parse_path_info(json)?);
         }
     }
-    Ok(out)
-}
-
-async fn closure(remote: &Remote, out_paths: &[String]) -> Result<Closure, Failure> {
-    let at = || AttributePath::new("installables");
-    let mut args = vec!["path-info", "--json", "--recursive"];
-    args.extend(out_paths.iter().map(String::as_str));
-    let text = nix(remote, "nix path-info", &args)
-        .await
-        .map_err(|e| Failure::ssh("Cannot list the closure", e, at()))?;
-    let infos =
-        parse_path_info(&text).map_err(|e| Failure::new("Cannot list the closure", e, at()))?;
-    Closure::from_path_info(&infos).map_err(|e| Failure::new("Cannot list the closure", e, at()))
-}
-
-fn hashes(paths: &[String]) -> Result<Vec<String>, String> {
-    paths
-        .iter()
-        .map(|p| StorePath::parse(p).map(|s| s.hash().to_string()))
-        .collect()
-}
-
-fn http_failure(summary: &str, e: HttpError, at: AttributePath) -> Failure {
-    Failure::new(summary, e, at)
-}
-
-/// Closure paths the store lacks: over HTTP when possible, else by asking the
-/// store through Nix on the builder.
-async fn store_missing(
-    remote: &Remote,
-    uri: &str,
-    presence: Option<&HttpCache>,
-    paths: &[String],
-) -> Result<Vec<String>, Failure> {
-    let at = || AttributePath::new("store").index(0).attribute("uri");
-    if let Some(cache) = presence {
-        let hashes = hashes(paths).map_err(|e| Failure::new("Bad store path", e, at()))?;
-        let missing = cache
-            .missing(&hashes)
-            .await
-            .map_err(|e| http_failure("Cannot ask the cache which paths it has", e, at()))?;
-        return Ok(paths
-            .iter()
-            .zip(&hashes)
-            .filter(|(_, h)| missing.contains(h))
-            .map(|(p, _)| p.clone())
-            .collect());
+    let infos = infos.ok_or("no closure description in the output")?;
+    built.sort_by_key(|(index, _)| *index);
+    let mut out_paths: Vec<String> = Vec::new();
+    for path in built.into_iter().flat_map(|(_, paths)| paths) {
+        if !out_paths.contains(&path) {
+            out_paths.push(path);
+        }
     }
-    let mut args = vec!["path-info", "--json", "--store", uri];
-    args.extend(paths.iter().map(String::as_str));
-    // Exit status 0 even for missing paths (reported as `"valid": false`).
-    let text = nix(remote, "query store", &args)
+    if out_paths.is_empty() {
+        return Err("nix build reported no outputs".into());
+    }
+    Ok(Built::Done { out_paths, infos })
+}
+
+/// Run the build step (`push_build.sh`) once.
+async fn run_build_step(
+    remote: &Remote,
+    request: &Request,
+    source: Option<(&str, &str, &str)>,
+    flake: &str,
+) -> Result<Built, Failure> {
+    let at = || AttributePath::new("installables");
+    let (hash, lease, seconds) = source.unwrap_or_default();
+    let keep = match &request.origin {
+        Origin::Source { keep, .. } => keep.to_string(),
+        _ => String::new(),
+    };
+    let nargs = request.build_args.len().to_string();
+    let mut args: Vec<&str> = vec![
+        crate::scripts::NIX,
+        crate::scripts::SOURCE,
+        hash,
+        lease,
+        seconds,
+        &keep,
+        flake,
+        &nargs,
+    ];
+    args.extend(request.build_args.iter().map(String::as_str));
+    args.extend(request.installables.iter().map(String::as_str));
+    tracing::info!(host = %remote.endpoint(), "building {}", request.installables.join(" "));
+    let text = remote
+        .run_script("nix build", crate::scripts::PUSH_BUILD, &args, None, false)
         .await
-        .map_err(|e| Failure::ssh("Cannot ask the store which paths it has", e, at()))?;
-    let infos =
-        parse_path_info(&text).map_err(|e| Failure::new("Cannot ask the store", e, at()))?;
-    Ok(paths
-        .iter()
-        .filter(|p| !infos.iter().any(|i| &i.path == *p && i.valid))
-        .cloned()
-        .collect())
+        .map_err(|e| match e {
+            SshError::CommandFailed { host, exit, tail, .. } => Failure::new(
+                "Build failed",
+                format!(
+                    "`nix build` on {host} failed (exit status {}); last lines of the build log:\n{tail}",
+                    exit.map_or("none".to_string(), |c| c.to_string())
+                ),
+                at(),
+            ),
+            other => Failure::ssh("Build failed", other, at()),
+        })?
+        .stdout_text();
+    parse_built(&text).map_err(|e| Failure::new("Unexpected build output", e, at()))
+}
+
+/// The `source` arguments of the build step.
+fn source_step<'a>(
+    source: &'a Option<(&str, String, String, String)>,
+) -> Option<(&'a str, &'a str, &'a str)> {
+    source
+        .as_ref()
+        .map(|(_, h, l, s)| (h.as_str(), l.as_str(), s.as_str()))
+}
+
+/// Take the source (uploading it if the builder lacks it), build, describe
+/// the closure: one remote command when the builder has the tree.
+async fn build(
+    remote: &Remote,
+    request: &Request,
+) -> Result<(Option<String>, Vec<String>, Vec<PathInfo>), Failure> {
+    let (flake, source) = match &request.origin {
+        Origin::None => (String::new(), None),
+        Origin::Flake(f) => (f.clone(), None),
+        Origin::Source {
+            path, planned_hash, ..
+        } => {
+            let hash = check_source(path, planned_hash.as_deref())?;
+            let lease = crate::secrets::random_hex();
+            // The lease outlives the push's own time limit by a margin.
+            let seconds = (request.time_limit.as_secs() + 600).to_string();
+            (String::new(), Some((path.as_str(), hash, lease, seconds)))
+        }
+    };
+    let mut built = run_build_step(remote, request, source_step(&source), &flake).await?;
+    if let (Built::SourceMissing, Some((path, hash, _, _))) = (&built, &source) {
+        upload_source(remote, path, hash).await?;
+        built = run_build_step(remote, request, source_step(&source), &flake).await?;
+    }
+    match built {
+        Built::Done { out_paths, infos } => Ok((source.map(|s| s.1), out_paths, infos)),
+        Built::SourceMissing => Err(Failure::new(
+            "Cannot place the source on the builder",
+            "the builder still lacks the uploaded tree",
+            AttributePath::new("source"),
+        )),
+    }
 }
 
 async fn push_store(
@@ -377,113 +342,206 @@ async fn push_cachix(
     Ok(())
 }
 
+/// Closure paths a store lacks, asked through Nix on the builder (for a
+/// store that cannot be asked over HTTP).
+async fn store_lacking_via_nix(
+    remote: &Remote,
+    uri: &str,
+    paths: &[String],
+    at: AttributePath,
+) -> Result<Vec<String>, Failure> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut args = vec!["path-info", "--json", "--store", uri];
+    args.extend(paths.iter().map(String::as_str));
+    // Exit status 0 even for missing paths (reported as `"valid": false`).
+    let text = nix(remote, "query store", &args)
+        .await
+        .map_err(|e| Failure::ssh("Cannot ask the store which paths it has", e, at.clone()))?;
+    let infos = parse_path_info(&text).map_err(|e| Failure::new("Cannot ask the store", e, at))?;
+    Ok(paths
+        .iter()
+        .filter(|p| !infos.iter().any(|i| &i.path == *p && i.valid))
+        .cloned()
+        .collect())
+}
+
+/// Closure paths `destination` lacks (over HTTP, else through Nix on the builder).
+async fn lacking(
+    remote: &Remote,
+    destination: &Destination,
+    closure: &[String],
+) -> Result<Vec<String>, Failure> {
+    match destination.lacking(closure).await {
+        Some(result) => result.map_err(|e| {
+            Failure::new(
+                "Cannot ask the destination which paths it has",
+                e,
+                destination.at.clone(),
+            )
+        }),
+        None => match &destination.kind {
+            Kind::Store { uri, .. } => {
+                store_lacking_via_nix(remote, uri, closure, destination.at.clone()).await
+            }
+            Kind::Cachix { .. } => Ok(Vec::new()),
+        },
+    }
+}
+
+/// Upload `paths` to `destination`.
+async fn upload(
+    remote: &Remote,
+    destination: &Destination,
+    paths: &[String],
+) -> Result<(), Failure> {
+    match &destination.kind {
+        Kind::Store {
+            uri, secret_key, ..
+        } => push_store(remote, uri, secret_key.as_ref().map(Secret::expose), paths).await,
+        Kind::Cachix {
+            cache,
+            auth_token,
+            signing_key,
+            ..
+        } => {
+            push_cachix(
+                remote,
+                cache,
+                auth_token.as_ref().map(Secret::expose),
+                signing_key.as_ref().map(Secret::expose),
+                paths,
+            )
+            .await
+        }
+    }
+}
+
+/// Where the first destination serves narinfos (`cache_url`).
+async fn first_cache_url(destinations: &[Destination]) -> Result<Option<String>, Failure> {
+    let Some(first) = destinations.first() else {
+        return Ok(None);
+    };
+    match &first.kind {
+        Kind::Store { presence, .. } => Ok(presence.as_ref().map(|c| c.base_url().to_string())),
+        Kind::Cachix { cache, api, .. } => {
+            let info = api.cache(cache).await.map_err(|e| {
+                Failure::new(
+                    "Cannot look up the Cachix cache",
+                    e,
+                    first.at.clone().attribute("cache"),
+                )
+            })?;
+            Ok(Some(info.uri.trim_end_matches('/').to_string()))
+        }
+    }
+}
+
 /// Run a whole push on `remote`.
 pub async fn run(remote: &Remote, request: &Request) -> Result<Outcome, Failure> {
-    let (base, placed, keep) = match &request.origin {
-        Origin::None => (None, None, 0),
-        Origin::Flake(f) => (Some(f.clone()), None, 0),
-        Origin::Source {
-            path,
-            planned_hash,
-            keep,
-        } => {
-            let placed =
-                place_source(remote, path, planned_hash.as_deref(), request.time_limit).await?;
-            (Some(placed.flake.clone()), Some(placed), *keep)
-        }
-    };
-    let installables: Vec<String> = request
-        .installables
+    let (source_hash, out_paths, infos) = build(remote, request).await?;
+    let closure = Closure::from_path_info(&infos).map_err(|e| {
+        Failure::new(
+            "Cannot list the closure",
+            e,
+            AttributePath::new("installables"),
+        )
+    })?;
+    let sizes: BTreeMap<&str, u64> = infos
         .iter()
-        .map(|i| match &base {
-            Some(flake) => format!("{flake}#{i}"),
-            None => i.clone(),
-        })
+        .map(|i| (i.path.as_str(), i.nar_size))
         .collect();
-    let mut build_args = request.build_args.clone();
-    if placed.is_some() {
-        // The uploaded copy must stay byte for byte the tree that was hashed.
-        build_args.push("--no-write-lock-file".into());
-    }
-    let built = build(remote, &installables, &build_args).await;
-    // Nix has copied the tree into its store: the lease can go.
-    if let Some(placed) = &placed {
-        release_source(remote, &placed.lease, keep).await;
-    }
-    let out_paths = built?;
-    let source_hash = placed.map(|p| p.hash);
-    let closure = closure(remote, &out_paths).await?;
-
-    let (missing, cache_url) = match &request.destination {
-        Destination::Store { uri, presence, .. } => (
-            store_missing(remote, uri, presence.as_ref(), &closure.paths).await?,
-            presence.as_ref().map(|c| c.base_url().to_string()),
-        ),
-        Destination::Cachix { cache, api, .. } => {
-            let at = || AttributePath::new("cachix").index(0).attribute("cache");
-            let info = api
-                .cache(cache)
-                .await
-                .map_err(|e| http_failure("Cannot look up the Cachix cache", e, at()))?;
-            let hashes =
-                hashes(&closure.paths).map_err(|e| Failure::new("Bad store path", e, at()))?;
-            let missing = api
-                .missing(cache, &hashes)
-                .await
-                .map_err(|e| http_failure("Cannot ask Cachix which paths it has", e, at()))?;
-            let missing = closure
-                .paths
-                .iter()
-                .zip(&hashes)
-                .filter(|(_, h)| missing.contains(h))
-                .map(|(p, _)| p.clone())
-                .collect();
-            (missing, Some(info.uri.trim_end_matches('/').to_string()))
-        }
-    };
-    tracing::info!(
-        host = %remote.endpoint(),
-        closure = closure.paths.len(),
-        missing = missing.len(),
-        "destination lacks {} of {} closure paths",
-        missing.len(),
-        closure.paths.len()
-    );
-    if !missing.is_empty() {
-        match &request.destination {
-            Destination::Store {
-                uri, secret_key, ..
-            } => {
-                push_store(
-                    remote,
-                    uri,
-                    secret_key.as_ref().map(Secret::expose),
-                    &missing,
-                )
-                .await?
+    let graph = request
+        .filters
+        .any()
+        .then(|| Graph::from_path_info(&closure.paths, &infos));
+    let cache_url = first_cache_url(&request.destinations).await?;
+    let mut pushed = BTreeMap::new();
+    let mut upstream = None;
+    for destination in &request.destinations {
+        let lacks = lacking(remote, destination, &closure.paths).await?;
+        let lacked = lacks.len();
+        let missing = match request
+            .filters
+            .to_get(&closure.paths, graph.as_ref(), lacks.clone(), &mut upstream)
+            .await
+        {
+            Ok(missing) => missing,
+            Err(e) => {
+                // Uploading too much is safe; leaving the cache incomplete is not.
+                tracing::warn!(
+                    "cannot ask the skip_upstream caches ({e}): they count as serving nothing"
+                );
+                upstream = Some(Default::default());
+                request
+                    .filters
+                    .to_get(&closure.paths, graph.as_ref(), lacks, &mut upstream)
+                    .await
+                    .unwrap_or_default()
             }
-            Destination::Cachix {
-                cache,
-                auth_token,
-                signing_key,
-                ..
-            } => {
-                push_cachix(
-                    remote,
-                    cache,
-                    auth_token.as_ref().map(Secret::expose),
-                    signing_key.as_ref().map(Secret::expose),
-                    &missing,
-                )
-                .await?
-            }
+        };
+        let bytes: u64 = missing.iter().filter_map(|p| sizes.get(p.as_str())).sum();
+        tracing::info!(
+            host = %remote.endpoint(),
+            destination = %destination.name,
+            checked = closure.paths.len(),
+            lacking = lacked,
+            missing = missing.len(),
+            "{}: checked {} closure paths, lacks {lacked}, must get {} ({bytes} NAR bytes)",
+            destination.name,
+            closure.paths.len(),
+            missing.len(),
+        );
+        if !missing.is_empty() {
+            upload(remote, destination, &missing).await?;
+            tracing::info!(
+                host = %remote.endpoint(),
+                destination = %destination.name,
+                uploaded = missing.len(),
+                bytes,
+                "{}: uploaded {} paths, {bytes} NAR bytes",
+                destination.name,
+                missing.len(),
+            );
         }
+        pushed.insert(destination.name.clone(), missing.len());
     }
     Ok(Outcome {
         source_hash,
         out_paths,
         closure,
-        pushed: missing.len(),
+        graph,
+        pushed,
         cache_url,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_build_step() {
+        assert!(matches!(
+            parse_built("source-missing\n"),
+            Ok(Built::SourceMissing)
+        ));
+        let text = "built\t1\t[{\"drvPath\":\"/nix/store/54832j4wwvg1bh9rgbqp8nkfy9h69qcp-nbt-app.drv\",\"outputs\":{\"out\":\"/nix/store/3z85mp8hy1d9h3xhrpw7nmfj9q4va65n-nbt-app\"}}]\nbuilt\t0\t[{\"drvPath\":\"/nix/store/4bxa4ys6dya3qksr6fbfqqcvq6mc89kj-nbt-tool.drv\",\"outputs\":{\"out\":\"/nix/store/am9hm5lmdblnf9qbkmsk7dhq8glcqf46-nbt-tool\"}}]\nclosure\t[{\"path\":\"/nix/store/3z85mp8hy1d9h3xhrpw7nmfj9q4va65n-nbt-app\",\"narSize\":5}]\n";
+        match parse_built(text).unwrap() {
+            Built::Done { out_paths, infos } => {
+                assert_eq!(
+                    out_paths,
+                    [
+                        "/nix/store/am9hm5lmdblnf9qbkmsk7dhq8glcqf46-nbt-tool",
+                        "/nix/store/3z85mp8hy1d9h3xhrpw7nmfj9q4va65n-nbt-app"
+                    ],
+                    "installable order"
+                );
+                assert_eq!(infos[0].nar_size, 5);
+            }
+            Built::SourceMissing => panic!("not missing"),
+        }
+        assert!(parse_built("closure\t[]\n").is_err(), "no outputs");
+    }
 }

@@ -5,7 +5,7 @@
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
-use super::{source, CachePushState};
+use super::{closure, destinations, source, CachePushState};
 use crate::cache::{cachix, store};
 use crate::context::settings::validate_block;
 use crate::ssh::settings::check_host;
@@ -163,51 +163,7 @@ pub fn validate(config: &CachePushState, diags: &mut Diagnostics) {
         }
     }
 
-    // Destination: exactly one of store and cachix.
-    match (&config.store, &config.cachix) {
-        (Value::Null, Value::Null) => diags.error(
-            "No destination",
-            "Add a `store { uri = … }` block (any `nix copy --to` destination) or a `cachix { cache = … }` block",
-            AttributePath::new("store"),
-        ),
-        (Value::Value(_), Value::Value(_)) => diags.error(
-            "Two destinations",
-            "Set either a `store` block or a `cachix` block, not both",
-            AttributePath::new("cachix").index(0),
-        ),
-        _ => {}
-    }
-    if let Value::Value(dest) = &config.store {
-        let at = |name: &'static str| AttributePath::new("store").index(0).attribute(name);
-        match &dest.uri {
-            Value::Value(uri) => {
-                if let Err(e) = store::validate_store_uri(uri) {
-                    diags.error("Invalid store URI", e, at("uri"));
-                }
-            }
-            Value::Null => diags.error("Missing store URI", "`store.uri` is required", at("uri")),
-            Value::Unknown => {}
-        }
-        if let Value::Value(url) = &dest.public_url {
-            if let Err(e) = store::validate_http_url(url) {
-                diags.error("Invalid public_url", e, at("public_url"));
-            }
-        }
-        if let Value::Value(key) = &dest.secret_key {
-            if let Err(e) = store::validate_secret_key(key.expose()) {
-                diags.error("Invalid secret_key", e, at("secret_key"));
-            }
-        }
-        if let Value::Value(file) = &dest.netrc_file {
-            if let Err(e) = std::fs::read_to_string(source::expand(file)) {
-                diags.error(
-                    "Unreadable netrc_file",
-                    format!("`{file}`: {e}"),
-                    at("netrc_file"),
-                );
-            }
-        }
-    }
+    validate_destinations(config, diags);
     if let Value::Value(dest) = &config.cachix {
         let at = |name: &'static str| AttributePath::new("cachix").index(0).attribute(name);
         match &dest.cache {
@@ -239,7 +195,143 @@ pub fn validate(config: &CachePushState, diags: &mut Diagnostics) {
             }
         }
     }
+    validate_filters(config, diags);
     crate::resources::timeouts::validate(&config.timeouts, diags);
+}
+
+/// The `store` blocks and the `cachix` block: at least one, each well formed,
+/// no destination named twice.
+fn validate_destinations(config: &CachePushState, diags: &mut Diagnostics) {
+    if config.store.is_unknown() || config.cachix.is_unknown() {
+        return;
+    }
+    if destinations::stores(config).is_empty() && config.cachix.is_null() {
+        diags.error(
+            "No destination",
+            "Add a `store { uri = … }` block (any `nix copy --to` destination; repeat it for several) or a `cachix { cache = … }` block",
+            AttributePath::new("store"),
+        );
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for (name, at) in destinations::names(config) {
+        let Some(name) = name else { continue };
+        let normal = name.trim_end_matches('/').to_string();
+        if seen.contains(&normal) {
+            let attribute = if name.starts_with("cachix:") {
+                "cache"
+            } else {
+                "uri"
+            };
+            diags.error(
+                "Duplicate destination",
+                format!("`{name}` is named by two blocks: each destination once (a push already gives every destination only what it lacks)"),
+                at.attribute(attribute),
+            );
+        }
+        seen.push(normal);
+    }
+    for (i, dest) in destinations::stores(config).iter().enumerate() {
+        let at = |name: &'static str| AttributePath::new("store").index(i as i64).attribute(name);
+        match &dest.uri {
+            Value::Value(uri) => {
+                if let Err(e) = store::validate_store_uri(uri) {
+                    diags.error("Invalid store URI", e, at("uri"));
+                }
+            }
+            Value::Null => diags.error("Missing store URI", "`store.uri` is required", at("uri")),
+            Value::Unknown => {}
+        }
+        if let Value::Value(url) = &dest.public_url {
+            if let Err(e) = store::validate_http_url(url) {
+                diags.error("Invalid public_url", e, at("public_url"));
+            }
+        }
+        if let Value::Value(key) = &dest.secret_key {
+            if let Err(e) = store::validate_secret_key(key.expose()) {
+                diags.error("Invalid secret_key", e, at("secret_key"));
+            }
+        }
+        if let Value::Value(file) = &dest.netrc_file {
+            if let Err(e) = std::fs::read_to_string(source::expand(file)) {
+                diags.error(
+                    "Unreadable netrc_file",
+                    format!("`{file}`: {e}"),
+                    at("netrc_file"),
+                );
+            }
+        }
+    }
+}
+
+/// `exclude` (regular expressions) and `skip_upstream` (HTTP binary caches
+/// that are not also destinations).
+fn validate_filters(config: &CachePushState, diags: &mut Diagnostics) {
+    let list = |v: &super::Strings| -> Vec<(usize, String)> {
+        v.as_ref_option()
+            .map(|l| {
+                l.iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| s.as_ref_option().map(|s| (i, s.clone())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut seen = Vec::new();
+    for (i, pattern) in list(&config.exclude) {
+        let at = AttributePath::new("exclude").index(i as i64);
+        if let Err(e) = closure::compile_exclude(&pattern) {
+            diags.error("Invalid exclude pattern", format!("`{pattern}`: {e}"), at);
+        } else if seen.contains(&pattern) {
+            diags.error(
+                "Duplicate exclude pattern",
+                format!("`{pattern}` is listed twice"),
+                at,
+            );
+        }
+        seen.push(pattern);
+    }
+    let destinations: Vec<String> = destinations::stores(config)
+        .iter()
+        .filter_map(|s| {
+            store::presence_url(
+                s.uri.as_ref_option()?,
+                s.public_url.as_ref_option().map(String::as_str),
+            )
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for (i, url) in list(&config.skip_upstream) {
+        let at = AttributePath::new("skip_upstream").index(i as i64);
+        let normal = url.trim_end_matches('/').to_string();
+        if let Err(e) = store::validate_http_url(&url) {
+            diags.error(
+                "Invalid skip_upstream URL",
+                format!("{e}: upstream caches are asked over HTTP(S) for `<hash>.narinfo`"),
+                at,
+            );
+        } else if url.contains('?') {
+            diags.error(
+                "Invalid skip_upstream URL",
+                format!("`{url}` has store parameters (`?…`): give the cache's plain URL"),
+                at,
+            );
+        } else if destinations.contains(&normal) {
+            diags.error(
+                "Destination used as upstream",
+                format!(
+                    "`{url}` is also a destination: paths it lacks would never be uploaded to it"
+                ),
+                at,
+            );
+        } else if seen.contains(&normal) {
+            diags.error(
+                "Duplicate skip_upstream URL",
+                format!("`{url}` is listed twice"),
+                at,
+            );
+        }
+        seen.push(normal);
+    }
 }
 
 #[cfg(test)]
