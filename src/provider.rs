@@ -25,7 +25,7 @@ use crate::resources::host::HostDataSource;
 use crate::resources::machines_file::MachinesFileResource;
 use crate::ssh::pool::DEFAULT_MAX_SESSIONS_PER_HOST;
 use crate::ssh::Pool;
-use crate::tfschema::{schema_of, Block, Optional};
+use crate::tfschema::{or_diag, schema_of, Block, Optional};
 
 /// Runs a Nix remote-builder fleet and a binary-cache pipeline over SSH. Nothing needs Nix on the machine that runs Terraform: every Nix command runs on the builders.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default)]
@@ -78,9 +78,7 @@ impl Provider for NixbuildProvider {
     type MetaState<'a> = ValueEmpty;
 
     fn schema(&self, diags: &mut Diagnostics) -> Option<Schema> {
-        provider_schema()
-            .map_err(|e| diags.root_error_short(format!("Internal schema error: {e}")))
-            .ok()
+        or_diag(provider_schema(), diags)
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::Config<'a>) -> Option<()> {

@@ -113,7 +113,15 @@ pub fn schema_of<T: JsonSchema>() -> Result<Schema, String> {
 /// [`schema_of`] for a `schema()` method: an adapter error becomes a
 /// diagnostic (the unit tests make sure there is none).
 pub fn schema_or_diag<T: JsonSchema>(diags: &mut tf_provider::Diagnostics) -> Option<Schema> {
-    schema_of::<T>()
+    or_diag(schema_of::<T>(), diags)
+}
+
+/// A schema, or its adapter error as a diagnostic.
+pub fn or_diag(
+    schema: Result<Schema, String>,
+    diags: &mut tf_provider::Diagnostics,
+) -> Option<Schema> {
+    schema
         .map_err(|e| diags.root_error_short(format!("Internal schema error: {e}")))
         .ok()
 }
