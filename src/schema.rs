@@ -157,14 +157,15 @@ mod tests {
     use tf_provider::value::Value;
 
     #[derive(Serialize, Deserialize, Debug, PartialEq, Default)]
+    #[serde(default)]
     struct Inner {
-        #[serde(default)]
         a: Value<String>,
     }
 
     #[derive(Serialize, Deserialize, Debug, PartialEq, Default)]
+    #[serde(default)]
     struct Outer {
-        #[serde(with = "optional_block", default)]
+        #[serde(with = "optional_block")]
         block: Value<Inner>,
     }
 
