@@ -212,6 +212,18 @@ fn block_of(at: &str, schema: &Json) -> Result<TfBlock, String> {
     })
 }
 
+/// The block inside a nested block, whatever its nesting mode.
+pub fn nested_inner(nested: &NestedBlock) -> &TfBlock {
+    match nested {
+        NestedBlock::Single(b)
+        | NestedBlock::List(b)
+        | NestedBlock::Set(b)
+        | NestedBlock::Map(b)
+        | NestedBlock::Group(b)
+        | NestedBlock::Optional(b) => b,
+    }
+}
+
 /// The Terraform type of one JSON Schema, and whether its values are secrets
 /// (only strings may be).
 fn attribute_type(at: &str, schema: &Map<String, Json>) -> Result<(AttributeType, bool), String> {
@@ -252,6 +264,102 @@ fn attribute_type(at: &str, schema: &Map<String, Json>) -> Result<(AttributeType
         return Err(format!("{at}: only a string can be sensitive"));
     }
     Ok((attr_type, sensitive))
+}
+
+/// Test support: does the Rust type `T` decode and re-encode exactly what
+/// `schema` describes? A value of every attribute's Terraform type (and one
+/// instance of every nested block) is sent as Terraform sends it
+/// (MessagePack), decoded into `T`, and encoded again. A type that does not
+/// match fails the decoding; a schema entry the type lacks is dropped, and a
+/// field the schema lacks appears as an extra key: each difference is
+/// returned with its path. `extra_ok` lists paths of fields the schema leaves
+/// out on purpose (they must come back null).
+#[cfg(test)]
+pub fn definition_differences<T>(schema: &Schema, extra_ok: &[&str]) -> Vec<String>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let sample = sample_block(&schema.block);
+    let bytes = rmp_serde::to_vec_named(&sample).expect("encode the sample");
+    let decoded: T = match rmp_serde::from_slice(&bytes) {
+        Ok(decoded) => decoded,
+        Err(e) => {
+            return vec![format!(
+                "the Rust type does not decode the schema's values: {e}"
+            )]
+        }
+    };
+    let back = serde_json::to_value(&decoded).expect("encode the decoded state");
+    let mut differences = Vec::new();
+    compare("", &sample, &back, extra_ok, &mut differences);
+    differences
+}
+
+#[cfg(test)]
+fn sample_block(block: &TfBlock) -> Json {
+    let mut object = Map::new();
+    for (name, attribute) in &block.attributes {
+        object.insert(name.clone(), sample_value(&attribute.attr_type));
+    }
+    for (name, nested) in &block.blocks {
+        object.insert(
+            name.clone(),
+            Json::Array(vec![sample_block(nested_inner(nested))]),
+        );
+    }
+    Json::Object(object)
+}
+
+#[cfg(test)]
+fn sample_value(attr_type: &AttributeType) -> Json {
+    match attr_type {
+        AttributeType::String => Json::String("s".into()),
+        AttributeType::Number => Json::from(2),
+        AttributeType::Bool => Json::Bool(true),
+        AttributeType::List(t) | AttributeType::Set(t) => Json::Array(vec![sample_value(t)]),
+        AttributeType::Map(t) => Json::Object(Map::from_iter([("k".into(), sample_value(t))])),
+        other => panic!("no sample for {other:?}"),
+    }
+}
+
+#[cfg(test)]
+fn compare(at: &str, sent: &Json, back: &Json, extra_ok: &[&str], out: &mut Vec<String>) {
+    let path = |key: &str| {
+        if at.is_empty() {
+            key.to_string()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    match (sent, back) {
+        (Json::Object(sent), Json::Object(back)) => {
+            for (key, value) in sent {
+                match back.get(key) {
+                    Some(b) => compare(&path(key), value, b, extra_ok, out),
+                    None => out.push(format!(
+                        "{}: in the schema, not in the Rust type",
+                        path(key)
+                    )),
+                }
+            }
+            for (key, value) in back {
+                let extra = path(key);
+                let expected = sent.contains_key(key)
+                    || (extra_ok.contains(&extra.as_str()) && value.is_null());
+                if !expected {
+                    out.push(format!("{extra}: in the Rust type, not in the schema"));
+                }
+            }
+        }
+        (Json::Array(sent), Json::Array(back)) if sent.len() == back.len() => {
+            for (s, b) in sent.iter().zip(back) {
+                compare(&format!("{at}[]"), s, b, extra_ok, out);
+            }
+        }
+        (Json::Number(s), Json::Number(b)) if s.as_f64() == b.as_f64() => {}
+        (s, b) if s == b => {}
+        (s, b) => out.push(format!("{at}: sent {s}, came back as {b}")),
+    }
 }
 
 #[cfg(test)]
@@ -409,5 +517,51 @@ mod tests {
         assert!(e.contains("Unmappable.a: no Terraform type"), "{e}");
         let e = schema_of::<SecretList>().unwrap_err();
         assert!(e.contains("sensitive"), "{e}");
+    }
+
+    #[test]
+    fn the_toy_type_is_its_schema() {
+        let schema = schema_of::<Toy>().unwrap();
+        assert_eq!(
+            definition_differences::<Toy>(&schema, &[]),
+            Vec::<String>::new()
+        );
+    }
+
+    /// A schema built from `Toy` does not fit a type that spells one field's
+    /// type differently or lacks one.
+    #[test]
+    fn a_type_that_disagrees_with_the_schema_is_found() {
+        #[derive(Serialize, Deserialize, Default)]
+        #[serde(default)]
+        struct WrongType {
+            name: Value<i64>,
+        }
+        #[derive(Serialize, Deserialize, Default)]
+        #[serde(default)]
+        struct Missing {
+            name: Value<String>,
+        }
+        #[derive(Serialize, Deserialize, Default)]
+        #[serde(default)]
+        struct Extra {
+            name: Value<String>,
+            other: Value<String>,
+        }
+        let mut schema = schema_of::<Toy>().unwrap();
+        schema.block.blocks.clear();
+        schema.block.attributes.retain(|name, _| name == "name");
+        let wrong = definition_differences::<WrongType>(&schema, &[]);
+        assert!(wrong[0].contains("does not decode"), "{wrong:?}");
+        schema.block.attributes.insert(
+            "token".into(),
+            attr(&schema_of::<Toy>().unwrap().block, "token"),
+        );
+        let missing = definition_differences::<Missing>(&schema, &[]);
+        assert_eq!(missing, ["token: in the schema, not in the Rust type"]);
+        schema.block.attributes.remove("token");
+        let extra = definition_differences::<Extra>(&schema, &[]);
+        assert_eq!(extra, ["other: in the Rust type, not in the schema"]);
+        assert!(definition_differences::<Extra>(&schema, &["other"]).is_empty());
     }
 }
