@@ -1,6 +1,10 @@
-//! Small builders for tf-provider schemas, and the `ssh` block shared by the
-//! provider, resources and data sources. Descriptions are written for users:
-//! they are the single source of the generated docs.
+//! The serde codec for nested blocks that appear at most once
+//! ([`optional_block`]), and the old hand-written schema builders.
+//!
+//! Resources define their schema through their state type
+//! ([`crate::tfschema`]); the builders below (`required_string`,
+//! `ssh_block`, …) are no longer used by the provider and stay only so
+//! branches written against them still compile until they are converted.
 
 use std::collections::HashMap;
 
