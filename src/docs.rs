@@ -16,6 +16,8 @@ use tf_provider::schema::{
 };
 use tf_provider::{Diagnostics, Provider};
 
+use crate::tfschema::nested_inner;
+
 /// The provider's type name prefix, as `main.rs` serves it.
 pub const PROVIDER_NAME: &str = "nixbuild";
 
@@ -328,17 +330,6 @@ fn finish(out: String) -> String {
     }
     text.push('\n');
     text
-}
-
-fn nested_inner(nested: &NestedBlock) -> &Block {
-    match nested {
-        NestedBlock::Single(b)
-        | NestedBlock::List(b)
-        | NestedBlock::Set(b)
-        | NestedBlock::Map(b)
-        | NestedBlock::Group(b)
-        | NestedBlock::Optional(b) => b,
-    }
 }
 
 /// `String`, `List of String`, … as tfplugindocs names them.
@@ -823,5 +814,71 @@ terraform import toy_thing.x root@h:22
             check(name, &schema.block, &mut missing);
         }
         assert!(missing.is_empty(), "without a description: {missing:?}");
+    }
+
+    /// Every resource's, data source's and the provider's Rust type is its
+    /// Terraform schema: the schema's values decode into the type and come
+    /// back unchanged, with no field the schema lacks (see
+    /// `tfschema::definition_differences`).
+    #[test]
+    fn every_rust_type_is_its_schema() {
+        use crate::tfschema::definition_differences as differences;
+        let s = Schemas::nixbuild().unwrap();
+        let mut found: Vec<String> = Vec::new();
+        let mut walk = |name: &str, differences: Vec<String>| {
+            found.extend(differences.into_iter().map(|d| format!("{name}: {d}")));
+        };
+        walk(
+            "provider",
+            // The provider's ssh block has no host_key (see provider_schema).
+            differences::<crate::provider::ProviderConfig>(&s.provider, &["ssh[].host_key"]),
+        );
+        let resources = &s.resources;
+        walk(
+            "nixbuild_builder",
+            differences::<crate::resources::builder::config::BuilderState>(
+                &resources["nixbuild_builder"],
+                &[],
+            ),
+        );
+        walk(
+            "nixbuild_cache_push",
+            differences::<crate::resources::cache_push::CachePushState>(
+                &resources["nixbuild_cache_push"],
+                &[],
+            ),
+        );
+        walk(
+            "nixbuild_machines_file",
+            differences::<crate::resources::machines_file::MachinesFileState>(
+                &resources["nixbuild_machines_file"],
+                &[],
+            ),
+        );
+        walk(
+            "nixbuild_cache_proxy",
+            differences::<crate::resources::cache_proxy::config::CacheProxyState>(
+                &resources["nixbuild_cache_proxy"],
+                &[],
+            ),
+        );
+        let sources = &s.data_sources;
+        walk(
+            "nixbuild_host",
+            differences::<crate::resources::host::HostState>(&sources["nixbuild_host"], &[]),
+        );
+        walk(
+            "nixbuild_cachix_cache",
+            differences::<crate::resources::cachix_cache::CachixCacheState>(
+                &sources["nixbuild_cachix_cache"],
+                &[],
+            ),
+        );
+        assert_eq!(
+            resources.len() + sources.len(),
+            6,
+            "a new resource or data source: add its type to this test"
+        );
+        assert!(found.is_empty(), "{found:#?}");
     }
 }

@@ -14,3 +14,4 @@ pub mod schema;
 pub mod scripts;
 pub mod secrets;
 pub mod ssh;
+pub mod tfschema;

@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::Schema;
+use tf_provider::schema::{NestedBlock, Schema};
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
 
@@ -23,18 +24,35 @@ use crate::resources::cache_push::CachePushResource;
 use crate::resources::cachix_cache::CachixCacheDataSource;
 use crate::resources::host::HostDataSource;
 use crate::resources::machines_file::MachinesFileResource;
-use crate::schema::{block, optional_number, optional_string, sensitive, ssh_block};
 use crate::ssh::pool::DEFAULT_MAX_SESSIONS_PER_HOST;
 use crate::ssh::Pool;
+use crate::tfschema::{or_diag, schema_of, Block, Optional};
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+/// Runs a Nix remote-builder fleet and a binary-cache pipeline over SSH. Nothing needs Nix on the machine that runs Terraform: every Nix command runs on the builders.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default)]
+#[serde(default)]
 pub struct ProviderConfig {
-    #[serde(with = "crate::schema::optional_block", default)]
+    /// Default SSH settings for every connection the provider makes. Resources and data sources can override each argument in their own `ssh` block.
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<SshBlock>")]
     pub ssh: Value<SshBlock>,
-    #[serde(with = "crate::schema::optional_block", default)]
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<CachixBlock>")]
     pub cachix: Value<CachixBlock>,
-    #[serde(default)]
+    /// How many SSH channels (concurrent remote commands) the provider opens on one host at once. Default: `4`.
+    #[schemars(with = "Optional<i64>")]
     pub max_sessions_per_host: Value<i64>,
+}
+
+/// The provider block's schema: [`ProviderConfig`] without `ssh.host_key`,
+/// which only resources and data sources have (the provider's configuration
+/// is deserialized, never serialized, so the field stays null).
+pub fn provider_schema() -> Result<Schema, String> {
+    let mut schema = schema_of::<ProviderConfig>()?;
+    if let Some(NestedBlock::Optional(ssh)) = schema.block.blocks.get_mut("ssh") {
+        ssh.attributes.remove("host_key");
+    }
+    Ok(schema)
 }
 
 pub struct NixbuildProvider {
@@ -60,32 +78,8 @@ impl Provider for NixbuildProvider {
     type Config<'a> = ProviderConfig;
     type MetaState<'a> = ValueEmpty;
 
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(Schema {
-            version: 1,
-            block: block(
-                "Runs a Nix remote-builder fleet and a binary-cache pipeline over SSH. Nothing needs Nix on the machine that runs Terraform: every Nix command runs on the builders.",
-                vec![(
-                    "max_sessions_per_host",
-                    optional_number("How many SSH channels (concurrent remote commands) the provider opens on one host at once. Default: `4`."),
-                )],
-                vec![
-                    ("ssh", ssh_block(false)),
-                    (
-                        "cachix",
-                        tf_provider::schema::NestedBlock::Optional(block(
-                            "Cachix credentials shared by every resource. Given here (or through the environment), secrets stay out of the Terraform state.",
-                            vec![
-                                ("auth_token", sensitive(optional_string("Cachix auth token. Default: the `CACHIX_AUTH_TOKEN` environment variable."))),
-                                ("signing_key", sensitive(optional_string("Cachix signing key, for caches that sign on the client. Default: the `CACHIX_SIGNING_KEY` environment variable."))),
-                                ("api_url", optional_string("Base URL of the Cachix API. Default: `https://cachix.org/api/v1`.")),
-                            ],
-                            vec![],
-                        )),
-                    ),
-                ],
-            ),
-        })
+    fn schema(&self, diags: &mut Diagnostics) -> Option<Schema> {
+        or_diag(provider_schema(), diags)
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::Config<'a>) -> Option<()> {

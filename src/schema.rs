@@ -1,6 +1,10 @@
-//! Small builders for tf-provider schemas, and the `ssh` block shared by the
-//! provider, resources and data sources. Descriptions are written for users:
-//! they are the single source of the generated docs.
+//! The serde codec for nested blocks that appear at most once
+//! ([`optional_block`]), and the old hand-written schema builders.
+//!
+//! Resources define their schema through their state type
+//! ([`crate::tfschema`]); the builders below (`required_string`,
+//! `ssh_block`, …) are no longer used by the provider and stay only so
+//! branches written against them still compile until they are converted.
 
 use std::collections::HashMap;
 
@@ -157,14 +161,15 @@ mod tests {
     use tf_provider::value::Value;
 
     #[derive(Serialize, Deserialize, Debug, PartialEq, Default)]
+    #[serde(default)]
     struct Inner {
-        #[serde(default)]
         a: Value<String>,
     }
 
     #[derive(Serialize, Deserialize, Debug, PartialEq, Default)]
+    #[serde(default)]
     struct Outer {
-        #[serde(with = "optional_block", default)]
+        #[serde(with = "optional_block")]
         block: Value<Inner>,
     }
 

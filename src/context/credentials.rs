@@ -4,11 +4,13 @@
 //! whatever its source, passes the one single-line check of
 //! [`crate::secrets::check_single_line`].
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
 use crate::secrets::{check_single_line, Secret};
+use crate::tfschema::Optional;
 
 /// The public Cachix API; tests point `cachix.api_url` at a local server.
 pub const DEFAULT_CACHIX_API_URL: &str = "https://cachix.org/api/v1";
@@ -16,14 +18,19 @@ pub const DEFAULT_CACHIX_API_URL: &str = "https://cachix.org/api/v1";
 pub const TOKEN_ENV: &str = "CACHIX_AUTH_TOKEN";
 pub const SIGNING_KEY_ENV: &str = "CACHIX_SIGNING_KEY";
 
-/// The provider's `cachix` block.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+/// Cachix credentials shared by every resource. Given here (or through the environment), secrets stay out of the Terraform state.
+// The provider's `cachix` block.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default)]
+#[serde(default)]
 pub struct CachixBlock {
-    #[serde(default)]
+    /// Cachix auth token. Default: the `CACHIX_AUTH_TOKEN` environment variable.
+    #[schemars(with = "Optional<Secret>")]
     pub auth_token: Value<Secret>,
-    #[serde(default)]
+    /// Cachix signing key, for caches that sign on the client. Default: the `CACHIX_SIGNING_KEY` environment variable.
+    #[schemars(with = "Optional<Secret>")]
     pub signing_key: Value<Secret>,
-    #[serde(default)]
+    /// Base URL of the Cachix API. Default: `https://cachix.org/api/v1`.
+    #[schemars(with = "Optional<String>")]
     pub api_url: Value<String>,
 }
 

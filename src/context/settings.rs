@@ -4,6 +4,7 @@
 //! attribute path it came from, before any connection is made. The SSH layer
 //! below only sees the resolved [`Settings`].
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
@@ -15,36 +16,51 @@ use crate::ssh::settings::{
     DEFAULT_CONNECT_TIMEOUT,
 };
 use crate::ssh::HostKey;
+use crate::tfschema::Optional;
 
-/// The `ssh` block. The same shape serves the provider (defaults) and resources
-/// and data sources (overrides, plus `host_key`).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+/// How to reach the host over SSH. Unset arguments fall back to the provider's `ssh` block; the `bastion_*` arguments go together, from whichever block sets `bastion_host`.
+// One shape serves the resources and data sources and the provider, whose
+// `ssh` field has its own description and no `host_key`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
 pub struct SshBlock {
-    #[serde(default)]
+    /// User to log in as. Default: the provider's `ssh.user`, else `root`. Other users run privileged steps through `sudo -n`.
+    #[schemars(with = "Optional<String>")]
     pub user: Value<String>,
-    #[serde(default)]
+    /// SSH port, 1 to 65535. Default: the provider's `ssh.port`, else `22`.
+    #[schemars(with = "Optional<i64>")]
     pub port: Value<i64>,
-    #[serde(default)]
+    /// Private key (OpenSSH or PEM text). Prefer `private_key_file` or the agent so the key stays out of the configuration.
+    #[schemars(with = "Optional<Secret>")]
     pub private_key: Value<Secret>,
-    #[serde(default)]
+    /// Path of a private key file on the machine running Terraform (`~/` is expanded). Checked at plan time.
+    #[schemars(with = "Optional<String>")]
     pub private_key_file: Value<String>,
-    #[serde(default)]
+    /// Passphrase of an encrypted private key.
+    #[schemars(with = "Optional<Secret>")]
     pub private_key_passphrase: Value<Secret>,
-    #[serde(default)]
+    /// Authenticate with the SSH agent at `SSH_AUTH_SOCK`. Default: `true` when no private key is configured and `SSH_AUTH_SOCK` is set.
+    #[schemars(with = "Optional<bool>")]
     pub agent: Value<bool>,
-    #[serde(default)]
+    /// How long to keep retrying the connection while a fresh host boots (a duration such as `"30s"` or `"5m"`). Retries stop at once on a host-key mismatch. Default: `"5m"`.
+    #[schemars(with = "Optional<String>")]
     pub connect_timeout: Value<String>,
-    #[serde(default)]
+    /// Jump host to reach the target through (like `ssh -J`); the same credentials are used for both.
+    #[schemars(with = "Optional<String>")]
     pub bastion_host: Value<String>,
-    #[serde(default)]
+    /// User on the jump host. Default: the target's user.
+    #[schemars(with = "Optional<String>")]
     pub bastion_user: Value<String>,
-    #[serde(default)]
+    /// SSH port of the jump host. Default: `22`.
+    #[schemars(with = "Optional<i64>")]
     pub bastion_port: Value<i64>,
-    #[serde(default)]
+    /// Expected public host key line of the jump host. Without it, the first key seen is pinned for the rest of the run.
+    #[schemars(with = "Optional<String>")]
     pub bastion_host_key: Value<String>,
-    /// Only in resources and data sources; never set at provider level (whose
-    /// configuration is deserialized, never serialized).
-    #[serde(default)]
+    /// Expected public host key line of the host, e.g. the content of `/etc/ssh/ssh_host_ed25519_key.pub`. The connection is refused, and nothing runs on the host, if the host presents another key.
+    // Only in resources and data sources: the provider's schema drops it
+    // (its configuration is deserialized, never serialized).
+    #[schemars(with = "Optional<String>")]
     pub host_key: Value<String>,
 }
 

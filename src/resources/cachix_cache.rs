@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{AttributeType, Schema};
+use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, DataSource, Diagnostics};
 
@@ -14,22 +15,30 @@ use crate::cache::cachix::{valid_cache_name, CachixApi};
 use crate::cache::http::client;
 use crate::context::credentials::validate_secret;
 use crate::context::Shared;
-use crate::schema::{block, computed, optional_string, required_string, sensitive};
 use crate::secrets::Secret;
+use crate::tfschema::{schema_or_diag, Computed, Optional, Required};
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+/// Looks up a Cachix cache through the Cachix API (`GET /cache/{name}`): its URI and public signing keys, ready for `nix.substituters` and `nix.trusted_public_keys`. Private caches need an auth token.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default)]
+#[serde(default)]
 pub struct CachixCacheState {
-    #[serde(default)]
+    /// Cache name (lowercase letters, digits and `-`).
+    #[schemars(with = "Required<String>")]
     pub name: Value<String>,
-    #[serde(default)]
+    /// Token for a private cache. Default: the provider's `cachix.auth_token` (or `CACHIX_AUTH_TOKEN`).
+    #[schemars(with = "Optional<Secret>")]
     pub auth_token: Value<Secret>,
-    #[serde(default)]
+    /// The cache name.
+    #[schemars(with = "Computed<String>")]
     pub id: Value<String>,
-    #[serde(default)]
+    /// The cache's binary-cache URL, e.g. `https://mycache.cachix.org`.
+    #[schemars(with = "Computed<String>")]
     pub uri: Value<String>,
-    #[serde(default)]
+    /// Whether anyone may read the cache.
+    #[schemars(with = "Computed<bool>")]
     pub is_public: Value<bool>,
-    #[serde(default)]
+    /// Public keys (`name:base64`) that sign the cache's paths.
+    #[schemars(with = "Computed<Vec<String>>")]
     pub public_signing_keys: Value<Vec<Value<String>>>,
 }
 
@@ -48,22 +57,8 @@ impl DataSource for CachixCacheDataSource {
     type State<'a> = CachixCacheState;
     type ProviderMetaState<'a> = ValueEmpty;
 
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(Schema {
-            version: 1,
-            block: block(
-                "Looks up a Cachix cache through the Cachix API (`GET /cache/{name}`): its URI and public signing keys, ready for `nix.substituters` and `nix.trusted_public_keys`. Private caches need an auth token.",
-                vec![
-                    ("name", required_string("Cache name (lowercase letters, digits and `-`).")),
-                    ("auth_token", sensitive(optional_string("Token for a private cache. Default: the provider's `cachix.auth_token` (or `CACHIX_AUTH_TOKEN`)."))),
-                    ("id", computed(AttributeType::String, "The cache name.")),
-                    ("uri", computed(AttributeType::String, "The cache's binary-cache URL, e.g. `https://mycache.cachix.org`.")),
-                    ("is_public", computed(AttributeType::Bool, "Whether anyone may read the cache.")),
-                    ("public_signing_keys", computed(AttributeType::List(Box::new(AttributeType::String)), "Public keys (`name:base64`) that sign the cache's paths.")),
-                ],
-                vec![],
-            ),
-        })
+    fn schema(&self, diags: &mut Diagnostics) -> Option<Schema> {
+        schema_or_diag::<CachixCacheState>(diags)
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {

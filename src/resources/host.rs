@@ -5,40 +5,54 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{AttributeType, Schema};
+use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, DataSource, Diagnostics};
 
 use crate::context::settings::validate_block;
 use crate::context::{Context, Purpose, Shared, SshBlock, Target};
 use crate::host::Probe;
-use crate::schema::{block, computed, required_string, ssh_block};
 use crate::ssh::settings::check_host;
+use crate::tfschema::{schema_or_diag, Block, Computed, Required};
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+/// Probes a host over SSH (verifying its host key) and reports its Nix system, Nix version, CPU count and host key. Runs one read-only script on the host.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default)]
+#[serde(default)]
 pub struct HostState {
-    #[serde(default)]
+    /// Host name or IP address to connect to.
+    #[schemars(with = "Required<String>")]
     pub host: Value<String>,
-    #[serde(with = "crate::schema::optional_block", default)]
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<SshBlock>")]
     pub ssh: Value<SshBlock>,
-    #[serde(default)]
+    /// `user@host:port` of the connection.
+    #[schemars(with = "Computed<String>")]
     pub id: Value<String>,
-    #[serde(default)]
+    /// Nix system of the host, derived from `uname -m` and `uname -s`, e.g. `x86_64-linux` or `aarch64-darwin`.
+    #[schemars(with = "Computed<String>")]
     pub system: Value<String>,
-    #[serde(default)]
+    /// Version printed by `nix --version` on the host (e.g. `2.8.0`), or null when Nix is not installed.
+    #[schemars(with = "Computed<String>")]
     pub nix_version: Value<String>,
-    #[serde(default)]
+    /// Number of online CPUs.
+    #[schemars(with = "Computed<i64>")]
     pub cpus: Value<i64>,
-    #[serde(default)]
+    /// `ID` from `/etc/os-release` (e.g. `debian`, `nixos`), empty when absent.
+    #[schemars(with = "Computed<String>")]
     pub os: Value<String>,
-    #[serde(default)]
+    /// `systemd` when the host runs systemd, else `other`.
+    #[schemars(with = "Computed<String>")]
     pub init_system: Value<String>,
-    #[serde(default)]
+    /// Public host key line the host presented, e.g. `ssh-ed25519 AAAA…`. Pin it in `ssh.host_key` of resources.
+    #[schemars(with = "Computed<String>")]
     pub host_key: Value<String>,
-    #[serde(default)]
+    /// Base64 of `host_key`, as column 8 of Nix's machines file expects.
+    #[schemars(with = "Computed<String>")]
     pub host_key_base64: Value<String>,
-    #[serde(default)]
+    /// SHA256 fingerprint of `host_key`, as `ssh-keygen -l` prints it.
+    #[schemars(with = "Computed<String>")]
     pub host_key_fingerprint: Value<String>,
 }
 
@@ -57,26 +71,8 @@ impl DataSource for HostDataSource {
     type State<'a> = HostState;
     type ProviderMetaState<'a> = ValueEmpty;
 
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(Schema {
-            version: 1,
-            block: block(
-                "Probes a host over SSH (verifying its host key) and reports its Nix system, Nix version, CPU count and host key. Runs one read-only script on the host.",
-                vec![
-                    ("host", required_string("Host name or IP address to connect to.")),
-                    ("id", computed(AttributeType::String, "`user@host:port` of the connection.")),
-                    ("system", computed(AttributeType::String, "Nix system of the host, derived from `uname -m` and `uname -s`, e.g. `x86_64-linux` or `aarch64-darwin`.")),
-                    ("nix_version", computed(AttributeType::String, "Version printed by `nix --version` on the host (e.g. `2.8.0`), or null when Nix is not installed.")),
-                    ("cpus", computed(AttributeType::Number, "Number of online CPUs.")),
-                    ("os", computed(AttributeType::String, "`ID` from `/etc/os-release` (e.g. `debian`, `nixos`), empty when absent.")),
-                    ("init_system", computed(AttributeType::String, "`systemd` when the host runs systemd, else `other`.")),
-                    ("host_key", computed(AttributeType::String, "Public host key line the host presented, e.g. `ssh-ed25519 AAAA…`. Pin it in `ssh.host_key` of resources.")),
-                    ("host_key_base64", computed(AttributeType::String, "Base64 of `host_key`, as column 8 of Nix's machines file expects.")),
-                    ("host_key_fingerprint", computed(AttributeType::String, "SHA256 fingerprint of `host_key`, as `ssh-keygen -l` prints it.")),
-                ],
-                vec![("ssh", ssh_block(true))],
-            ),
-        })
+    fn schema(&self, diags: &mut Diagnostics) -> Option<Schema> {
+        schema_or_diag::<HostState>(diags)
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {

@@ -20,9 +20,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
-use tf_provider::schema::{AttributeType, NestedBlock, Schema};
+use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
@@ -32,89 +33,122 @@ use crate::context::{
 };
 use crate::nix::machines::{self, Machine};
 use crate::nix::ssh_config;
-use crate::schema::{
-    attribute, block, computed, optional_bool, optional_number, optional_string, required_string,
-    ssh_block,
-};
 use crate::ssh::settings::check_host;
 use crate::ssh::{HostKey, SshError};
+use crate::tfschema::{schema_or_diag, Block, BlockList, Computed, Optional, Required};
 
 /// Where a `target` block writes when it has no `path`: Nix's default.
 pub const DEFAULT_TARGET_PATH: &str = "/etc/nix/machines";
 /// Default `file_permission`: the Nix daemon (root) and users can read it.
 pub const DEFAULT_FILE_PERMISSION: &str = "0644";
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+/// One remote builder: one line of the file, in block order. Works with `dynamic "machine"` over a list of builders.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
 pub struct MachineBlock {
-    #[serde(default)]
+    /// Store URI of the builder: `ssh-ng://[user@]host` (recommended) or `ssh://[user@]host`, optionally with `?key=value` store settings. A port cannot go here (Nix hands the host to ssh as a name): for a builder on another port set `ssh_config` (the line then names its alias).
+    #[schemars(with = "Required<String>")]
     pub uri: Value<String>,
-    #[serde(default)]
+    /// Nix systems the builder builds for, e.g. `["x86_64-linux"]`. Default: the client's own system.
+    #[schemars(with = "Optional<Vec<String>>")]
     pub systems: Value<Vec<Value<String>>>,
-    #[serde(default)]
+    /// Absolute path, on the client, of the SSH identity file Nix uses to log in. Default: ssh's own default keys.
+    #[schemars(with = "Optional<String>")]
     pub ssh_key: Value<String>,
-    /// Numbers arrive as f64 so that `1.5` is a clear plan-time error rather
-    /// than a decoding failure.
-    #[serde(default)]
+    /// How many builds the builder runs at once, 1 or more. Default (`-` in the file): 1.
+    // Numbers arrive as f64 so that `1.5` is a clear plan-time error rather
+    // than a decoding failure.
+    #[schemars(with = "Optional<f64>")]
     pub max_jobs: Value<f64>,
-    #[serde(default)]
+    /// Relative speed; Nix prefers faster builders. 1 or more. Default: 1.
+    #[schemars(with = "Optional<f64>")]
     pub speed_factor: Value<f64>,
-    #[serde(default)]
+    /// System features the builder supports, e.g. `["kvm", "big-parallel"]`.
+    #[schemars(with = "Optional<Vec<String>>")]
     pub supported_features: Value<Vec<Value<String>>>,
-    #[serde(default)]
+    /// Features a derivation must require to be built on this builder.
+    #[schemars(with = "Optional<Vec<String>>")]
     pub mandatory_features: Value<Vec<Value<String>>>,
-    #[serde(default)]
+    /// Base64 of the builder's public host key line (`host_key_base64` of `nixbuild_host` or `nixbuild_builder`). Nix then trusts exactly this key, with no `known_hosts` entry.
+    #[schemars(with = "Optional<String>")]
     pub public_host_key: Value<String>,
-    #[serde(default)]
+    /// The builder's `ssh_config` stanza (`ssh_config` of `nixbuild_builder`). The machine line then names its `Host` alias instead of the host in `uri` (keeping the user), and the stanza goes into the `ssh_config` file written next to the machines file, with `IdentityFile` from `ssh_key` and `UserKnownHostsFile` pointing at the written `known_hosts`. This is how a builder on a port other than 22 is reached.
+    #[schemars(with = "Optional<String>")]
     pub ssh_config: Value<String>,
-    #[serde(default)]
+    /// The builder's `known_hosts` line (`known_hosts` of `nixbuild_builder`), written to the `known_hosts` file next to the machines file.
+    #[schemars(with = "Optional<String>")]
     pub known_hosts: Value<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+/// Write the file on a remote host over SSH instead (as root, or through `sudo -n`). Changing `host` or `path` replaces the resource.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
 pub struct TargetBlock {
-    #[serde(default)]
+    /// Host name or IP address of the host to write the file on.
+    #[schemars(with = "Required<String>")]
     pub host: Value<String>,
-    #[serde(default)]
+    /// Absolute path of the file on that host. Default: `/etc/nix/machines`.
+    #[schemars(with = "Optional<String>")]
     pub path: Value<String>,
-    #[serde(with = "crate::schema::optional_block", default)]
+    /// How to reach the target host over SSH. Unset arguments fall back to the provider's `ssh` block. Without `host_key`, the key seen on create is pinned in `target_host_key`.
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<SshBlock>")]
     pub ssh: Value<SshBlock>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+/// Renders Nix's remote-builders file (`/etc/nix/machines` format) from `machine` blocks, and writes it to a local `path`, to a remote `target`, or nowhere (render only: use `content` or `builders`). A file this resource did not write is never replaced unless `overwrite = true`, and destroy removes the file only if it still holds what was written.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default)]
+#[serde(default)]
 pub struct MachinesFileState {
-    #[serde(default)]
+    #[schemars(with = "BlockList<MachineBlock>")]
     pub machine: Value<Vec<MachineBlock>>,
-    #[serde(default)]
+    /// Absolute path of the file to write on the machine running Terraform, e.g. `/etc/nix/machines`. Changing it replaces the resource. Conflicts with `target`.
+    #[schemars(with = "Optional<String>")]
     pub path: Value<String>,
-    #[serde(with = "crate::schema::optional_block", default)]
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<TargetBlock>")]
     pub target: Value<TargetBlock>,
-    #[serde(default)]
+    /// Replace an existing file on create. Default: `false`: an existing file with other content is an error and is left untouched.
+    #[schemars(with = "Optional<bool>")]
     pub overwrite: Value<bool>,
-    #[serde(default)]
+    /// Mode of the written file, as octal digits. Default: `"0644"`. World-writable modes and the setuid, setgid and sticky bits are refused.
+    #[schemars(with = "Optional<String>")]
     pub file_permission: Value<String>,
-    #[serde(default)]
+    /// SHA-256 (hex) of `content`: what this resource last wrote. Destroy removes the file only if it still has this hash.
+    #[schemars(with = "Computed<String>")]
     pub id: Value<String>,
-    #[serde(default)]
+    /// The file: one 8-column line per `machine`, `-` for defaults. Known at plan time when every `machine` value is. After a change outside Terraform, the file as found.
+    #[schemars(with = "Computed<String>")]
     pub content: Value<String>,
-    #[serde(default)]
+    /// The same machines as one line joined with `; `, for `--builders` or `--option builders`.
+    #[schemars(with = "Computed<String>")]
     pub builders: Value<String>,
-    #[serde(default)]
+    /// nix.conf lines that use this file: `builders = @<path>` and `builders-use-substitutes = true` (with the machines inline when no file is written).
+    #[schemars(with = "Computed<String>")]
     pub nix_conf: Value<String>,
-    #[serde(default)]
+    /// A `nix build` command line that builds only on these machines, with nothing to set up on the client: `nix build --max-jobs 0 --option builders '<builders>' --option builders-use-substitutes true`; append the installable. `--option builders` is honoured for root and trusted users only (otherwise the daemon ignores it with a warning and builds locally).
+    #[schemars(with = "Computed<String>")]
     pub nix_build_command: Value<String>,
-    #[serde(default)]
+    /// The same machines as a Nix expression for NixOS and nix-darwin clients, `nix.buildMachines = <this>;` (with `nix.distributedBuilds = true;`): a list of attribute sets with `hostName`, `protocol`, `sshUser`, `sshKey`, `systems`, `maxJobs`, `speedFactor`, `supportedFeatures`, `mandatoryFeatures`, `publicHostKey`.
+    #[schemars(with = "Computed<String>")]
     pub nix_build_machines: Value<String>,
-    #[serde(default)]
+    /// Host key of the `target` host, pinned on create (or `target.ssh.host_key`): every later connection must present it. Null without a target.
+    #[schemars(with = "Computed<String>")]
     pub target_host_key: Value<String>,
-    #[serde(default)]
+    /// Host key of the bastion the `target` is reached through (`target.ssh.bastion_host` or the provider's), pinned on the first write through it (or `bastion_host_key`): later connections through that bastion must present it. Null without a bastion.
+    #[schemars(with = "Computed<String>")]
     pub target_bastion_host_key: Value<String>,
-    #[serde(default)]
+    /// The client `ssh_config` file: the stanzas of the machines that set `ssh_config`. Written to `ssh_config_path`. Null when no machine sets `ssh_config` or `known_hosts`.
+    #[schemars(with = "Computed<String>")]
     pub ssh_config: Value<String>,
-    #[serde(default)]
+    /// The client `known_hosts` file: the `known_hosts` lines of the machines. Written to `known_hosts_path`.
+    #[schemars(with = "Computed<String>")]
     pub known_hosts: Value<String>,
-    #[serde(default)]
+    /// Where `ssh_config` is written: the machines file's path with `.ssh_config` appended (on the same host). Null when nothing is written. Point the client at it with `NIX_SSHOPTS="-F <path>"` or an `Include <path>` in root's `~/.ssh/config`.
+    #[schemars(with = "Computed<String>")]
     pub ssh_config_path: Value<String>,
-    #[serde(default)]
+    /// Where `known_hosts` is written: the machines file's path with `.known_hosts` appended; the written `ssh_config` names it in `UserKnownHostsFile`.
+    #[schemars(with = "Computed<String>")]
     pub known_hosts_path: Value<String>,
 }
 
@@ -1103,83 +1137,14 @@ impl MachinesFileResource {
     }
 }
 
-fn machine_block_schema() -> NestedBlock {
-    let strings = AttributeType::List(Box::new(AttributeType::String));
-    let optional_strings = |description: &str| {
-        attribute(
-            strings.clone(),
-            tf_provider::schema::AttributeConstraint::Optional,
-            description,
-        )
-    };
-    NestedBlock::List(block(
-        "One remote builder: one line of the file, in block order. Works with `dynamic \"machine\"` over a list of builders.",
-        vec![
-            ("uri", required_string("Store URI of the builder: `ssh-ng://[user@]host` (recommended) or `ssh://[user@]host`, optionally with `?key=value` store settings. A port cannot go here (Nix hands the host to ssh as a name): for a builder on another port set `ssh_config` (the line then names its alias).")),
-            ("systems", optional_strings("Nix systems the builder builds for, e.g. `[\"x86_64-linux\"]`. Default: the client's own system.")),
-            ("ssh_key", optional_string("Absolute path, on the client, of the SSH identity file Nix uses to log in. Default: ssh's own default keys.")),
-            ("max_jobs", optional_number("How many builds the builder runs at once, 1 or more. Default (`-` in the file): 1.")),
-            ("speed_factor", optional_number("Relative speed; Nix prefers faster builders. 1 or more. Default: 1.")),
-            ("supported_features", optional_strings("System features the builder supports, e.g. `[\"kvm\", \"big-parallel\"]`.")),
-            ("mandatory_features", optional_strings("Features a derivation must require to be built on this builder.")),
-            ("public_host_key", optional_string("Base64 of the builder's public host key line (`host_key_base64` of `nixbuild_host` or `nixbuild_builder`). Nix then trusts exactly this key, with no `known_hosts` entry.")),
-            ("ssh_config", optional_string("The builder's `ssh_config` stanza (`ssh_config` of `nixbuild_builder`). The machine line then names its `Host` alias instead of the host in `uri` (keeping the user), and the stanza goes into the `ssh_config` file written next to the machines file, with `IdentityFile` from `ssh_key` and `UserKnownHostsFile` pointing at the written `known_hosts`. This is how a builder on a port other than 22 is reached.")),
-            ("known_hosts", optional_string("The builder's `known_hosts` line (`known_hosts` of `nixbuild_builder`), written to the `known_hosts` file next to the machines file.")),
-        ],
-        vec![],
-    ))
-}
-
 #[async_trait]
 impl Resource for MachinesFileResource {
     type State<'a> = MachinesFileState;
     type PrivateState<'a> = ValueEmpty;
     type ProviderMetaState<'a> = ValueEmpty;
 
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        let mut target_ssh = ssh_block(true);
-        if let NestedBlock::Optional(b) = &mut target_ssh {
-            b.description = tf_provider::schema::Description::markdown(
-                "How to reach the target host over SSH. Unset arguments fall back to the provider's `ssh` block. Without `host_key`, the key seen on create is pinned in `target_host_key`.",
-            );
-        }
-        Some(Schema {
-            version: 1,
-            block: block(
-                "Renders Nix's remote-builders file (`/etc/nix/machines` format) from `machine` blocks, and writes it to a local `path`, to a remote `target`, or nowhere (render only: use `content` or `builders`). A file this resource did not write is never replaced unless `overwrite = true`, and destroy removes the file only if it still holds what was written.",
-                vec![
-                    ("path", optional_string("Absolute path of the file to write on the machine running Terraform, e.g. `/etc/nix/machines`. Changing it replaces the resource. Conflicts with `target`.")),
-                    ("overwrite", optional_bool("Replace an existing file on create. Default: `false`: an existing file with other content is an error and is left untouched.")),
-                    ("file_permission", optional_string("Mode of the written file, as octal digits. Default: `\"0644\"`. World-writable modes and the setuid, setgid and sticky bits are refused.")),
-                    ("id", computed(AttributeType::String, "SHA-256 (hex) of `content`: what this resource last wrote. Destroy removes the file only if it still has this hash.")),
-                    ("content", computed(AttributeType::String, "The file: one 8-column line per `machine`, `-` for defaults. Known at plan time when every `machine` value is. After a change outside Terraform, the file as found.")),
-                    ("builders", computed(AttributeType::String, "The same machines as one line joined with `; `, for `--builders` or `--option builders`.")),
-                    ("nix_conf", computed(AttributeType::String, "nix.conf lines that use this file: `builders = @<path>` and `builders-use-substitutes = true` (with the machines inline when no file is written).")),
-                    ("nix_build_command", computed(AttributeType::String, "A `nix build` command line that builds only on these machines, with nothing to set up on the client: `nix build --max-jobs 0 --option builders '<builders>' --option builders-use-substitutes true`; append the installable. `--option builders` is honoured for root and trusted users only (otherwise the daemon ignores it with a warning and builds locally).")),
-                    ("nix_build_machines", computed(AttributeType::String, "The same machines as a Nix expression for NixOS and nix-darwin clients, `nix.buildMachines = <this>;` (with `nix.distributedBuilds = true;`): a list of attribute sets with `hostName`, `protocol`, `sshUser`, `sshKey`, `systems`, `maxJobs`, `speedFactor`, `supportedFeatures`, `mandatoryFeatures`, `publicHostKey`.")),
-                    ("target_host_key", computed(AttributeType::String, "Host key of the `target` host, pinned on create (or `target.ssh.host_key`): every later connection must present it. Null without a target.")),
-                    ("target_bastion_host_key", computed(AttributeType::String, "Host key of the bastion the `target` is reached through (`target.ssh.bastion_host` or the provider's), pinned on the first write through it (or `bastion_host_key`): later connections through that bastion must present it. Null without a bastion.")),
-                    ("ssh_config", computed(AttributeType::String, "The client `ssh_config` file: the stanzas of the machines that set `ssh_config`. Written to `ssh_config_path`. Null when no machine sets `ssh_config` or `known_hosts`.")),
-                    ("known_hosts", computed(AttributeType::String, "The client `known_hosts` file: the `known_hosts` lines of the machines. Written to `known_hosts_path`.")),
-                    ("ssh_config_path", computed(AttributeType::String, "Where `ssh_config` is written: the machines file's path with `.ssh_config` appended (on the same host). Null when nothing is written. Point the client at it with `NIX_SSHOPTS=\"-F <path>\"` or an `Include <path>` in root's `~/.ssh/config`.")),
-                    ("known_hosts_path", computed(AttributeType::String, "Where `known_hosts` is written: the machines file's path with `.known_hosts` appended; the written `ssh_config` names it in `UserKnownHostsFile`.")),
-                ],
-                vec![
-                    ("machine", machine_block_schema()),
-                    (
-                        "target",
-                        NestedBlock::Optional(block(
-                            "Write the file on a remote host over SSH instead (as root, or through `sudo -n`). Changing `host` or `path` replaces the resource.",
-                            vec![
-                                ("host", required_string("Host name or IP address of the host to write the file on.")),
-                                ("path", optional_string("Absolute path of the file on that host. Default: `/etc/nix/machines`.")),
-                            ],
-                            vec![("ssh", target_ssh)],
-                        )),
-                    ),
-                ],
-            ),
-        })
+    fn schema(&self, diags: &mut Diagnostics) -> Option<Schema> {
+        schema_or_diag::<MachinesFileState>(diags)
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {

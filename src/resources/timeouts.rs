@@ -3,21 +3,30 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::NestedBlock;
+use tf_provider::schema::{Description, NestedBlock, Schema};
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
-use crate::schema::{block, optional_string};
 use crate::ssh::settings::parse_duration;
+use crate::tfschema::Optional;
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+/// How long each operation may take (durations such as `"30m"` or `"1h30m"`).
+// The attribute descriptions below are placeholders: each resource's
+// `describe` call replaces them with what the operation covers there and its
+// default.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
 pub struct Timeouts {
-    #[serde(default)]
+    /// Limit for create.
+    #[schemars(with = "Optional<String>")]
     pub create: Value<String>,
-    #[serde(default)]
+    /// Limit for update.
+    #[schemars(with = "Optional<String>")]
     pub update: Value<String>,
-    #[serde(default)]
+    /// Limit for delete.
+    #[schemars(with = "Optional<String>")]
     pub delete: Value<String>,
 }
 
@@ -46,35 +55,28 @@ impl Defaults {
     }
 }
 
-/// The `timeouts` block; `notes` say what each operation covers, and the
-/// description adds its default.
-pub fn schema(defaults: Defaults, notes: [&str; 3]) -> NestedBlock {
-    let describe = |note: &str, default: Duration| {
-        format!(
-            "{note} Default: `\"{}\"`.",
-            humantime::format_duration(default)
-        )
-        .trim_start()
-        .to_string()
+/// Describe the `timeouts` block of `schema`: `notes` say what each operation
+/// covers, and each description adds its default.
+pub fn describe(schema: &mut Schema, defaults: Defaults, notes: [&str; 3]) {
+    let Some(NestedBlock::Optional(block)) = schema.block.blocks.get_mut("timeouts") else {
+        return;
     };
-    NestedBlock::Optional(block(
-        "How long each operation may take (durations such as `\"30m\"` or `\"1h30m\"`).",
-        vec![
-            (
-                "create",
-                optional_string(&describe(notes[0], defaults.create)),
-            ),
-            (
-                "update",
-                optional_string(&describe(notes[1], defaults.update)),
-            ),
-            (
-                "delete",
-                optional_string(&describe(notes[2], defaults.delete)),
-            ),
-        ],
-        vec![],
-    ))
+    for (name, note, default) in [
+        ("create", notes[0], defaults.create),
+        ("update", notes[1], defaults.update),
+        ("delete", notes[2], defaults.delete),
+    ] {
+        if let Some(attribute) = block.attributes.get_mut(name) {
+            attribute.description = Description::markdown(
+                format!(
+                    "{note} Default: `\"{}\"`.",
+                    humantime::format_duration(default)
+                )
+                .trim_start()
+                .to_string(),
+            );
+        }
+    }
 }
 
 /// Plan-time checks: each value is a positive duration.

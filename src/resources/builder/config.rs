@@ -2,12 +2,14 @@
 //! (whose descriptions are the docs), plan-time validation with attribute
 //! paths, and the desired host configuration derived from the arguments.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{AttributeType, NestedBlock, Schema};
+use tf_provider::schema::Schema;
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
 use super::build_keys::{self, Protocol, PROTOCOLS};
+use super::monitoring::MonitoringBlock;
 use crate::cache::cachix::valid_cache_name;
 use crate::context::credentials::validate_secret;
 use crate::context::settings::validate_block;
@@ -16,13 +18,10 @@ use crate::nix::conf::{
     check_feature, check_public_key, check_substituter, check_system, ManagedConf,
 };
 use crate::resources::timeouts::{self, Defaults, Operation, Timeouts};
-use crate::schema::{
-    attribute, block, computed, optional_bool, optional_number, optional_string, required_string,
-    sensitive, ssh_block,
-};
 use crate::secrets::Secret;
 use crate::ssh::settings::{check_host, check_user};
 use crate::ssh::HostKey;
+use crate::tfschema::{schema_of, Block, Computed, Optional, Required};
 
 /// A list of strings whose elements may each be unknown at plan time.
 pub type StrList = Value<Vec<Value<String>>>;
@@ -57,225 +56,196 @@ pub const CACHIX_ENV_FILE: &str = "/etc/nixbuild/cachix.env";
 /// Where the host records which accounts nixbuild_builder created or adopted.
 pub const ACCOUNT_RECORDS: &str = "/etc/nixbuild/users";
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+/// How Nix is installed and configured. The managed settings live in `/etc/nix/nixbuild.conf`, included from `nix.conf`; your own `nix.conf` lines are kept.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
 pub struct NixBlock {
-    #[serde(default)]
+    /// How to get Nix when it is missing: `auto` (default: keep an existing Nix, else the official installer), `official`, `determinate`, `distro` (the OS package manager, e.g. `apt-get install nix-bin`) or `none` (Nix must already be installed). An existing Nix is never reinstalled.
+    #[schemars(with = "Optional<String>")]
     pub install: Value<String>,
-    #[serde(default)]
+    /// Installer script for `official` / `determinate` (and `auto`), an `https://` URL (it runs as root: plain `http://` is refused). Default: the upstream installer URL of the method.
+    #[schemars(with = "Optional<String>")]
     pub installer_url: Value<String>,
-    #[serde(default)]
+    /// Multi-user Nix with `nix-daemon` (default `true`). Remote builds as a non-root build user need the daemon.
+    #[schemars(with = "Optional<bool>")]
     pub daemon: Value<bool>,
-    #[serde(default)]
+    /// `max-jobs`: builds run in parallel (≥ 1). Default: `auto` (one per CPU).
+    #[schemars(with = "Optional<i64>")]
     pub max_jobs: Value<i64>,
-    #[serde(default)]
+    /// `cores`: CPUs each build may use (0 = all).
+    #[schemars(with = "Optional<i64>")]
     pub cores: Value<i64>,
-    #[serde(default)]
+    /// `system-features` of the builder, e.g. `["big-parallel", "kvm"]`. Default: Nix's own detection.
+    #[schemars(with = "Optional<Vec<String>>")]
     pub system_features: StrList,
-    #[serde(default)]
+    /// `extra-platforms`: further systems this builder can build for, e.g. `["i686-linux"]`.
+    #[schemars(with = "Optional<Vec<String>>")]
     pub extra_platforms: StrList,
-    #[serde(default)]
+    /// Users added to `trusted-users` (the build user always is).
+    #[schemars(with = "Optional<Vec<String>>")]
     pub trusted_users: StrList,
-    #[serde(default)]
+    /// Substituter URLs added to `substituters`.
+    #[schemars(with = "Optional<Vec<String>>")]
     pub substituters: StrList,
-    #[serde(default)]
+    /// Signing keys (`name:base64`) added to `trusted-public-keys`.
+    #[schemars(with = "Optional<Vec<String>>")]
     pub trusted_public_keys: StrList,
-    #[serde(default)]
+    /// Raw `nix.conf` lines appended to the managed config.
+    #[schemars(with = "Optional<String>")]
     pub extra_config: Value<String>,
-    #[serde(default)]
+    /// Shell command (run as root) that restarts the Nix daemon after a config change. When set, it is always used; when unset, `systemctl restart nix-daemon` is used on hosts with systemd, and nothing on others. Required for a multi-user install on a host without systemd: no installer starts `nix-daemon` there, so this command must start it when it is not running (e.g. `sv restart nix-daemon`); without it the install step fails before installing anything.
+    #[schemars(with = "Optional<String>")]
     pub daemon_restart_command: Value<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+/// The SSH user that Nix clients log in as to build (`ssh-ng://<name>@host`). It is created and added to `trusted-users`; the host keeps a record (under `/etc/nixbuild/users/`) that this provider created it. An account of that name that this provider did not create is an error naming it, and is left untouched, unless `adopt_existing = true`. It can never be the administrative login user (`ssh.user`).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
 pub struct BuildUserBlock {
-    #[serde(default)]
+    /// User name. Default: `nixbuild`. Renaming it removes the old account if this provider created it (an adopted one is given back).
+    #[schemars(with = "Optional<String>")]
     pub name: Value<String>,
-    #[serde(default)]
+    /// OpenSSH public keys of the clients allowed to build on this host, one key per entry (no newlines or control characters). They are the whole content of the build user's `~/.ssh/authorized_keys`.
+    #[schemars(with = "Optional<Vec<String>>")]
     pub authorized_keys: StrList,
-    #[serde(default)]
+    /// Take an account of this name that already exists (and that this provider did not create) as the build user (default `false`). The provider then manages its `~/.ssh/authorized_keys` (saving the account's own file once) and its `nix-users` membership, and adds it to `trusted-users`. An adopted account is never deleted: `on_destroy = "clean"` and a rename give it back its own `authorized_keys` and groups, and keep the account, its home and its data.
+    #[schemars(with = "Optional<bool>")]
     pub adopt_existing: Value<bool>,
-    #[serde(default)]
+    /// The store protocol clients build through: `ssh-ng` (default: `nix-daemon --stdio`, `store_uri` is `ssh-ng://…`) or `ssh` (`nix-store --serve --write`, `store_uri` is `ssh://…`). Restricted keys may run this protocol's program only.
+    #[schemars(with = "Optional<String>")]
     pub protocol: Value<String>,
-    #[serde(default)]
+    /// Give the client keys a shell (default `false`). By default every key line is `restrict,command="… exec <protocol program>" <key>`: the key can build (no pty, no port, agent or X11 forwarding, no other command). `true` writes plain key lines, for users who also log in interactively.
+    #[schemars(with = "Optional<bool>")]
     pub allow_shell: Value<bool>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+/// A Cachix binary cache this builder substitutes from and, optionally, pushes to.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
 pub struct CachixBlock {
-    #[serde(default)]
+    /// Cache name. Its substituter and public key are added to the Nix config; the key is fetched from the Cachix API unless `public_key` is given.
+    #[schemars(with = "Required<String>")]
     pub cache: Value<String>,
-    #[serde(default)]
+    /// The cache's public signing key (`name:base64`), to avoid the API call.
+    #[schemars(with = "Optional<String>")]
     pub public_key: Value<String>,
-    #[serde(default)]
+    /// Install the cachix CLI when it is missing (default `false`).
+    #[schemars(with = "Optional<bool>")]
     pub install: Value<bool>,
-    #[serde(default)]
+    /// Run `cachix watch-store` as the systemd service `nixbuild-cachix-watch-store`, pushing every new store path (default `false`). Its token lives in a root-only 0600 file. Setting it to `false`, or removing the `cachix` block, stops and removes the service and deletes the token file; a service or token file left on the host shows as drift.
+    #[schemars(with = "Optional<bool>")]
     pub watch_store: Value<bool>,
-    #[serde(default)]
+    /// Cachix auth token for this builder. Default: the provider's `cachix.auth_token` (recommended: then the token stays out of the state).
+    #[schemars(with = "Optional<Secret>")]
     pub auth_token: Value<Secret>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+/// Bootstraps a host into a Nix remote builder over SSH and keeps it converged: installs Nix, writes the managed Nix config, creates the SSH build user, trusts the cache's keys and optionally runs `cachix watch-store`. Every step checks before it acts, so a re-apply after a failure resumes. Drift (an edited config, a removed build user, a stopped service) shows as a planned update.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
 pub struct BuilderState {
-    #[serde(default)]
+    /// Host name or IP address. Changing it replaces the builder.
+    #[schemars(with = "Required<String>")]
     pub host: Value<String>,
-    #[serde(with = "crate::schema::optional_block", default)]
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<SshBlock>")]
     pub ssh: Value<SshBlock>,
-    #[serde(with = "crate::schema::optional_block", default)]
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<NixBlock>")]
     pub nix: Value<NixBlock>,
-    #[serde(with = "crate::schema::optional_block", default)]
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<BuildUserBlock>")]
     pub build_user: Value<BuildUserBlock>,
-    #[serde(with = "crate::schema::optional_block", default)]
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<CachixBlock>")]
     pub cachix: Value<CachixBlock>,
-    #[serde(with = "crate::schema::optional_block", default)]
-    pub monitoring: Value<super::monitoring::MonitoringBlock>,
-    #[serde(default)]
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<MonitoringBlock>")]
+    pub monitoring: Value<MonitoringBlock>,
+    /// What destroy does: `keep` (default: nothing, no connection; the host is usually destroyed with it) or `clean` (remove only what this resource created: the build user if this provider created it, the managed config, the watch-store service and its token file).
+    #[schemars(with = "Optional<String>")]
     pub on_destroy: Value<String>,
-    #[serde(with = "crate::schema::optional_block", default)]
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<Timeouts>")]
     pub timeouts: Value<Timeouts>,
 
-    #[serde(default)]
+    /// `user@host:port` of the administrative connection.
+    #[schemars(with = "Computed<String>")]
     pub id: Value<String>,
-    #[serde(default)]
+    /// The host's public key line, pinned on create: every later connection must present it.
+    #[schemars(with = "Computed<String>")]
     pub host_key: Value<String>,
-    #[serde(default)]
+    /// Base64 of `host_key`, for column 8 of Nix's machines file.
+    #[schemars(with = "Computed<String>")]
     pub host_key_base64: Value<String>,
-    #[serde(default)]
+    /// Public host key of the bastion (`ssh.bastion_host`, or the provider's), pinned on the first connection through it (or `ssh.bastion_host_key`): later connections through that bastion must present it. Null without a bastion.
+    #[schemars(with = "Computed<String>")]
     pub bastion_host_key: Value<String>,
-    #[serde(default)]
+    /// The builder's Nix system, e.g. `x86_64-linux`.
+    #[schemars(with = "Computed<String>")]
     pub system: Value<String>,
-    #[serde(default)]
+    /// `system` followed by `nix.extra_platforms`: what the builder can build for.
+    #[schemars(with = "Computed<Vec<String>>")]
     pub systems: StrList,
-    #[serde(default)]
+    /// Nix version on the builder, e.g. `2.8.0`.
+    #[schemars(with = "Computed<String>")]
     pub nix_version: Value<String>,
-    #[serde(default)]
+    /// Online CPUs of the builder.
+    #[schemars(with = "Computed<i64>")]
     pub cpus: Value<i64>,
-    #[serde(default)]
+    /// `nix.max_jobs`, or the CPU count when it is `auto`.
+    #[schemars(with = "Computed<i64>")]
     pub max_jobs_effective: Value<i64>,
-    #[serde(default)]
+    /// System features the builder supports (`nix.system_features`, or what Nix detected).
+    #[schemars(with = "Computed<Vec<String>>")]
     pub supported_features: StrList,
-    #[serde(default)]
+    /// `ssh-ng://<build user>@host` (`ssh://` with `build_user.protocol = "ssh"`), the store URI clients build through.
+    #[schemars(with = "Computed<String>")]
     pub store_uri: Value<String>,
-    #[serde(default)]
+    /// SHA-256 of the managed Nix config as found on the host; a hand edit shows up here as drift.
+    #[schemars(with = "Computed<String>")]
     pub config_hash: Value<String>,
-    #[serde(default)]
+    /// What the last refresh found out of line on the host (empty when converged). Non-empty drift plans an update that re-converges the host.
+    #[schemars(with = "Computed<Vec<String>>")]
     pub drift: StrList,
-    #[serde(default)]
+    /// The `Host` alias clients reach this builder under, `nixbuild-<host>-<port>`: machine lines that use it (set `ssh_config` on a `nixbuild_machines_file` machine) reach the right port with strict host-key checking.
+    #[schemars(with = "Computed<String>")]
     pub ssh_host_alias: Value<String>,
-    #[serde(default)]
+    /// The client's `ssh_config` stanza for this builder: `Host <ssh_host_alias>` with `HostName`, `Port` (the SSH port of this resource's connection), `User` (the build user), `HostKeyAlias`, `StrictHostKeyChecking yes` and keepalives. `nixbuild_machines_file` adds `IdentityFile` and `UserKnownHostsFile` and writes it next to the machines file; see the remote-builders guide for including it.
+    #[schemars(with = "Computed<String>")]
     pub ssh_config: Value<String>,
-    #[serde(default)]
+    /// The client's `known_hosts` line for this builder: `[host]:port` (just `host` on port 22) and `ssh_host_alias`, then the pinned `host_key`.
+    #[schemars(with = "Computed<String>")]
     pub known_hosts: Value<String>,
 }
 
 /// Secrets are not kept in state: only a salted fingerprint of the Cachix
 /// token, to notice a rotation.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
 pub struct BuilderPrivate {
-    #[serde(default)]
     pub token_salt: String,
-    #[serde(default)]
     pub token_fingerprint: String,
     /// Set by import: the next Read takes the arguments from the host.
-    #[serde(default)]
     pub imported: bool,
     /// The build user the last Read found on the host as an account this
     /// provider neither created nor adopted (empty: none), so the plan can
     /// refuse it before any apply.
-    #[serde(default)]
     pub foreign_user: String,
     /// The pinned key is the first one an import saw (the ID carried none):
     /// a configured `ssh.host_key` that differs is an error, not a re-key.
     /// Cleared by the first apply.
-    #[serde(default)]
     pub pin_from_import: bool,
     /// Nix's version and features from the last full check, with the
     /// fingerprint that lets the next Read reuse them without starting `nix`.
-    #[serde(default)]
     pub nix_snapshot: crate::host::NixSnapshot,
 }
 
-fn list(description: &str) -> tf_provider::schema::Attribute {
-    attribute(
-        AttributeType::List(Box::new(AttributeType::String)),
-        tf_provider::schema::AttributeConstraint::Optional,
-        description,
-    )
-}
-
-pub fn schema() -> Schema {
-    let nix = block(
-        "How Nix is installed and configured. The managed settings live in `/etc/nix/nixbuild.conf`, included from `nix.conf`; your own `nix.conf` lines are kept.",
-        vec![
-            ("install", optional_string("How to get Nix when it is missing: `auto` (default: keep an existing Nix, else the official installer), `official`, `determinate`, `distro` (the OS package manager, e.g. `apt-get install nix-bin`) or `none` (Nix must already be installed). An existing Nix is never reinstalled.")),
-            ("installer_url", optional_string("Installer script for `official` / `determinate` (and `auto`), an `https://` URL (it runs as root: plain `http://` is refused). Default: the upstream installer URL of the method.")),
-            ("daemon", optional_bool("Multi-user Nix with `nix-daemon` (default `true`). Remote builds as a non-root build user need the daemon.")),
-            ("max_jobs", optional_number("`max-jobs`: builds run in parallel (≥ 1). Default: `auto` (one per CPU).")),
-            ("cores", optional_number("`cores`: CPUs each build may use (0 = all).")),
-            ("system_features", list("`system-features` of the builder, e.g. `[\"big-parallel\", \"kvm\"]`. Default: Nix's own detection.")),
-            ("extra_platforms", list("`extra-platforms`: further systems this builder can build for, e.g. `[\"i686-linux\"]`.")),
-            ("trusted_users", list("Users added to `trusted-users` (the build user always is).")),
-            ("substituters", list("Substituter URLs added to `substituters`.")),
-            ("trusted_public_keys", list("Signing keys (`name:base64`) added to `trusted-public-keys`.")),
-            ("extra_config", optional_string("Raw `nix.conf` lines appended to the managed config.")),
-            ("daemon_restart_command", optional_string("Shell command (run as root) that restarts the Nix daemon after a config change. When set, it is always used; when unset, `systemctl restart nix-daemon` is used on hosts with systemd, and nothing on others. Required for a multi-user install on a host without systemd: no installer starts `nix-daemon` there, so this command must start it when it is not running (e.g. `sv restart nix-daemon`); without it the install step fails before installing anything.")),
-        ],
-        vec![],
-    );
-    let build_user = block(
-        "The SSH user that Nix clients log in as to build (`ssh-ng://<name>@host`). It is created and added to `trusted-users`; the host keeps a record (under `/etc/nixbuild/users/`) that this provider created it. An account of that name that this provider did not create is an error naming it, and is left untouched, unless `adopt_existing = true`. It can never be the administrative login user (`ssh.user`).",
-        vec![
-            ("name", optional_string("User name. Default: `nixbuild`. Renaming it removes the old account if this provider created it (an adopted one is given back).")),
-            ("authorized_keys", list("OpenSSH public keys of the clients allowed to build on this host, one key per entry (no newlines or control characters). They are the whole content of the build user's `~/.ssh/authorized_keys`.")),
-            ("protocol", optional_string("The store protocol clients build through: `ssh-ng` (default: `nix-daemon --stdio`, `store_uri` is `ssh-ng://…`) or `ssh` (`nix-store --serve --write`, `store_uri` is `ssh://…`). Restricted keys may run this protocol's program only.")),
-            ("allow_shell", optional_bool("Give the client keys a shell (default `false`). By default every key line is `restrict,command=\"… exec <protocol program>\" <key>`: the key can build (no pty, no port, agent or X11 forwarding, no other command). `true` writes plain key lines, for users who also log in interactively.")),
-            ("adopt_existing", optional_bool("Take an account of this name that already exists (and that this provider did not create) as the build user (default `false`). The provider then manages its `~/.ssh/authorized_keys` (saving the account's own file once) and its `nix-users` membership, and adds it to `trusted-users`. An adopted account is never deleted: `on_destroy = \"clean\"` and a rename give it back its own `authorized_keys` and groups, and keep the account, its home and its data.")),
-        ],
-        vec![],
-    );
-    let cachix = block(
-        "A Cachix binary cache this builder substitutes from and, optionally, pushes to.",
-        vec![
-            ("cache", required_string("Cache name. Its substituter and public key are added to the Nix config; the key is fetched from the Cachix API unless `public_key` is given.")),
-            ("public_key", optional_string("The cache's public signing key (`name:base64`), to avoid the API call.")),
-            ("install", optional_bool("Install the cachix CLI when it is missing (default `false`).")),
-            ("watch_store", optional_bool("Run `cachix watch-store` as the systemd service `nixbuild-cachix-watch-store`, pushing every new store path (default `false`). Its token lives in a root-only 0600 file. Setting it to `false`, or removing the `cachix` block, stops and removes the service and deletes the token file; a service or token file left on the host shows as drift.")),
-            ("auth_token", sensitive(optional_string("Cachix auth token for this builder. Default: the provider's `cachix.auth_token` (recommended: then the token stays out of the state)."))),
-        ],
-        vec![],
-    );
-    Schema {
-        version: 1,
-        block: block(
-            "Bootstraps a host into a Nix remote builder over SSH and keeps it converged: installs Nix, writes the managed Nix config, creates the SSH build user, trusts the cache's keys and optionally runs `cachix watch-store`. Every step checks before it acts, so a re-apply after a failure resumes. Drift (an edited config, a removed build user, a stopped service) shows as a planned update.",
-            vec![
-                ("host", required_string("Host name or IP address. Changing it replaces the builder.")),
-                ("on_destroy", optional_string("What destroy does: `keep` (default: nothing, no connection; the host is usually destroyed with it) or `clean` (remove only what this resource created: the build user if this provider created it, the managed config, the watch-store service and its token file).")),
-                ("id", computed(AttributeType::String, "`user@host:port` of the administrative connection.")),
-                ("host_key", computed(AttributeType::String, "The host's public key line, pinned on create: every later connection must present it.")),
-                ("host_key_base64", computed(AttributeType::String, "Base64 of `host_key`, for column 8 of Nix's machines file.")),
-                ("bastion_host_key", computed(AttributeType::String, "Public host key of the bastion (`ssh.bastion_host`, or the provider's), pinned on the first connection through it (or `ssh.bastion_host_key`): later connections through that bastion must present it. Null without a bastion.")),
-                ("system", computed(AttributeType::String, "The builder's Nix system, e.g. `x86_64-linux`.")),
-                ("systems", computed(AttributeType::List(Box::new(AttributeType::String)), "`system` followed by `nix.extra_platforms`: what the builder can build for.")),
-                ("nix_version", computed(AttributeType::String, "Nix version on the builder, e.g. `2.8.0`.")),
-                ("cpus", computed(AttributeType::Number, "Online CPUs of the builder.")),
-                ("max_jobs_effective", computed(AttributeType::Number, "`nix.max_jobs`, or the CPU count when it is `auto`.")),
-                ("supported_features", computed(AttributeType::List(Box::new(AttributeType::String)), "System features the builder supports (`nix.system_features`, or what Nix detected).")),
-                ("store_uri", computed(AttributeType::String, "`ssh-ng://<build user>@host` (`ssh://` with `build_user.protocol = \"ssh\"`), the store URI clients build through.")),
-                ("config_hash", computed(AttributeType::String, "SHA-256 of the managed Nix config as found on the host; a hand edit shows up here as drift.")),
-                ("drift", computed(AttributeType::List(Box::new(AttributeType::String)), "What the last refresh found out of line on the host (empty when converged). Non-empty drift plans an update that re-converges the host.")),
-                ("ssh_host_alias", computed(AttributeType::String, "The `Host` alias clients reach this builder under, `nixbuild-<host>-<port>`: machine lines that use it (set `ssh_config` on a `nixbuild_machines_file` machine) reach the right port with strict host-key checking.")),
-                ("ssh_config", computed(AttributeType::String, "The client's `ssh_config` stanza for this builder: `Host <ssh_host_alias>` with `HostName`, `Port` (the SSH port of this resource's connection), `User` (the build user), `HostKeyAlias`, `StrictHostKeyChecking yes` and keepalives. `nixbuild_machines_file` adds `IdentityFile` and `UserKnownHostsFile` and writes it next to the machines file; see the remote-builders guide for including it.")),
-                ("known_hosts", computed(AttributeType::String, "The client's `known_hosts` line for this builder: `[host]:port` (just `host` on port 22) and `ssh_host_alias`, then the pinned `host_key`.")),
-            ],
-            vec![
-                ("ssh", ssh_block(true)),
-                ("nix", NestedBlock::Optional(nix)),
-                ("build_user", NestedBlock::Optional(build_user)),
-                ("cachix", NestedBlock::Optional(cachix)),
-                ("monitoring", super::monitoring::schema()),
-                ("timeouts", timeouts::schema(TIMEOUTS, ["", "", ""])),
-            ],
-        ),
-    }
+/// The resource's schema: [`BuilderState`] and its timeouts' defaults.
+pub fn schema() -> Result<Schema, String> {
+    let mut schema = schema_of::<BuilderState>()?;
+    timeouts::describe(&mut schema, TIMEOUTS, ["", "", ""]);
+    Ok(schema)
 }
 
 fn check_list(

@@ -833,8 +833,8 @@ impl Resource for BuilderResource {
     type PrivateState<'a> = Value<BuilderPrivate>;
     type ProviderMetaState<'a> = ValueEmpty;
 
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(config::schema())
+    fn schema(&self, diags: &mut Diagnostics) -> Option<Schema> {
+        crate::tfschema::or_diag(config::schema(), diags)
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {

@@ -2,36 +2,28 @@
 //! node exporter as the service `nixbuild-node-exporter`, with a textfile
 //! collector fed every minute by the provider's `nix_metrics.sh` (store size,
 //! free space of the store's file system, builds running, daemon up). Its
-//! schema, validation, converge step, drift check and removal; the builder
+//! type (its schema), validation, converge step, drift check and removal; the builder
 //! calls these and holds nothing else of it.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::NestedBlock;
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
 use crate::nix::conf::sha256_hex;
 use crate::resources::cache_proxy::config::parse_listen;
-use crate::schema::{block, optional_string};
 use crate::ssh::{Remote, SshError};
+use crate::tfschema::Optional;
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9100";
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+/// Prometheus monitoring (systemd hosts): the distribution's `prometheus-node-exporter` (installed when missing; its own service stays disabled) runs as `nixbuild-node-exporter`, and the timer `nixbuild-nix-metrics` writes Nix facts for its textfile collector every minute: `nix_store_size_bytes`, `nix_store_filesystem_free_bytes`, `nix_store_filesystem_size_bytes`, `nix_builds_running`, `nix_daemon_up`, `nix_metrics_last_run_timestamp_seconds`. A stopped service shows as drift. Removing the block (or `on_destroy = "clean"`) removes the units; the package stays.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
 pub struct MonitoringBlock {
-    #[serde(default)]
+    /// Address and port the exporter listens on (`ADDRESS:PORT`, `[IPv6]:PORT` or `PORT`). Default: `"0.0.0.0:9100"`. Open it only to the Prometheus server.
+    #[schemars(with = "Optional<String>")]
     pub listen: Value<String>,
-}
-
-pub fn schema() -> NestedBlock {
-    NestedBlock::Optional(block(
-        "Prometheus monitoring (systemd hosts): the distribution's `prometheus-node-exporter` (installed when missing; its own service stays disabled) runs as `nixbuild-node-exporter`, and the timer `nixbuild-nix-metrics` writes Nix facts for its textfile collector every minute: `nix_store_size_bytes`, `nix_store_filesystem_free_bytes`, `nix_store_filesystem_size_bytes`, `nix_builds_running`, `nix_daemon_up`, `nix_metrics_last_run_timestamp_seconds`. A stopped service shows as drift. Removing the block (or `on_destroy = \"clean\"`) removes the units; the package stays.",
-        vec![(
-            "listen",
-            optional_string("Address and port the exporter listens on (`ADDRESS:PORT`, `[IPv6]:PORT` or `PORT`). Default: `\"0.0.0.0:9100\"`. Open it only to the Prometheus server."),
-        )],
-        vec![],
-    ))
 }
 
 pub fn validate(value: &Value<MonitoringBlock>, diags: &mut Diagnostics) {

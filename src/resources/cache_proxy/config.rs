@@ -1,13 +1,14 @@
-//! `nixbuild_cache_proxy` arguments and attributes: the state shape, the
-//! schema (whose descriptions are the docs) and plan-time validation with
+//! `nixbuild_cache_proxy` arguments and attributes: the state type (it is
+//! the schema; its doc comments are the docs) and plan-time validation with
 //! attribute paths. Nothing here reaches a host.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use base64::Engine;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{AttributeType, NestedBlock, Schema};
+use tf_provider::schema::Schema;
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
@@ -15,11 +16,9 @@ use crate::context::settings::validate_block;
 use crate::context::SshBlock;
 use crate::nix::conf::check_public_key;
 use crate::resources::timeouts::{self, Defaults, Operation, Timeouts};
-use crate::schema::{
-    block, computed, optional_number, optional_string, required_string, sensitive, ssh_block,
-};
 use crate::secrets::Secret;
 use crate::ssh::settings::{check_host, parse_duration};
+use crate::tfschema::{schema_of, Block, BlockList, Computed, Optional, Required};
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 pub const DEFAULT_MAX_SIZE: &str = "10G";
@@ -35,111 +34,98 @@ pub const TIMEOUTS: Defaults = Defaults {
     delete: Duration::from_secs(5 * 60),
 };
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+/// A binary cache the proxy fetches from, in order: a path missing from (or unreachable at) the first is asked of the next. At least one.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
 pub struct UpstreamBlock {
-    #[serde(default)]
+    /// Base URL of the cache, `https://…` or `http://…` with an optional path and no query, e.g. `https://cache.nixos.org` or `https://mycache.cachix.org`. Only public caches: the proxy sends no credentials.
+    #[schemars(with = "Required<String>")]
     pub url: Value<String>,
-    #[serde(default)]
+    /// The cache's public signing key (`name:base64`). The proxy does not re-sign anything: it is listed in `trusted_public_keys` for the builders that substitute through the proxy.
+    #[schemars(with = "Optional<String>")]
     pub public_key: Value<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+/// Serve the proxy over HTTPS with this certificate (the URL scheme becomes `https`).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
 pub struct TlsBlock {
-    #[serde(default)]
+    /// PEM certificate chain (the server certificate first).
+    #[schemars(with = "Required<String>")]
     pub certificate: Value<String>,
-    #[serde(default)]
+    /// PEM private key of the certificate. It travels over the SSH channel's stdin into a root-only 0600 file; it is never on a command line. Like every resource argument it is kept in the Terraform state (marked sensitive): protect the state.
+    #[schemars(with = "Required<Secret>")]
     pub private_key: Value<Secret>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+/// Turns a systemd host into a caching HTTP proxy for Nix binary caches, with the distribution's nginx (installed with the package manager when missing) run as its own service `nixbuild-cache-proxy` (the distribution's `nginx.service` and its sites are left alone). NARs are cached for long (they never change), `.narinfo` answers briefly (a missing one even more briefly), `nix-cache-info` is served by the proxy itself. Builders use `substituter_url` with `trusted_public_keys` in their `nix` block. The nginx config, unit and TLS files are drift-checked: a hand edit plans an update that restores them.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
 pub struct CacheProxyState {
-    #[serde(default)]
+    /// Host name or IP address of the systemd host. Changing it replaces the proxy.
+    #[schemars(with = "Required<String>")]
     pub host: Value<String>,
-    #[serde(with = "crate::schema::optional_block", default)]
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<SshBlock>")]
     pub ssh: Value<SshBlock>,
-    #[serde(default)]
+    #[schemars(with = "BlockList<UpstreamBlock>")]
     pub upstream: Value<Vec<UpstreamBlock>>,
-    #[serde(default)]
+    /// Address and port nginx listens on: `ADDRESS:PORT` (`[IPv6]:PORT` for IPv6) or only `PORT` (all IPv4 addresses). Default: `"0.0.0.0:8080"`.
+    #[schemars(with = "Optional<String>")]
     pub listen: Value<String>,
-    #[serde(default)]
+    /// The URL builders reach the proxy at, when it differs from the default `http(s)://<listen address, or host when it listens on all addresses>:<port>` (e.g. behind a load balancer or with a DNS name in the certificate).
+    #[schemars(with = "Optional<String>")]
     pub public_url: Value<String>,
-    #[serde(default)]
+    /// Size limit of the cache directory (`/var/cache/nixbuild-cache-proxy`), as nginx sizes: a number with an optional `k`, `m` or `g` suffix, at least `64m`. The least recently used objects go first. Default: `"10G"`.
+    #[schemars(with = "Optional<String>")]
     pub max_size: Value<String>,
-    #[serde(default)]
+    /// How long a NAR stays cached since it was last used (a duration such as `"30d"`; NARs are content-addressed, so they never go stale). Default: `"30d"`.
+    #[schemars(with = "Optional<String>")]
     pub nar_ttl: Value<String>,
-    #[serde(default)]
+    /// How long a `.narinfo` (and any other non-NAR answer) is served from the cache before it is asked again upstream. When every upstream is unreachable, expired entries are still served. Default: `"10m"`.
+    #[schemars(with = "Optional<String>")]
     pub narinfo_ttl: Value<String>,
-    #[serde(default)]
+    /// How long a 404 (a path no upstream has) is cached. Default: `"1m"`.
+    #[schemars(with = "Optional<String>")]
     pub negative_ttl: Value<String>,
-    #[serde(default)]
+    /// `Priority` in the proxy's `nix-cache-info`: Nix prefers substituters with lower numbers (cache.nixos.org says 40). 0 to 100. Default: `30`.
+    #[schemars(with = "Optional<i64>")]
     pub priority: Value<i64>,
-    #[serde(with = "crate::schema::optional_block", default)]
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<TlsBlock>")]
     pub tls: Value<TlsBlock>,
-    #[serde(default)]
+    /// What destroy does: `keep` (default: nothing, no connection; the host is usually destroyed with it) or `clean` (stop and remove the service, its config and TLS files and the cache directory; the nginx package stays installed).
+    #[schemars(with = "Optional<String>")]
     pub on_destroy: Value<String>,
-    #[serde(with = "crate::schema::optional_block", default)]
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<Timeouts>")]
     pub timeouts: Value<Timeouts>,
 
-    #[serde(default)]
+    /// `user@host:port` of the administrative connection.
+    #[schemars(with = "Computed<String>")]
     pub id: Value<String>,
-    #[serde(default)]
+    /// The host's public key line, pinned on create: every later connection must present it.
+    #[schemars(with = "Computed<String>")]
     pub host_key: Value<String>,
-    #[serde(default)]
+    /// The URL builders substitute from: `public_url`, or the one derived from `listen` and `host`. Use it in `nixbuild_builder`'s `nix.substituters`.
+    #[schemars(with = "Computed<String>")]
     pub substituter_url: Value<String>,
-    #[serde(default)]
+    /// The upstreams' `public_key`s, in order: `nix.trusted_public_keys` for the builders (the proxy does not re-sign).
+    #[schemars(with = "Computed<Vec<String>>")]
     pub trusted_public_keys: Value<Vec<Value<String>>>,
-    #[serde(default)]
+    /// SHA-256 of the nginx config as found on the host; a hand edit shows up here as drift.
+    #[schemars(with = "Computed<String>")]
     pub config_hash: Value<String>,
-    #[serde(default)]
+    /// What the last refresh found out of line on the host (empty when converged). Non-empty drift plans an update that restores the proxy.
+    #[schemars(with = "Computed<Vec<String>>")]
     pub drift: Value<Vec<Value<String>>>,
 }
 
-pub fn schema() -> Schema {
-    let upstream = NestedBlock::List(block(
-        "A binary cache the proxy fetches from, in order: a path missing from (or unreachable at) the first is asked of the next. At least one.",
-        vec![
-            ("url", required_string("Base URL of the cache, `https://…` or `http://…` with an optional path and no query, e.g. `https://cache.nixos.org` or `https://mycache.cachix.org`. Only public caches: the proxy sends no credentials.")),
-            ("public_key", optional_string("The cache's public signing key (`name:base64`). The proxy does not re-sign anything: it is listed in `trusted_public_keys` for the builders that substitute through the proxy.")),
-        ],
-        vec![],
-    ));
-    let tls = NestedBlock::Optional(block(
-        "Serve the proxy over HTTPS with this certificate (the URL scheme becomes `https`).",
-        vec![
-            ("certificate", required_string("PEM certificate chain (the server certificate first).")),
-            ("private_key", sensitive(required_string("PEM private key of the certificate. It travels over the SSH channel's stdin into a root-only 0600 file; it is never on a command line. Like every resource argument it is kept in the Terraform state (marked sensitive): protect the state."))),
-        ],
-        vec![],
-    ));
-    Schema {
-        version: 1,
-        block: block(
-            "Turns a systemd host into a caching HTTP proxy for Nix binary caches, with the distribution's nginx (installed with the package manager when missing) run as its own service `nixbuild-cache-proxy` (the distribution's `nginx.service` and its sites are left alone). NARs are cached for long (they never change), `.narinfo` answers briefly (a missing one even more briefly), `nix-cache-info` is served by the proxy itself. Builders use `substituter_url` with `trusted_public_keys` in their `nix` block. The nginx config, unit and TLS files are drift-checked: a hand edit plans an update that restores them.",
-            vec![
-                ("host", required_string("Host name or IP address of the systemd host. Changing it replaces the proxy.")),
-                ("listen", optional_string("Address and port nginx listens on: `ADDRESS:PORT` (`[IPv6]:PORT` for IPv6) or only `PORT` (all IPv4 addresses). Default: `\"0.0.0.0:8080\"`.")),
-                ("public_url", optional_string("The URL builders reach the proxy at, when it differs from the default `http(s)://<listen address, or host when it listens on all addresses>:<port>` (e.g. behind a load balancer or with a DNS name in the certificate).")),
-                ("max_size", optional_string("Size limit of the cache directory (`/var/cache/nixbuild-cache-proxy`), as nginx sizes: a number with an optional `k`, `m` or `g` suffix, at least `64m`. The least recently used objects go first. Default: `\"10G\"`.")),
-                ("nar_ttl", optional_string("How long a NAR stays cached since it was last used (a duration such as `\"30d\"`; NARs are content-addressed, so they never go stale). Default: `\"30d\"`.")),
-                ("narinfo_ttl", optional_string("How long a `.narinfo` (and any other non-NAR answer) is served from the cache before it is asked again upstream. When every upstream is unreachable, expired entries are still served. Default: `\"10m\"`.")),
-                ("negative_ttl", optional_string("How long a 404 (a path no upstream has) is cached. Default: `\"1m\"`.")),
-                ("priority", optional_number("`Priority` in the proxy's `nix-cache-info`: Nix prefers substituters with lower numbers (cache.nixos.org says 40). 0 to 100. Default: `30`.")),
-                ("on_destroy", optional_string("What destroy does: `keep` (default: nothing, no connection; the host is usually destroyed with it) or `clean` (stop and remove the service, its config and TLS files and the cache directory; the nginx package stays installed).")),
-                ("id", computed(AttributeType::String, "`user@host:port` of the administrative connection.")),
-                ("host_key", computed(AttributeType::String, "The host's public key line, pinned on create: every later connection must present it.")),
-                ("substituter_url", computed(AttributeType::String, "The URL builders substitute from: `public_url`, or the one derived from `listen` and `host`. Use it in `nixbuild_builder`'s `nix.substituters`.")),
-                ("trusted_public_keys", computed(AttributeType::List(Box::new(AttributeType::String)), "The upstreams' `public_key`s, in order: `nix.trusted_public_keys` for the builders (the proxy does not re-sign).")),
-                ("config_hash", computed(AttributeType::String, "SHA-256 of the nginx config as found on the host; a hand edit shows up here as drift.")),
-                ("drift", computed(AttributeType::List(Box::new(AttributeType::String)), "What the last refresh found out of line on the host (empty when converged). Non-empty drift plans an update that restores the proxy.")),
-            ],
-            vec![
-                ("ssh", ssh_block(true)),
-                ("upstream", upstream),
-                ("tls", tls),
-                ("timeouts", timeouts::schema(TIMEOUTS, ["", "", ""])),
-            ],
-        ),
-    }
+/// The resource's schema: [`CacheProxyState`] and its timeouts' defaults.
+pub fn schema() -> Result<Schema, String> {
+    let mut schema = schema_of::<CacheProxyState>()?;
+    timeouts::describe(&mut schema, TIMEOUTS, ["", "", ""]);
+    Ok(schema)
 }
 
 /// A computed string list attribute with every element known.

@@ -29,9 +29,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tf_provider::schema::{AttributeConstraint, AttributeType, NestedBlock, Schema};
+use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
@@ -39,11 +40,8 @@ use crate::cache::http;
 use crate::cache::store;
 use crate::context::{plan_pin, Context, PlannedPin, Purpose, SeenKeys, Shared, SshBlock, Target};
 use crate::resources::timeouts::{self, Defaults, Operation, Timeouts};
-use crate::schema::{
-    attribute, block, computed, optional_number, optional_string, required_string, sensitive,
-    ssh_block,
-};
 use crate::secrets::Secret;
+use crate::tfschema::{or_diag, schema_of, Block, BlockList, Computed, Optional, Required};
 
 pub use validate::{check_flake_ref, check_installable};
 
@@ -62,96 +60,149 @@ type Strings = Value<Vec<Value<String>>>;
 /// A number per destination name (`store.uri`, or `cachix:NAME`).
 type Counts = Value<BTreeMap<String, Value<i64>>>;
 
-#[derive(Serialize, Deserialize, Clone, Default, PartialEq)]
+/// Push with `nix copy --to` to any store Nix can write. Repeat the block to push to several stores (each gets only what it lacks); it can be combined with one `cachix` block.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Default, PartialEq)]
+#[serde(default)]
 pub struct StoreDest {
-    #[serde(default)]
+    /// Destination store, as `nix copy --to` takes it: `https://…`/`http://…` (HTTP PUT), `s3://bucket?…`, `file:///dir`, `ssh-ng://user@host`, `ssh://…`, `gs://…`. Each `store` block names a different URI; the URI is the destination's key in `pushed_paths_by_destination` and `missing_paths_by_destination`. Changing it plans a new push.
+    #[schemars(with = "Required<String>")]
     pub uri: Value<String>,
-    #[serde(default)]
+    /// Binary-cache secret key (`name:base64`, as `nix-store --generate-binary-cache-key` writes) to sign the uploaded paths with. It travels to the builder in a 0600 file that is removed after the push; it is never on a command line. Paths the cache already has are not re-signed.
+    #[schemars(with = "Optional<Secret>")]
     pub secret_key: Value<Secret>,
-    #[serde(default)]
+    /// HTTP(S) URL where the cache serves `<hash>.narinfo`, for presence checks when `uri` is not HTTP (e.g. the website of an S3 bucket). Without it, a non-HTTP store is asked through Nix on the builder at push time, and refresh cannot notice lost paths.
+    #[schemars(with = "Optional<String>")]
     pub public_url: Value<String>,
-    #[serde(default)]
+    /// netrc file on the machine running Terraform with basic-auth credentials for presence checks of a private cache (the format of Nix's `netrc-file`; the entry for the cache's host is used, else `default`). Uploads use the builder's own Nix configuration.
+    #[schemars(with = "Optional<String>")]
     pub netrc_file: Value<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Default, PartialEq)]
+/// Push to a Cachix cache with the `cachix` CLI on the builder (it must be installed there, e.g. with `nixbuild_builder`'s `cachix.install`).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Default, PartialEq)]
+#[serde(default)]
 pub struct CachixDest {
-    #[serde(default)]
+    /// Name of the Cachix cache. Changing it plans a new push.
+    #[schemars(with = "Required<String>")]
     pub cache: Value<String>,
-    #[serde(default)]
+    /// Cachix auth token for this push. Default: the provider's `cachix.auth_token` (recommended: then the token stays out of the state). Given to the `cachix` process only, through its environment, from a 0600 file.
+    #[schemars(with = "Optional<Secret>")]
     pub auth_token: Value<Secret>,
-    #[serde(default)]
+    /// Cachix signing key, for caches whose paths are signed by the client. Default: the provider's `cachix.signing_key`.
+    #[schemars(with = "Optional<Secret>")]
     pub signing_key: Value<Secret>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Default)]
+/// Builds flake installables on a builder over SSH and uploads their closure to binary caches: any store `nix copy --to` writes (`store` blocks, repeatable) and/or Cachix (`cachix` block). Each destination gets only the paths it lacks. What a destination must hold is the closure of `out_paths`, less the paths `exclude` or `skip_upstream` filter out that no kept path references: Nix refuses to add a path to a binary cache that lacks its references, so a filtered path that a kept path depends on is uploaded anyway. On refresh, every destination is asked about every path it must hold (narinfo `HEAD` requests, a bounded number at a time over kept-alive connections; Cachix through its batch narinfo endpoint); a path a cache lost, out path or dependency, plans an update that uploads only what is missing. An unreachable cache is a warning. Destroying the resource only removes it from the state: nothing is deleted from any cache.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Default)]
+#[serde(default)]
 pub struct CachePushState {
-    #[serde(default)]
+    /// Builder to build and upload on (host name or IP address). Changing it plans a new push.
+    #[schemars(with = "Required<String>")]
     pub host: Value<String>,
-    #[serde(with = "crate::schema::optional_block", default)]
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<SshBlock>")]
     pub ssh: Value<SshBlock>,
-    #[serde(default)]
+    /// Flake reference the builder fetches, e.g. `git+https://example.com/repo.git?ref=main&rev=<sha>` or `github:owner/repo/<rev>`. Pin a revision: the reference is built again only when it changes. Conflicts with `source`.
+    #[schemars(with = "Optional<String>")]
     pub flake: Value<String>,
-    #[serde(default)]
+    /// Local directory (on the machine running Terraform) holding a `flake.nix`. It is uploaded to the builder (to `~/.cache/nixbuild/sources/<source_hash>`, checked there against `source_hash` before anything builds from it) and built as a `path:` flake. What is uploaded is what Nix would copy: in a git work tree only the files git tracks (staged or committed, with their current content; this runs `git ls-files`), elsewhere the whole directory without `.git`; never `.terraform/` directories or `*.tfstate*` files. Changing an uploaded file plans a new push. Conflicts with `flake`.
+    #[schemars(with = "Optional<String>")]
     pub source: Value<String>,
-    #[serde(default)]
+    /// How many uploaded `source` trees the builder keeps: after building, a push removes the least recently used trees beyond this many. A tree a running push uses is never removed. Default `5`; `0` never removes any. Changing it changes nothing until the next push.
+    #[schemars(with = "Optional<i64>")]
     pub source_keep: Value<i64>,
-    #[serde(default)]
+    /// What to build. With `flake` or `source`: attribute paths inside that flake, as written after `#` (`hello`, `packages.x86_64-linux.hello`, `hello^out,dev`). Without either: full installables (`nixpkgs#hello`, `/nix/store/…-x.drv^out`). Changing them plans a new push.
+    #[schemars(with = "Required<Vec<String>>")]
     pub installables: Strings,
-    #[serde(default)]
+    /// Extra arguments for `nix build`, e.g. `["--option", "sandbox", "false"]`. Each element is one argument. Changing them plans a new push.
+    #[schemars(with = "Optional<Vec<String>>")]
     pub build_args: Strings,
-    #[serde(default)]
+    /// Arbitrary values; changing any plans a new push (like `null_resource.triggers`).
+    #[schemars(with = "Optional<BTreeMap<String, String>>")]
     pub triggers: Value<BTreeMap<String, Value<String>>>,
-    /// Repeatable; a 0.1.0 state (at most one block) decodes unchanged.
-    #[serde(with = "destinations::repeated_block", default)]
+    // Repeatable; a 0.1.0 state (at most one block) decodes unchanged.
+    #[serde(with = "destinations::repeated_block")]
+    #[schemars(with = "BlockList<StoreDest>")]
     pub store: Value<Vec<StoreDest>>,
-    #[serde(with = "crate::schema::optional_block", default)]
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<CachixDest>")]
     pub cachix: Value<CachixDest>,
-    #[serde(default)]
+    /// Regular expressions (Rust `regex` syntax) matched against the name of each closure path, the part after `<hash>-` (`hello-2.12`, `glibc-2.39-52`), anywhere in the name unless anchored with `^…$`. A matching path is neither uploaded nor required on refresh unless a kept path references it, directly or through other paths: a binary cache must hold every reference of a path it holds (Nix refuses the upload otherwise), so such a path is uploaded anyway. In practice this leaves out out paths and their private dependencies (e.g. `-doc$` outputs of `installables = ["hello^*"]`). Changing the list plans a push of what is then missing.
+    #[schemars(with = "Optional<Vec<String>>")]
     pub exclude: Strings,
-    #[serde(default)]
+    /// Binary cache URLs (`https://…` or `http://…`, e.g. `https://cache.nixos.org`) that clients also substitute from. A closure path one of them serves (its `<hash>.narinfo` answers) is not uploaded and not required on refresh, unless a kept path references it (the same rule as `exclude`: a path the destination must hold needs its whole closure there). They are asked only when a destination lacks something: a path that disappears upstream and is missing at a destination plans a push. Unreachable upstream caches count as not serving anything during a push (it uploads more), and as a warning during refresh.
+    #[schemars(with = "Optional<Vec<String>>")]
     pub skip_upstream: Strings,
-    #[serde(with = "crate::schema::optional_block", default)]
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<Timeouts>")]
     pub timeouts: Value<Timeouts>,
     // Computed.
-    #[serde(default)]
+    /// Identifier of this push (a hash of the destination and the out paths).
+    #[schemars(with = "Computed<String>")]
     pub id: Value<String>,
-    #[serde(default)]
+    /// Public host key the builder presented on the first push, pinned: later connections must present it.
+    #[schemars(with = "Computed<String>")]
     pub host_key: Value<String>,
-    #[serde(default)]
+    /// Public host key of the bastion (`ssh.bastion_host`), pinned on the first push through it (or `ssh.bastion_host_key`): later connections through that bastion must present it. Null without a bastion.
+    #[schemars(with = "Computed<String>")]
     pub bastion_host_key: Value<String>,
-    #[serde(default)]
+    /// Content hash of `source`, known at plan time: the SHA-256 (hex) of the uploaded tree's NAR serialisation, as `nix-hash --type sha256` prints it and as Nix records in the flake's `narHash`. Null without `source`.
+    #[schemars(with = "Computed<String>")]
     pub source_hash: Value<String>,
-    #[serde(default)]
+    /// Store paths the installables built, in installable order (outputs of one installable in output-name order).
+    #[schemars(with = "Computed<Vec<String>>")]
     pub out_paths: Strings,
-    #[serde(default)]
+    /// Every store path in the closure of `out_paths` (sorted): what the cache must hold.
+    #[schemars(with = "Computed<Vec<String>>")]
     pub closure_paths: Strings,
-    #[serde(default)]
+    /// Sum of the NAR sizes of `closure_paths`, in bytes.
+    #[schemars(with = "Computed<i64>")]
     pub closure_nar_size: Value<i64>,
-    #[serde(default)]
+    /// How many store paths the last push uploaded, summed over destinations; paths a destination already had are not counted (a fully cached closure gives 0).
+    #[schemars(with = "Computed<i64>")]
     pub pushed_paths: Value<i64>,
-    #[serde(default)]
+    /// How many closure paths the destinations lacked at the last refresh, summed over destinations (only paths a destination must hold: see `exclude` and `skip_upstream`). Non-zero plans an update that uploads what is missing; the plan shows the count. A non-HTTP store without `public_url` is not checked on refresh.
+    #[schemars(with = "Computed<i64>")]
     pub missing_paths: Value<i64>,
-    #[serde(default)]
+    /// `pushed_paths` per destination, keyed by `store.uri` or `cachix:<cache>`.
+    #[schemars(with = "Computed<BTreeMap<String, i64>>")]
     pub pushed_paths_by_destination: Counts,
-    #[serde(default)]
+    /// `missing_paths` per destination at the last refresh, keyed like `pushed_paths_by_destination` (destinations that cannot be checked over HTTP keep their last value).
+    #[schemars(with = "Computed<BTreeMap<String, i64>>")]
     pub missing_paths_by_destination: Counts,
-    #[serde(default)]
+    /// URL where the first destination serves narinfos: the HTTP(S) store URI, `store.public_url`, or the Cachix cache's URI. Null for a non-HTTP store without `public_url`.
+    #[schemars(with = "Computed<String>")]
     pub cache_url: Value<String>,
 }
 
 /// Private state: a salted HMAC of the secrets in effect at the last push
 /// (never the secrets), to plan a new push when one rotates.
 #[derive(Serialize, Deserialize, Clone, Default, PartialEq, Eq)]
+#[serde(default)]
 pub struct PushPrivate {
-    #[serde(default)]
     pub salt: String,
-    #[serde(default)]
     pub secrets: String,
     /// The references among `closure_paths`, kept when `exclude` or
     /// `skip_upstream` is set (the refresh needs them to apply the filters).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub graph: Option<closure::Graph>,
+}
+
+/// The resource's schema: [`CachePushState`] and its timeouts' notes and
+/// defaults.
+pub fn schema() -> Result<Schema, String> {
+    let mut schema = schema_of::<CachePushState>()?;
+    timeouts::describe(
+        &mut schema,
+        TIMEOUTS,
+        [
+            "Limit for the first push (build + upload).",
+            "Limit for a repeated push (after the cache lost a path or a secret rotated).",
+            "Accepted for symmetry; destroy does nothing remotely.",
+        ],
+    );
+    Ok(schema)
 }
 
 fn strings(list: &Strings) -> Vec<String> {
@@ -432,79 +483,14 @@ fn record_keys(state: &mut CachePushState, keys: SeenKeys) {
     state.bastion_host_key = keys.bastion_host_key.into();
 }
 
-fn list_of_strings() -> AttributeType {
-    AttributeType::List(AttributeType::String.into())
-}
-
 #[async_trait]
 impl Resource for CachePushResource {
     type State<'a> = CachePushState;
     type PrivateState<'a> = Option<PushPrivate>;
     type ProviderMetaState<'a> = ValueEmpty;
 
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        let store_block = NestedBlock::List(block(
-            "Push with `nix copy --to` to any store Nix can write. Repeat the block to push to several stores (each gets only what it lacks); it can be combined with one `cachix` block.",
-            vec![
-                ("uri", required_string("Destination store, as `nix copy --to` takes it: `https://…`/`http://…` (HTTP PUT), `s3://bucket?…`, `file:///dir`, `ssh-ng://user@host`, `ssh://…`, `gs://…`. Each `store` block names a different URI; the URI is the destination's key in `pushed_paths_by_destination` and `missing_paths_by_destination`. Changing it plans a new push.")),
-                ("secret_key", sensitive(optional_string("Binary-cache secret key (`name:base64`, as `nix-store --generate-binary-cache-key` writes) to sign the uploaded paths with. It travels to the builder in a 0600 file that is removed after the push; it is never on a command line. Paths the cache already has are not re-signed."))),
-                ("public_url", optional_string("HTTP(S) URL where the cache serves `<hash>.narinfo`, for presence checks when `uri` is not HTTP (e.g. the website of an S3 bucket). Without it, a non-HTTP store is asked through Nix on the builder at push time, and refresh cannot notice lost paths.")),
-                ("netrc_file", optional_string("netrc file on the machine running Terraform with basic-auth credentials for presence checks of a private cache (the format of Nix's `netrc-file`; the entry for the cache's host is used, else `default`). Uploads use the builder's own Nix configuration.")),
-            ],
-            vec![],
-        ));
-        let cachix_block = NestedBlock::Optional(block(
-            "Push to a Cachix cache with the `cachix` CLI on the builder (it must be installed there, e.g. with `nixbuild_builder`'s `cachix.install`).",
-            vec![
-                ("cache", required_string("Name of the Cachix cache. Changing it plans a new push.")),
-                ("auth_token", sensitive(optional_string("Cachix auth token for this push. Default: the provider's `cachix.auth_token` (recommended: then the token stays out of the state). Given to the `cachix` process only, through its environment, from a 0600 file."))),
-                ("signing_key", sensitive(optional_string("Cachix signing key, for caches whose paths are signed by the client. Default: the provider's `cachix.signing_key`."))),
-            ],
-            vec![],
-        ));
-        let timeouts = timeouts::schema(
-            TIMEOUTS,
-            [
-                "Limit for the first push (build + upload).",
-                "Limit for a repeated push (after the cache lost a path or a secret rotated).",
-                "Accepted for symmetry; destroy does nothing remotely.",
-            ],
-        );
-        Some(Schema {
-            version: 1,
-            block: block(
-                "Builds flake installables on a builder over SSH and uploads their closure to binary caches: any store `nix copy --to` writes (`store` blocks, repeatable) and/or Cachix (`cachix` block). Each destination gets only the paths it lacks. What a destination must hold is the closure of `out_paths`, less the paths `exclude` or `skip_upstream` filter out that no kept path references: Nix refuses to add a path to a binary cache that lacks its references, so a filtered path that a kept path depends on is uploaded anyway. On refresh, every destination is asked about every path it must hold (narinfo `HEAD` requests, a bounded number at a time over kept-alive connections; Cachix through its batch narinfo endpoint); a path a cache lost, out path or dependency, plans an update that uploads only what is missing. An unreachable cache is a warning. Destroying the resource only removes it from the state: nothing is deleted from any cache.",
-                vec![
-                    ("host", required_string("Builder to build and upload on (host name or IP address). Changing it plans a new push.")),
-                    ("flake", optional_string("Flake reference the builder fetches, e.g. `git+https://example.com/repo.git?ref=main&rev=<sha>` or `github:owner/repo/<rev>`. Pin a revision: the reference is built again only when it changes. Conflicts with `source`.")),
-                    ("source", optional_string("Local directory (on the machine running Terraform) holding a `flake.nix`. It is uploaded to the builder (to `~/.cache/nixbuild/sources/<source_hash>`, checked there against `source_hash` before anything builds from it) and built as a `path:` flake. What is uploaded is what Nix would copy: in a git work tree only the files git tracks (staged or committed, with their current content; this runs `git ls-files`), elsewhere the whole directory without `.git`; never `.terraform/` directories or `*.tfstate*` files. Changing an uploaded file plans a new push. Conflicts with `flake`.")),
-                    ("source_keep", optional_number("How many uploaded `source` trees the builder keeps: after building, a push removes the least recently used trees beyond this many. A tree a running push uses is never removed. Default `5`; `0` never removes any. Changing it changes nothing until the next push.")),
-                    ("installables", attribute(list_of_strings(), AttributeConstraint::Required, "What to build. With `flake` or `source`: attribute paths inside that flake, as written after `#` (`hello`, `packages.x86_64-linux.hello`, `hello^out,dev`). Without either: full installables (`nixpkgs#hello`, `/nix/store/…-x.drv^out`). Changing them plans a new push.")),
-                    ("build_args", attribute(list_of_strings(), AttributeConstraint::Optional, "Extra arguments for `nix build`, e.g. `[\"--option\", \"sandbox\", \"false\"]`. Each element is one argument. Changing them plans a new push.")),
-                    ("exclude", attribute(list_of_strings(), AttributeConstraint::Optional, "Regular expressions (Rust `regex` syntax) matched against the name of each closure path, the part after `<hash>-` (`hello-2.12`, `glibc-2.39-52`), anywhere in the name unless anchored with `^…$`. A matching path is neither uploaded nor required on refresh unless a kept path references it, directly or through other paths: a binary cache must hold every reference of a path it holds (Nix refuses the upload otherwise), so such a path is uploaded anyway. In practice this leaves out out paths and their private dependencies (e.g. `-doc$` outputs of `installables = [\"hello^*\"]`). Changing the list plans a push of what is then missing.")),
-                    ("skip_upstream", attribute(list_of_strings(), AttributeConstraint::Optional, "Binary cache URLs (`https://…` or `http://…`, e.g. `https://cache.nixos.org`) that clients also substitute from. A closure path one of them serves (its `<hash>.narinfo` answers) is not uploaded and not required on refresh, unless a kept path references it (the same rule as `exclude`: a path the destination must hold needs its whole closure there). They are asked only when a destination lacks something: a path that disappears upstream and is missing at a destination plans a push. Unreachable upstream caches count as not serving anything during a push (it uploads more), and as a warning during refresh.")),
-                    ("triggers", attribute(AttributeType::Map(AttributeType::String.into()), AttributeConstraint::Optional, "Arbitrary values; changing any plans a new push (like `null_resource.triggers`).")),
-                    ("id", computed(AttributeType::String, "Identifier of this push (a hash of the destination and the out paths).")),
-                    ("host_key", computed(AttributeType::String, "Public host key the builder presented on the first push, pinned: later connections must present it.")),
-                    ("bastion_host_key", computed(AttributeType::String, "Public host key of the bastion (`ssh.bastion_host`), pinned on the first push through it (or `ssh.bastion_host_key`): later connections through that bastion must present it. Null without a bastion.")),
-                    ("source_hash", computed(AttributeType::String, "Content hash of `source`, known at plan time: the SHA-256 (hex) of the uploaded tree's NAR serialisation, as `nix-hash --type sha256` prints it and as Nix records in the flake's `narHash`. Null without `source`.")),
-                    ("out_paths", computed(list_of_strings(), "Store paths the installables built, in installable order (outputs of one installable in output-name order).")),
-                    ("closure_paths", computed(list_of_strings(), "Every store path in the closure of `out_paths` (sorted): what the cache must hold.")),
-                    ("closure_nar_size", computed(AttributeType::Number, "Sum of the NAR sizes of `closure_paths`, in bytes.")),
-                    ("pushed_paths", computed(AttributeType::Number, "How many store paths the last push uploaded, summed over destinations; paths a destination already had are not counted (a fully cached closure gives 0).")),
-                    ("missing_paths", computed(AttributeType::Number, "How many closure paths the destinations lacked at the last refresh, summed over destinations (only paths a destination must hold: see `exclude` and `skip_upstream`). Non-zero plans an update that uploads what is missing; the plan shows the count. A non-HTTP store without `public_url` is not checked on refresh.")),
-                    ("pushed_paths_by_destination", computed(AttributeType::Map(AttributeType::Number.into()), "`pushed_paths` per destination, keyed by `store.uri` or `cachix:<cache>`.")),
-                    ("missing_paths_by_destination", computed(AttributeType::Map(AttributeType::Number.into()), "`missing_paths` per destination at the last refresh, keyed like `pushed_paths_by_destination` (destinations that cannot be checked over HTTP keep their last value).")),
-                    ("cache_url", computed(AttributeType::String, "URL where the first destination serves narinfos: the HTTP(S) store URI, `store.public_url`, or the Cachix cache's URI. Null for a non-HTTP store without `public_url`.")),
-                ],
-                vec![
-                    ("ssh", ssh_block(true)),
-                    ("store", store_block),
-                    ("cachix", cachix_block),
-                    ("timeouts", timeouts),
-                ],
-            ),
-        })
+    fn schema(&self, diags: &mut Diagnostics) -> Option<Schema> {
+        or_diag(schema(), diags)
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {

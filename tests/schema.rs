@@ -1,0 +1,159 @@
+//! `terraform providers schema -json` of this build against the saved output
+//! of release 0.1.0 (`tests/golden/providers-schema-0.1.0.json`, from commit
+//! 96309d9). Users upgrading must see no schema change except the ones
+//! listed in [`CHANGES_SINCE_0_1_0`], each with its reason; a listed change
+//! that no longer happens fails too, so the list stays true. Runs on every
+//! Terraform version of the world (no hosts needed).
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{terraform_versions, Tf, SOURCE};
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Change {
+    Added,
+    Removed,
+    Changed,
+}
+use Change::*;
+
+const BUILDER: &str = "resource_schemas.nixbuild_builder.block";
+const CACHE_PUSH: &str = "resource_schemas.nixbuild_cache_push.block";
+const MACHINES_FILE: &str = "resource_schemas.nixbuild_machines_file.block";
+
+/// Every difference from 0.1.0, relative to the provider's entry, and why
+/// (docs/decisions.md, "Schema changes since 0.1.0", says the same).
+const CHANGES_SINCE_0_1_0: &[(&str, &str, Change, &str)] = &[
+    // Ownership of accounts (2b88ef7): the builder never takes or deletes an
+    // account it did not create; inputs refused at plan time.
+    (BUILDER, "block_types.build_user.block.attributes.adopt_existing", Added,
+     "new argument: take an existing account as the build user"),
+    (BUILDER, "block_types.build_user.block.description", Changed,
+     "says the host records which accounts the provider created"),
+    (BUILDER, "block_types.build_user.block.attributes.name.description", Changed,
+     "a rename removes only an account this provider created"),
+    (BUILDER, "block_types.build_user.block.attributes.authorized_keys.description", Changed,
+     "one key per entry, no control characters (checked at plan time)"),
+    (BUILDER, "attributes.on_destroy.description", Changed,
+     "`clean` removes only what this resource created, and the token file"),
+    (BUILDER, "block_types.cachix.block.attributes.watch_store.description", Changed,
+     "turning it off removes the service and its token file; leftovers show as drift"),
+    (BUILDER, "block_types.nix.block.attributes.installer_url.description", Changed,
+     "plain http:// installer URLs are refused (the script runs as root)"),
+    (MACHINES_FILE, "attributes.file_permission.description", Changed,
+     "world-writable and setuid/setgid/sticky modes are refused"),
+    // Stand-ins that refuse what the real installers refuse (0f01700, 863b298).
+    (BUILDER, "block_types.nix.block.attributes.daemon_restart_command.description", Changed,
+     "required for a multi-user install on a host without systemd"),
+    // Uploaded source trees, issue 17 (5a7c16b).
+    (CACHE_PUSH, "attributes.source_keep", Added,
+     "new argument: how many uploaded source trees a builder keeps"),
+    (CACHE_PUSH, "attributes.source.description", Changed,
+     "says what is uploaded (git-tracked files, never .terraform/ or state) and that it is checked on the builder"),
+    (CACHE_PUSH, "attributes.source_hash.description", Changed,
+     "the hash is the NAR hash Nix records as narHash"),
+    // Client outputs of the workflow, issue 14 (7428ca5).
+    (MACHINES_FILE, "attributes.nix_build_command", Added,
+     "new computed attribute: a nix build command line using these machines"),
+    (MACHINES_FILE, "attributes.nix_build_machines", Added,
+     "new computed attribute: nix.buildMachines for NixOS/nix-darwin clients"),
+];
+
+/// The nixbuild provider's entry of `providers schema -json` output.
+fn provider_entry(output: &Value) -> &Value {
+    let key = format!("registry.terraform.io/{SOURCE}");
+    let entry = &output["provider_schemas"][&key];
+    assert!(entry.is_object(), "no {key} in the schema output: {output}");
+    entry
+}
+
+fn differences(at: &str, old: &Value, new: &Value, out: &mut BTreeSet<(String, Change)>) {
+    let path = |key: &str| {
+        if at.is_empty() {
+            key.to_string()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    match (old, new) {
+        (Value::Object(old), Value::Object(new)) => {
+            for (key, value) in old {
+                match new.get(key) {
+                    Some(n) => differences(&path(key), value, n, out),
+                    None => {
+                        out.insert((path(key), Removed));
+                    }
+                }
+            }
+            for key in new.keys().filter(|k| !old.contains_key(*k)) {
+                out.insert((path(key), Added));
+            }
+        }
+        (old, new) if old != new => {
+            out.insert((at.to_string(), Changed));
+        }
+        _ => {}
+    }
+}
+
+fn live_schema(version: &str) -> Value {
+    let tf = Tf::new(version);
+    tf.write(&format!(
+        "terraform {{\n  required_providers {{\n    nixbuild = {{ source = \"{SOURCE}\" }}\n  }}\n}}\n"
+    ));
+    serde_json::from_str(&tf.ok(&["providers", "schema", "-json"])).expect("schema output parses")
+}
+
+#[test]
+fn schema_matches_0_1_0_except_the_listed_changes() {
+    let golden_text = std::fs::read_to_string(
+        common::repo_root().join("tests/golden/providers-schema-0.1.0.json"),
+    )
+    .unwrap();
+    let golden: Value = serde_json::from_str(&golden_text).unwrap();
+    let expected: BTreeSet<(String, Change)> = CHANGES_SINCE_0_1_0
+        .iter()
+        .map(|(block, path, change, _why)| (format!("{block}.{path}"), *change))
+        .collect();
+    assert_eq!(
+        expected.len(),
+        CHANGES_SINCE_0_1_0.len(),
+        "a change is listed twice"
+    );
+    for version in terraform_versions() {
+        let live = live_schema(&version);
+        let mut found = BTreeSet::new();
+        differences(
+            "",
+            provider_entry(&golden),
+            provider_entry(&live),
+            &mut found,
+        );
+        let unexplained: Vec<_> = found.difference(&expected).collect();
+        let stale: Vec<_> = expected.difference(&found).collect();
+        assert!(
+            unexplained.is_empty() && stale.is_empty(),
+            "Terraform {version}: schema differences from 0.1.0 that CHANGES_SINCE_0_1_0 does not list: {unexplained:#?}\nlisted changes that did not happen: {stale:#?}"
+        );
+    }
+}
+
+#[test]
+fn the_comparison_sees_every_kind_of_difference() {
+    let old: Value = serde_json::json!({"a": {"b": 1, "c": "x"}, "d": 1});
+    let new: Value = serde_json::json!({"a": {"b": 2, "e": true}, "d": 1});
+    let mut found = BTreeSet::new();
+    differences("", &old, &new, &mut found);
+    let found: Vec<_> = found.into_iter().collect();
+    assert_eq!(
+        found,
+        [
+            ("a.b".to_string(), Changed),
+            ("a.c".to_string(), Removed),
+            ("a.e".to_string(), Added),
+        ]
+    );
+}
