@@ -23,6 +23,7 @@ use Change::*;
 const BUILDER: &str = "resource_schemas.nixbuild_builder.block";
 const CACHE_PUSH: &str = "resource_schemas.nixbuild_cache_push.block";
 const MACHINES_FILE: &str = "resource_schemas.nixbuild_machines_file.block";
+const RESOURCES: &str = "resource_schemas";
 
 /// Every difference from 0.1.0, relative to the provider's entry, and why
 /// (docs/decisions.md, "Schema changes since 0.1.0", says the same).
@@ -60,6 +61,68 @@ const CHANGES_SINCE_0_1_0: &[(&str, &str, Change, &str)] = &[
      "new computed attribute: a nix build command line using these machines"),
     (MACHINES_FILE, "attributes.nix_build_machines", Added,
      "new computed attribute: nix.buildMachines for NixOS/nix-darwin clients"),
+    // Bastion pins kept in state, issue 9 (a7fca9c).
+    (BUILDER, "attributes.bastion_host_key", Added,
+     "new computed attribute: the bastion's pinned host key"),
+    (CACHE_PUSH, "attributes.bastion_host_key", Added,
+     "new computed attribute: the bastion's pinned host key"),
+    (MACHINES_FILE, "attributes.target_bastion_host_key", Added,
+     "new computed attribute: the pinned host key of the target's bastion"),
+    // Builders on any SSH port, build keys that only build, issue 11 (fa4007b).
+    (BUILDER, "attributes.ssh_host_alias", Added,
+     "new computed attribute: the client's Host alias for this builder"),
+    (BUILDER, "attributes.ssh_config", Added,
+     "new computed attribute: the client's ssh_config stanza (any SSH port)"),
+    (BUILDER, "attributes.known_hosts", Added,
+     "new computed attribute: the client's known_hosts line"),
+    (BUILDER, "attributes.store_uri.description", Changed,
+     "ssh:// with build_user.protocol = \"ssh\""),
+    (BUILDER, "block_types.build_user.block.attributes.protocol", Added,
+     "new argument: ssh-ng or ssh store protocol (restricted keys run only its program)"),
+    (BUILDER, "block_types.build_user.block.attributes.allow_shell", Added,
+     "new argument: give the client keys a shell (default: restricted keys)"),
+    (MACHINES_FILE, "block_types.machine.block.attributes.ssh_config", Added,
+     "new argument: the builder's stanza; the line names its alias"),
+    (MACHINES_FILE, "block_types.machine.block.attributes.known_hosts", Added,
+     "new argument: the builder's known_hosts line"),
+    (MACHINES_FILE, "block_types.machine.block.attributes.uri.description", Changed,
+     "a port goes through ssh_config, not the URI"),
+    (MACHINES_FILE, "attributes.ssh_config", Added,
+     "new computed attribute: the client ssh_config file"),
+    (MACHINES_FILE, "attributes.known_hosts", Added,
+     "new computed attribute: the client known_hosts file"),
+    (MACHINES_FILE, "attributes.ssh_config_path", Added,
+     "new computed attribute: where the ssh_config file is written"),
+    (MACHINES_FILE, "attributes.known_hosts_path", Added,
+     "new computed attribute: where the known_hosts file is written"),
+    // Caching proxy and builder monitoring, issue 16 (286fb3a, 02f8e92).
+    (RESOURCES, "nixbuild_cache_proxy", Added,
+     "new resource: a caching nginx proxy for binary caches"),
+    (BUILDER, "block_types.monitoring", Added,
+     "new block: Prometheus node exporter with Nix metrics"),
+    // Several destinations and closure-complete refresh, issue 12 (e09b8d9).
+    (CACHE_PUSH, "block_types.store.max_items", Changed,
+     "store is repeatable (0.1.0 states with one block decode unchanged)"),
+    (CACHE_PUSH, "block_types.store.block.description", Changed,
+     "says the block repeats and combines with cachix"),
+    (CACHE_PUSH, "block_types.store.block.attributes.uri.description", Changed,
+     "each store block names a different URI, the key of the per-destination counts"),
+    (CACHE_PUSH, "description", Changed,
+     "several destinations, filters, closure-complete refresh"),
+    (CACHE_PUSH, "attributes.exclude", Added,
+     "new argument: closure paths not uploaded unless a kept path references them"),
+    (CACHE_PUSH, "attributes.skip_upstream", Added,
+     "new argument: upstream caches whose paths are not uploaded"),
+    (CACHE_PUSH, "attributes.pushed_paths.description", Changed,
+     "summed over destinations"),
+    (CACHE_PUSH, "attributes.missing_paths.description", Changed,
+     "counts closure paths (not only out paths), summed over destinations"),
+    (CACHE_PUSH, "attributes.pushed_paths_by_destination", Added,
+     "new computed attribute: pushed_paths per destination"),
+    (CACHE_PUSH, "attributes.missing_paths_by_destination", Added,
+     "new computed attribute: missing_paths per destination"),
+    (CACHE_PUSH, "attributes.cache_url.description", Changed,
+     "the first destination's URL"),
 ];
 
 /// The nixbuild provider's entry of `providers schema -json` output.
