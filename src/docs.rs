@@ -573,7 +573,7 @@ pub fn write(root: &Path, expected: &BTreeMap<PathBuf, String>) -> std::io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{block, computed, optional_string, required_string, sensitive};
+    use crate::schema::builders::{block, computed, optional_string, required_string, sensitive};
 
     fn toy() -> Schemas {
         let ssh = block(
