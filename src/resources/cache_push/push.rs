@@ -277,7 +277,9 @@ async fn push_store(
     let at = || AttributePath::new("store");
     // The key travels on the script's stdin: the script writes the 0600 file
     // after its EXIT trap is set, so a dropped connection cannot leave it.
-    let key_file = secret_key.map(|_| secret_path("signing-key")).unwrap_or_default();
+    let key_file = secret_key
+        .map(|_| secret_path("signing-key"))
+        .unwrap_or_default();
     let content = secret_key.map(|key| format!("{}\n", key.trim()));
     let mut args = vec![uri, key_file.as_str()];
     args.extend(missing.iter().map(String::as_str));
