@@ -415,12 +415,13 @@ fn dev_and_prod_compositions_plan_with_defaults() {
             )
             .unwrap();
         }
-        // What main.tf provides, without Hetzner; and the Cachix API stand-in
+        // What main.tf (and prod's cache_proxy.tf) provides, without Hetzner:
+        // no cache proxy, so no extra substituters; and the Cachix API stand-in
         // (an override file adds to dev's provider block without changing it).
         std::fs::write(
             abs.join("without_hetzner.tf"),
             format!(
-                "terraform {{\n  required_providers {{\n    nixbuild = {{ source = \"{}\" }}\n  }}\n}}\n\nlocals {{\n  builder_hosts = {hosts}\n}}\n",
+                "terraform {{\n  required_providers {{\n    nixbuild = {{ source = \"{}\" }}\n  }}\n}}\n\nlocals {{\n  builder_hosts = {hosts}\n  builder_substituters        = []\n  builder_trusted_public_keys = []\n}}\n",
                 common::SOURCE
             ),
         )

@@ -167,9 +167,12 @@ fn an_existing_account_is_never_taken_or_deleted() {
         ));
         tf.apply();
         tf.assert_no_changes();
+        // Build keys are restricted to the Nix protocol by default (issue 11).
         assert_eq!(
             h1.exec("cat ~appuser/.ssh/authorized_keys"),
-            client_pub,
+            format!(
+                "restrict,command=\"PATH=/nix/var/nix/profiles/default/bin:$PATH exec nix-daemon --stdio\" {client_pub}"
+            ),
             "{version}: adopted account's keys"
         );
         assert_eq!(

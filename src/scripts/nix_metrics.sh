@@ -11,6 +11,13 @@ mkdir -p -- "$dir"
 tmp=$(mktemp "$dir/.nix.prom.XXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
 
+# Daemon up: it answers on its socket. Asked first: a fresh daemon creates
+# the store on first use (Debian's nix-daemon), which the size below measures.
+if nix --extra-experimental-features nix-command store ping --store daemon >/dev/null 2>&1; then
+  up=1
+else
+  up=0
+fi
 # Store size: du over the store (can take a while on big stores: the unit runs
 # it at low CPU and I/O priority).
 size=$(du -sx --block-size=1 "$store" 2>/dev/null | cut -f1)
@@ -20,12 +27,6 @@ total=$(df -P -B1 "$store" 2>/dev/null | awk 'NR==2 {print $2}')
 # Builds running: each build holds one build user (nixbld*) while it runs.
 # (The owner of /proc/PID is the process's user; no procps needed.)
 builds=$(stat -c %U /proc/[0-9]* 2>/dev/null | sort -u | grep -c '^nixbld')
-# Daemon up: it answers on its socket.
-if nix --extra-experimental-features nix-command store ping --store daemon >/dev/null 2>&1; then
-  up=1
-else
-  up=0
-fi
 
 {
   echo "# HELP nix_store_size_bytes Disk usage of /nix/store."

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Copy exactly the given store paths (not their closures: the provider lists
 # every path the store must get) to a store with `nix copy --to`, signing
-# with a secret key file when one is given. The key file was uploaded with
-# mode 0600 by the provider; it is removed when this script ends, whatever
+# with a secret key when one is given. The key arrives on stdin and is written
+# here, mode 0600, once the EXIT trap is set; it is removed when this script ends, whatever
 # ends it: success, failure, a signal, or a dropped connection. Only its path
 # appears on a command line, never the key.
 # Usage: store_push.sh URI KEYFILE PATH...   (KEYFILE may be empty)
@@ -28,6 +28,8 @@ if [ -n "$key" ]; then
     /*) ;;
     *) key=$PWD/$key ;;
   esac
+  (umask 077 && mkdir -p -- "$(dirname -- "$key")")
+  (umask 077 && cat >"$key")
   # Credential files left behind by a push that was killed outright (Nix reads
   # a key when it starts, and cachix_push.sh removes its file at once, so
   # nothing an hour old is still needed).

@@ -15,6 +15,12 @@ module "cache_proxy" {
   labels            = local.labels
 }
 
+# What the fleet substitutes through (fleet.tf).
+locals {
+  builder_substituters        = [module.cache_proxy.substituter_url]
+  builder_trusted_public_keys = module.cache_proxy.trusted_public_keys
+}
+
 output "cache_proxy" {
   description = "The builders' substituter in front of cache.nixos.org, and the keys it serves."
   value = {

@@ -44,8 +44,8 @@ module "fleet" {
   cores        = 0
   extra_config = "min-free = ${5 * 1024 * 1024 * 1024}"
   # cache.nixos.org through the proxy of cache_proxy.tf (preferred: priority 30).
-  substituters        = [module.cache_proxy.substituter_url]
-  trusted_public_keys = module.cache_proxy.trusted_public_keys
+  substituters        = local.builder_substituters
+  trusted_public_keys = local.builder_trusted_public_keys
   client_public_keys  = var.ci_public_keys
   client_ssh_key_path = var.ci_ssh_key_path
   # system_features: Nix's detection, so `kvm` (and with it NixOS tests) is

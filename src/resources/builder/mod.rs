@@ -453,10 +453,6 @@ impl BuilderResource {
         )
         .await
         .map_err(step("cachix"))?;
-        monitoring::converge(remote, &state.monitoring)
-            .await
-            .map_err(step("monitoring"))?;
-
         // A new trusted user or config reaches the daemon only when it restarts.
         if config_changed || user_changed {
             let custom = state
@@ -475,6 +471,11 @@ impl BuilderResource {
                 .await
                 .map_err(step("restart Nix daemon"))?;
         }
+        // Last: its first collection (at install) then sees the store and
+        // the daemon as they are after this apply.
+        monitoring::converge(remote, &state.monitoring)
+            .await
+            .map_err(step("monitoring"))?;
         Ok(())
     }
 

@@ -275,29 +275,23 @@ async fn push_store(
     missing: &[String],
 ) -> Result<(), Failure> {
     let at = || AttributePath::new("store");
-    let key_file = match secret_key {
-        Some(key) => {
-            let path = secret_path("signing-key");
-            let content = format!("{}\n", key.trim());
-            remote
-                .upload(
-                    "upload signing key",
-                    &path,
-                    "0600",
-                    content.as_bytes(),
-                    false,
-                )
-                .await
-                .map_err(|e| Failure::ssh("Cannot place the signing key", e, at()))?;
-            path
-        }
-        None => String::new(),
-    };
+    // The key travels on the script's stdin: the script writes the 0600 file
+    // after its EXIT trap is set, so a dropped connection cannot leave it.
+    let key_file = secret_key
+        .map(|_| secret_path("signing-key"))
+        .unwrap_or_default();
+    let content = secret_key.map(|key| format!("{}\n", key.trim()));
     let mut args = vec![uri, key_file.as_str()];
     args.extend(missing.iter().map(String::as_str));
     tracing::info!(host = %remote.endpoint(), paths = missing.len(), "nix copy --to {uri}");
     remote
-        .run_script("nix copy", crate::scripts::STORE_PUSH, &args, None, false)
+        .run_script(
+            "nix copy",
+            crate::scripts::STORE_PUSH,
+            &args,
+            content.as_deref().map(str::as_bytes),
+            false,
+        )
         .await
         .map_err(|e| Failure::ssh("Upload to the store failed", e, at()))?;
     Ok(())
