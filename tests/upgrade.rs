@@ -355,11 +355,27 @@ fn state_from_0_1_0_plans_cleanly_with_the_current_build() {
         ));
 
         use_provider(&mut tf, old, "release-0.1.0");
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            upgrade_and_check(&mut tf, &new, &machines, &headers)
+        }));
+        if let Err(panic) = run {
+            // Leave the shared hosts as they were, whichever build fails.
+            let _ = tf.run(&["destroy", "-auto-approve", "-no-color"]);
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+/// The upgrade itself, on a working directory whose last apply was by 0.1.0's
+/// configuration (applied here).
+fn upgrade_and_check(tf: &mut Tf, new: &Path, machines: &Path, headers: &[String]) {
+    let version = tf.version.clone();
+    {
         tf.apply();
         tf.assert_no_changes();
-        let applied_by_old = host_fingerprint(&machines);
+        let applied_by_old = host_fingerprint(machines);
 
-        use_provider(&mut tf, &new, "current");
+        use_provider(tf, new, "current");
         let offsets = command_offsets();
         let args = ["plan", "-detailed-exitcode", "-no-color"];
         let out = tf.run(&args);
@@ -369,7 +385,7 @@ fn state_from_0_1_0_plans_cleanly_with_the_current_build() {
         for word in ["must be replaced", "forces replacement"] {
             assert!(!text.contains(word), "upgrade plans a replacement: {text}");
         }
-        for (address, actions, attrs) in planned_changes(&tf) {
+        for (address, actions, attrs) in planned_changes(tf) {
             assert_eq!(actions, ["update"], "{address} on upgrade: {text}");
             for attr in attrs {
                 assert!(
@@ -381,14 +397,14 @@ fn state_from_0_1_0_plans_cleanly_with_the_current_build() {
             }
         }
         let recorded = commands_since(&offsets);
-        for header in &headers {
+        for header in headers {
             assert!(
                 !recorded.contains(header.as_str()),
                 "the upgraded build's plan ran a mutating script ({header}) on {version}:\n{recorded}"
             );
         }
         assert_eq!(
-            host_fingerprint(&machines),
+            host_fingerprint(machines),
             applied_by_old,
             "the upgraded build's plan changed the hosts on {version}"
         );

@@ -174,6 +174,10 @@ pub struct BuilderPrivate {
     /// Cleared by the first apply.
     #[serde(default)]
     pub pin_from_import: bool,
+    /// Set by every build that keeps ownership records on the host. Missing
+    /// (false) in a state release 0.1.0 wrote: see `legacy`.
+    #[serde(default)]
+    pub records_ownership: bool,
 }
 
 fn list(description: &str) -> tf_provider::schema::Attribute {
