@@ -30,7 +30,17 @@ const RELEASE_0_1_0: &str = "96309d9962201b2496ba1469960236bafb22826a";
 /// a schema change means an in-place update on upgrade; never add a
 /// replacement.
 const ALLOWED_UPGRADE_CHANGES: &[(&str, &str)] = &[
-    // Empty: 0.1.0 state refreshes into the current schema without a diff.
+    // `source_hash` became the NAR hash Nix records as the flake's `narHash`
+    // (0.1.0 hashed the tree its own way), so a push from `source` plans one
+    // in-place re-push; the other entries are that push's results, known
+    // after apply. The plan itself changes nothing on the hosts.
+    ("nixbuild_cache_push.", "source_hash"),
+    ("nixbuild_cache_push.", "id"),
+    ("nixbuild_cache_push.", "out_paths"),
+    ("nixbuild_cache_push.", "closure_paths"),
+    ("nixbuild_cache_push.", "closure_nar_size"),
+    ("nixbuild_cache_push.", "pushed_paths"),
+    ("nixbuild_cache_push.", "missing_paths"),
 ];
 
 const BUILDER: &str = "h1";
@@ -299,14 +309,24 @@ fn planned_changes(tf: &Tf) -> Vec<(String, Vec<String>, Vec<String>)> {
             continue;
         }
         let (before, after) = (&rc["change"]["before"], &rc["change"]["after"]);
+        // Changed values, and values only known after apply (absent from `after`).
         let mut attrs: Vec<String> = after
             .as_object()
             .into_iter()
             .flatten()
             .filter(|(k, v)| before.get(k.as_str()) != Some(v))
             .map(|(k, _)| k.clone())
+            .chain(
+                rc["change"]["after_unknown"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, v)| **v != serde_json::Value::Bool(false))
+                    .map(|(k, _)| k.clone()),
+            )
             .collect();
         attrs.sort();
+        attrs.dedup();
         changes.push((rc["address"].as_str().unwrap().to_string(), actions, attrs));
     }
     changes
@@ -410,6 +430,19 @@ fn upgrade_and_check(tf: &mut Tf, new: &Path, machines: &Path, headers: &[String
         );
 
         tf.apply();
+        let state: serde_json::Value = serde_json::from_str(&tf.ok(&["show", "-json"])).unwrap();
+        for r in state["values"]["root_module"]["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if r["type"] == "nixbuild_cache_push" {
+                eprintln!(
+                    "[upgrade] {version}: re-push after the upgrade pushed {} path(s)",
+                    r["values"]["pushed_paths"]
+                );
+            }
+        }
         tf.assert_no_changes();
         tf.destroy();
         assert!(!machines.exists(), "machines file left after destroy");
