@@ -292,6 +292,17 @@ fn command_offsets() -> Vec<(&'static str, usize)> {
         .collect()
 }
 
+/// Whether an `after_unknown` value marks anything unknown (`true` at any depth;
+/// a nested block with nothing unknown is `[]` or `{}`).
+fn has_unknown(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::Array(items) => items.iter().any(has_unknown),
+        serde_json::Value::Object(map) => map.values().any(has_unknown),
+        _ => false,
+    }
+}
+
 /// Resource changes of a saved plan as `(address, actions, changed attributes)`.
 fn planned_changes(tf: &Tf) -> Vec<(String, Vec<String>, Vec<String>)> {
     tf.ok(&["plan", "-no-color", "-out", "upgrade.plan"]);
@@ -321,7 +332,7 @@ fn planned_changes(tf: &Tf) -> Vec<(String, Vec<String>, Vec<String>)> {
                     .as_object()
                     .into_iter()
                     .flatten()
-                    .filter(|(_, v)| **v != serde_json::Value::Bool(false))
+                    .filter(|(_, v)| has_unknown(v))
                     .map(|(k, _)| k.clone()),
             )
             .collect();
