@@ -6,4 +6,5 @@ pub mod cache_push;
 pub mod cachix_cache;
 pub mod host;
 pub mod machines_file;
+pub mod state_upgrade;
 pub mod timeouts;

@@ -8,6 +8,8 @@
 #            saved once). Then write authorized_keys from stdin. Refuses (exit 3,
 #            nothing changed) an account this provider did not create unless
 #            ADOPT=yes. Prints changed=yes when the account or its groups changed.
+#   claim:   record a foreign account as created (a builder from release 0.1.0,
+#            which kept no records, made or took it and deletes it on clean).
 #   release: undo ensure: delete an account it created (with its home); give an
 #            adopted account back its own authorized_keys and groups. An account
 #            without a record is left alone.
@@ -38,6 +40,13 @@ recorded() { sed -n "s/^$1=//p" "$record" 2>/dev/null || true; }
 case "$mode" in
   owner)
     echo "owner=$owner"
+    exit 0
+    ;;
+  claim)
+    if [ "$owner" = foreign ]; then
+      write_record created "" none
+      echo "claimed $name"
+    fi
     exit 0
     ;;
   release)

@@ -239,6 +239,9 @@ pub struct BuilderPrivate {
     /// Nix's version and features from the last full check, with the
     /// fingerprint that lets the next Read reuse them without starting `nix`.
     pub nix_snapshot: crate::host::NixSnapshot,
+    /// Set by every build that keeps ownership records on the host. Missing
+    /// (false) in a state release 0.1.0 wrote: see `legacy`.
+    pub records_ownership: bool,
 }
 
 /// The resource's schema: [`BuilderState`] and its timeouts' defaults.

@@ -7,6 +7,7 @@
 pub mod build_keys;
 pub mod client;
 pub mod config;
+mod legacy;
 pub mod monitoring;
 
 use std::collections::HashMap;
@@ -262,7 +263,7 @@ impl BuilderResource {
         }
         if !facts.user {
             drift.push(format!("build user `{user}` is missing"));
-        } else if facts.user_owner == "foreign" {
+        } else if facts.user_owner == "foreign" && !legacy::is_legacy(private) {
             drift.push(format!(
                 "build user `{user}` is an account nixbuild_builder did not create (no record in {ACCOUNT_RECORDS})"
             ));
@@ -304,8 +305,8 @@ impl BuilderResource {
         private: &mut BuilderPrivate,
         token: Option<&str>,
     ) {
-        private.foreign_user = foreign_user(state, facts);
         private.nix_snapshot = facts.nix_snapshot();
+        private.foreign_user = legacy::foreign_user_finding(private, foreign_user(state, facts));
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         state.id = Value::Value(remote.endpoint().to_string());
         state.host_key = Value::Value(remote.host_key().openssh_line());
@@ -357,6 +358,7 @@ impl BuilderResource {
         target: &CachixTarget,
         token: Option<&str>,
         previous_user: Option<&str>,
+        legacy_state: bool,
     ) -> Result<(), (String, SshError)> {
         fn step(name: &'static str) -> impl Fn(SshError) -> (String, SshError) {
             move |e| (name.to_string(), e)
@@ -375,6 +377,11 @@ impl BuilderResource {
             ));
         }
         let user = state.build_user_name().expect("known at apply");
+        if legacy_state {
+            legacy::claim_build_user(remote, previous_user.unwrap_or(&user))
+                .await
+                .map_err(step("claim build user"))?;
+        }
         // Before any change: an account this provider did not create stays untouched.
         check_build_user_owner(remote, &user, state.adopt_existing())
             .await
@@ -517,6 +524,7 @@ impl BuilderResource {
                     &target,
                     token.secret().map(Secret::expose),
                     previous_user.as_deref(),
+                    legacy::is_legacy(&private),
                 )
                 .await
             {
@@ -572,6 +580,7 @@ impl BuilderResource {
             };
         };
         private.pin_from_import = false;
+        private.records_ownership = true;
         private.token_fingerprint = if state.watch_store() {
             fingerprint(
                 &private.token_salt,
@@ -678,7 +687,7 @@ fn new_salt() -> String {
 }
 
 /// `build_user.sh MODE NAME RECORD_DIR ADOPT` (with its `account_owner`).
-async fn build_user_script(
+pub(super) async fn build_user_script(
     remote: &Remote,
     mode: &str,
     user: &str,
@@ -962,6 +971,7 @@ impl Resource for BuilderResource {
             token_fingerprint: String::new(),
             imported: false,
             pin_from_import: false,
+            records_ownership: true,
             ..Default::default()
         };
         Some((state, Value::Value(private)))
@@ -1114,10 +1124,11 @@ impl Resource for BuilderResource {
         &self,
         diags: &mut Diagnostics,
         state: Self::State<'a>,
-        _private_state: Self::PrivateState<'a>,
+        private_state: Self::PrivateState<'a>,
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<()> {
         let configured = self.shared.get(diags)?;
+        let legacy_state = legacy::is_legacy(&private_state.as_option().unwrap_or_default());
         if !state.on_destroy_clean() {
             // `keep`: touch nothing, need no connection (the host is usually
             // gone). A replacement at the same address inherits the pin.
@@ -1146,6 +1157,9 @@ impl Resource for BuilderResource {
                 )
                 .await?;
             let result = async {
+                if legacy_state {
+                    legacy::claim_build_user(&remote, &user).await?;
+                }
                 // Only what this resource created: an account it did not create stays.
                 build_user_script(&remote, "release", &user, "no", None).await?;
                 cachix_script(&remote, "", false, false, "").await?;
@@ -1244,6 +1258,7 @@ impl Resource for BuilderResource {
             token_fingerprint: String::new(),
             imported: true,
             pin_from_import,
+            records_ownership: true,
             ..Default::default()
         };
         Some((state, Value::Value(private)))
