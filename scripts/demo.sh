@@ -24,26 +24,26 @@ env_dir=$demo/examples/environments/local
 keys=$demo/keys
 
 # One line per step on the terminal (what, how long); everything else
-# (Terraform, nix-build, key generation) goes to $log, whose tail is shown when
+# (Terraform, nix-build, key generation) goes to $demo_log, whose tail is shown when
 # a step fails.
-log=${DEMO_LOG:-$demo.log}
-mkdir -p "$(dirname "$log")"
-: >"$log"
-exec 3>&1 >>"$log" 2>&1
-step=0 title="" started=$SECONDS home=""
+demo_log=${DEMO_LOG:-$demo.log}
+mkdir -p "$(dirname "$demo_log")"
+: >"$demo_log"
+exec 3>&1 >>"$demo_log" 2>&1
+step=0 title="" started=$SECONDS home="" results=""
 finish_step() {
-  [ -n "$title" ] && printf '%2d. %-52s %4ds\n' "$step" "$title" $((SECONDS - started)) >&3
-  title=""
+  [ -n "$title" ] && printf '%2d. %-52s %4ds\n%s' "$step" "$title" $((SECONDS - started)) "$results" >&3
+  title="" results=""
 }
 section() {
   finish_step
   step=$((step + 1)) title=$* started=$SECONDS
   printf '\n==== %d. %s ====\n' "$step" "$*"
 }
-# A result worth seeing: on the terminal under its step, and in the log.
+# A result worth seeing: in the log, and on the terminal under its step.
 say() {
   echo "$*"
-  printf '      %s\n' "$*" >&3
+  results+=$(printf '      %s' "$*")$'\n'
 }
 on_exit() {
   local rc=$?
@@ -51,8 +51,8 @@ on_exit() {
   if [ "$rc" != 0 ]; then
     {
       printf '%2d. %-52s FAILED\n' "$step" "$title"
-      tail -n 40 "$log"
-      echo "demo: failed at step $step; full log: $log"
+      tail -n 40 "$demo_log"
+      echo "demo: failed at step $step; full log: $demo_log"
     } >&3
   fi
 }
@@ -233,5 +233,6 @@ else
   rm -rf "$demo"
 fi
 finish_step
-echo "demo: OK" | tee /dev/fd/3
-echo "details: $log" >&3
+say_done="demo: OK (details: $demo_log)"
+echo "$say_done"
+echo "$say_done" >&3
