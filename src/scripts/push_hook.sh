@@ -5,9 +5,10 @@
 # Without arguments it is Nix's `post-build-hook`: the daemon runs it as root
 # after every build (also builds it runs for remote clients) with OUT_PATHS
 # and DRV_PATH set, waits for it and for its stdout to close, and stops
-# building when it fails. So it only enqueues OUT_PATHS (one file per build),
-# starts the worker detached from every descriptor of the daemon, and always
-# exits 0.
+# building when it fails. So it only enqueues the build (one file per build:
+# its OUT_PATHS, or `deriver:DRV_PATH` when OUT_PATHS is empty, as Nix 2.8.0
+# leaves it, NixOS/nix#6446), starts the worker detached from every
+# descriptor of the daemon, and always exits 0.
 #
 # `hook run` is the worker: under one lock it signs every queued path (and
 # its closure) with the configured key and copies it to the store with
@@ -27,12 +28,16 @@ export PATH
 if [ "${1:-}" != run ]; then
   # The hook. Nothing here may fail the build or print into its log.
   {
-    [ -n "${OUT_PATHS:-}" ] || exit 0
+    [ -n "${OUT_PATHS:-}${DRV_PATH:-}" ] || exit 0
     umask 077
     tmp=$(mktemp "$spool/incoming/build.XXXXXX") || exit 0
-    # OUT_PATHS is space-separated store paths: split on purpose.
-    # shellcheck disable=SC2086
-    printf '%s\n' $OUT_PATHS >"$tmp" || { rm -f -- "$tmp"; exit 0; }
+    if [ -n "${OUT_PATHS:-}" ]; then
+      # OUT_PATHS is space-separated store paths: split on purpose.
+      # shellcheck disable=SC2086
+      printf '%s\n' $OUT_PATHS >"$tmp"
+    else
+      printf 'deriver:%s\n' "$DRV_PATH" >"$tmp"
+    fi || { rm -f -- "$tmp"; exit 0; }
     mv -f -- "$tmp" "$spool/queue/$(date +%s).${tmp##*.}" || exit 0
     if [ ! -d /run/systemd/system ]; then
       # Detached: no descriptor of the daemon stays open, so the hook returns now.
@@ -56,10 +61,30 @@ if [ -z "$uri" ] || [ ! -s "$conf/secret-key" ]; then
   exit 0
 fi
 
+nix_cmd() { nix --extra-experimental-features nix-command "$@"; }
+
+# The outputs of a derivation. A remote client's build sends no .drv file
+# (only its content): then the valid paths that name it as their deriver,
+# from one listing of the store per run.
+outputs_of() {
+  if [ -e "$1" ]; then
+    nix-store --query --outputs "$1" 2>/dev/null
+    return 0
+  fi
+  [ -s "$spool/paths.json" ] || nix_cmd path-info --all --json >"$spool/paths.json" 2>/dev/null
+  tr '{' '\n' <"$spool/paths.json" | grep -F "\"deriver\":\"$1\"" |
+    sed -n 's/.*"path":"\([^"]*\)".*/\1/p'
+}
+
 # The store paths of an entry that still exist and match no exclude pattern
 # (matched against the name after `<hash>-`, as grep -E).
 wanted() {
-  while read -r path; do
+  while read -r line; do
+    case $line in
+      deriver:*) outputs_of "${line#deriver:}" ;;
+      *) printf '%s\n' "$line" ;;
+    esac
+  done <"$1" | while read -r path; do
     if [ -z "$path" ] || [ ! -e "$path" ]; then continue; fi
     base=${path##*/}
     name=${base#*-}
@@ -67,10 +92,8 @@ wanted() {
       continue
     fi
     printf '%s\n' "$path"
-  done <"$1"
+  done
 }
-
-nix_cmd() { nix --extra-experimental-features nix-command "$@"; }
 
 push_entry() { # ENTRY: 0 pushed or nothing to push, 1 failed
   paths=$(wanted "$1")
@@ -98,6 +121,7 @@ push_entry() { # ENTRY: 0 pushed or nothing to push, 1 failed
 }
 
 drain() {
+  rm -f -- "$spool/paths.json"
   for entry in "$spool"/queue/*; do
     [ -f "$entry" ] || continue
     if push_entry "$entry"; then
@@ -106,6 +130,7 @@ drain() {
       mv -f -- "$entry" "$spool/failed/" 2>/dev/null || rm -f -- "$entry"
     fi
   done
+  rm -f -- "$spool/paths.json"
 }
 
 exec 9>"$spool/lock"
