@@ -1,9 +1,11 @@
 //! Acceptance tests of `nixbuild_builder`'s `push` block on every supported
-//! Terraform version: a client's `nix-build --builders @machines` builds on
-//! the namespace host h3 through the file `nixbuild_machines_file` wrote, and
-//! the builder's post-build hook gets the result, signed, into the world's
-//! nginx cache; an unreachable store fails no build and is logged on the
-//! host; drift, removal, destroy; and plan-time errors for bad input.
+//! Terraform version, on the namespace host h3 (the hook starts the worker)
+//! and on the systemd host sd (the worker is a unit): a client's `nix-build
+//! --builders @machines` builds on the builder through the file
+//! `nixbuild_machines_file` wrote, and the builder's post-build hook gets the
+//! result, signed, into the world's nginx cache; an unreachable or silent
+//! store fails no build and is logged on the host; drift, removal, destroy;
+//! and plan-time errors for bad input.
 
 mod common;
 
@@ -13,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use common::{exclusive, hcl, provider_config, terraform_versions, world, Tf};
 
-const HOST: &str = "h3";
 /// The worker's log on a host without systemd.
 const LOG: &str = "/var/log/nixbuild-push.log";
 
@@ -66,18 +67,65 @@ fn dead_port() -> u16 {
         .port()
 }
 
-/// The builder on h3 with `push` (when given), and a machines file for it.
-fn config(machines: &Path, client_key: &str, client_pub: &str, push: Option<&str>) -> String {
-    let host = world().host(HOST);
-    format!(
-        r#"{provider}
+/// A builder host the scenario runs on: the namespace host h3 (no systemd:
+/// the hook starts the worker, which logs to a file) or the systemd host sd
+/// (Debian's Nix installed by the provider; the worker is a unit, its log
+/// the journal).
+struct Builder {
+    name: &'static str,
+    systemd: bool,
+}
+
+impl Builder {
+    fn host(&self) -> common::Host<'static> {
+        world().host(self.name)
+    }
+
+    fn nix_block(&self) -> String {
+        if self.systemd {
+            "nix {\n    install      = \"distro\"\n    extra_config = \"substituters =\\nexperimental-features = nix-command flakes\"\n  }".into()
+        } else {
+            format!(
+                "nix {{\n    install                = \"none\"\n    daemon_restart_command = {}\n  }}",
+                hcl(&format!(
+                    "kill \"$(cat {})\"",
+                    self.host().field("nix_daemon_pid_file")
+                ))
+            )
+        }
+    }
+
+    /// The worker's log on the host.
+    fn log(&self) -> String {
+        let command = if self.systemd {
+            "journalctl -u nixbuild-push.service --no-pager -o cat 2>/dev/null || true".into()
+        } else {
+            format!("cat {LOG} 2>/dev/null || true")
+        };
+        self.host().exec(&command)
+    }
+
+    /// What the `push` block put on the host that is still there.
+    fn leftovers(&self) -> String {
+        self.host().exec(&format!(
+            "for f in /etc/nixbuild/push /var/lib/nixbuild/push {LOG} /etc/systemd/system/nixbuild-push.service /etc/systemd/system/nixbuild-push.path; do test -e $f && echo $f; done; true"
+        ))
+    }
+
+    /// The builder with `push` (when given), and a machines file for it.
+    fn config(
+        &self,
+        machines: &Path,
+        client_key: &str,
+        client_pub: &str,
+        push: Option<&str>,
+    ) -> String {
+        format!(
+            r#"{provider}
 resource "nixbuild_builder" "b" {{
   host       = {address}
   on_destroy = "clean"
-  nix {{
-    install                = "none"
-    daemon_restart_command = {restart}
-  }}
+  {nix}
   build_user {{
     authorized_keys = [{client_pub}]
   }}
@@ -94,17 +142,15 @@ resource "nixbuild_machines_file" "m" {{
   }}
 }}
 "#,
-        provider = provider_config(""),
-        address = hcl(&host.address()),
-        restart = hcl(&format!(
-            "kill \"$(cat {})\"",
-            host.field("nix_daemon_pid_file")
-        )),
-        client_pub = hcl(client_pub),
-        client_key = hcl(client_key),
-        machines = hcl(machines.to_str().unwrap()),
-        push = push.unwrap_or_default(),
-    )
+            provider = provider_config(""),
+            address = hcl(&self.host().address()),
+            nix = self.nix_block(),
+            client_pub = hcl(client_pub),
+            client_key = hcl(client_key),
+            machines = hcl(machines.to_str().unwrap()),
+            push = push.unwrap_or_default(),
+        )
+    }
 }
 
 fn push_block(uri: &str, secret: &str) -> String {
@@ -131,7 +177,12 @@ fn expr(nonce: &str) -> String {
 
 /// Build `expr` on the machine running the tests with no local build slots,
 /// so it must go to the builder of the machines file: (out, doc).
-fn build_remotely(work: &Path, machines: &Path, nonce: &str) -> (String, String) {
+fn build_remotely(
+    builder: &Builder,
+    work: &Path,
+    machines: &Path,
+    nonce: &str,
+) -> (String, String) {
     let file = work.join(format!("{nonce}.nix"));
     std::fs::write(&file, expr(nonce)).unwrap();
     let home = work.join("home");
@@ -152,10 +203,10 @@ fn build_remotely(work: &Path, machines: &Path, nonce: &str) -> (String, String)
         .map(str::to_string)
         .collect();
     assert_eq!(paths.len(), 2, "{paths:?}\n{log}");
-    let on_builder = world()
-        .host(HOST)
+    let on_builder = builder
+        .host()
         .exec(&format!("test -e {} && echo yes || echo no", paths[0]));
-    assert_eq!(on_builder, "yes", "not built on {HOST}:\n{log}");
+    assert_eq!(on_builder, "yes", "not built on {}:\n{log}", builder.name);
     (paths[0].clone(), paths[1].clone())
 }
 
@@ -169,12 +220,6 @@ fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>
         assert!(started.elapsed() < limit, "gave up waiting for {what}");
         std::thread::sleep(Duration::from_millis(500));
     }
-}
-
-fn host_log() -> String {
-    world()
-        .host(HOST)
-        .exec(&format!("cat {LOG} 2>/dev/null || true"))
 }
 
 /// `nix store verify` of `path` in the cache, trusting only `public_key`.
@@ -191,12 +236,14 @@ fn verified_by(cache_url: &str, path: &str, public_key: &str) -> bool {
         .success()
 }
 
-#[test]
-fn every_build_lands_signed_in_the_cache_and_a_dead_cache_fails_no_build() {
-    let _h3 = exclusive(HOST);
-    let host = world().host(HOST);
+/// The whole user session on one builder, on every Terraform version.
+fn scenario(builder: &Builder) {
+    let host = builder.host();
     let (cache_url, cache_dir) = cache();
     for version in terraform_versions() {
+        if builder.systemd {
+            host.reset();
+        }
         let mut tf = Tf::new(&version);
         let log_path = tf.dir.path().join("terraform.log");
         tf.env("TF_LOG_PROVIDER", "trace")
@@ -204,18 +251,14 @@ fn every_build_lands_signed_in_the_cache_and_a_dead_cache_fails_no_build() {
         let dir = tf.dir.path().to_path_buf();
         let machines = dir.join("machines");
         let (client_key, client_pub) = common::keypair(&dir, "client");
-        let key_name = format!("push-hook-{}", version.replace('.', "-"));
+        let key_name = format!("push-hook-{}-{}", builder.name, version.replace('.', "-"));
         let (secret, public) = signing_key(&dir, &key_name);
         let (other_secret, _) = signing_key(&dir, "another-key");
         let secret_part = secret.trim().split_once(':').unwrap().1.to_string();
         let commands_before = host.commands_log().len();
+        let config = |push: Option<&str>| builder.config(&machines, &client_key, &client_pub, push);
 
-        tf.write(&config(
-            &machines,
-            &client_key,
-            &client_pub,
-            Some(&push_block(&cache_url, &secret)),
-        ));
+        tf.write(&config(Some(&push_block(&cache_url, &secret))));
         tf.apply();
         tf.assert_no_changes();
         let conf = host.exec("cat /etc/nix/nixbuild.conf");
@@ -228,10 +271,16 @@ fn every_build_lands_signed_in_the_cache_and_a_dead_cache_fails_no_build() {
             host.exec("stat -c '%a %U' /etc/nixbuild/push/secret-key /etc/nixbuild/push"),
             "600 root\n700 root"
         );
+        if builder.systemd {
+            assert_eq!(
+                host.exec("systemctl is-active nixbuild-push.path"),
+                "active"
+            );
+        }
 
         // A build for a remote client, through the machines file: its `out`
         // reaches the cache signed by the key; `doc` is excluded.
-        let (out, doc) = build_remotely(&dir, &machines, &nonce());
+        let (out, doc) = build_remotely(builder, &dir, &machines, &nonce());
         let info = wait_for("the narinfo in the cache", Duration::from_secs(120), || {
             narinfo(&cache_dir, &out)
         });
@@ -253,7 +302,7 @@ fn every_build_lands_signed_in_the_cache_and_a_dead_cache_fails_no_build() {
             "verifies with a key that did not sign it"
         );
         let log = wait_for("the worker's log line", Duration::from_secs(30), || {
-            let log = host_log();
+            let log = builder.log();
             log.contains(&format!("pushed {out} ")).then_some(log)
         });
         assert!(
@@ -274,31 +323,53 @@ fn every_build_lands_signed_in_the_cache_and_a_dead_cache_fails_no_build() {
             plan.contains("/etc/nixbuild/push/secret-key was changed on the host"),
             "{plan}"
         );
+        if builder.systemd {
+            host.exec("systemctl stop nixbuild-push.path");
+            let (code, plan) = tf.plan_exit_code();
+            assert_eq!(code, 2, "{plan}");
+            assert!(plan.contains("nixbuild-push.path is `inactive`"), "{plan}");
+        }
         tf.apply();
         tf.assert_no_changes();
 
         // An unreachable store: the build succeeds, the host logs the failure.
         let dead = format!("http://127.0.0.1:{}", dead_port());
-        tf.write(&config(
-            &machines,
-            &client_key,
-            &client_pub,
-            Some(&push_block(&dead, &secret)),
-        ));
+        tf.write(&config(Some(&push_block(&dead, &secret))));
         let applied = tf.apply();
         assert!(
             applied.contains("1 changed"),
             "not an in-place update:\n{applied}"
         );
         tf.assert_no_changes();
-        let (out, _) = build_remotely(&dir, &machines, &nonce());
+        let (out, _) = build_remotely(builder, &dir, &machines, &nonce());
         let log = wait_for("the logged failure", Duration::from_secs(60), || {
-            let log = host_log();
+            let log = builder.log();
             log.contains(&format!("push to {dead} failed for {out}"))
                 .then_some(log)
         });
         assert!(narinfo(&cache_dir, &out).is_none(), "{log}");
         tf.assert_no_changes();
+
+        // A store that accepts connections and never answers: the build
+        // returns while its push is still pending, which fails (logged) once
+        // the store goes away.
+        let hanging = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let slow = format!("http://{}", hanging.local_addr().unwrap());
+        tf.write(&config(Some(&push_block(&slow, &secret))));
+        tf.apply();
+        tf.assert_no_changes();
+        let (out, _) = build_remotely(builder, &dir, &machines, &nonce());
+        let failed = format!("push to {slow} failed for {out}");
+        assert!(
+            !builder.log().contains(&failed),
+            "the push ended although the store never answered"
+        );
+        drop(hanging);
+        wait_for(
+            "the logged failure of the pending push",
+            Duration::from_secs(120),
+            || builder.log().contains(&failed).then_some(()),
+        );
 
         // The key never travelled on a command line, never reached a log,
         // and is in the state only as the sensitive argument.
@@ -314,14 +385,14 @@ fn every_build_lands_signed_in_the_cache_and_a_dead_cache_fails_no_build() {
             "the key is in the log"
         );
         assert!(
-            !host_log().contains(&secret_part),
+            !builder.log().contains(&secret_part),
             "the key is in the host's log"
         );
         assert_eq!(tf.state_text().matches(&secret_part).count(), 1);
 
-        // Removing the block removes the hook line, the files and the queue;
-        // builds go on.
-        tf.write(&config(&machines, &client_key, &client_pub, None));
+        // Removing the block removes the hook line, the files, the queue and
+        // the units; builds go on.
+        tf.write(&config(None));
         tf.apply();
         tf.assert_no_changes();
         assert!(
@@ -330,31 +401,38 @@ fn every_build_lands_signed_in_the_cache_and_a_dead_cache_fails_no_build() {
                 .contains("post-build-hook"),
             "the hook line stayed"
         );
-        assert_eq!(
-            host.exec(&format!(
-                "for f in /etc/nixbuild/push /var/lib/nixbuild/push {LOG}; do test -e $f && echo $f; done; true"
-            )),
-            ""
-        );
-        build_remotely(&dir, &machines, &nonce());
+        assert_eq!(builder.leftovers(), "");
+        build_remotely(builder, &dir, &machines, &nonce());
 
         // `on_destroy = "clean"` with the block removes it too.
-        tf.write(&config(
-            &machines,
-            &client_key,
-            &client_pub,
-            Some(&push_block(&cache_url, &secret)),
-        ));
+        tf.write(&config(Some(&push_block(&cache_url, &secret))));
         tf.apply();
         tf.assert_no_changes();
         tf.destroy();
+        assert_eq!(builder.leftovers(), "");
         assert_eq!(
-            host.exec(
-                "for f in /etc/nixbuild/push /var/lib/nixbuild/push /etc/nix/nixbuild.conf; do test -e $f && echo $f; done; true"
-            ),
-            ""
+            host.exec("test -e /etc/nix/nixbuild.conf && echo left || echo gone"),
+            "gone"
         );
     }
+}
+
+#[test]
+fn namespace_host_every_build_lands_signed_in_the_cache_and_no_store_fails_a_build() {
+    let _h3 = exclusive("h3");
+    scenario(&Builder {
+        name: "h3",
+        systemd: false,
+    });
+}
+
+#[test]
+fn systemd_host_every_build_lands_signed_in_the_cache_and_no_store_fails_a_build() {
+    let _sd = exclusive("sd");
+    scenario(&Builder {
+        name: "sd",
+        systemd: true,
+    });
 }
 
 /// Terraform wraps diagnostics to the terminal width: compare with runs of
@@ -365,8 +443,7 @@ fn flat(text: &str) -> String {
 
 #[test]
 fn bad_push_input_fails_at_plan_time() {
-    let _h3 = exclusive(HOST);
-    let host = world().host(HOST);
+    let host = world().host("h3");
     const KEY: &str = "k-1:Z0lKmLg3ocfwxXuDvEnbFa/gt1axJPeAjHTuEQJZHn00Lg9n+CaTYHhqKSCqQ4H7cJ/ZNVo7FC+7Z6CQmUtXTw==";
     let ok_uri = "store_uri = \"http://127.0.0.1:8753\"";
     let ok_key = format!("secret_key = {}", hcl(KEY));
