@@ -443,6 +443,7 @@ fn flat(text: &str) -> String {
 
 #[test]
 fn bad_push_input_fails_at_plan_time() {
+    let _h3 = exclusive("h3");
     let host = world().host("h3");
     const KEY: &str = "k-1:Z0lKmLg3ocfwxXuDvEnbFa/gt1axJPeAjHTuEQJZHn00Lg9n+CaTYHhqKSCqQ4H7cJ/ZNVo7FC+7Z6CQmUtXTw==";
     let ok_uri = "store_uri = \"http://127.0.0.1:8753\"";
