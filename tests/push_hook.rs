@@ -365,11 +365,18 @@ fn scenario(builder: &Builder) {
             "the push ended although the store never answered"
         );
         drop(hanging);
-        wait_for(
+        let log = wait_for(
             "the logged failure of the pending push",
             Duration::from_secs(120),
-            || builder.log().contains(&failed).then_some(()),
+            || {
+                let log = builder.log();
+                (log.contains(&failed) && log.contains("wait for the next run")).then_some(log)
+            },
         );
+        // The store failed: the earlier failed build was not tried again in
+        // this run, it waits, with the new one, for the next.
+        assert!(log.contains("1 build(s) wait for the next run"), "{log}");
+        assert_eq!(host.exec("ls /var/lib/nixbuild/push/failed | wc -l"), "2");
 
         // The key never travelled on a command line, never reached a log,
         // and is in the state only as the sensitive argument.

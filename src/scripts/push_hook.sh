@@ -13,8 +13,8 @@
 # `hook run` is the worker: under one lock it signs every queued path (and
 # its closure) with the configured key and copies it to the store with
 # `nix copy --to`. A failed entry is logged and kept for the next run (every
-# run first requeues failed entries younger than a day; older ones are
-# dropped, logged). On systemd hosts the unit nixbuild-push.service runs it
+# run retries failed entries younger than a day after the new ones; older
+# ones are dropped, logged); once the store fails in a run, the rest wait. On systemd hosts the unit nixbuild-push.service runs it
 # (started by nixbuild-push.path when the queue is not empty) and its output
 # goes to the journal; elsewhere the hook starts it in the background and it
 # appends to /var/log/nixbuild-push.log.
@@ -95,7 +95,7 @@ wanted() {
   done
 }
 
-push_entry() { # ENTRY: 0 pushed or nothing to push, 1 failed
+push_entry() { # ENTRY: 0 pushed or nothing to push, 1 failed, 2 the store failed
   paths=$(wanted "$1")
   listed=$(printf '%s' "$paths" | tr '\n' ' ')
   if [ -z "$paths" ]; then
@@ -113,24 +113,31 @@ push_entry() { # ENTRY: 0 pushed or nothing to push, 1 failed
   if ! out=$(nix_cmd copy --option narinfo-cache-positive-ttl 0 \
     --option connect-timeout 10 --to "$uri" $paths 2>&1); then
     log "push to $uri failed for $listed: $(printf '%s' "$out" | tail -n 3 | tr '\n' ' ')"
-    return 1
+    return 2
   fi
-  # shellcheck disable=SC2086
   log "pushed $listed to $uri"
   return 0
 }
 
-drain() {
-  rm -f -- "$spool/paths.json"
-  for entry in "$spool"/queue/*; do
-    [ -f "$entry" ] || continue
-    if push_entry "$entry"; then
-      rm -f -- "$entry"
-    else
-      mv -f -- "$entry" "$spool/failed/" 2>/dev/null || rm -f -- "$entry"
-    fi
-  done
-  rm -f -- "$spool/paths.json"
+# Push ENTRY (removed when done, kept in failed/ otherwise). After the store
+# failed once in this run, the other entries wait for the next run untried:
+# a cache that is down costs one attempt per run, not one per queued build.
+store_failed=no
+deferred=0
+attempt() {
+  if [ "$store_failed" = yes ]; then
+    deferred=$((deferred + 1))
+    [ "$(dirname -- "$1")" = "$spool/failed" ] || mv -f -- "$1" "$spool/failed/"
+    return
+  fi
+  status=0
+  push_entry "$1" || status=$?
+  if [ "$status" = 0 ]; then
+    rm -f -- "$1"
+    return
+  fi
+  [ "$status" = 2 ] && store_failed=yes
+  [ "$(dirname -- "$1")" = "$spool/failed" ] || mv -f -- "$1" "$spool/failed/"
 }
 
 exec 9>"$spool/lock"
@@ -138,19 +145,32 @@ first=yes
 while :; do
   # Another worker holds the lock: it drains what is queued, this entry too.
   flock -n 9 || exit 0
+  rm -f -- "$spool/paths.json"
+  # New builds first, then (once per run) what had failed before this run.
+  # Entry names are `<epoch>.<random>`: one word each.
+  retry=
+  [ "$first" = no ] || retry=$(ls "$spool/failed")
+  for entry in "$spool"/queue/*; do
+    [ -f "$entry" ] && attempt "$entry"
+  done
   if [ "$first" = yes ]; then
     first=no
-    for entry in "$spool"/failed/*; do
+    for name in $retry; do
+      entry=$spool/failed/$name
       [ -f "$entry" ] || continue
       if [ -n "$(find "$entry" -mmin +1440 2>/dev/null)" ]; then
         log "giving up on $(basename -- "$entry") after a day of failures: $(tr '\n' ' ' <"$entry")"
         rm -f -- "$entry"
       else
-        mv -f -- "$entry" "$spool/queue/"
+        attempt "$entry"
       fi
     done
   fi
-  drain
+  rm -f -- "$spool/paths.json"
+  if [ "$deferred" -gt 0 ]; then
+    log "$deferred build(s) wait for the next run (the store failed)"
+    deferred=0
+  fi
   flock -u 9
   # An entry queued after the last look (its worker found the lock taken).
   [ -n "$(ls -A "$spool/queue" 2>/dev/null)" ] || exit 0

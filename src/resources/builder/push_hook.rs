@@ -395,6 +395,21 @@ mod tests {
     }
 
     #[test]
+    fn the_managed_config_names_the_hook_only_with_the_block() {
+        let mut state = BuilderState::default();
+        let conf = |state: &BuilderState| state.managed_conf(None).map(|c| c.render());
+        assert!(!conf(&state).unwrap().contains("post-build-hook"));
+        state.push = Value::Value(PushBlock::default());
+        assert!(conf(&state)
+            .unwrap()
+            .lines()
+            .any(|l| l == format!("post-build-hook = {HOOK_PATH}")));
+        // A `dynamic "push"` block not known yet: the config is not known either.
+        state.push = Value::Unknown;
+        assert!(conf(&state).is_none());
+    }
+
+    #[test]
     fn exclude_patterns_read_the_same_by_grep_and_rust() {
         for ok in [
             "-doc$",
