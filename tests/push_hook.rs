@@ -281,9 +281,11 @@ fn scenario(builder: &Builder) {
         // A build for a remote client, through the machines file: its `out`
         // reaches the cache signed by the key; `doc` is excluded.
         let (out, doc) = build_remotely(builder, &dir, &machines, &nonce());
+        let built = Instant::now();
         let info = wait_for("the narinfo in the cache", Duration::from_secs(120), || {
             narinfo(&cache_dir, &out)
         });
+        let in_cache = built.elapsed();
         assert!(
             info.lines()
                 .any(|l| l.starts_with(&format!("Sig: {key_name}:"))),
@@ -311,6 +313,14 @@ fn scenario(builder: &Builder) {
         );
         assert!(narinfo(&cache_dir, &doc).is_none(), "{doc} is in the cache");
         tf.assert_no_changes();
+        // What a build waits for: the hook alone, as the daemon runs it.
+        let hook_ms = host.exec(
+            "s=$(date +%s%N); OUT_PATHS=/nix/store/00000000000000000000000000000000-gone /etc/nixbuild/push/hook; echo $(( ($(date +%s%N) - s) / 1000000 ))",
+        );
+        eprintln!(
+            "{} (Terraform {version}): the hook returned in {hook_ms} ms; the build was in the cache {in_cache:?} after nix-build returned (polled every 0.5 s)",
+            builder.name
+        );
 
         // Drift: another key in the key file plans an update that restores it.
         host.exec(&format!(
