@@ -123,6 +123,9 @@ const CHANGES_SINCE_0_1_0: &[(&str, &str, Change, &str)] = &[
      "new computed attribute: missing_paths per destination"),
     (CACHE_PUSH, "attributes.cache_url.description", Changed,
      "the first destination's URL"),
+    // Every build lands in the cache: the push hook, issue 11 item 4.
+    (BUILDER, "block_types.push", Added,
+     "new block: a post-build-hook that queues builds and pushes them signed to any store"),
 ];
 
 /// The nixbuild provider's entry of `providers schema -json` output.

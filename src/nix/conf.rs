@@ -26,6 +26,8 @@ pub struct ManagedConf {
     /// `substituters` / `trusted_public_keys` (recorded so import can tell
     /// them apart from the user's own).
     pub cachix_cache: Option<String>,
+    /// `post-build-hook`: the `push` block's hook, when configured.
+    pub post_build_hook: Option<String>,
 }
 
 impl ManagedConf {
@@ -71,6 +73,9 @@ impl ManagedConf {
                 "extra-trusted-public-keys",
                 self.trusted_public_keys.join(" "),
             );
+        }
+        if let Some(hook) = &self.post_build_hook {
+            line("post-build-hook", hook.clone());
         }
         if let Some(extra) = self
             .extra_config
@@ -232,6 +237,7 @@ mod tests {
             trusted_public_keys: vec!["mycache.cachix.org-1:AAAA".into()],
             extra_config: Some("keep-outputs = true\n".into()),
             cachix_cache: None,
+            post_build_hook: None,
         };
         let text = conf.render();
         assert_eq!(text, conf.render());
@@ -274,6 +280,7 @@ mod tests {
             trusted_public_keys: vec!["a-1:K".into(), "c-1:K".into()],
             extra_config: Some("keep-outputs = true\nkeep-derivations = true".into()),
             cachix_cache: Some("c".into()),
+            post_build_hook: None,
         };
         let (back, user) = ManagedConf::parse(&conf.render());
         assert_eq!(user.as_deref(), Some("nixbuild"));

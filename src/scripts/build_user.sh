@@ -52,7 +52,16 @@ case "$mode" in
   release)
     case "$owner" in
       created)
-        pkill -u "$name" 2>/dev/null || true
+        # A client's session (e.g. `nix-daemon --stdio` of a build that just
+        # ended) may still be exiting: userdel refuses a user with processes.
+        if pkill -u "$name" 2>/dev/null; then
+          i=0
+          while pgrep -u "$name" >/dev/null 2>&1 && [ "$i" -lt 60 ]; do
+            i=$((i + 1))
+            if [ "$i" = 30 ]; then pkill -KILL -u "$name" 2>/dev/null || true; fi
+            sleep 0.1
+          done
+        fi
         userdel -r "$name" 2>/dev/null || userdel "$name"
         echo "deleted $name"
         ;;

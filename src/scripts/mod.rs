@@ -79,3 +79,12 @@ pub const NIX_METRICS: &str = include_str!("nix_metrics.sh");
 /// closure): `push_build.sh NIX_SCRIPT SOURCE_SCRIPT HASH LEASE SECONDS KEEP
 /// FLAKE NARGS ARGS... INSTALLABLES...`.
 pub const PUSH_BUILD: &str = include_str!("push_build.sh");
+
+/// The builder's post-build hook and push worker, installed on the host:
+/// no arguments (Nix runs it with `OUT_PATHS`) queues the paths; `run` signs
+/// and copies what is queued.
+pub const PUSH_HOOK: &str = include_str!("push_hook.sh");
+
+/// Installs, checks and removes [`PUSH_HOOK`] with its configuration and units:
+/// `push_hook_setup.sh apply|check|clean` (files on stdin for `apply`).
+pub const PUSH_HOOK_SETUP: &str = include_str!("push_hook_setup.sh");

@@ -61,6 +61,24 @@ resource "nixbuild_builder" "alpine" {
   on_destroy = "clean"
 }
 
+# Push every path the builder builds (also for the clients of its machines
+# file) to an S3 binary cache, signed with the cache's key: a post-build hook
+# queues each build, a worker uploads it, and no build waits for the cache.
+variable "cache_secret_key" {
+  type      = string
+  sensitive = true # `nix-store --generate-binary-cache-key` output
+}
+
+resource "nixbuild_builder" "pushing" {
+  host = "203.0.113.11"
+
+  push {
+    store_uri  = "s3://my-nix-cache?region=eu-central-1"
+    secret_key = var.cache_secret_key
+    exclude    = ["-doc$", "-man$"] # outputs not worth caching
+  }
+}
+
 output "x86_builder" {
   value = {
     store_uri       = nixbuild_builder.x86.store_uri       # "ssh-ng://nixbuild@203.0.113.7"

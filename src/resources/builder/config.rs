@@ -10,6 +10,7 @@ use tf_provider::{AttributePath, Diagnostics};
 
 use super::build_keys::{self, Protocol, PROTOCOLS};
 use super::monitoring::MonitoringBlock;
+use super::push_hook::PushBlock;
 use crate::cache::cachix::valid_cache_name;
 use crate::context::credentials::validate_secret;
 use crate::context::settings::validate_block;
@@ -162,7 +163,10 @@ pub struct BuilderState {
     #[serde(with = "crate::schema::optional_block")]
     #[schemars(with = "Block<MonitoringBlock>")]
     pub monitoring: Value<MonitoringBlock>,
-    /// What destroy does: `keep` (default: nothing, no connection; the host is usually destroyed with it) or `clean` (remove only what this resource created: the build user if this provider created it, the managed config, the watch-store service and its token file).
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<PushBlock>")]
+    pub push: Value<PushBlock>,
+    /// What destroy does: `keep` (default: nothing, no connection; the host is usually destroyed with it) or `clean` (remove only what this resource created: the build user if this provider created it, the managed config, the watch-store service and its token file, the monitoring units, the push hook with its key, queue and units).
     #[schemars(with = "Optional<String>")]
     pub on_destroy: Value<String>,
     #[serde(with = "crate::schema::optional_block")]
@@ -480,6 +484,7 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
         validate_secret(&cachix.auth_token, at("auth_token"), diags);
     }
     super::monitoring::validate(&config.monitoring, diags);
+    super::push_hook::validate(config, diags);
     timeouts::validate(&config.timeouts, diags);
 }
 
@@ -609,7 +614,7 @@ impl BuilderState {
     /// The managed Nix config, given the Cachix substituter and key (if any).
     /// `None` while an argument is unknown.
     pub fn managed_conf(&self, cachix: Option<(&str, &str)>) -> Option<ManagedConf> {
-        if self.nix.is_unknown() || self.build_user.is_unknown() {
+        if self.nix.is_unknown() || self.build_user.is_unknown() || self.push.is_unknown() {
             return None;
         }
         let nix = self.nix_block();
@@ -643,6 +648,10 @@ impl BuilderState {
                     .and_then(|c| c.cache.as_ref_option().cloned()),
                 None => None,
             },
+            post_build_hook: self
+                .push
+                .as_ref_option()
+                .map(|_| super::push_hook::HOOK_PATH.to_string()),
         })
     }
 

@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 mod legacy;
 pub mod monitoring;
+pub mod push_hook;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -410,6 +411,10 @@ impl BuilderResource {
             .await
             .map_err(step("install Nix"))?;
 
+        // Before the config names the hook: the daemon never runs a missing one.
+        push_hook::install(remote, &state.push)
+            .await
+            .map_err(step("push hook"))?;
         let cachix = match target {
             CachixTarget::Known { uri, key } => Some((uri.as_str(), key.as_str())),
             _ => None,
@@ -478,6 +483,10 @@ impl BuilderResource {
                 .await
                 .map_err(step("restart Nix daemon"))?;
         }
+        // After the daemon restarted without the hook line.
+        push_hook::remove_unless_configured(remote, &state.push)
+            .await
+            .map_err(step("remove push hook"))?;
         // Last: its first collection (at install) then sees the store and
         // the daemon as they are after this apply.
         monitoring::converge(remote, &state.monitoring)
@@ -538,7 +547,7 @@ impl BuilderResource {
             let checked = async {
                 let facts =
                     Self::check(&remote, &state, false, Some(&private.nix_snapshot)).await?;
-                Ok::<_, SshError>((facts, monitoring::check(&remote, &state.monitoring).await?))
+                Ok::<_, SshError>((facts, extra_checks(&remote, &state).await?))
             };
             match checked.await {
                 Ok(facts) => Some((remote, facts)),
@@ -663,6 +672,13 @@ fn settle_unknowns(state: &mut BuilderState) {
     ] {
         list(v);
     }
+}
+
+/// The checks of the optional blocks ([`monitoring`], [`push_hook`]).
+async fn extra_checks(remote: &Remote, state: &BuilderState) -> Result<Vec<String>, SshError> {
+    let mut drift = monitoring::check(remote, &state.monitoring).await?;
+    drift.extend(push_hook::check(remote, &state.push).await?);
+    Ok(drift)
 }
 
 /// Append what another check found (e.g. [`monitoring`]) to `state.drift`.
@@ -871,7 +887,7 @@ impl Resource for BuilderResource {
                 Some(&private.nix_snapshot),
             )
             .await?;
-            Ok((facts, monitoring::check(&remote, &state.monitoring).await?))
+            Ok((facts, extra_checks(&remote, &state).await?))
         })
         .await;
         let (facts, monitoring_drift) = match checked {
@@ -1169,7 +1185,8 @@ impl Resource for BuilderResource {
                         None,
                         true,
                     )
-                    .await
+                    .await?;
+                push_hook::clean(&remote).await
             }
             .await;
             if let Err(e) = result {

@@ -43,6 +43,7 @@ use crate::resources::timeouts::{self, Defaults, Operation, Timeouts};
 use crate::secrets::Secret;
 use crate::tfschema::{or_diag, schema_of, Block, BlockList, Computed, Optional, Required};
 
+pub use closure::compile_exclude;
 pub use validate::{check_flake_ref, check_installable};
 
 /// Default `source_keep`: uploaded trees a builder keeps.
