@@ -26,6 +26,8 @@ pub struct ManagedConf {
     /// `substituters` / `trusted_public_keys` (recorded so import can tell
     /// them apart from the user's own).
     pub cachix_cache: Option<String>,
+    /// Include the root-only credentials file (`nix.access_tokens`, `nix.netrc`).
+    pub include_credentials: bool,
 }
 
 impl ManagedConf {
@@ -72,6 +74,10 @@ impl ManagedConf {
                 self.trusted_public_keys.join(" "),
             );
         }
+        if self.include_credentials {
+            out.push_str(super::credentials::CREDENTIALS_INCLUDE_LINE);
+            out.push('\n');
+        }
         if let Some(extra) = self
             .extra_config
             .as_deref()
@@ -103,6 +109,10 @@ impl ManagedConf {
             }
             if line == "# extra_config" {
                 extra = Some(String::new());
+                continue;
+            }
+            if line == super::credentials::CREDENTIALS_INCLUDE_LINE {
+                conf.include_credentials = true;
                 continue;
             }
             if let Some(cache) = line.strip_prefix("# cachix-cache: ") {
@@ -232,6 +242,7 @@ mod tests {
             trusted_public_keys: vec!["mycache.cachix.org-1:AAAA".into()],
             extra_config: Some("keep-outputs = true\n".into()),
             cachix_cache: None,
+            include_credentials: false,
         };
         let text = conf.render();
         assert_eq!(text, conf.render());
@@ -274,6 +285,7 @@ mod tests {
             trusted_public_keys: vec!["a-1:K".into(), "c-1:K".into()],
             extra_config: Some("keep-outputs = true\nkeep-derivations = true".into()),
             cachix_cache: Some("c".into()),
+            include_credentials: true,
         };
         let (back, user) = ManagedConf::parse(&conf.render());
         assert_eq!(user.as_deref(), Some("nixbuild"));

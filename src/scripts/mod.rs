@@ -79,3 +79,7 @@ pub const NIX_METRICS: &str = include_str!("nix_metrics.sh");
 /// closure): `push_build.sh NIX_SCRIPT SOURCE_SCRIPT HASH LEASE SECONDS KEEP
 /// FLAKE NARGS ARGS... INSTALLABLES...`.
 pub const PUSH_BUILD: &str = include_str!("push_build.sh");
+
+/// The builder's root-only Nix credential files (access tokens, netrc):
+/// `nix_credentials.sh apply|check|clean CONF_PATH NETRC_PATH`, contents on stdin.
+pub const NIX_CREDENTIALS: &str = include_str!("nix_credentials.sh");

@@ -2,6 +2,8 @@
 //! (whose descriptions are the docs), plan-time validation with attribute
 //! paths, and the desired host configuration derived from the arguments.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::Schema;
@@ -96,6 +98,12 @@ pub struct NixBlock {
     /// Shell command (run as root) that restarts the Nix daemon after a config change. When set, it is always used; when unset, `systemctl restart nix-daemon` is used on hosts with systemd, and nothing on others. Required for a multi-user install on a host without systemd: no installer starts `nix-daemon` there, so this command must start it when it is not running (e.g. `sv restart nix-daemon`); without it the install step fails before installing anything.
     #[schemars(with = "Optional<String>")]
     pub daemon_restart_command: Value<String>,
+    /// Access tokens Nix sends when it fetches `github:`, `gitlab:` and `sourcehut:` flakes and inputs, by host name (the input's `host`, e.g. `{ "github.com" = var.github_token }`): private repositories on the builder. They are written, over the SSH channel's stdin, as `extra-access-tokens` into the root-only (0600) file `/etc/nix/nixbuild-credentials.conf`, which the managed config includes; they never appear on a command line or in the logs. Only root reads them: a `nixbuild_cache_push` that logs in as root (the default `ssh.user`) fetches with them; the build user does not see them. Changing a token updates the file in place; removing the map (or `on_destroy = "clean"`) deletes it. The state holds them as a sensitive value (Terraform keeps every argument in the state); its private data keeps only a salted fingerprint of what was written. Tokens are single words without `#`.
+    #[schemars(with = "Optional<BTreeMap<String, Secret>>")]
+    pub access_tokens: super::nix_credentials::TokenMap,
+    /// Content of a netrc file (`machine HOST login USER password SECRET` entries) for HTTP basic auth: private flakes and inputs fetched as `https://…` tarballs, and private substituters (binary caches) the daemon downloads from. It is written over stdin into the root-only (0600) file `/etc/nix/nixbuild.netrc`, and `netrc-file` points there (it replaces a `netrc-file` of your own `nix.conf`: put every entry here). Changing it updates the file in place; removing it (or `on_destroy = "clean"`) deletes it. Sensitive, like `access_tokens`.
+    #[schemars(with = "Optional<Secret>")]
+    pub netrc: Value<Secret>,
 }
 
 /// The SSH user that Nix clients log in as to build (`ssh-ng://<name>@host`). It is created and added to `trusted-users`; the host keeps a record (under `/etc/nixbuild/users/`) that this provider created it. An account of that name that this provider did not create is an error naming it, and is left untouched, unless `adopt_existing = true`. It can never be the administrative login user (`ssh.user`).
@@ -242,6 +250,9 @@ pub struct BuilderPrivate {
     /// Set by every build that keeps ownership records on the host. Missing
     /// (false) in a state release 0.1.0 wrote: see `legacy`.
     pub records_ownership: bool,
+    /// Salted fingerprint (`token_salt`) of the Nix credential files the
+    /// last apply wrote (`nix.access_tokens`, `nix.netrc`); empty: none.
+    pub credentials_fingerprint: String,
 }
 
 /// The resource's schema: [`BuilderState`] and its timeouts' defaults.
@@ -419,6 +430,7 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
                 }
             }
         }
+        super::nix_credentials::validate(nix, diags);
         if let Value::Value(cmd) = &nix.daemon_restart_command {
             if cmd.trim().is_empty() {
                 diags.error(
@@ -616,6 +628,7 @@ impl BuilderState {
         if nix.max_jobs.is_unknown() || nix.cores.is_unknown() || nix.extra_config.is_unknown() {
             return None;
         }
+        let include_credentials = super::nix_credentials::wanted(&nix)?.any();
         let mut trusted_users = vec![self.build_user_name()?];
         trusted_users.extend(known_strings(&nix.trusted_users)?);
         let mut substituters = known_strings(&nix.substituters)?;
@@ -643,6 +656,7 @@ impl BuilderState {
                     .and_then(|c| c.cache.as_ref_option().cloned()),
                 None => None,
             },
+            include_credentials,
         })
     }
 

@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 mod legacy;
 pub mod monitoring;
+pub mod nix_credentials;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -414,6 +415,11 @@ impl BuilderResource {
             CachixTarget::Known { uri, key } => Some((uri.as_str(), key.as_str())),
             _ => None,
         };
+        let credentials =
+            nix_credentials::wanted(&state.nix_block()).expect("arguments are known at apply");
+        let credentials_changed = nix_credentials::converge(remote, &credentials)
+            .await
+            .map_err(step("write Nix credentials"))?;
         let conf = state
             .managed_conf(cachix)
             .expect("arguments are known at apply");
@@ -461,7 +467,7 @@ impl BuilderResource {
         .await
         .map_err(step("cachix"))?;
         // A new trusted user or config reaches the daemon only when it restarts.
-        if config_changed || user_changed {
+        if config_changed || user_changed || credentials_changed {
             let custom = state
                 .nix_block()
                 .daemon_restart_command
@@ -538,7 +544,9 @@ impl BuilderResource {
             let checked = async {
                 let facts =
                     Self::check(&remote, &state, false, Some(&private.nix_snapshot)).await?;
-                Ok::<_, SshError>((facts, monitoring::check(&remote, &state.monitoring).await?))
+                let mut drift = monitoring::check(&remote, &state.monitoring).await?;
+                drift.extend(nix_credentials::drift(&remote, &state, &private, false).await?);
+                Ok::<_, SshError>((facts, drift))
             };
             match checked.await {
                 Ok(facts) => Some((remote, facts)),
@@ -581,6 +589,7 @@ impl BuilderResource {
         };
         private.pin_from_import = false;
         private.records_ownership = true;
+        private.credentials_fingerprint = nix_credentials::applied_fingerprint(&state, &private);
         private.token_fingerprint = if state.watch_store() {
             fingerprint(
                 &private.token_salt,
@@ -883,7 +892,9 @@ impl Resource for BuilderResource {
                 Some(&private.nix_snapshot),
             )
             .await?;
-            Ok((facts, monitoring::check(&remote, &state.monitoring).await?))
+            let mut drift = monitoring::check(&remote, &state.monitoring).await?;
+            drift.extend(nix_credentials::drift(&remote, &state, &private, true).await?);
+            Ok((facts, drift))
         })
         .await;
         let (facts, monitoring_drift) = match checked {
@@ -1164,6 +1175,7 @@ impl Resource for BuilderResource {
                 build_user_script(&remote, "release", &user, "no", None).await?;
                 cachix_script(&remote, "", false, false, "").await?;
                 monitoring::clean(&remote).await?;
+                nix_credentials::clean(&remote).await?;
                 remote
                     .run_script(
                         "clean builder",
