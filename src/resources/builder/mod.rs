@@ -170,8 +170,11 @@ impl BuilderResource {
         }
     }
 
-    /// Plan-time checks that need the provider configuration.
+    /// Plan-time checks that need the provider configuration, or values
+    /// Terraform's validation does not see (secrets from variables are
+    /// unknown there).
     fn check_plan(configured: &Context, state: &BuilderState, diags: &mut Diagnostics) {
+        nix_credentials::validate(&state.nix_block(), diags);
         config::check_admin_user(
             state,
             configured
