@@ -101,7 +101,7 @@ resource "nixbuild_builder" "b" {{
     install                = "none"
     daemon_restart_command = {restart}
     {netrc}
-    access_tokens          = var.github_token == null ? null : {{ "github.com" = var.github_token }}
+    access_tokens          = var.github_token == null ? null : {{ {github} = var.github_token }}
   }}
 }}
 
@@ -130,6 +130,7 @@ output "out_paths" {{
             host.field("nix_daemon_pid_file")
         )),
         pushes = pushes.join(", "),
+        github = hcl(GITHUB_HOST),
         netrc = if netrc {
             "netrc                  = var.netrc"
         } else {
@@ -137,6 +138,133 @@ output "out_paths" {{
         },
         cache = hcl(w.json["cache"]["url"].as_str().unwrap()),
     )
+}
+
+/// Where the GitHub stand-in listens: Nix's `host=` of `github:` takes no
+/// port, so it has a loopback address of its own on 443.
+const GITHUB_ADDRESS: &str = "127.0.0.77";
+/// The `host=` of the private `github:` flake. Nix 2.8 downloads from
+/// `https://api.HOST/repos/…` (and takes no `-` in HOST), so the builder resolves `api.HOST` to the
+/// stand-in (an /etc/hosts line that [`HostPatch`] adds and removes).
+const GITHUB_HOST: &str = "nbtgithub.test";
+
+/// Test-only changes to the builder host, undone on drop (also when the
+/// test fails): `api.GITHUB_HOST` in /etc/hosts and the stand-in's
+/// certificate in the CA bundle Nix's curl reads (Nix 2.8 has no
+/// `ssl-cert-file` setting).
+struct HostPatch {
+    host: &'static str,
+}
+
+impl HostPatch {
+    const FILES: [&'static str; 2] = ["/etc/hosts", "/etc/ssl/certs/ca-certificates.crt"];
+
+    fn apply(host: &'static str, cert: &Path) -> Self {
+        let patch = Self { host };
+        let h = world().host(host);
+        for file in Self::FILES {
+            h.exec(&format!(
+                "[ -e {file}.nbt-orig ] || cp -p {file} {file}.nbt-orig"
+            ));
+        }
+        h.exec(&format!(
+            "echo '{GITHUB_ADDRESS} api.{GITHUB_HOST}' >> /etc/hosts"
+        ));
+        // A PEM block has no single quote.
+        let pem = std::fs::read_to_string(cert).unwrap();
+        h.exec(&format!(
+            "printf '%s\\n' '{}' >> /etc/ssl/certs/ca-certificates.crt",
+            pem.trim()
+        ));
+        patch
+    }
+}
+
+impl Drop for HostPatch {
+    fn drop(&mut self) {
+        let h = world().host(self.host);
+        for file in Self::FILES {
+            let _ = h.try_exec(&format!("mv -f {file}.nbt-orig {file}"));
+        }
+    }
+}
+
+/// `tests/standins/github_tarball.py` on `GITHUB_ADDRESS:443` with a fresh
+/// self-signed certificate, serving `tarball` to requests with `token`.
+struct GithubStandin {
+    child: std::process::Child,
+    cert: PathBuf,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl GithubStandin {
+    fn start(token: &str, tarball: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let status = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args([
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=api.{GITHUB_HOST}"),
+            ])
+            .args([
+                "-addext",
+                &format!("subjectAltName=DNS:api.{GITHUB_HOST}"),
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run openssl req");
+        assert!(status.success(), "openssl req failed");
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, token).unwrap();
+        let log = dir.path().join("requests.log");
+        std::fs::write(&log, "").unwrap();
+        let child = std::process::Command::new("python3")
+            .arg(common::repo_root().join("tests/standins/github_tarball.py"))
+            .args([GITHUB_ADDRESS, "443"])
+            .args([&cert, &key, &token_file, tarball, &log])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start the GitHub stand-in");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect((GITHUB_ADDRESS, 443)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self {
+            child,
+            cert,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn requests(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for GithubStandin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn netrc(token: &str) -> String {
@@ -201,6 +329,19 @@ fn a_private_flake_needs_the_netrc_and_the_secret_stays_out_of_logs_argv_and_pri
         );
         register_token(&token);
         let first = publish_tarball(tf.dir.path(), &format!("{run}-a"));
+        let gh = format!(
+            "ghp_{}",
+            common::sh(
+                tf.dir.path(),
+                "head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \\n'"
+            )
+        );
+        let github_dir = tf.dir.path().join("c");
+        fixture(&github_dir, &format!("{run}-c"));
+        let github_tarball = github_dir.join("flake.tar.gz");
+        common::sh(&github_dir, "tar czf flake.tar.gz flake");
+        let github = GithubStandin::start(&gh, &github_tarball);
+        let _patch = HostPatch::apply(BUILDER, &github.cert);
         // The location really refuses without (or with wrong) credentials.
         assert_eq!(http_status(&first, None), "401");
         assert_eq!(http_status(&first, Some("nixbuild:wrong")), "401");
@@ -326,24 +467,46 @@ fn a_private_flake_needs_the_netrc_and_the_secret_stays_out_of_logs_argv_and_pri
         assert!(netrc_now.contains(&rotated) && !netrc_now.contains(&refused));
         assert!(tf.output("out_paths")["b"][0].as_str().is_some());
 
-        // 5. Access tokens join the same root-only file; Nix (as root) sees
-        // them, the build user does not.
-        let gh = format!(
-            "ghp_{}",
-            common::sh(
-                tf.dir.path(),
-                "head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \\n'"
-            )
+        // 5. A `github:` flake of a private repository (the GitHub
+        // stand-in): without an access token Nix gets GitHub's 404; with
+        // nix.access_tokens the push succeeds. The tokens join the same
+        // root-only file: root's Nix sees them, the build user's does not.
+        let rev = &common::sh(
+            tf.dir.path(),
+            "head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \\n'",
         );
+        let third = format!("github:nbt/private/{rev}?host={GITHUB_HOST}");
+        let pushes = [
+            ("a", first.as_str()),
+            ("b", second.as_str()),
+            ("c", third.as_str()),
+        ];
+        tf.write(&config(&pushes, true));
+        let failed = tf.fails(&["apply", "-auto-approve", "-no-color"]);
+        assert!(failed.contains("404"), "{failed}");
+        assert!(
+            github.requests().contains(" refused"),
+            "{}",
+            github.requests()
+        );
+        assert!(!github.requests().contains(" authorized"));
         tf.env("TF_VAR_github_token", &gh);
         assert_update_in_place(&tf, None);
         tf.apply();
         tf.assert_no_changes();
+        assert!(tf.output("out_paths")["c"][0].as_str().is_some());
+        assert!(
+            github
+                .requests()
+                .contains(&format!("/repos/nbt/private/tarball/{rev} authorized")),
+            "{}",
+            github.requests()
+        );
         assert!(host
             .exec(&format!("cat {CREDENTIALS}"))
-            .contains(&format!("extra-access-tokens = github.com={gh}")));
+            .contains(&format!("extra-access-tokens = {GITHUB_HOST}={gh}")));
         let (seen, _) = host.try_exec(&format!(
-            "nix show-config | grep -q '^access-tokens = .*github.com={gh}'"
+            "nix show-config | grep -q '^access-tokens = .*{GITHUB_HOST}={gh}'"
         ));
         assert!(seen, "root's Nix does not see the access token");
         let (leaked, _) = host.try_exec(&format!(
@@ -364,7 +527,7 @@ fn a_private_flake_needs_the_netrc_and_the_secret_stays_out_of_logs_argv_and_pri
         assert!(!host.commands_log()[commands_before..].contains(&gh));
 
         // 6. Removing the netrc removes its file (the tokens stay).
-        tf.write(&config(&[("a", &first), ("b", &second)], false));
+        tf.write(&config(&pushes, false));
         assert_update_in_place(&tf, None);
         tf.apply();
         tf.assert_no_changes();
