@@ -123,6 +123,11 @@ const CHANGES_SINCE_0_1_0: &[(&str, &str, Change, &str)] = &[
      "new computed attribute: missing_paths per destination"),
     (CACHE_PUSH, "attributes.cache_url.description", Changed,
      "the first destination's URL"),
+    // Private flakes and caches on builders, issue 14 item 4.
+    (BUILDER, "block_types.nix.block.attributes.access_tokens", Added,
+     "new argument: access tokens for private github:/gitlab: flakes (sensitive map, root-only file)"),
+    (BUILDER, "block_types.nix.block.attributes.netrc", Added,
+     "new argument: netrc for private tarball flakes and substituters (sensitive, root-only file)"),
 ];
 
 /// The nixbuild provider's entry of `providers schema -json` output.
