@@ -354,6 +354,8 @@ fn a_private_flake_needs_the_netrc_and_the_secret_stays_out_of_logs_argv_and_pri
         tf.write(&config(&[("a", &first)], true));
         let failed = tf.fails(&["apply", "-auto-approve", "-no-color"]);
         assert!(failed.contains("Build failed"), "{failed}");
+        // The failed push is kept (tainted) with every value known.
+        assert!(!failed.contains("invalid result object"), "{failed}");
         assert!(
             failed.contains("401"),
             "Nix's HTTP error in the message: {failed}"
