@@ -1,11 +1,18 @@
 //! Acceptance test of `nix.netrc` and `nix.access_tokens` on `nixbuild_builder`
-//! (issue 14, private flakes) on every supported Terraform version: a flake
-//! served as an HTTP tarball by the world's private nginx location (HTTP basic
-//! auth; the password must be a token the Cachix API stand-in's tokens file
-//! lists, as for the private cache), pushed by `nixbuild_cache_push` from the
-//! builder h3. Without credentials the push fails with Nix's 401; with the
-//! netrc it succeeds. The secret is in no TF_LOG=trace log, no remote command
-//! line, not in the private state; rotation, drift, removal and
+//! (issue 14, private flakes and caches) on every supported Terraform version,
+//! with pushes by `nixbuild_cache_push` from the builder h3:
+//! - a flake served as an HTTP tarball by the world's private nginx location
+//!   (HTTP basic auth; the password must be a token listed in the Cachix API
+//!   stand-in's tokens file, as for the private cache): without credentials
+//!   the push fails with Nix's 401, with `nix.netrc` it succeeds;
+//! - the same location as a private binary cache: the build user substitutes
+//!   from it through the daemon with the netrc, and gets a 401 without it;
+//! - a `github:` flake of a private repository (a GitHub tarball API
+//!   stand-in over HTTPS): GitHub's 404 without, success with
+//!   `nix.access_tokens`.
+//!
+//! The secrets are in no TF_LOG=trace log, no remote command line, not in
+//! sshd's log, not in the private state; rotation, drift, removal and
 //! `on_destroy = "clean"` are checked on the host.
 
 mod common;
@@ -30,6 +37,82 @@ fn register_token(token: &str) {
 /// The private location as `localhost`: the world gives every Nix host an
 /// `/etc/nix/netrc` (Nix's default `netrc-file`) for `127.0.0.1`, which must
 /// not let the builder in without this resource's netrc.
+/// `bytes` random bytes as hex (tokens and revisions of this run).
+fn random_hex(bytes: usize) -> String {
+    common::sh(
+        Path::new("/"),
+        &format!("head -c {bytes} /dev/urandom | od -An -tx1 | tr -d ' \\n'"),
+    )
+}
+
+/// Two store paths that only the private cache has, signed: built on h1 and
+/// copied there with h1's netrc from the world. Returns them and the public
+/// key that verifies them.
+fn private_cache_paths(dir: &Path, run: &str) -> ([String; 2], String) {
+    let h1 = world().host("h1");
+    let (secret, public) = (dir.join("cache.sk"), dir.join("cache.pk"));
+    h1.exec(&format!(
+        "nix-store --generate-binary-cache-key nbt-private-cache-1 {} {}",
+        secret.display(),
+        public.display()
+    ));
+    let paths = ["one", "two"].map(|name| {
+        h1.exec(&format!(
+            "nix-build --no-out-link -E 'derivation {{ name = \"nbt-private-{name}\"; system = builtins.currentSystem; builder = \"/bin/sh\"; args = [ \"-c\" \"echo {run}-{name} > $out\" ]; }}' 2>/dev/null"
+        ))
+    });
+    h1.exec(&format!(
+        "nix copy --to 'http://127.0.0.1:{}?secret-key={}' {} {}",
+        private_port(),
+        secret.display(),
+        paths[0],
+        paths[1]
+    ));
+    (
+        paths,
+        std::fs::read_to_string(public).unwrap().trim().to_string(),
+    )
+}
+
+fn private_port() -> String {
+    world().json["cache"]["private"]["url"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// `nix-store -r PATH` as the build user, through the daemon (which may be
+/// restarting right after an apply: retried while its socket refuses).
+fn substitute_as_build_user(path: &str) -> (bool, String) {
+    let host = world().host(BUILDER);
+    for _ in 0..50 {
+        let (ok, out) = host.try_exec(&format!(
+            "su -s /bin/sh nixbuild -c 'nix-store -r {path}' 2>&1"
+        ));
+        if ok || !out.contains("cannot connect to socket") {
+            return (ok, out);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("the Nix daemon on {BUILDER} did not come back");
+}
+
+/// The private location's access log has a request for `path`'s narinfo
+/// answered with `status`.
+fn private_log_has(path: &str, status: &str) -> bool {
+    let log = std::fs::read_to_string(
+        world().json["cache"]["private"]["access_log"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap_or_default();
+    let hash = &path["/nix/store/".len()..][..32];
+    log.contains(&format!("\"GET /{hash}.narinfo HTTP/1.1\" {status} "))
+}
+
 fn private_url() -> String {
     world().json["cache"]["private"]["url"]
         .as_str()
@@ -73,7 +156,8 @@ fn http_status(url: &str, user_password: Option<&str>) -> String {
 
 /// The builder on h3 and one push per (key, flake URL); `netrc`: set
 /// `nix.netrc` from the sensitive variable.
-fn config(pushes: &[(&str, &str)], netrc: bool) -> String {
+/// `cache_key`: trusted for the private cache, the builder's substituter.
+fn config(pushes: &[(&str, &str)], netrc: bool, cache_key: &str) -> String {
     let w = world();
     let host = w.host(BUILDER);
     let pushes: Vec<String> = pushes
@@ -102,6 +186,8 @@ resource "nixbuild_builder" "b" {{
     daemon_restart_command = {restart}
     {netrc}
     access_tokens          = var.github_token == null ? null : {{ {github} = var.github_token }}
+    substituters           = [{substituter}]
+    trusted_public_keys    = [{cache_key}]
   }}
 }}
 
@@ -131,6 +217,8 @@ output "out_paths" {{
         )),
         pushes = pushes.join(", "),
         github = hcl(GITHUB_HOST),
+        substituter = hcl(&private_url()),
+        cache_key = hcl(cache_key),
         netrc = if netrc {
             "netrc                  = var.netrc"
         } else {
@@ -320,22 +408,11 @@ fn a_private_flake_needs_the_netrc_and_the_secret_stays_out_of_logs_argv_and_pri
     for version in terraform_versions() {
         let mut tf = Tf::new(&version);
         let run = salt("private-flake", &version);
-        let token = format!(
-            "nbt-netrc-{}",
-            common::sh(
-                tf.dir.path(),
-                "head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \\n'"
-            )
-        );
+        let token = format!("nbt-netrc-{}", random_hex(12));
         register_token(&token);
         let first = publish_tarball(tf.dir.path(), &format!("{run}-a"));
-        let gh = format!(
-            "ghp_{}",
-            common::sh(
-                tf.dir.path(),
-                "head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \\n'"
-            )
-        );
+        let (cached, cache_key) = private_cache_paths(tf.dir.path(), &run);
+        let gh = format!("ghp_{}", random_hex(8));
         let github_dir = tf.dir.path().join("c");
         fixture(&github_dir, &format!("{run}-c"));
         let github_tarball = github_dir.join("flake.tar.gz");
@@ -351,7 +428,7 @@ fn a_private_flake_needs_the_netrc_and_the_secret_stays_out_of_logs_argv_and_pri
         );
 
         // 1. No credentials: Nix on the builder gets a 401, the apply says so.
-        tf.write(&config(&[("a", &first)], true));
+        tf.write(&config(&[("a", &first)], true, &cache_key));
         let failed = tf.fails(&["apply", "-auto-approve", "-no-color"]);
         assert!(failed.contains("Build failed"), "{failed}");
         // The failed push is kept (tainted) with every value known.
@@ -399,6 +476,15 @@ fn a_private_flake_needs_the_netrc_and_the_secret_stays_out_of_logs_argv_and_pri
         // The build user cannot read them.
         let (readable, _) = host.try_exec(&format!("su -s /bin/sh nixbuild -c 'cat {NETRC}'"));
         assert!(!readable, "the build user reads the netrc");
+        // ... but substitutes from the private cache: the daemon (root)
+        // downloads with the netrc.
+        let (ok, out) = substitute_as_build_user(&cached[0]);
+        assert!(ok, "substitution from the private cache failed: {out}");
+        host.exec(&format!("test -e {}", cached[0]));
+        assert!(
+            private_log_has(&cached[0], "200"),
+            "no authorized narinfo request"
+        );
         tf.assert_no_changes();
 
         // The secret: in no log, no remote command line, not in the private state.
@@ -450,7 +536,7 @@ fn a_private_flake_needs_the_netrc_and_the_secret_stays_out_of_logs_argv_and_pri
         tf.env("TF_VAR_netrc", &netrc(&refused));
         assert_update_in_place(&tf, None);
         let second = publish_tarball(&tf.dir.path().join("b"), &format!("{run}-b"));
-        tf.write(&config(&[("a", &first), ("b", &second)], true));
+        tf.write(&config(&[("a", &first), ("b", &second)], true, &cache_key));
         let failed = tf.fails(&["apply", "-auto-approve", "-no-color"]);
         assert!(failed.contains("401"), "{failed}");
         assert!(host.exec(&format!("cat {NETRC}")).contains(&refused));
@@ -473,17 +559,14 @@ fn a_private_flake_needs_the_netrc_and_the_secret_stays_out_of_logs_argv_and_pri
         // stand-in): without an access token Nix gets GitHub's 404; with
         // nix.access_tokens the push succeeds. The tokens join the same
         // root-only file: root's Nix sees them, the build user's does not.
-        let rev = &common::sh(
-            tf.dir.path(),
-            "head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \\n'",
-        );
+        let rev = &random_hex(20);
         let third = format!("github:nbt/private/{rev}?host={GITHUB_HOST}");
         let pushes = [
             ("a", first.as_str()),
             ("b", second.as_str()),
             ("c", third.as_str()),
         ];
-        tf.write(&config(&pushes, true));
+        tf.write(&config(&pushes, true, &cache_key));
         let failed = tf.fails(&["apply", "-auto-approve", "-no-color"]);
         assert!(failed.contains("404"), "{failed}");
         assert!(
@@ -529,7 +612,7 @@ fn a_private_flake_needs_the_netrc_and_the_secret_stays_out_of_logs_argv_and_pri
         assert!(!host.commands_log()[commands_before..].contains(&gh));
 
         // 6. Removing the netrc removes its file (the tokens stay).
-        tf.write(&config(&pushes, false));
+        tf.write(&config(&pushes, false, &cache_key));
         assert_update_in_place(&tf, None);
         tf.apply();
         tf.assert_no_changes();
@@ -540,6 +623,13 @@ fn a_private_flake_needs_the_netrc_and_the_secret_stays_out_of_logs_argv_and_pri
         assert!(!host
             .exec(&format!("cat {CREDENTIALS}"))
             .contains("netrc-file"));
+        // Without it the daemon gets the private cache's 401.
+        let (ok, out) = substitute_as_build_user(&cached[1]);
+        assert!(!ok, "{out}");
+        assert!(
+            private_log_has(&cached[1], "401"),
+            "no refused narinfo request"
+        );
 
         // 7. on_destroy = "clean" removes the credentials and the include.
         tf.destroy();
