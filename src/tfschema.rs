@@ -22,7 +22,8 @@
 //! [`schema_of`] turns the derived JSON Schema into tf-provider's [`Schema`]:
 //! `String` → string, `i64`/`f64` → number, `bool` → bool, `Vec` → list,
 //! `BTreeSet`/`HashSet` → set, `BTreeMap`/`HashMap` → map,
-//! [`Secret`](crate::secrets::Secret) → a sensitive string; [`Block`] and
+//! [`Secret`](crate::secrets::Secret) → a sensitive string (a map of them →
+//! a sensitive map; Terraform marks whole attributes); [`Block`] and
 //! [`BlockList`] make nested blocks (at most once / repeated). Anything else
 //! is an error naming the field, never a silently different schema.
 //! tf-provider's `Value<T>` stays the field type: the orphan rule forbids a
@@ -225,7 +226,7 @@ pub fn nested_inner(nested: &NestedBlock) -> &TfBlock {
 }
 
 /// The Terraform type of one JSON Schema, and whether its values are secrets
-/// (only strings may be).
+/// (only strings and maps of strings may be).
 fn attribute_type(at: &str, schema: &Map<String, Json>) -> Result<(AttributeType, bool), String> {
     let mut sensitive = schema.get(SENSITIVE) == Some(&Json::Bool(true));
     let kind = schema

@@ -33,10 +33,21 @@ if [ "$mode" != clean ]; then
 fi
 
 # same PATH BASE64: the file holds exactly that content, root's, mode 0600.
+# `ls -ln` rather than GNU stat, so BSD and busybox hosts answer the same
+# (a trailing `.` or `+` is an SELinux context or an ACL).
 same() {
-  [ -f "$1" ] && [ ! -L "$1" ] &&
-    [ "$(stat -c '%a %u' "$1")" = "600 0" ] &&
-    printf '%s' "$2" | base64 -d | cmp -s - "$1"
+  file=$1
+  data=$2
+  if [ ! -f "$file" ] || [ -L "$file" ]; then
+    return 1
+  fi
+  # shellcheck disable=SC2046 # split the listing into its fields
+  set -- $(ls -ln "$file")
+  case "$1" in
+    -rw-------*) ;;
+    *) return 1 ;;
+  esac
+  [ "$3" = 0 ] && printf '%s' "$data" | base64 -d | cmp -s - "$file"
 }
 
 converge() {
