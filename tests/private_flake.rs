@@ -431,6 +431,10 @@ fn a_private_flake_needs_the_netrc_and_the_secret_stays_out_of_logs_argv_and_pri
         tf.write(&config(&[("a", &first)], true, &cache_key));
         let failed = tf.fails(&["apply", "-auto-approve", "-no-color"]);
         assert!(failed.contains("Build failed"), "{failed}");
+        assert!(
+            failed.contains("nix.netrc"),
+            "no hint at the credentials: {failed}"
+        );
         // The failed push is kept (tainted) with every value known.
         assert!(!failed.contains("invalid result object"), "{failed}");
         assert!(
@@ -569,6 +573,7 @@ fn a_private_flake_needs_the_netrc_and_the_secret_stays_out_of_logs_argv_and_pri
         tf.write(&config(&pushes, true, &cache_key));
         let failed = tf.fails(&["apply", "-auto-approve", "-no-color"]);
         assert!(failed.contains("404"), "{failed}");
+        assert!(failed.contains("nix.access_tokens"), "no hint: {failed}");
         assert!(
             github.requests().contains(" refused"),
             "{}",
