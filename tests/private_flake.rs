@@ -511,6 +511,15 @@ fn a_private_flake_needs_the_netrc_and_the_secret_stays_out_of_logs_argv_and_pri
         let private = private_state(&tf);
         assert!(!private.is_empty(), "no private state");
         assert!(!contains(&private, &token), "token in the private state");
+        // Not even the size or times of the credential files (the Nix
+        // fingerprint kept there leaves them out).
+        assert!(
+            contains(&private, "/etc/nix/nixbuild.conf"),
+            "no Nix fingerprint"
+        );
+        for file in [NETRC, CREDENTIALS] {
+            assert!(!contains(&private, file), "{file} in the private state");
+        }
         // Terraform keeps every argument in the state (protocol 6.5 has no
         // write-only arguments): there it is sensitive.
         let shown: Value = serde_json::from_str(&tf.ok(&["show", "-json"])).unwrap();
