@@ -22,7 +22,8 @@
 //! [`schema_of`] turns the derived JSON Schema into tf-provider's [`Schema`]:
 //! `String` → string, `i64`/`f64` → number, `bool` → bool, `Vec` → list,
 //! `BTreeSet`/`HashSet` → set, `BTreeMap`/`HashMap` → map,
-//! [`Secret`](crate::secrets::Secret) → a sensitive string; [`Block`] and
+//! [`Secret`](crate::secrets::Secret) → a sensitive string (a map of them →
+//! a sensitive map; Terraform marks whole attributes); [`Block`] and
 //! [`BlockList`] make nested blocks (at most once / repeated). Anything else
 //! is an error naming the field, never a silently different schema.
 //! tf-provider's `Value<T>` stays the field type: the orphan rule forbids a
@@ -225,9 +226,9 @@ pub fn nested_inner(nested: &NestedBlock) -> &TfBlock {
 }
 
 /// The Terraform type of one JSON Schema, and whether its values are secrets
-/// (only strings may be).
+/// (only strings and maps of strings may be).
 fn attribute_type(at: &str, schema: &Map<String, Json>) -> Result<(AttributeType, bool), String> {
-    let sensitive = schema.get(SENSITIVE) == Some(&Json::Bool(true));
+    let mut sensitive = schema.get(SENSITIVE) == Some(&Json::Bool(true));
     let kind = schema
         .get("type")
         .and_then(Json::as_str)
@@ -238,13 +239,18 @@ fn attribute_type(at: &str, schema: &Map<String, Json>) -> Result<(AttributeType
             Json::Object(schema.clone())
         )
     };
-    let element = |key: &str| -> Result<AttributeType, String> {
+    // A map of secrets is one sensitive attribute (Terraform marks whole
+    // attributes); a list of them is refused.
+    let element = |key: &str| -> Result<(AttributeType, bool), String> {
         let inner = object(at, schema.get(key).ok_or_else(unmappable)?)?;
         match attribute_type(&format!("{at}[]"), inner)? {
+            (AttributeType::String, true) if key == "additionalProperties" => {
+                Ok((AttributeType::String, true))
+            }
             (_, true) => Err(format!(
-                "{at}: only a whole string attribute can be sensitive"
+                "{at}: only a whole string attribute or a map of strings can be sensitive"
             )),
-            (t, false) => Ok(t),
+            (t, false) => Ok((t, false)),
         }
     };
     let attr_type = match kind {
@@ -252,16 +258,21 @@ fn attribute_type(at: &str, schema: &Map<String, Json>) -> Result<(AttributeType
         "integer" | "number" => AttributeType::Number,
         "boolean" => AttributeType::Bool,
         "array" if schema.get("uniqueItems") == Some(&Json::Bool(true)) => {
-            AttributeType::Set(Box::new(element("items")?))
+            AttributeType::Set(Box::new(element("items")?.0))
         }
-        "array" => AttributeType::List(Box::new(element("items")?)),
+        "array" => AttributeType::List(Box::new(element("items")?.0)),
         "object" if schema.contains_key("additionalProperties") => {
-            AttributeType::Map(Box::new(element("additionalProperties")?))
+            let (values, secret) = element("additionalProperties")?;
+            sensitive |= secret;
+            AttributeType::Map(Box::new(values))
         }
         _ => return Err(unmappable()),
     };
-    if sensitive && attr_type != AttributeType::String {
-        return Err(format!("{at}: only a string can be sensitive"));
+    let secret_map = attr_type == AttributeType::Map(Box::new(AttributeType::String));
+    if sensitive && attr_type != AttributeType::String && !secret_map {
+        return Err(format!(
+            "{at}: only a string or a map of strings can be sensitive"
+        ));
     }
     Ok((attr_type, sensitive))
 }
@@ -400,6 +411,9 @@ mod tests {
         /// Labels.
         #[schemars(with = "Computed<BTreeMap<String, String>>")]
         labels: Value<BTreeMap<String, Value<String>>>,
+        /// Tokens by host.
+        #[schemars(with = "Optional<BTreeMap<String, Secret>>")]
+        tokens: Value<BTreeMap<String, Value<Secret>>>,
         /// Ratio.
         #[schemars(with = "Optional<f64>")]
         ratio: Value<f64>,
@@ -446,6 +460,24 @@ mod tests {
             AttributeType::Map(Box::new(AttributeType::String))
         );
         assert_eq!(labels.constraint, AttributeConstraint::Computed);
+        assert!(!labels.sensitive);
+        let tokens = attr(b, "tokens");
+        assert!(tokens.sensitive, "a map of secrets is a sensitive map");
+        assert_eq!(
+            tokens.attr_type,
+            AttributeType::Map(Box::new(AttributeType::String))
+        );
+        /// A list of secrets cannot be marked as a whole.
+        #[derive(JsonSchema)]
+        #[allow(dead_code)]
+        struct SecretList {
+            /// Keys.
+            #[schemars(with = "Optional<Vec<Secret>>")]
+            keys: Value<Vec<Value<Secret>>>,
+        }
+        assert!(schema_of::<SecretList>()
+            .unwrap_err()
+            .contains("can be sensitive"));
         assert_eq!(attr(b, "ratio").attr_type, AttributeType::Number);
         assert_eq!(
             attr(b, "flags").attr_type,
@@ -470,7 +502,7 @@ mod tests {
             many.description,
             Description::markdown("Repeated settings (the field's doc wins over the type's).")
         );
-        assert_eq!(b.attributes.len() + b.blocks.len(), 8);
+        assert_eq!(b.attributes.len() + b.blocks.len(), 9);
     }
 
     #[derive(Serialize, Deserialize, JsonSchema, Default)]

@@ -126,6 +126,11 @@ const CHANGES_SINCE_0_1_0: &[(&str, &str, Change, &str)] = &[
     // Every build lands in the cache: the push hook, issue 11 item 4.
     (BUILDER, "block_types.push", Added,
      "new block: a post-build-hook that queues builds and pushes them signed to any store"),
+    // Private flakes and caches on builders, issue 14 item 4.
+    (BUILDER, "block_types.nix.block.attributes.access_tokens", Added,
+     "new argument: access tokens for private github:/gitlab: flakes (sensitive map, root-only file)"),
+    (BUILDER, "block_types.nix.block.attributes.netrc", Added,
+     "new argument: netrc for private tarball flakes and substituters (sensitive, root-only file)"),
 ];
 
 /// The nixbuild provider's entry of `providers schema -json` output.

@@ -28,6 +28,8 @@ pub struct ManagedConf {
     pub cachix_cache: Option<String>,
     /// `post-build-hook`: the `push` block's hook, when configured.
     pub post_build_hook: Option<String>,
+    /// Include the root-only credentials file (`nix.access_tokens`, `nix.netrc`).
+    pub include_credentials: bool,
 }
 
 impl ManagedConf {
@@ -77,6 +79,10 @@ impl ManagedConf {
         if let Some(hook) = &self.post_build_hook {
             line("post-build-hook", hook.clone());
         }
+        if self.include_credentials {
+            out.push_str(super::credentials::CREDENTIALS_INCLUDE_LINE);
+            out.push('\n');
+        }
         if let Some(extra) = self
             .extra_config
             .as_deref()
@@ -108,6 +114,10 @@ impl ManagedConf {
             }
             if line == "# extra_config" {
                 extra = Some(String::new());
+                continue;
+            }
+            if line == super::credentials::CREDENTIALS_INCLUDE_LINE {
+                conf.include_credentials = true;
                 continue;
             }
             if let Some(cache) = line.strip_prefix("# cachix-cache: ") {
@@ -238,6 +248,7 @@ mod tests {
             extra_config: Some("keep-outputs = true\n".into()),
             cachix_cache: None,
             post_build_hook: None,
+            include_credentials: false,
         };
         let text = conf.render();
         assert_eq!(text, conf.render());
@@ -281,6 +292,7 @@ mod tests {
             extra_config: Some("keep-outputs = true\nkeep-derivations = true".into()),
             cachix_cache: Some("c".into()),
             post_build_hook: None,
+            include_credentials: true,
         };
         let (back, user) = ManagedConf::parse(&conf.render());
         assert_eq!(user.as_deref(), Some("nixbuild"));

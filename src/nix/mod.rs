@@ -2,6 +2,7 @@
 //! file, `nix.conf` fragments, store paths and narinfo. Nothing here runs Nix.
 pub mod build_output;
 pub mod conf;
+pub mod credentials;
 pub mod machines;
 pub mod narinfo;
 pub mod ssh_config;

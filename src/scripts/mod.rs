@@ -88,3 +88,7 @@ pub const PUSH_HOOK: &str = include_str!("push_hook.sh");
 /// Installs, checks and removes [`PUSH_HOOK`] with its configuration and units:
 /// `push_hook_setup.sh apply|check|clean` (files on stdin for `apply`).
 pub const PUSH_HOOK_SETUP: &str = include_str!("push_hook_setup.sh");
+
+/// The builder's root-only Nix credential files (access tokens, netrc):
+/// `nix_credentials.sh apply|check|clean CONF_PATH NETRC_PATH`, contents on stdin.
+pub const NIX_CREDENTIALS: &str = include_str!("nix_credentials.sh");

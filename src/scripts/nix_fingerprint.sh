@@ -35,10 +35,19 @@ if [ -z "${NIX_CONFIG:-}${NIX_CONF_DIR:-}${NIX_USER_CONF_FILES:-}${NIX_REMOTE:-}
     done <"$conf"
   done
   user_conf="${XDG_CONFIG_HOME:-$HOME/.config}/nix/nix.conf"
+  # The builder's credential files change no fact of Nix's, and their size
+  # and times must not reach the state: left out.
+  files=
+  for file in /etc/nix/* $included; do
+    case "$file" in
+      */nixbuild-credentials.conf | */nixbuild.netrc | nixbuild-credentials.conf) ;;
+      *) files="$files $file" ;;
+    esac
+  done
   # One stat: "v2 BINARY|CONFIG", the binary part alone vouching for the version.
-  # shellcheck disable=SC2086 # $included is a list of paths
+  # shellcheck disable=SC2086 # $files is a list of paths
   nix_fingerprint="v2 $(stat -L --printf '%n %i %s %.9Y %.9Z|' "$nix_binary" 2>/dev/null)$(stat -L --printf \
-    '%n %i %s %.9Y %.9Z;' /etc/nix /etc/nix/* $included "$user_conf" /etc/xdg/nix/nix.conf /dev/kvm 2>/dev/null)"
+    '%n %i %s %.9Y %.9Z;' /etc/nix $files "$user_conf" /etc/xdg/nix/nix.conf /dev/kvm 2>/dev/null)"
   # No line for the binary: not GNU stat.
   case "$nix_fingerprint" in "v2 $nix_binary "*) ;; *) nix_fingerprint= ;; esac
 fi

@@ -29,6 +29,8 @@ resource "nixbuild_builder" "this" {
     trusted_public_keys    = var.trusted_public_keys
     extra_config           = var.extra_config
     daemon_restart_command = each.value.daemon_restart_command
+    access_tokens          = var.nix_access_tokens
+    netrc                  = var.nix_netrc
   }
 
   build_user {

@@ -20,6 +20,8 @@ module "builders" {
   authorized_keys     = var.client_public_keys
   machine_ssh_key     = var.client_ssh_key_path
   speed_factor        = var.speed_factor
+  nix_access_tokens   = var.nix_access_tokens
+  nix_netrc           = var.nix_netrc
 }
 
 locals {

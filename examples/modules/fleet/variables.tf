@@ -148,3 +148,17 @@ variable "store_secret_key" {
   sensitive   = true
   default     = null
 }
+
+variable "nix_access_tokens" {
+  description = "Access tokens for private github:/gitlab:/sourcehut: flakes on the builders, by host name (e.g. { \"github.com\" = var.github_token }). Written to a root-only file; in the state as a sensitive value."
+  type        = map(string)
+  default     = null
+  sensitive   = true
+}
+
+variable "nix_netrc" {
+  description = "netrc content for private tarball flakes and binary caches on the builders (machine HOST login USER password SECRET). Written to a root-only file; in the state as a sensitive value."
+  type        = string
+  default     = null
+  sensitive   = true
+}

@@ -2,6 +2,8 @@
 //! (whose descriptions are the docs), plan-time validation with attribute
 //! paths, and the desired host configuration derived from the arguments.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::Schema;
@@ -97,6 +99,12 @@ pub struct NixBlock {
     /// Shell command (run as root) that restarts the Nix daemon after a config change. When set, it is always used; when unset, `systemctl restart nix-daemon` is used on hosts with systemd, and nothing on others. Required for a multi-user install on a host without systemd: no installer starts `nix-daemon` there, so this command must start it when it is not running (e.g. `sv restart nix-daemon`); without it the install step fails before installing anything.
     #[schemars(with = "Optional<String>")]
     pub daemon_restart_command: Value<String>,
+    /// Access tokens Nix sends when it fetches `github:`, `gitlab:` and `sourcehut:` flakes and inputs of private repositories, by host name: the input's host, `github.com` unless its `host=` says otherwise (e.g. `{ "github.com" = var.github_token }`). They are written over the SSH channel's stdin as `extra-access-tokens` (your own `nix.conf` tokens stay) into the root-only (0600) file `/etc/nix/nixbuild-credentials.conf`, which the managed config includes; they are never on a command line or in a log. Only root's Nix reads them: a `nixbuild_cache_push` logging in as root (the default `ssh.user`) fetches with them, the build user does not see them. Changing a token updates the file in place; removing the map, or `on_destroy = "clean"`, deletes it. Terraform keeps every argument in the state, so the tokens are there as a sensitive value (pass them from a sensitive variable); the private state keeps only a salted fingerprint of what was written. Tokens are single words without `#`, checked at plan time.
+    #[schemars(with = "Optional<BTreeMap<String, Secret>>")]
+    pub access_tokens: super::nix_credentials::TokenMap,
+    /// Content of a netrc file (`machine HOST login USER password SECRET` entries) for HTTP basic auth, which Nix's downloader uses for every URL: private flakes and inputs fetched as `http(s)://…` tarballs, and private substituters (binary caches) the daemon downloads from. It is written over stdin into the root-only (0600) file `/etc/nix/nixbuild.netrc`, and `netrc-file` points there. Nix reads one netrc file, so this one replaces the default `/etc/nix/netrc` (and a `netrc-file` of your own `nix.conf`): put every entry here. Changing it updates the file in place; removing it, or `on_destroy = "clean"`, deletes it. Sensitive and in the state like `access_tokens`.
+    #[schemars(with = "Optional<Secret>")]
+    pub netrc: Value<Secret>,
 }
 
 /// The SSH user that Nix clients log in as to build (`ssh-ng://<name>@host`). It is created and added to `trusted-users`; the host keeps a record (under `/etc/nixbuild/users/`) that this provider created it. An account of that name that this provider did not create is an error naming it, and is left untouched, unless `adopt_existing = true`. It can never be the administrative login user (`ssh.user`).
@@ -246,6 +254,9 @@ pub struct BuilderPrivate {
     /// Set by every build that keeps ownership records on the host. Missing
     /// (false) in a state release 0.1.0 wrote: see `legacy`.
     pub records_ownership: bool,
+    /// Salted fingerprint (`token_salt`) of the Nix credential files the
+    /// last apply wrote (`nix.access_tokens`, `nix.netrc`); empty: none.
+    pub credentials_fingerprint: String,
 }
 
 /// The resource's schema: [`BuilderState`] and its timeouts' defaults.
@@ -423,6 +434,7 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
                 }
             }
         }
+        super::nix_credentials::validate(nix, diags);
         if let Value::Value(cmd) = &nix.daemon_restart_command {
             if cmd.trim().is_empty() {
                 diags.error(
@@ -621,6 +633,7 @@ impl BuilderState {
         if nix.max_jobs.is_unknown() || nix.cores.is_unknown() || nix.extra_config.is_unknown() {
             return None;
         }
+        let include_credentials = super::nix_credentials::wanted(&nix)?.any();
         let mut trusted_users = vec![self.build_user_name()?];
         trusted_users.extend(known_strings(&nix.trusted_users)?);
         let mut substituters = known_strings(&nix.substituters)?;
@@ -652,6 +665,7 @@ impl BuilderState {
                 .push
                 .as_ref_option()
                 .map(|_| super::push_hook::HOOK_PATH.to_string()),
+            include_credentials,
         })
     }
 

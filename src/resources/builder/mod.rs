@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 mod legacy;
 pub mod monitoring;
+pub mod nix_credentials;
 pub mod push_hook;
 
 use std::collections::HashMap;
@@ -170,8 +171,11 @@ impl BuilderResource {
         }
     }
 
-    /// Plan-time checks that need the provider configuration.
+    /// Plan-time checks that need the provider configuration, or values
+    /// Terraform's validation does not see (secrets from variables are
+    /// unknown there).
     fn check_plan(configured: &Context, state: &BuilderState, diags: &mut Diagnostics) {
+        nix_credentials::validate(&state.nix_block(), diags);
         config::check_admin_user(
             state,
             configured
@@ -419,6 +423,11 @@ impl BuilderResource {
             CachixTarget::Known { uri, key } => Some((uri.as_str(), key.as_str())),
             _ => None,
         };
+        let credentials =
+            nix_credentials::wanted(&state.nix_block()).expect("arguments are known at apply");
+        let credentials_changed = nix_credentials::converge(remote, &credentials)
+            .await
+            .map_err(step("write Nix credentials"))?;
         let conf = state
             .managed_conf(cachix)
             .expect("arguments are known at apply");
@@ -466,7 +475,7 @@ impl BuilderResource {
         .await
         .map_err(step("cachix"))?;
         // A new trusted user or config reaches the daemon only when it restarts.
-        if config_changed || user_changed {
+        if config_changed || user_changed || credentials_changed {
             let custom = state
                 .nix_block()
                 .daemon_restart_command
@@ -547,7 +556,7 @@ impl BuilderResource {
             let checked = async {
                 let facts =
                     Self::check(&remote, &state, false, Some(&private.nix_snapshot)).await?;
-                Ok::<_, SshError>((facts, extra_checks(&remote, &state).await?))
+                Ok::<_, SshError>((facts, extra_checks(&remote, &state, &private, false).await?))
             };
             match checked.await {
                 Ok(facts) => Some((remote, facts)),
@@ -590,6 +599,7 @@ impl BuilderResource {
         };
         private.pin_from_import = false;
         private.records_ownership = true;
+        private.credentials_fingerprint = nix_credentials::applied_fingerprint(&state, &private);
         private.token_fingerprint = if state.watch_store() {
             fingerprint(
                 &private.token_salt,
@@ -675,9 +685,15 @@ fn settle_unknowns(state: &mut BuilderState) {
 }
 
 /// The checks of the optional blocks ([`monitoring`], [`push_hook`]).
-async fn extra_checks(remote: &Remote, state: &BuilderState) -> Result<Vec<String>, SshError> {
+async fn extra_checks(
+    remote: &Remote,
+    state: &BuilderState,
+    private: &BuilderPrivate,
+    with_fingerprint: bool,
+) -> Result<Vec<String>, SshError> {
     let mut drift = monitoring::check(remote, &state.monitoring).await?;
     drift.extend(push_hook::check(remote, &state.push).await?);
+    drift.extend(nix_credentials::drift(remote, state, private, with_fingerprint).await?);
     Ok(drift)
 }
 
@@ -887,7 +903,7 @@ impl Resource for BuilderResource {
                 Some(&private.nix_snapshot),
             )
             .await?;
-            Ok((facts, extra_checks(&remote, &state).await?))
+            Ok((facts, extra_checks(&remote, &state, &private, true).await?))
         })
         .await;
         let (facts, monitoring_drift) = match checked {
@@ -1168,6 +1184,7 @@ impl Resource for BuilderResource {
                 build_user_script(&remote, "release", &user, "no", None).await?;
                 cachix_script(&remote, "", false, false, "").await?;
                 monitoring::clean(&remote).await?;
+                nix_credentials::clean(&remote).await?;
                 remote
                     .run_script(
                         "clean builder",

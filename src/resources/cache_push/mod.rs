@@ -438,6 +438,15 @@ impl CachePushResource {
             if !state.cache_url.is_value() {
                 state.cache_url = Value::Null;
             }
+            // Terraform refuses unknown values after an apply, also a failed one.
+            for counts in [
+                &mut state.pushed_paths_by_destination,
+                &mut state.missing_paths_by_destination,
+            ] {
+                if !counts.is_value() {
+                    *counts = Value::Null;
+                }
+            }
             return Some((state, None));
         };
         let pins = pins.expect("a push that ran was connected");

@@ -214,8 +214,9 @@ async fn run_build_step(
             SshError::CommandFailed { host, exit, tail, .. } => Failure::new(
                 "Build failed",
                 format!(
-                    "`nix build` on {host} failed (exit status {}); last lines of the build log:\n{tail}",
-                    exit.map_or("none".to_string(), |c| c.to_string())
+                    "`nix build` on {host} failed (exit status {}); last lines of the build log:\n{tail}{}",
+                    exit.map_or("none".to_string(), |c| c.to_string()),
+                    credentials_hint(&tail).unwrap_or_default()
                 ),
                 at(),
             ),
@@ -223,6 +224,17 @@ async fn run_build_step(
         })?
         .stdout_text();
     parse_built(&text).map_err(|e| Failure::new("Unexpected build output", e, at()))
+}
+
+/// A refused download in a failed build's log: say where the builder's
+/// credentials go. GitHub and GitLab answer 404 for a private repository.
+fn credentials_hint(tail: &str) -> Option<&'static str> {
+    let refused = tail.contains("HTTP error 401") || tail.contains("HTTP error 403");
+    let private_repo = tail.contains("HTTP error 404")
+        && (tail.contains("/tarball/") || tail.contains("/repository/archive"));
+    (refused || private_repo).then_some(
+        "\n\nThe builder was refused a download. Give it credentials on its nixbuild_builder: `nix.netrc` (HTTP basic auth: tarballs, binary caches) or `nix.access_tokens` (github:, gitlab:, sourcehut:). Only root's Nix reads them: this push must log in as root.",
+    )
 }
 
 /// The `source` arguments of the build step.
@@ -514,6 +526,23 @@ pub async fn run(remote: &Remote, request: &Request) -> Result<Outcome, Failure>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_downloads_point_at_the_builder_credentials() {
+        for refused in [
+            "error: unable to download 'http://h/f.tar.gz': HTTP error 401 ('Unauthorized')",
+            "error: unable to download 'https://h/f.tar.gz': HTTP error 403 ('Forbidden')",
+            "error: unable to download 'https://api.github.com/repos/o/r/tarball/abc': HTTP error 404 ('')",
+        ] {
+            assert!(credentials_hint(refused).unwrap().contains("nix.netrc"), "{refused}");
+        }
+        for other in [
+            "error: unable to download 'https://h/f.tar.gz': HTTP error 404 ('')",
+            "nbt: deliberate failure for the test",
+        ] {
+            assert_eq!(credentials_hint(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn parses_the_build_step() {
