@@ -171,12 +171,17 @@ impl CacheProxyResource {
         Self { shared }
     }
 
+    /// The connection target: `host` and `ssh`, with the key pinned in
+    /// `pinned`. The bastion's pin comes from `state` (on apply, as planned:
+    /// kept, configured, or unknown for a new bastion).
     fn target<'a>(
         state: &'a CacheProxyState,
         host: &'a str,
         pinned: Option<&'a str>,
     ) -> Target<'a> {
-        Target::new(host, &state.ssh).pinned(pinned)
+        Target::new(host, &state.ssh)
+            .pinned(pinned)
+            .pinned_bastion(state.bastion_host_key.as_ref_option().map(String::as_str))
     }
 
     /// `cache_proxy.sh MODE …`.
@@ -222,6 +227,7 @@ impl CacheProxyResource {
     fn observe(state: &mut CacheProxyState, remote: &Remote, found: &HashMap<String, String>) {
         state.id = Value::Value(remote.endpoint().to_string());
         state.host_key = Value::Value(remote.host_key().openssh_line());
+        state.bastion_host_key = remote.bastion_host_key().map(|k| k.openssh_line()).into();
         let drift = Desired::of(state)
             .map(|d| d.drift(found))
             .unwrap_or_default();
@@ -435,6 +441,7 @@ impl Resource for CacheProxyResource {
             .and_then(|k| crate::ssh::HostKey::parse(k).ok())
             .map(|k| Value::Value(k.openssh_line()))
             .unwrap_or(Value::Unknown);
+        state.bastion_host_key = configured.plan_bastion_pin_of(&state.host, &state.ssh, None);
         Self::derive(&mut state);
         Self::check_systemd(&configured, &state, diags).await;
         Some((state, ValueEmpty::default()))
@@ -455,6 +462,7 @@ impl Resource for CacheProxyResource {
                 .await?;
             return Some((state, private, vec![AttributePath::new("host")]));
         }
+        let configured = self.shared.get(diags)?;
         let mut state = proposed_state;
         Self::derive(&mut state);
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
@@ -475,6 +483,15 @@ impl Resource for CacheProxyResource {
             PlannedPin::Unknown => state.host_key = Value::Unknown,
             PlannedPin::Explicit(key) => state.host_key = Value::Value(key.openssh_line()),
         }
+        state.bastion_host_key = configured.plan_bastion_pin_of(
+            &state.host,
+            &state.ssh,
+            Some((
+                &prior_state.host,
+                &prior_state.ssh,
+                &prior_state.bastion_host_key,
+            )),
+        );
         Some((state, ValueEmpty::default(), vec![]))
     }
 
