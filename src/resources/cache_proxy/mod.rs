@@ -19,7 +19,7 @@ use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
-use crate::context::{plan_pin, Context, Outcome, PlannedPin, Purpose, Shared, Target};
+use crate::context::{Context, Outcome, Prior, Purpose, Route, Shared, Target};
 use crate::nix::conf::sha256_hex;
 use crate::resources::timeouts::Operation;
 use crate::ssh::{Remote, SshError};
@@ -434,14 +434,8 @@ impl Resource for CacheProxyResource {
             }
             _ => Value::Unknown,
         };
-        state.host_key = state
-            .ssh
-            .as_ref_option()
-            .and_then(|s| s.host_key.as_ref_option())
-            .and_then(|k| crate::ssh::HostKey::parse(k).ok())
-            .map(|k| Value::Value(k.openssh_line()))
-            .unwrap_or(Value::Unknown);
-        state.bastion_host_key = configured.plan_bastion_pin_of(&state.host, &state.ssh, None);
+        let pins = configured.plan_pins(&Route::new(&state.host, &state.ssh), None, diags)?;
+        (state.host_key, state.bastion_host_key) = (pins.host_key, pins.bastion_host_key);
         Self::derive(&mut state);
         Self::check_systemd(&configured, &state, diags).await;
         Some((state, ValueEmpty::default()))
@@ -465,33 +459,15 @@ impl Resource for CacheProxyResource {
         let configured = self.shared.get(diags)?;
         let mut state = proposed_state;
         Self::derive(&mut state);
-        let host = state.host.as_ref_option().cloned().unwrap_or_default();
-        let explicit = state
-            .ssh
-            .as_ref_option()
-            .map(|s| s.host_key.clone())
-            .unwrap_or_default();
-        match plan_pin(
-            &host,
-            &explicit,
-            prior_state.host_key.as_ref_option().map(String::as_str),
-            false,
-            AttributePath::new("ssh").index(0).attribute("host_key"),
-            diags,
-        )? {
-            PlannedPin::Keep => {}
-            PlannedPin::Unknown => state.host_key = Value::Unknown,
-            PlannedPin::Explicit(key) => state.host_key = Value::Value(key.openssh_line()),
-        }
-        state.bastion_host_key = configured.plan_bastion_pin_of(
-            &state.host,
-            &state.ssh,
-            Some((
-                &prior_state.host,
-                &prior_state.ssh,
-                &prior_state.bastion_host_key,
-            )),
+        let prior = Prior::new(
+            &prior_state.host,
+            &prior_state.ssh,
+            &prior_state.host_key,
+            &prior_state.bastion_host_key,
         );
+        let pins =
+            configured.plan_pins(&Route::new(&state.host, &state.ssh), Some(&prior), diags)?;
+        (state.host_key, state.bastion_host_key) = (pins.host_key, pins.bastion_host_key);
         Some((state, ValueEmpty::default(), vec![]))
     }
 

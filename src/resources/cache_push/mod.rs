@@ -38,7 +38,7 @@ use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use crate::cache::http;
 use crate::cache::store;
-use crate::context::{plan_pin, Context, PlannedPin, Purpose, SeenKeys, Shared, SshBlock, Target};
+use crate::context::{Context, Prior, Purpose, Route, SeenKeys, Shared, SshBlock, Target};
 use crate::resources::timeouts::{self, Defaults, Operation, Timeouts};
 use crate::secrets::Secret;
 use crate::tfschema::{or_diag, schema_of, Block, BlockList, Computed, Optional, Required};
@@ -548,9 +548,9 @@ impl Resource for CachePushResource {
             Value::Unknown => Value::Unknown,
         };
         let configured = self.shared.get(diags)?;
-        state.bastion_host_key = configured.plan_bastion_pin_of(&state.host, &state.ssh, None);
+        let pins = configured.plan_pins(&Route::new(&state.host, &state.ssh), None, diags)?;
+        (state.host_key, state.bastion_host_key) = (pins.host_key, pins.bastion_host_key);
         state.id = Value::Unknown;
-        state.host_key = Value::Unknown;
         state.out_paths = Value::Unknown;
         state.closure_paths = Value::Unknown;
         state.closure_nar_size = Value::Unknown;
@@ -637,33 +637,15 @@ impl Resource for CachePushResource {
             // The id names the destination and the out paths.
             state.id = Value::Unknown;
         }
-        let explicit = state
-            .ssh
-            .as_ref_option()
-            .map(|s| s.host_key.clone())
-            .unwrap_or_default();
-        let host = state.host.as_ref_option().cloned().unwrap_or_default();
-        match plan_pin(
-            &host,
-            &explicit,
-            prior_state.host_key.as_ref_option().map(String::as_str),
-            false,
-            AttributePath::new("ssh").index(0).attribute("host_key"),
-            diags,
-        )? {
-            PlannedPin::Keep => {}
-            PlannedPin::Unknown => state.host_key = Value::Unknown,
-            PlannedPin::Explicit(key) => state.host_key = Value::Value(key.openssh_line()),
-        }
-        state.bastion_host_key = configured.plan_bastion_pin_of(
-            &state.host,
-            &state.ssh,
-            Some((
-                &prior_state.host,
-                &prior_state.ssh,
-                &prior_state.bastion_host_key,
-            )),
+        let prior = Prior::new(
+            &prior_state.host,
+            &prior_state.ssh,
+            &prior_state.host_key,
+            &prior_state.bastion_host_key,
         );
+        let pins =
+            configured.plan_pins(&Route::new(&state.host, &state.ssh), Some(&prior), diags)?;
+        (state.host_key, state.bastion_host_key) = (pins.host_key, pins.bastion_host_key);
         // A changed public_url moves where presence is checked.
         let cache_url = planned_cache_url(&state);
         if !destinations::stores(&state).is_empty() {
