@@ -864,7 +864,7 @@ fn bad_inputs_fail_the_plan_with_attribute_paths() {
         let tf = Tf::new(&version);
         tf.write(&config);
         let text = tf.fails(&["plan", "-no-color"]);
-        let blocks: Vec<&str> = text.split("Error: ").skip(1).collect();
+        let blocks = common::error_blocks(&text);
         if std::env::var_os("NBT_SHOW").is_some() {
             eprintln!("{text}");
         }
