@@ -131,7 +131,7 @@ pub struct CachePushState {
     /// Regular expressions (Rust `regex` syntax) matched against the name of each closure path, the part after `<hash>-` (`hello-2.12`, `glibc-2.39-52`), anywhere in the name unless anchored with `^…$`. A matching path is neither uploaded nor required on refresh unless a kept path references it, directly or through other paths: a binary cache must hold every reference of a path it holds (Nix refuses the upload otherwise), so such a path is uploaded anyway. In practice this leaves out out paths and their private dependencies (e.g. `-doc$` outputs of `installables = ["hello^*"]`). Changing the list plans a push of what is then missing.
     #[schemars(with = "Optional<Vec<String>>")]
     pub exclude: Strings,
-    /// Binary cache URLs (`https://…` or `http://…`, e.g. `https://cache.nixos.org`) that clients also substitute from. A closure path one of them serves (its `<hash>.narinfo` answers) is not uploaded and not required on refresh, unless a kept path references it (the same rule as `exclude`: a path the destination must hold needs its whole closure there). They are asked only when a destination lacks something: a path that disappears upstream and is missing at a destination plans a push. Unreachable upstream caches count as not serving anything during a push (it uploads more), and as a warning during refresh.
+    /// Binary cache URLs (`https://…` or `http://…`, e.g. `https://cache.nixos.org`) that clients also substitute from. A closure path one of them serves (its `<hash>.narinfo` answers) is not uploaded and not required on refresh, unless a kept path references it (the same rule as `exclude`: a path the destination must hold needs its whole closure there). They are asked only when a destination lacks something: a path that disappears upstream and is missing at a destination plans a push. Unreachable upstream caches count as not serving anything during a push (it uploads everything the destinations lack, with a warning naming the cache), and are a warning during refresh (the missing count stays as it was).
     #[schemars(with = "Optional<Vec<String>>")]
     pub skip_upstream: Strings,
     #[serde(with = "crate::schema::optional_block")]
@@ -440,6 +440,17 @@ impl CachePushResource {
             return Some((state, None));
         };
         let pins = pins.expect("a push that ran was connected");
+        if let Some(e) = &outcome.upstream_error {
+            diags.warning(
+                "Cannot ask the skip_upstream caches",
+                format!(
+                    "{e}. They counted as serving nothing: this push uploaded every path the \
+                     destinations lacked, as without `skip_upstream` (more than needed, never \
+                     less: clients can substitute the whole closure from the destinations)."
+                ),
+                AttributePath::new("skip_upstream"),
+            );
+        }
         if let Some(hash) = outcome.source_hash {
             state.source_hash = Value::Value(hash);
         }
