@@ -23,11 +23,40 @@ terraform=${TERRAFORM:-$world/bin/terraform-1.15.5}
 env_dir=$demo/examples/environments/local
 keys=$demo/keys
 
-step=0
+# One line per step on the terminal (what, how long); everything else
+# (Terraform, nix-build, key generation) goes to $demo_log, whose tail is shown when
+# a step fails.
+demo_log=${DEMO_LOG:-$demo.log}
+mkdir -p "$(dirname "$demo_log")"
+: >"$demo_log"
+exec 3>&1 >>"$demo_log" 2>&1
+step=0 title="" started=$SECONDS home="" results=""
+finish_step() {
+  [ -n "$title" ] && printf '%2d. %-52s %4ds\n%s' "$step" "$title" $((SECONDS - started)) "$results" >&3
+  title="" results=""
+}
 section() {
-  step=$((step + 1))
+  finish_step
+  step=$((step + 1)) title=$* started=$SECONDS
   printf '\n==== %d. %s ====\n' "$step" "$*"
 }
+# A result worth seeing: in the log, and on the terminal under its step.
+say() {
+  echo "$*"
+  results+=$(printf '      %s' "$*")$'\n'
+}
+on_exit() {
+  local rc=$?
+  [ -n "$home" ] && rm -rf "$home"
+  if [ "$rc" != 0 ]; then
+    {
+      printf '%2d. %-52s FAILED\n' "$step" "$title"
+      tail -n 40 "$demo_log"
+      echo "demo: failed at step $step; full log: $demo_log"
+    } >&3
+  fi
+}
+trap on_exit EXIT
 die() {
   echo "demo: $*" >&2
   exit 1
@@ -129,7 +158,7 @@ set +e
 code=$?
 set -e
 case $code in
-  0) echo "No changes: the infrastructure matches the configuration." ;;
+  0) say "no changes: the infrastructure matches the configuration" ;;
   2) cat "$demo/last-terraform.log"; die "the second plan is not empty" ;;
   *) cat "$demo/last-terraform.log"; die "terraform plan failed" ;;
 esac
@@ -158,7 +187,6 @@ let
 in [ base left right top ]
 NIX
 home=$(mktemp -d)
-trap 'rm -rf "$home"' EXIT
 echo "nix-build --max-jobs 0 --builders @$machines (HOME empty, no substituters):"
 build() {
   HOME=$home env -u NIX_SSHOPTS -u NIX_REMOTE nix-build "$demo/build.nix" --no-out-link \
@@ -181,7 +209,7 @@ sed -n "s|^building '/nix/store/[a-z0-9]*-\(.*\)\.drv' on '\(.*\)'.*|  \1 -> \2|
 remote=$(grep -c "^building '.*' on '" "$demo/build.log" || true)
 [ "$remote" -eq 4 ] || { cat "$demo/build.log"; die "expected 4 remote builds, saw $remote"; }
 used=$(sed -n "s|^building '.*' on '\(.*\)'.*|\1|p" "$demo/build.log" | sort -u | wc -l)
-echo "4 derivations built remotely, on $used builder(s)"
+say "4 derivations built remotely, on $used builder(s)"
 echo "results (copied back to this machine):"
 while read -r path; do
   printf '  %s: %s\n' "$path" "$(cat "$path")"
@@ -189,7 +217,8 @@ done <"$demo/build.out"
 
 if [ "${KEEP:-0}" = 1 ]; then
   section "Keeping it (KEEP=1)"
-  cat <<EOF
+  finish_step
+  cat >&3 <<EOF
 State, keys and machines file: $demo
 Destroy later with:
   cd $env_dir && TF_CLI_CONFIG_FILE=$demo/terraform.rc $terraform destroy
@@ -203,5 +232,7 @@ else
   cd /
   rm -rf "$demo"
 fi
-echo
-echo "demo: OK"
+finish_step
+say_done="demo: OK (details: $demo_log)"
+echo "$say_done"
+echo "$say_done" >&3

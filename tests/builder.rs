@@ -821,6 +821,22 @@ resource "nixbuild_builder" "b" {{
         imported.apply();
         imported.assert_no_changes();
         imported.ok(&["state", "rm", "nixbuild_builder.b"]);
+
+        // The same by an `import {}` block (Terraform ≥ 1.5): imported and
+        // updated in place (the how-to arguments) in one plan, never replaced.
+        let by_block = Tf::new(&version);
+        by_block.write(&format!(
+            "{config}\nimport {{\n  to = nixbuild_builder.b\n  id = {}\n}}\n",
+            hcl(&format!("root@{}:22", h3.address()))
+        ));
+        let plan = by_block.ok(&["plan", "-no-color"]);
+        assert!(
+            plan.contains("1 to import, 0 to add, 1 to change, 0 to destroy"),
+            "{plan}"
+        );
+        by_block.apply();
+        by_block.assert_no_changes();
+        by_block.ok(&["state", "rm", "nixbuild_builder.b"]);
         tf.destroy();
     }
 }

