@@ -34,7 +34,7 @@ use crate::context::{
 use crate::nix::machines::{self, Machine};
 use crate::nix::ssh_config;
 use crate::ssh::settings::check_host;
-use crate::ssh::SshError;
+use crate::ssh::{HostKey, SshError};
 use crate::tfschema::{schema_or_diag, Block, BlockList, Computed, Optional, Required};
 
 /// Where a `target` block writes when it has no `path`: Nix's default.
