@@ -7,7 +7,8 @@
 mod common;
 
 use common::{
-    exclusive, hcl, keypair, provider_config, terraform_versions, world, HttpsFiles, Proxy, Tf,
+    assert_bad_inputs_fail_at_plan, bad_input_config, exclusive, hcl, keypair, provider_config,
+    terraform_versions, world, BadInput, HttpsFiles, Proxy, Tf,
 };
 
 const NS_HOSTS: [&str; 3] = ["h1", "h2", "h3"];
@@ -486,122 +487,58 @@ fn remote_build(tf: &Tf, client_key: &str, name: &str, out: &serde_json::Value) 
     host.exec(&format!("test -e {path}"));
 }
 
-/// Bad input fails at plan time with the attribute's location, and no host is
-/// contacted.
+/// Bad input fails at plan time with the error's summary, pointing at the
+/// attribute, and no host is contacted.
 #[test]
 fn bad_input_fails_at_plan_time() {
     let w = world();
     // Every connection would pass this proxy: it counts them.
     let proxy = Proxy::start(&format!("{}:22", w.host("bare").address()));
-    let cases: &[(&str, &str)] = &[
-        (
-            "nix {\n    install = \"nixpkgs\"\n  }",
-            "install = \"nixpkgs\"",
-        ),
-        ("nix {\n    max_jobs = 0\n  }", "max_jobs = 0"),
-        ("nix {\n    cores = -1\n  }", "cores = -1"),
-        (
-            "nix {\n    installer_url = \"ftp://x/install\"\n  }",
-            "installer_url = \"ftp://x/install\"",
-        ),
-        (
-            "nix {\n    install = \"none\"\n    installer_url = \"https://x/install\"\n  }",
-            "installer_url = \"https://x/install\"",
-        ),
-        (
-            "nix {\n    install = \"determinate\"\n    daemon = false\n  }",
-            "daemon = false",
-        ),
-        (
-            "nix {\n    system_features = [\"big parallel\"]\n  }",
-            "system_features = [\"big parallel\"]",
-        ),
-        (
-            "nix {\n    extra_platforms = [\"i686\"]\n  }",
-            "extra_platforms = [\"i686\"]",
-        ),
-        (
-            "nix {\n    trusted_users = [\"alice;rm\"]\n  }",
-            "trusted_users = [\"alice;rm\"]",
-        ),
-        (
-            "nix {\n    substituters = [\"ftp://cache\"]\n  }",
-            "substituters = [\"ftp://cache\"]",
-        ),
-        (
-            "nix {\n    trusted_public_keys = [\"nokey\"]\n  }",
-            "trusted_public_keys = [\"nokey\"]",
-        ),
-        (
-            "nix {\n    extra_config = \"just words\"\n  }",
-            "extra_config = \"just words\"",
-        ),
-        (
-            "nix {\n    daemon_restart_command = \" \"\n  }",
-            "daemon_restart_command = \" \"",
-        ),
-        (
-            "build_user {\n    name = \"nix;build\"\n  }",
-            "name = \"nix;build\"",
-        ),
-        ("build_user {\n    name = \"root\"\n  }", "name = \"root\""),
-        (
-            "build_user {\n    authorized_keys = [\"ssh-ed25519 nope\"]\n  }",
-            "authorized_keys = [\"ssh-ed25519 nope\"]",
-        ),
-        (
-            "cachix {\n    cache = \"My Cache\"\n  }",
-            "cache = \"My Cache\"",
-        ),
-        (
-            "cachix {\n    cache = \"ok\"\n    public_key = \"ok-1:short\"\n  }",
-            "public_key = \"ok-1:short\"",
-        ),
-        ("on_destroy = \"wipe\"", "on_destroy = \"wipe\""),
-        (
-            "timeouts {\n    create = \"forever\"\n  }",
-            "create = \"forever\"",
-        ),
-        ("ssh {\n    port = 0\n  }", "port = 0"),
-        ("ssh {\n    user = \"a b\"\n  }", "user = \"a b\""),
-        ("ssh {\n    port = 65536\n  }", "port = 65536"),
-        (
-            "build_user {\n    protocol = \"ssh-ng2\"\n  }",
-            "protocol = \"ssh-ng2\"",
-        ),
-        (
-            "build_user {\n    protocol = \"https\"\n  }",
-            "protocol = \"https\"",
-        ),
+    // (body, error summary, the line the error points at)
+    #[rustfmt::skip]
+    let cases: &[(&str, &str, &str)] = &[
+        ("nix {\n    install = \"nixpkgs\"\n  }", "Invalid install method", "install = \"nixpkgs\""),
+        ("nix {\n    max_jobs = 0\n  }", "Invalid max_jobs", "max_jobs = 0"),
+        ("nix {\n    cores = -1\n  }", "Invalid cores", "cores = -1"),
+        ("nix {\n    installer_url = \"ftp://x/install\"\n  }", "Invalid installer_url", "installer_url = \"ftp://x/install\""),
+        ("nix {\n    install = \"none\"\n    installer_url = \"https://x/install\"\n  }", "installer_url without an installer", "installer_url = \"https://x/install\""),
+        ("nix {\n    install = \"determinate\"\n    daemon = false\n  }", "Determinate Nix is always multi-user", "daemon = false"),
+        ("nix {\n    system_features = [\"big parallel\"]\n  }", "Invalid system feature", "system_features = [\"big parallel\"]"),
+        ("nix {\n    extra_platforms = [\"i686\"]\n  }", "Invalid system", "extra_platforms = [\"i686\"]"),
+        ("nix {\n    trusted_users = [\"alice;rm\"]\n  }", "Invalid trusted user", "trusted_users = [\"alice;rm\"]"),
+        ("nix {\n    substituters = [\"ftp://cache\"]\n  }", "Invalid substituter", "substituters = [\"ftp://cache\"]"),
+        ("nix {\n    trusted_public_keys = [\"nokey\"]\n  }", "Invalid public key", "trusted_public_keys = [\"nokey\"]"),
+        ("nix {\n    extra_config = \"just words\"\n  }", "Invalid extra_config", "extra_config = \"just words\""),
+        ("nix {\n    daemon_restart_command = \" \"\n  }", "Empty daemon_restart_command", "daemon_restart_command = \" \""),
+        ("build_user {\n    name = \"nix;build\"\n  }", "Invalid build user name", "name = \"nix;build\""),
+        ("build_user {\n    name = \"root\"\n  }", "Invalid build user name", "name = \"root\""),
+        ("build_user {\n    authorized_keys = [\"ssh-ed25519 nope\"]\n  }", "Invalid public key", "authorized_keys = [\"ssh-ed25519 nope\"]"),
+        ("cachix {\n    cache = \"My Cache\"\n  }", "Invalid Cachix cache name", "cache = \"My Cache\""),
+        ("cachix {\n    cache = \"ok\"\n    public_key = \"ok-1:short\"\n  }", "Invalid Cachix public key", "public_key = \"ok-1:short\""),
+        ("on_destroy = \"wipe\"", "Invalid on_destroy", "on_destroy = \"wipe\""),
+        ("timeouts {\n    create = \"forever\"\n  }", "Invalid timeout", "create = \"forever\""),
+        ("ssh {\n    port = 0\n  }", "Invalid port", "port = 0"),
+        ("ssh {\n    user = \"a b\"\n  }", "Invalid SSH user", "user = \"a b\""),
+        ("ssh {\n    port = 65536\n  }", "Invalid port", "port = 65536"),
+        ("build_user {\n    protocol = \"ssh-ng2\"\n  }", "Invalid protocol", "protocol = \"ssh-ng2\""),
+        ("build_user {\n    protocol = \"https\"\n  }", "Invalid protocol", "protocol = \"https\""),
     ];
-    for version in terraform_versions() {
-        for (body, snippet) in cases {
-            let tf = Tf::new(&version);
-            tf.write(&format!(
-                "{}\nresource \"nixbuild_builder\" \"x\" {{\n  host = \"127.0.0.1\"\n  {body}\n}}\n",
-                provider_config("").replacen("ssh {", &format!("ssh {{\n    port = {}", proxy.port), 1)
-            ));
-            let before = proxy.connection_count();
-            let text = tf.fails(&["plan", "-no-color"]);
-            assert!(text.contains("Error:"), "{body}: {text}");
-            assert!(
-                text.contains(snippet),
-                "{body} ({version}): error does not point at `{snippet}`:\n{text}"
-            );
-            assert_eq!(
-                proxy.connection_count(),
-                before,
-                "{body}: a connection was made"
-            );
-        }
-        // An empty host, too.
-        let tf = Tf::new(&version);
-        tf.write(&format!(
-            "{}\nresource \"nixbuild_builder\" \"x\" {{\n  host = \"\"\n}}\n",
-            provider_config("")
-        ));
-        assert!(tf.fails(&["plan", "-no-color"]).contains("host = \"\""));
-    }
+    let mut cases: Vec<BadInput> = cases
+        .iter()
+        .map(|(body, summary, line)| {
+            let config = bad_input_config("nixbuild_builder", proxy.port, body);
+            BadInput::new(body, config, summary, line)
+        })
+        .collect();
+    let empty_host = bad_input_config("nixbuild_builder", proxy.port, "")
+        .replace("host = \"127.0.0.1\"", "host = \"\"");
+    cases.push(BadInput::new(
+        "empty host",
+        empty_host,
+        "Invalid host",
+        "host = \"\"",
+    ));
+    assert_bad_inputs_fail_at_plan(&cases, &|| proxy.connection_count());
 }
 
 fn single_builder(host: &str, port: u16, nix: &str, on_destroy: &str) -> String {

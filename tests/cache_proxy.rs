@@ -10,7 +10,10 @@ mod common;
 use std::path::Path;
 use std::process::{Child, Command};
 
-use common::{exclusive, hcl, provider_config, salt, terraform_versions, world, Proxy, Tf};
+use common::{
+    assert_bad_inputs_fail_at_plan, bad_input_config, exclusive, hcl, provider_config, salt,
+    terraform_versions, world, BadInput, Proxy, Tf,
+};
 
 const BUILDERS: [&str; 2] = ["h2", "h3"];
 
@@ -512,67 +515,43 @@ fn a_host_without_systemd_fails_at_plan_time() {
     }
 }
 
-/// Bad input is rejected at plan time, pointing at the attribute, before any
-/// connection.
+/// Bad input is rejected at plan time with the error's summary, pointing at
+/// the attribute, before any connection.
 #[test]
 fn bad_input_fails_at_plan_time() {
     let w = world();
     let proxy = Proxy::start(&format!("{}:22", w.host("sd").address()));
     let ok_upstream = "upstream {\n    url = \"https://cache.nixos.org\"\n  }";
-    let cases: Vec<(String, &str)> = vec![
-        ("upstream {\n    url = \"ftp://cache\"\n  }".into(), "url = \"ftp://cache\""),
-        ("upstream {\n    url = \"cache.nixos.org\"\n  }".into(), "url = \"cache.nixos.org\""),
-        ("upstream {\n    url = \"https://x/;evil\"\n  }".into(), "url = \"https://x/;evil\""),
-        ("upstream {\n    url = \"https://u:p@x\"\n  }".into(), "url = \"https://u:p@x\""),
-        ("upstream {\n    url = \"https://x?priority=1\"\n  }".into(), "url = \"https://x?priority=1\""),
-        (
-            format!("{ok_upstream}\n  upstream {{\n    url = \"https://cache.nixos.org\"\n    public_key = \"k\"\n  }}"),
-            "public_key = \"k\"",
-        ),
-        (format!("{ok_upstream}\n  max_size = \"10T\""), "max_size = \"10T\""),
-        (format!("{ok_upstream}\n  max_size = \"1m\""), "max_size = \"1m\""),
-        (format!("{ok_upstream}\n  nar_ttl = \"forever\""), "nar_ttl = \"forever\""),
-        (format!("{ok_upstream}\n  listen = \"proxy.example:80\""), "listen = \"proxy.example:80\""),
-        (format!("{ok_upstream}\n  listen = \"0.0.0.0:70000\""), "listen = \"0.0.0.0:70000\""),
-        (format!("{ok_upstream}\n  priority = 101"), "priority = 101"),
-        (
-            format!("{ok_upstream}\n  tls {{\n    certificate = \"not a cert\"\n    private_key = \"-----BEGIN PRIVATE KEY-----\\nMIIB\\n-----END PRIVATE KEY-----\"\n  }}"),
-            "certificate = \"not a cert\"",
-        ),
-        (
-            format!("{ok_upstream}\n  tls {{\n    certificate = \"-----BEGIN PRIVATE KEY-----\\nMIIB\\n-----END PRIVATE KEY-----\"\n    private_key = \"x\"\n  }}"),
-            "certificate =",
-        ),
-        (format!("{ok_upstream}\n  on_destroy = \"wipe\""), "on_destroy = \"wipe\""),
+    let pem_key = "-----BEGIN PRIVATE KEY-----\\nMIIB\\n-----END PRIVATE KEY-----";
+    // (body, error summary, the line the error points at)
+    #[rustfmt::skip]
+    let cases: Vec<(String, &str, &str)> = vec![
+        ("upstream {\n    url = \"ftp://cache\"\n  }".into(), "Invalid upstream URL", "url = \"ftp://cache\""),
+        ("upstream {\n    url = \"cache.nixos.org\"\n  }".into(), "Invalid upstream URL", "url = \"cache.nixos.org\""),
+        ("upstream {\n    url = \"https://x/;evil\"\n  }".into(), "Invalid upstream URL", "url = \"https://x/;evil\""),
+        ("upstream {\n    url = \"https://u:p@x\"\n  }".into(), "Invalid upstream URL", "url = \"https://u:p@x\""),
+        ("upstream {\n    url = \"https://x?priority=1\"\n  }".into(), "Invalid upstream URL", "url = \"https://x?priority=1\""),
+        (format!("{ok_upstream}\n  upstream {{\n    url = \"https://cache.nixos.org\"\n  }}"), "Duplicate upstream URL", "url = \"https://cache.nixos.org\""),
+        (format!("{ok_upstream}\n  upstream {{\n    url = \"https://second.example\"\n    public_key = \"k\"\n  }}"), "Invalid upstream public key", "public_key = \"k\""),
+        (format!("{ok_upstream}\n  max_size = \"10T\""), "Invalid max_size", "max_size = \"10T\""),
+        (format!("{ok_upstream}\n  max_size = \"1m\""), "Invalid max_size", "max_size = \"1m\""),
+        (format!("{ok_upstream}\n  nar_ttl = \"forever\""), "Invalid nar_ttl", "nar_ttl = \"forever\""),
+        (format!("{ok_upstream}\n  listen = \"proxy.example:80\""), "Invalid listen address", "listen = \"proxy.example:80\""),
+        (format!("{ok_upstream}\n  listen = \"0.0.0.0:70000\""), "Invalid listen address", "listen = \"0.0.0.0:70000\""),
+        (format!("{ok_upstream}\n  priority = 101"), "Invalid priority", "priority = 101"),
+        (format!("{ok_upstream}\n  tls {{\n    certificate = \"not a cert\"\n    private_key = \"{pem_key}\"\n  }}"), "Invalid TLS certificate", "certificate = \"not a cert\""),
+        (format!("{ok_upstream}\n  tls {{\n    certificate = \"{pem_key}\"\n    private_key = \"x\"\n  }}"), "Invalid TLS certificate", "certificate = \"-----BEGIN PRIVATE KEY-----"),
+        (format!("{ok_upstream}\n  tls {{\n    certificate = \"{pem_key}\"\n    private_key = \"x\"\n  }}"), "Invalid TLS private key", "private_key = \"x\""),
+        (format!("{ok_upstream}\n  on_destroy = \"wipe\""), "Invalid on_destroy", "on_destroy = \"wipe\""),
+        // No upstream at all: nothing to point at but the resource.
+        (String::new(), "No upstream cache", "resource \"nixbuild_cache_proxy\" \"x\" {"),
     ];
-    for version in terraform_versions() {
-        for (body, snippet) in &cases {
-            let tf = Tf::new(&version);
-            tf.write(&format!(
-                "{}\nresource \"nixbuild_cache_proxy\" \"x\" {{\n  host = \"127.0.0.1\"\n  {body}\n}}\n",
-                provider_config("").replacen("ssh {", &format!("ssh {{\n    port = {}", proxy.port), 1)
-            ));
-            let before = proxy.connection_count();
-            let text = tf.fails(&["plan", "-no-color"]);
-            assert!(text.contains("Error:"), "{body}: {text}");
-            assert!(
-                text.contains(snippet),
-                "{body} ({version}): error does not point at `{snippet}`:\n{text}"
-            );
-            assert_eq!(
-                proxy.connection_count(),
-                before,
-                "{body}: a connection was made"
-            );
-        }
-        // No upstream at all.
-        let tf = Tf::new(&version);
-        tf.write(&format!(
-            "{}\nresource \"nixbuild_cache_proxy\" \"x\" {{\n  host = \"127.0.0.1\"\n}}\n",
-            provider_config("").replacen("ssh {", &format!("ssh {{\n    port = {}", proxy.port), 1)
-        ));
-        let text = tf.fails(&["plan", "-no-color"]);
-        assert!(text.contains("No upstream cache"), "{text}");
-        assert_eq!(proxy.connection_count(), 0);
-    }
+    let cases: Vec<BadInput> = cases
+        .iter()
+        .map(|(body, summary, line)| {
+            let config = bad_input_config("nixbuild_cache_proxy", proxy.port, body);
+            BadInput::new(body, config, summary, line)
+        })
+        .collect();
+    assert_bad_inputs_fail_at_plan(&cases, &|| proxy.connection_count());
 }

@@ -864,7 +864,7 @@ fn bad_inputs_fail_the_plan_with_attribute_paths() {
         let tf = Tf::new(&version);
         tf.write(&config);
         let text = tf.fails(&["plan", "-no-color"]);
-        let blocks: Vec<&str> = text.split("Error: ").skip(1).collect();
+        let blocks = common::error_blocks(&text);
         if std::env::var_os("NBT_SHOW").is_some() {
             eprintln!("{text}");
         }
@@ -1183,6 +1183,93 @@ fn skip_upstream_skips_what_upstream_serves_until_it_is_gone() {
             narinfo(&tool).is_some(),
             "tool uploaded once upstream lost it"
         );
+        tf.assert_no_changes();
+        tf.destroy();
+    }
+}
+
+/// `skip_upstream` naming a cache nobody answers at (a loopback port nothing
+/// listens on): the push uploads the whole closure, as without the filter,
+/// and says so in a warning naming the URL. A refresh asks the upstream only
+/// when a destination lacks something: then it warns, naming the URL, and
+/// keeps the count (an outage upstream plans no uploads). Dropping the
+/// unreachable upstream plans a push of exactly what the destination lacks.
+#[test]
+fn skip_upstream_that_cannot_be_reached_uploads_everything_with_a_warning() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("dead-upstream", &version));
+        let dead = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port())
+        };
+        assert!(
+            std::net::TcpStream::connect(dead.trim_start_matches("http://")).is_err(),
+            "something listens at {dead}"
+        );
+        let config = |skip_upstream: &str| {
+            format!(
+                "{}{}",
+                provider_config(""),
+                push_resource(
+                    "d",
+                    &format!(
+                        "  source        = {}\n  installables  = [\"app\"]\n  skip_upstream = [{skip_upstream}]\n  store {{\n    uri = {}\n  }}\n",
+                        hcl(flake.to_str().unwrap()),
+                        hcl(&cache_url())
+                    )
+                )
+            )
+        };
+        let flat = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+        tf.write(&config(&hcl(&dead)));
+        let applied = flat(&tf.apply());
+        assert!(
+            applied.contains("Warning: Cannot ask the skip_upstream caches"),
+            "{applied}"
+        );
+        assert!(
+            applied.contains(&dead),
+            "the warning names {dead}: {applied}"
+        );
+        assert!(applied.contains("counted as serving nothing"), "{applied}");
+        let out = tf.output("d");
+        let closure = strings(&out["closure_paths"]);
+        assert_eq!(closure.len(), 3, "app, lib, dep: {out}");
+        assert_eq!(out["pushed_paths"], 3, "everything is uploaded: {out}");
+        for p in &closure {
+            assert!(narinfo(p).is_some(), "{p} must be uploaded");
+        }
+        // The destination holds everything: the refresh needs no upstream.
+        let (code, text) = tf.plan_exit_code();
+        assert_eq!(code, 0, "expected an empty plan: {text}");
+        assert!(!text.contains("Warning: Cannot"), "{text}");
+
+        // The destination loses dep while the upstream is still unreachable:
+        // a warning naming it, pointing at skip_upstream; nothing planned.
+        let dep = named(&closure, "nbt-dep");
+        remove_narinfo_at(&cache_dir(), &dep);
+        let (code, text) = tf.plan_exit_code();
+        assert_eq!(code, 0, "an unreachable upstream plans nothing: {text}");
+        let text = flat(&text);
+        assert!(
+            text.contains("Warning: Cannot check the binary cache"),
+            "{text}"
+        );
+        assert!(text.contains(&dead), "the warning names {dead}: {text}");
+        assert!(
+            text.contains("skip_upstream = ["),
+            "points at skip_upstream: {text}"
+        );
+
+        // Without it, the push uploads exactly what the destination lacks.
+        tf.write(&config(""));
+        let (code, text) = tf.plan_exit_code();
+        assert_eq!(code, 2, "changed filters plan a push: {text}");
+        tf.apply();
+        let out = tf.output("d");
+        assert_eq!(out["pushed_paths"], 1, "dep only: {out}");
+        assert!(narinfo(&dep).is_some());
         tf.assert_no_changes();
         tf.destroy();
     }

@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{exclusive, hcl, provider_config, terraform_versions, world, Tf};
+use common::{
+    assert_bad_inputs_fail_at_plan, exclusive, hcl, provider_config, terraform_versions, world,
+    BadInput, Tf,
+};
 
 /// What the host itself says, read inside its namespace (not through the provider).
 struct Truth {
@@ -300,9 +303,9 @@ fn bad_input_fails_at_plan_time_without_connecting() {
             "Invalid host key",
         ),
     ];
-    for version in terraform_versions() {
-        for (what, provider_ssh, body, snippet, summary) in &cases {
-            let tf = Tf::new(&version);
+    let cases: Vec<BadInput> = cases
+        .iter()
+        .map(|(what, provider_ssh, body, line, summary)| {
             let provider_extra = if what.contains("max_sessions") {
                 "max_sessions_per_host = 0".to_string()
             } else {
@@ -323,24 +326,10 @@ fn bad_input_fails_at_plan_time_without_connecting() {
                     );
                 }
             }
-            tf.write(&format!("{config}\n{body}"));
-            let before = bare.connections_logged();
-            let text = tf.fails(&["plan", "-no-color"]);
-            assert!(
-                text.contains(&format!("Error: {summary}")),
-                "{what} (Terraform {version}): expected the error `{summary}`:\n{text}"
-            );
-            assert!(
-                text.contains(snippet),
-                "{what} (Terraform {version}): the error does not point at `{snippet}`:\n{text}"
-            );
-            assert_eq!(
-                bare.connections_logged(),
-                before,
-                "{what}: a connection was made"
-            );
-        }
-    }
+            BadInput::new(what, format!("{config}\n{body}"), summary, line)
+        })
+        .collect();
+    assert_bad_inputs_fail_at_plan(&cases, &|| bare.connections_logged() as u64);
 }
 
 /// With TF_LOG=debug the provider's own lines appear in Terraform's log as this

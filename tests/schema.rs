@@ -96,6 +96,8 @@ const CHANGES_SINCE_0_1_0: &[(&str, &str, Change, &str)] = &[
     (MACHINES_FILE, "attributes.known_hosts_path", Added,
      "new computed attribute: where the known_hosts file is written"),
     // Caching proxy and builder monitoring, issue 16 (286fb3a, 02f8e92).
+    // Its `bastion_host_key` (issue 9's rule, added later) is part of the new
+    // resource, not a difference of its own.
     (RESOURCES, "nixbuild_cache_proxy", Added,
      "new resource: a caching nginx proxy for binary caches"),
     (BUILDER, "block_types.monitoring", Added,

@@ -3,7 +3,7 @@
 //! create, a re-installed host can be re-keyed, an explicit ECDSA or RSA key
 //! is what the connection negotiates, a bastion may be its own target, an
 //! import is checked against `ssh.host_key`, a bastion's key is pinned in
-//! state, and a dead host's refresh warns
+//! state (machines file and cache proxy), and a dead host's refresh warns
 //! quickly whatever `connect_timeout` says.
 //!
 //! "Another host at the same address" is a second sshd started by the test
@@ -600,56 +600,129 @@ output "keys" {{
     )
 }
 
-/// The bastion's key is pinned in state like the target's: a bastion that
-/// presents another key later is the host-key error on refresh, before any
-/// login on it; naming its new key in `ssh.bastion_host_key` re-keys it.
+/// One Terraform version's bastion-pin session for a resource whose
+/// configuration `config(bastion_port, bastion_key)` outputs `keys` (`target`,
+/// `bastion`): apply through h2 as bastion, then the bastion is re-installed
+/// (`reinstalled`, another key): the refresh fails with the host-key error
+/// naming the bastion and never logs in to it; naming the new key in
+/// `ssh.bastion_host_key` re-keys it. Ends destroyed.
+fn bastion_pin_session(
+    version: &str,
+    reinstalled: &SecondSshd,
+    target_key: &str,
+    config: &dyn Fn(u16, Option<&str>) -> String,
+) {
+    let switch = Switch::start(forward_to("h2"));
+    let tf = Tf::new(version);
+    tf.write(&config(switch.port, None));
+    tf.apply();
+    let keys = tf.output("keys");
+    assert_eq!(keys["target"], target_key);
+    assert_eq!(keys["bastion"], world().host("h2").host_key().as_str());
+    tf.assert_no_changes();
+
+    switch.set(Mode::Forward(reinstalled.endpoint()));
+    let (logins, connections) = (reinstalled.logins(), reinstalled.connections());
+    let text = tf.fails(&["plan", "-no-color"]);
+    assert_host_key_error(&text);
+    assert!(
+        flat(&text).contains(&format!("127.0.0.1:{}", switch.port)),
+        "{text}"
+    );
+    assert!(flat(&text).contains("ssh.bastion_host_key"), "{text}");
+    assert!(reinstalled.connections() > connections, "{text}");
+    assert_eq!(
+        reinstalled.logins(),
+        logins,
+        "logged in to a bastion with another key:\n{}",
+        reinstalled.log_text()
+    );
+
+    // Re-key, as the security guide says: the configuration names the
+    // bastion's new key, applied without the refresh that checks the old pin.
+    let new_key = reinstalled.key("ed25519");
+    tf.write(&config(switch.port, Some(&new_key)));
+    tf.ok(&["apply", "-auto-approve", "-refresh=false", "-no-color"]);
+    assert_eq!(tf.output("keys")["bastion"], new_key.as_str());
+    assert!(reinstalled.logins() > logins);
+    tf.assert_no_changes();
+    tf.destroy();
+}
+
+/// The bastion's key is pinned in state like the target's (here a remote
+/// machines file's): see [`bastion_pin_session`].
 #[test]
 fn bastion_pin_is_kept_in_state() {
     let _h2 = exclusive("h2");
     let reinstalled = SecondSshd::start("h2", 2212, &["ed25519"]);
     let h1 = world().host("h1");
     for version in terraform_versions() {
-        let switch = Switch::start(forward_to("h2"));
-        let tf = Tf::new(&version);
         let path = format!("/tmp/nixbuild-bastion-pin-{version}-{}", std::process::id());
-        tf.write(&bastion_pin_config(switch.port, &path, None));
-        tf.apply();
-        let keys = tf.output("keys");
-        assert_eq!(keys["target"], h1.host_key().as_str());
-        assert_eq!(keys["bastion"], world().host("h2").host_key().as_str());
-        tf.assert_no_changes();
-
-        // The bastion is re-installed (another key): the refresh fails with
-        // the host-key error and never logs in to it.
-        switch.set(Mode::Forward(reinstalled.endpoint()));
-        let (logins, connections) = (reinstalled.logins(), reinstalled.connections());
-        let text = tf.fails(&["plan", "-no-color"]);
-        assert_host_key_error(&text);
-        assert!(
-            flat(&text).contains(&format!("127.0.0.1:{}", switch.port)),
-            "{text}"
-        );
-        assert!(reinstalled.connections() > connections, "{text}");
-        assert_eq!(
-            reinstalled.logins(),
-            logins,
-            "logged in to a bastion with another key:\n{}",
-            reinstalled.log_text()
-        );
-
-        assert!(flat(&text).contains("ssh.bastion_host_key"), "{text}");
-
-        // Re-key, as the security guide says: the configuration names the
-        // bastion's new key, applied without the refresh that checks the old pin.
-        let new_key = reinstalled.key("ed25519");
-        tf.write(&bastion_pin_config(switch.port, &path, Some(&new_key)));
-        tf.ok(&["apply", "-auto-approve", "-refresh=false", "-no-color"]);
-        assert_eq!(tf.output("keys")["bastion"], new_key.as_str());
-        assert!(reinstalled.logins() > logins);
-        tf.assert_no_changes();
-        tf.destroy();
+        bastion_pin_session(&version, &reinstalled, &h1.host_key(), &|port, key| {
+            bastion_pin_config(port, &path, key)
+        });
         assert_eq!(
             h1.exec(&format!("test -e {path} && echo present || echo gone")),
+            "gone"
+        );
+    }
+}
+
+/// A cache proxy on the systemd host sd, reached through the bastion at
+/// 127.0.0.1:`port` (`bastion_key`: the configured `ssh.bastion_host_key`).
+fn proxy_bastion_pin_config(port: u16, listen: u16, bastion_key: Option<&str>) -> String {
+    let sd = world().host("sd");
+    let key_line = bastion_key
+        .map(|k| format!("bastion_host_key = {}", hcl(k)))
+        .unwrap_or_default();
+    format!(
+        r#"{provider}
+resource "nixbuild_cache_proxy" "p" {{
+  host       = {sd}
+  listen     = "{sd_address}:{listen}"
+  on_destroy = "clean"
+  ssh {{
+    bastion_host = "127.0.0.1"
+    bastion_port = {port}
+    {key_line}
+  }}
+  upstream {{
+    url = "http://127.0.0.1:1"
+  }}
+}}
+
+output "keys" {{
+  value = {{
+    target  = nixbuild_cache_proxy.p.host_key
+    bastion = nixbuild_cache_proxy.p.bastion_host_key
+  }}
+}}
+"#,
+        provider = provider_config(""),
+        sd = hcl(&sd.address()),
+        sd_address = sd.address(),
+    )
+}
+
+/// `nixbuild_cache_proxy` keeps its bastion's key in state like the other
+/// resources: see [`bastion_pin_session`].
+#[test]
+fn cache_proxy_bastion_pin_is_kept_in_state() {
+    let _h2 = exclusive("h2");
+    let _sd = exclusive("sd");
+    let reinstalled = SecondSshd::start("h2", 2213, &["ed25519"]);
+    let sd = world().host("sd");
+    for version in terraform_versions() {
+        let listen = TcpListener::bind((sd.address().as_str(), 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        bastion_pin_session(&version, &reinstalled, &sd.host_key(), &|port, key| {
+            proxy_bastion_pin_config(port, listen, key)
+        });
+        assert_eq!(
+            sd.exec("test -e /etc/systemd/system/nixbuild-cache-proxy.service && echo left || echo gone"),
             "gone"
         );
     }

@@ -8,9 +8,11 @@
 //!
 //! - [`settings`]: the `ssh` block, its validation and resolution;
 //! - [`credentials`]: Cachix secrets and their fallbacks;
+//! - [`pins`]: the host-key pins a plan promises, for every resource;
 //! - [`policy`]: per purpose, time budgets and warning-or-error.
 
 pub mod credentials;
+pub mod pins;
 pub mod policy;
 pub mod settings;
 
@@ -22,6 +24,7 @@ use tf_provider::{AttributePath, Diagnostics};
 use crate::ssh::{HostKey, Pool, Remote, Settings};
 
 pub use credentials::{CachixSettings, SecretValue};
+pub use pins::{PlannedPins, Prior, Route};
 pub use policy::{Purpose, Severity};
 pub use settings::SshBlock;
 
@@ -130,7 +133,7 @@ impl<'a> Target<'a> {
 /// the configuration names another key on purpose (the re-key of a
 /// re-installed host), never by trusting a new key on first use.
 #[derive(Clone, Debug, PartialEq)]
-pub enum PlannedPin {
+enum PlannedPin {
     /// Keep the key in state (or pin the first key seen, if there is none).
     Keep,
     /// The configuration's key, not known yet.
@@ -139,10 +142,11 @@ pub enum PlannedPin {
     Explicit(HostKey),
 }
 
-/// Plan the pin. `pinned_at_import` says the state's key is merely the first
+/// Plan the pin (resources call it through [`Context::plan_pins`]).
+/// `pinned_at_import` says the state's key is merely the first
 /// one an import saw: a configuration naming another key is then the
 /// host-key error (the import may have met an impostor), not a re-key.
-pub fn plan_pin(
+fn plan_pin(
     host: &str,
     explicit: &Value<String>,
     pinned: Option<&str>,
@@ -255,11 +259,6 @@ impl Context {
         Some(settings)
     }
 
-    /// The bastion pin a plan promises for `now` (with `prior`, the state's
-    /// target, on update): null without a bastion (or when the bastion is the
-    /// target itself); the configured `bastion_host_key`; the pin in state
-    /// while the bastion stays the same; otherwise unknown until the apply
-    /// pins the first key the bastion presents.
     /// [`plan_bastion_pin`](Self::plan_bastion_pin) from state attributes:
     /// `host` and `ssh` now, and the prior `(host, ssh, bastion pin)`.
     pub fn plan_bastion_pin_of(
@@ -278,6 +277,11 @@ impl Context {
         self.plan_bastion_pin(&Target::new(host, ssh), prior.as_ref())
     }
 
+    /// The bastion pin a plan promises for `now` (with `prior`, the state's
+    /// target, on update): null without a bastion (or when the bastion is the
+    /// target itself); the configured `bastion_host_key`; the pin in state
+    /// while the bastion stays the same; otherwise unknown until the apply
+    /// pins the first key the bastion presents.
     pub fn plan_bastion_pin(&self, now: &Target<'_>, prior: Option<&Target<'_>>) -> Value<String> {
         let mut quiet = Diagnostics::default();
         let unpinned = now.clone().pinned_bastion(None);
@@ -406,9 +410,9 @@ impl Context {
 mod tests {
     use super::*;
 
-    const A: &str =
+    pub(super) const A: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINGwoM0qHi3UCNskOgmX7C4Z1WMQBrd/cEL7joIjfvFC";
-    const B: &str =
+    pub(super) const B: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ5DofdXXNOW+iHCkB8EMZ/6rhaT69FUZcmve8Z7mcdb";
 
     fn plan(
@@ -428,7 +432,7 @@ mod tests {
         (planned, diags.errors.len())
     }
 
-    fn context() -> Context {
+    pub(super) fn context() -> Context {
         Context {
             ssh_defaults: None,
             cachix: CachixSettings::default(),

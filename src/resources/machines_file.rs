@@ -29,7 +29,7 @@ use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use crate::context::settings::validate_block;
 use crate::context::{
-    plan_pin, Context, Outcome, PlannedPin, Purpose, SeenKeys, Shared, SshBlock, Target,
+    Context, Outcome, PlannedPins, Prior, Purpose, Route, SeenKeys, Shared, SshBlock, Target,
 };
 use crate::nix::machines::{self, Machine};
 use crate::nix::ssh_config;
@@ -498,22 +498,6 @@ fn compute_client_outputs(state: &mut MachinesFileState, machines: Option<&[Mach
 /// The host key a remote target will be pinned to, as far as the plan knows:
 /// an explicit `ssh.host_key` (normalised), else unknown until the first
 /// connection; null without a target.
-fn planned_host_key(state: &MachinesFileState) -> Value<String> {
-    match &state.target {
-        Value::Null => Value::Null,
-        Value::Unknown => Value::Unknown,
-        Value::Value(target) => match &target.ssh {
-            Value::Value(ssh) => match &ssh.host_key {
-                Value::Value(line) => HostKey::parse(line)
-                    .map(|k| Value::Value(k.openssh_line()))
-                    .unwrap_or(Value::Unknown),
-                _ => Value::Unknown,
-            },
-            _ => Value::Unknown,
-        },
-    }
-}
-
 fn file_mode(state: &MachinesFileState) -> String {
     state
         .file_permission
@@ -901,27 +885,32 @@ fn log_drift(location: &Location, written: &str, found: &str) {
 }
 
 impl MachinesFileResource {
-    /// The bastion pin the plan promises (see [`Context::plan_bastion_pin`]).
-    fn planned_bastion_pin(
+    /// The pins the plan promises (see [`Context::plan_pins`]): `prior` on an
+    /// update, with whether the plan replaces the file.
+    fn planned_pins(
         &self,
         diags: &mut Diagnostics,
         state: &MachinesFileState,
-        prior: Option<&MachinesFileState>,
-    ) -> Option<Value<String>> {
+        prior: Option<(&MachinesFileState, bool)>,
+    ) -> Option<PlannedPins> {
         let here = match &state.target {
             Value::Value(here) => here,
-            Value::Null => return Some(Value::Null),
-            Value::Unknown => return Some(Value::Unknown),
-        };
-        let Value::Value(host) = &here.host else {
-            return Some(Value::Unknown);
+            Value::Null => return Some(PlannedPins::NONE),
+            Value::Unknown => return Some(PlannedPins::UNKNOWN),
         };
         let configured = self.shared.get(diags)?;
-        let prior = prior.and_then(|p| {
+        let prior = prior.and_then(|(p, replaced)| {
             let there = p.target.as_ref_option()?;
-            Some(target(there.host.as_ref_option()?, &there.ssh, pins_of(p)))
+            let prior = Prior::new(
+                &there.host,
+                &there.ssh,
+                &p.target_host_key,
+                &p.target_bastion_host_key,
+            );
+            Some(if replaced { prior.replacing() } else { prior })
         });
-        Some(configured.plan_bastion_pin(&target(host, &here.ssh, (None, None)), prior.as_ref()))
+        let now = Route::new(&here.host, &here.ssh).nested(AttributePath::new("target").index(0));
+        configured.plan_pins(&now, prior.as_ref(), diags)
     }
 
     /// Write the planned machines file and the ssh files beside it: guarded
@@ -1326,8 +1315,9 @@ impl Resource for MachinesFileResource {
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let mut state = proposed_state;
         compute(&mut state);
-        state.target_host_key = planned_host_key(&state);
-        state.target_bastion_host_key = self.planned_bastion_pin(diags, &state, None)?;
+        let pins = self.planned_pins(diags, &state, None)?;
+        state.target_host_key = pins.host_key;
+        state.target_bastion_host_key = pins.bastion_host_key;
         Some((state, Default::default()))
     }
 
@@ -1363,35 +1353,9 @@ impl Resource for MachinesFileResource {
         }
         // The same file on the same host keeps its pin unless the
         // configuration names another key (the re-key of a re-installed host).
-        state.target_host_key = match (&state.target, replace.is_empty()) {
-            (Value::Value(target), true) => {
-                let host = target.host.as_ref_option().cloned().unwrap_or_default();
-                let explicit = target
-                    .ssh
-                    .as_ref_option()
-                    .map(|s| s.host_key.clone())
-                    .unwrap_or_default();
-                let at = AttributePath::new("target").index(0);
-                match plan_pin(
-                    &host,
-                    &explicit,
-                    prior_state
-                        .target_host_key
-                        .as_ref_option()
-                        .map(String::as_str),
-                    false,
-                    at.attribute("ssh").index(0).attribute("host_key"),
-                    diags,
-                )? {
-                    PlannedPin::Keep => prior_state.target_host_key.clone(),
-                    PlannedPin::Unknown => Value::Unknown,
-                    PlannedPin::Explicit(key) => Value::Value(key.openssh_line()),
-                }
-            }
-            _ => planned_host_key(&state),
-        };
-        state.target_bastion_host_key =
-            self.planned_bastion_pin(diags, &state, Some(&prior_state))?;
+        let pins = self.planned_pins(diags, &state, Some((&prior_state, !replace.is_empty())))?;
+        state.target_host_key = pins.host_key;
+        state.target_bastion_host_key = pins.bastion_host_key;
         Some((state, prior_private_state, replace))
     }
 
@@ -1605,7 +1569,6 @@ mod tests {
             state.nix_conf,
             Value::Value(machines::nix_conf_for_file(DEFAULT_TARGET_PATH))
         );
-        assert!(planned_host_key(&state).is_unknown());
     }
 
     #[test]

@@ -627,3 +627,79 @@ pub fn sh(dir: &Path, command: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// One bad-input case for [`assert_bad_inputs_fail_at_plan`].
+pub struct BadInput {
+    /// What the case is, for failure messages.
+    pub what: String,
+    /// The whole configuration to plan.
+    pub config: String,
+    /// The error's whole summary (the text after `Error: `).
+    pub summary: String,
+    /// Text of the configuration line the error points at (Terraform quotes
+    /// the line of the attribute path under the summary).
+    pub line: String,
+}
+
+impl BadInput {
+    pub fn new(what: &str, config: String, summary: &str, line: &str) -> Self {
+        Self {
+            what: what.into(),
+            config,
+            summary: summary.into(),
+            line: line.into(),
+        }
+    }
+}
+
+/// The `Error: …` blocks of Terraform's output: each starts with its summary
+/// line and runs up to the next error.
+pub fn error_blocks(text: &str) -> Vec<&str> {
+    text.split("Error: ").skip(1).collect()
+}
+
+/// Plan every case on every Terraform version: the plan fails with an error
+/// whose summary is exactly `summary` and which points at `line` (the
+/// attribute path), and `connections()` (a counting proxy in front of the
+/// host, or the host's sshd log) does not move: nothing touched a host.
+/// `NBT_SHOW=1` prints each plan's output.
+pub fn assert_bad_inputs_fail_at_plan(cases: &[BadInput], connections: &dyn Fn() -> u64) {
+    assert!(!cases.is_empty(), "no bad-input cases");
+    for version in terraform_versions() {
+        for case in cases {
+            let tf = Tf::new(&version);
+            tf.write(&case.config);
+            let before = connections();
+            let text = tf.fails(&["plan", "-no-color"]);
+            if std::env::var_os("NBT_SHOW").is_some() {
+                eprintln!("--- {}\n{text}", case.what);
+            }
+            let what = &case.what;
+            let block = error_blocks(&text)
+                .into_iter()
+                .find(|b| b.lines().next().map(str::trim) == Some(case.summary.as_str()))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{what} (Terraform {version}): no error `{}`:\n{text}",
+                        case.summary
+                    )
+                });
+            assert!(
+                block.contains(&case.line),
+                "{what} (Terraform {version}): the error does not point at `{}`:\n{block}",
+                case.line
+            );
+            assert_eq!(connections(), before, "{what}: a connection was made");
+        }
+    }
+}
+
+/// A bad-input case's configuration: a provider whose connections all go to
+/// 127.0.0.1:`port` (a counting [`Proxy`]) and one resource `x` of type
+/// `kind` on host 127.0.0.1 with `body`.
+pub fn bad_input_config(kind: &str, port: u16, body: &str) -> String {
+    format!(
+        "{}\nresource \"{kind}\" \"x\" {{\n  host = \"127.0.0.1\"\n  {body}\n}}\n",
+        provider_config("").replacen("ssh {", &format!("ssh {{\n    port = {port}"), 1)
+    )
+}

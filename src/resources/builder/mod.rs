@@ -22,7 +22,7 @@ use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use crate::cache::cachix::CachixApi;
 use crate::context::{
-    plan_pin, Context, Outcome, PlannedPin, Purpose, SecretValue, SeenKeys, Shared, SshBlock,
+    Context, Outcome, PlannedPins, Prior, Purpose, Route, SecretValue, SeenKeys, Shared, SshBlock,
     Target,
 };
 use crate::host::{Facts, NixSnapshot, Probe};
@@ -643,6 +643,14 @@ impl BuilderResource {
     }
 }
 
+/// The pins a plan promises (see [`Context::plan_pins`]), with the host key
+/// also as the machines file's base64 column.
+fn set_planned_pins(state: &mut BuilderState, pins: PlannedPins) {
+    state.host_key_base64 = pins.host_key_base64();
+    state.host_key = pins.host_key;
+    state.bastion_host_key = pins.bastion_host_key;
+}
+
 /// Computed attributes still unknown become null: a state saved after a
 /// failed create must be fully known.
 fn settle_unknowns(state: &mut BuilderState) {
@@ -966,19 +974,8 @@ impl Resource for BuilderResource {
             },
             None => Value::Unknown,
         };
-        let explicit_key = state
-            .ssh
-            .as_ref_option()
-            .and_then(|s| s.host_key.as_ref_option())
-            .and_then(|k| crate::ssh::HostKey::parse(k).ok());
-        (state.host_key, state.host_key_base64) = match explicit_key {
-            Some(key) => (
-                Value::Value(key.openssh_line()),
-                Value::Value(key.base64_line()),
-            ),
-            None => (Value::Unknown, Value::Unknown),
-        };
-        state.bastion_host_key = configured.plan_bastion_pin_of(&state.host, &state.ssh, None);
+        let pins = configured.plan_pins(&Route::new(&state.host, &state.ssh), None, diags)?;
+        set_planned_pins(&mut state, pins);
         state.system = Value::Unknown;
         state.nix_version = Value::Unknown;
         state.cpus = Value::Unknown;
@@ -1038,38 +1035,16 @@ impl Resource for BuilderResource {
                 pin_from_import: false,
                 ..Default::default()
             });
-        let explicit = state
-            .ssh
-            .as_ref_option()
-            .map(|s| s.host_key.clone())
-            .unwrap_or_default();
-        match plan_pin(
-            &host,
-            &explicit,
-            prior_state.host_key.as_ref_option().map(String::as_str),
-            private.pin_from_import,
-            AttributePath::new("ssh").index(0).attribute("host_key"),
-            diags,
-        )? {
-            PlannedPin::Keep => {}
-            PlannedPin::Unknown => {
-                state.host_key = Value::Unknown;
-                state.host_key_base64 = Value::Unknown;
-            }
-            PlannedPin::Explicit(key) => {
-                state.host_key = Value::Value(key.openssh_line());
-                state.host_key_base64 = Value::Value(key.base64_line());
-            }
-        }
-        state.bastion_host_key = configured.plan_bastion_pin_of(
-            &state.host,
-            &state.ssh,
-            Some((
-                &prior_state.host,
-                &prior_state.ssh,
-                &prior_state.bastion_host_key,
-            )),
-        );
+        let prior = Prior::new(
+            &prior_state.host,
+            &prior_state.ssh,
+            &prior_state.host_key,
+            &prior_state.bastion_host_key,
+        )
+        .pinned_at_import(private.pin_from_import);
+        let pins =
+            configured.plan_pins(&Route::new(&state.host, &state.ssh), Some(&prior), diags)?;
+        set_planned_pins(&mut state, pins);
         // The client attributes follow the planned key and endpoint.
         client::derive(&mut state);
         Some((state, Value::Value(private), vec![]))

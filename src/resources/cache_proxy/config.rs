@@ -107,6 +107,9 @@ pub struct CacheProxyState {
     /// The host's public key line, pinned on create: every later connection must present it.
     #[schemars(with = "Computed<String>")]
     pub host_key: Value<String>,
+    /// Public host key of the bastion (`ssh.bastion_host`, or the provider's), pinned on the first connection through it (or `ssh.bastion_host_key`): later connections through that bastion must present it. Null without a bastion.
+    #[schemars(with = "Computed<String>")]
+    pub bastion_host_key: Value<String>,
     /// The URL builders substitute from: `public_url`, or the one derived from `listen` and `host`. Use it in `nixbuild_builder`'s `nix.substituters`.
     #[schemars(with = "Computed<String>")]
     pub substituter_url: Value<String>,

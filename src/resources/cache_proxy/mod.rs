@@ -19,7 +19,7 @@ use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
-use crate::context::{plan_pin, Context, Outcome, PlannedPin, Purpose, Shared, Target};
+use crate::context::{Context, Outcome, Prior, Purpose, Route, Shared, Target};
 use crate::nix::conf::sha256_hex;
 use crate::resources::timeouts::Operation;
 use crate::ssh::{Remote, SshError};
@@ -171,12 +171,17 @@ impl CacheProxyResource {
         Self { shared }
     }
 
+    /// The connection target: `host` and `ssh`, with the key pinned in
+    /// `pinned`. The bastion's pin comes from `state` (on apply, as planned:
+    /// kept, configured, or unknown for a new bastion).
     fn target<'a>(
         state: &'a CacheProxyState,
         host: &'a str,
         pinned: Option<&'a str>,
     ) -> Target<'a> {
-        Target::new(host, &state.ssh).pinned(pinned)
+        Target::new(host, &state.ssh)
+            .pinned(pinned)
+            .pinned_bastion(state.bastion_host_key.as_ref_option().map(String::as_str))
     }
 
     /// `cache_proxy.sh MODE …`.
@@ -222,6 +227,7 @@ impl CacheProxyResource {
     fn observe(state: &mut CacheProxyState, remote: &Remote, found: &HashMap<String, String>) {
         state.id = Value::Value(remote.endpoint().to_string());
         state.host_key = Value::Value(remote.host_key().openssh_line());
+        state.bastion_host_key = remote.bastion_host_key().map(|k| k.openssh_line()).into();
         let drift = Desired::of(state)
             .map(|d| d.drift(found))
             .unwrap_or_default();
@@ -428,13 +434,8 @@ impl Resource for CacheProxyResource {
             }
             _ => Value::Unknown,
         };
-        state.host_key = state
-            .ssh
-            .as_ref_option()
-            .and_then(|s| s.host_key.as_ref_option())
-            .and_then(|k| crate::ssh::HostKey::parse(k).ok())
-            .map(|k| Value::Value(k.openssh_line()))
-            .unwrap_or(Value::Unknown);
+        let pins = configured.plan_pins(&Route::new(&state.host, &state.ssh), None, diags)?;
+        (state.host_key, state.bastion_host_key) = (pins.host_key, pins.bastion_host_key);
         Self::derive(&mut state);
         Self::check_systemd(&configured, &state, diags).await;
         Some((state, ValueEmpty::default()))
@@ -455,26 +456,18 @@ impl Resource for CacheProxyResource {
                 .await?;
             return Some((state, private, vec![AttributePath::new("host")]));
         }
+        let configured = self.shared.get(diags)?;
         let mut state = proposed_state;
         Self::derive(&mut state);
-        let host = state.host.as_ref_option().cloned().unwrap_or_default();
-        let explicit = state
-            .ssh
-            .as_ref_option()
-            .map(|s| s.host_key.clone())
-            .unwrap_or_default();
-        match plan_pin(
-            &host,
-            &explicit,
-            prior_state.host_key.as_ref_option().map(String::as_str),
-            false,
-            AttributePath::new("ssh").index(0).attribute("host_key"),
-            diags,
-        )? {
-            PlannedPin::Keep => {}
-            PlannedPin::Unknown => state.host_key = Value::Unknown,
-            PlannedPin::Explicit(key) => state.host_key = Value::Value(key.openssh_line()),
-        }
+        let prior = Prior::new(
+            &prior_state.host,
+            &prior_state.ssh,
+            &prior_state.host_key,
+            &prior_state.bastion_host_key,
+        );
+        let pins =
+            configured.plan_pins(&Route::new(&state.host, &state.ssh), Some(&prior), diags)?;
+        (state.host_key, state.bastion_host_key) = (pins.host_key, pins.bastion_host_key);
         Some((state, ValueEmpty::default(), vec![]))
     }
 

@@ -38,7 +38,7 @@ use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use crate::cache::http;
 use crate::cache::store;
-use crate::context::{plan_pin, Context, PlannedPin, Purpose, SeenKeys, Shared, SshBlock, Target};
+use crate::context::{Context, Prior, Purpose, Route, SeenKeys, Shared, SshBlock, Target};
 use crate::resources::timeouts::{self, Defaults, Operation, Timeouts};
 use crate::secrets::Secret;
 use crate::tfschema::{or_diag, schema_of, Block, BlockList, Computed, Optional, Required};
@@ -132,7 +132,7 @@ pub struct CachePushState {
     /// Regular expressions (Rust `regex` syntax) matched against the name of each closure path, the part after `<hash>-` (`hello-2.12`, `glibc-2.39-52`), anywhere in the name unless anchored with `^…$`. A matching path is neither uploaded nor required on refresh unless a kept path references it, directly or through other paths: a binary cache must hold every reference of a path it holds (Nix refuses the upload otherwise), so such a path is uploaded anyway. In practice this leaves out out paths and their private dependencies (e.g. `-doc$` outputs of `installables = ["hello^*"]`). Changing the list plans a push of what is then missing.
     #[schemars(with = "Optional<Vec<String>>")]
     pub exclude: Strings,
-    /// Binary cache URLs (`https://…` or `http://…`, e.g. `https://cache.nixos.org`) that clients also substitute from. A closure path one of them serves (its `<hash>.narinfo` answers) is not uploaded and not required on refresh, unless a kept path references it (the same rule as `exclude`: a path the destination must hold needs its whole closure there). They are asked only when a destination lacks something: a path that disappears upstream and is missing at a destination plans a push. Unreachable upstream caches count as not serving anything during a push (it uploads more), and as a warning during refresh.
+    /// Binary cache URLs (`https://…` or `http://…`, e.g. `https://cache.nixos.org`) that clients also substitute from. A closure path one of them serves (its `<hash>.narinfo` answers) is not uploaded and not required on refresh, unless a kept path references it (the same rule as `exclude`: a path the destination must hold needs its whole closure there). They are asked only when a destination lacks something: a path that disappears upstream and is missing at a destination plans a push. Unreachable upstream caches count as not serving anything during a push (it uploads everything the destinations lack, with a warning naming the cache), and are a warning during refresh (the missing count stays as it was).
     #[schemars(with = "Optional<Vec<String>>")]
     pub skip_upstream: Strings,
     #[serde(with = "crate::schema::optional_block")]
@@ -450,6 +450,17 @@ impl CachePushResource {
             return Some((state, None));
         };
         let pins = pins.expect("a push that ran was connected");
+        if let Some(e) = &outcome.upstream_error {
+            diags.warning(
+                "Cannot ask the skip_upstream caches",
+                format!(
+                    "{e}. They counted as serving nothing: this push uploaded every path the \
+                     destinations lacked, as without `skip_upstream` (more than needed, never \
+                     less: clients can substitute the whole closure from the destinations)."
+                ),
+                AttributePath::new("skip_upstream"),
+            );
+        }
         if let Some(hash) = outcome.source_hash {
             state.source_hash = Value::Value(hash);
         }
@@ -558,9 +569,9 @@ impl Resource for CachePushResource {
             Value::Unknown => Value::Unknown,
         };
         let configured = self.shared.get(diags)?;
-        state.bastion_host_key = configured.plan_bastion_pin_of(&state.host, &state.ssh, None);
+        let pins = configured.plan_pins(&Route::new(&state.host, &state.ssh), None, diags)?;
+        (state.host_key, state.bastion_host_key) = (pins.host_key, pins.bastion_host_key);
         state.id = Value::Unknown;
-        state.host_key = Value::Unknown;
         state.out_paths = Value::Unknown;
         state.closure_paths = Value::Unknown;
         state.closure_nar_size = Value::Unknown;
@@ -647,33 +658,15 @@ impl Resource for CachePushResource {
             // The id names the destination and the out paths.
             state.id = Value::Unknown;
         }
-        let explicit = state
-            .ssh
-            .as_ref_option()
-            .map(|s| s.host_key.clone())
-            .unwrap_or_default();
-        let host = state.host.as_ref_option().cloned().unwrap_or_default();
-        match plan_pin(
-            &host,
-            &explicit,
-            prior_state.host_key.as_ref_option().map(String::as_str),
-            false,
-            AttributePath::new("ssh").index(0).attribute("host_key"),
-            diags,
-        )? {
-            PlannedPin::Keep => {}
-            PlannedPin::Unknown => state.host_key = Value::Unknown,
-            PlannedPin::Explicit(key) => state.host_key = Value::Value(key.openssh_line()),
-        }
-        state.bastion_host_key = configured.plan_bastion_pin_of(
-            &state.host,
-            &state.ssh,
-            Some((
-                &prior_state.host,
-                &prior_state.ssh,
-                &prior_state.bastion_host_key,
-            )),
+        let prior = Prior::new(
+            &prior_state.host,
+            &prior_state.ssh,
+            &prior_state.host_key,
+            &prior_state.bastion_host_key,
         );
+        let pins =
+            configured.plan_pins(&Route::new(&state.host, &state.ssh), Some(&prior), diags)?;
+        (state.host_key, state.bastion_host_key) = (pins.host_key, pins.bastion_host_key);
         // A changed public_url moves where presence is checked.
         let cache_url = planned_cache_url(&state);
         if !destinations::stores(&state).is_empty() {

@@ -51,6 +51,9 @@ pub struct Outcome {
     /// Per destination (by name): how many paths this push uploaded there.
     pub pushed: BTreeMap<String, usize>,
     pub cache_url: Option<String>,
+    /// Why the `skip_upstream` caches could not be asked, if they could not:
+    /// they counted as serving nothing.
+    pub upstream_error: Option<String>,
 }
 
 /// A failed push: what to tell the user, and which argument it concerns.
@@ -465,6 +468,7 @@ pub async fn run(remote: &Remote, request: &Request) -> Result<Outcome, Failure>
     let cache_url = first_cache_url(&request.destinations).await?;
     let mut pushed = BTreeMap::new();
     let mut upstream = None;
+    let mut upstream_error = None;
     for destination in &request.destinations {
         let lacks = lacking(remote, destination, &closure.paths).await?;
         let lacked = lacks.len();
@@ -479,6 +483,7 @@ pub async fn run(remote: &Remote, request: &Request) -> Result<Outcome, Failure>
                 tracing::warn!(
                     "cannot ask the skip_upstream caches ({e}): they count as serving nothing"
                 );
+                upstream_error = Some(e.to_string());
                 upstream = Some(Default::default());
                 request
                     .filters
@@ -520,6 +525,7 @@ pub async fn run(remote: &Remote, request: &Request) -> Result<Outcome, Failure>
         graph,
         pushed,
         cache_url,
+        upstream_error,
     })
 }
 
