@@ -79,3 +79,7 @@ pub const NIX_METRICS: &str = include_str!("nix_metrics.sh");
 /// closure): `push_build.sh NIX_SCRIPT SOURCE_SCRIPT HASH LEASE SECONDS KEEP
 /// FLAKE NARGS ARGS... INSTALLABLES...`.
 pub const PUSH_BUILD: &str = include_str!("push_build.sh");
+
+/// The builder's periodic garbage collection (systemd timer):
+/// `gc.sh probe|apply|check|clean SCHEDULE DELETE_OLDER_THAN`.
+pub const GC: &str = include_str!("gc.sh");

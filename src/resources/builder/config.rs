@@ -9,6 +9,7 @@ use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
 use super::build_keys::{self, Protocol, PROTOCOLS};
+use super::gc::GcBlock;
 use super::monitoring::MonitoringBlock;
 use crate::cache::cachix::valid_cache_name;
 use crate::context::credentials::validate_secret;
@@ -162,7 +163,10 @@ pub struct BuilderState {
     #[serde(with = "crate::schema::optional_block")]
     #[schemars(with = "Block<MonitoringBlock>")]
     pub monitoring: Value<MonitoringBlock>,
-    /// What destroy does: `keep` (default: nothing, no connection; the host is usually destroyed with it) or `clean` (remove only what this resource created: the build user if this provider created it, the managed config, the watch-store service and its token file).
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<GcBlock>")]
+    pub gc: Value<GcBlock>,
+    /// What destroy does: `keep` (default: nothing, no connection; the host is usually destroyed with it) or `clean` (remove only what this resource created: the build user if this provider created it, the managed config, the watch-store service and its token file, the monitoring and gc units).
     #[schemars(with = "Optional<String>")]
     pub on_destroy: Value<String>,
     #[serde(with = "crate::schema::optional_block")]
@@ -480,6 +484,7 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
         validate_secret(&cachix.auth_token, at("auth_token"), diags);
     }
     super::monitoring::validate(&config.monitoring, diags);
+    super::gc::validate(&config.gc, diags);
     timeouts::validate(&config.timeouts, diags);
 }
 
@@ -616,6 +621,7 @@ impl BuilderState {
         if nix.max_jobs.is_unknown() || nix.cores.is_unknown() || nix.extra_config.is_unknown() {
             return None;
         }
+        let (min_free, max_free) = super::gc::sizes(&self.gc)?;
         let mut trusted_users = vec![self.build_user_name()?];
         trusted_users.extend(known_strings(&nix.trusted_users)?);
         let mut substituters = known_strings(&nix.substituters)?;
@@ -627,6 +633,8 @@ impl BuilderState {
         Some(ManagedConf {
             max_jobs: nix.max_jobs.as_option(),
             cores: nix.cores.as_option(),
+            min_free,
+            max_free,
             system_features: match &nix.system_features {
                 Value::Null => None,
                 list => Some(known_strings(list)?),
@@ -712,6 +720,7 @@ impl BuilderState {
                 _ => Value::Null,
             },
         });
+        self.gc = super::gc::from_conf(conf.min_free, conf.max_free);
         self.cachix = match conf.cachix_cache {
             Some(cache) => Value::Value(CachixBlock {
                 cache: Value::Value(cache),

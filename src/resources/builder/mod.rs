@@ -7,6 +7,7 @@
 pub mod build_keys;
 pub mod client;
 pub mod config;
+pub mod gc;
 mod legacy;
 pub mod monitoring;
 
@@ -483,6 +484,9 @@ impl BuilderResource {
         monitoring::converge(remote, &state.monitoring)
             .await
             .map_err(step("monitoring"))?;
+        gc::converge(remote, &state.gc)
+            .await
+            .map_err(step("periodic gc"))?;
         Ok(())
     }
 
@@ -538,7 +542,7 @@ impl BuilderResource {
             let checked = async {
                 let facts =
                     Self::check(&remote, &state, false, Some(&private.nix_snapshot)).await?;
-                Ok::<_, SshError>((facts, monitoring::check(&remote, &state.monitoring).await?))
+                Ok::<_, SshError>((facts, more_drift(&remote, &state).await?))
             };
             match checked.await {
                 Ok(facts) => Some((remote, facts)),
@@ -665,7 +669,14 @@ fn settle_unknowns(state: &mut BuilderState) {
     }
 }
 
-/// Append what another check found (e.g. [`monitoring`]) to `state.drift`.
+/// What the checks of the optional blocks ([`monitoring`], [`gc`]) find.
+async fn more_drift(remote: &Remote, state: &BuilderState) -> Result<Vec<String>, SshError> {
+    let mut drift = monitoring::check(remote, &state.monitoring).await?;
+    drift.extend(gc::check(remote, &state.gc).await?);
+    Ok(drift)
+}
+
+/// Append what another check found (e.g. [`more_drift`]) to `state.drift`.
 fn add_drift(state: &mut BuilderState, more: Vec<String>) {
     if !more.is_empty() {
         let mut drift = known_strings(&state.drift).unwrap_or_default();
@@ -883,7 +894,7 @@ impl Resource for BuilderResource {
                 Some(&private.nix_snapshot),
             )
             .await?;
-            Ok((facts, monitoring::check(&remote, &state.monitoring).await?))
+            Ok((facts, more_drift(&remote, &state).await?))
         })
         .await;
         let (facts, monitoring_drift) = match checked {
@@ -966,6 +977,15 @@ impl Resource for BuilderResource {
         state.config_hash = Self::desired_hash(&state, &target);
         state.drift = Value::Value(vec![]);
         Self::derive(&mut state, host.as_deref().unwrap_or_default());
+        if let Some(host) = &host {
+            gc::check_at_plan(
+                &configured,
+                &state.gc,
+                &Self::target(&state, host, None),
+                diags,
+            )
+            .await;
+        }
         let private = BuilderPrivate {
             token_salt: new_salt(),
             token_fingerprint: String::new(),
@@ -1052,6 +1072,14 @@ impl Resource for BuilderResource {
         );
         // The client attributes follow the planned key and endpoint.
         client::derive(&mut state);
+        let pinned = prior_state.host_key.as_ref_option().map(String::as_str);
+        gc::check_at_plan(
+            &configured,
+            &state.gc,
+            &Self::target(&prior_state, &host, pinned),
+            diags,
+        )
+        .await;
         Some((state, Value::Value(private), vec![]))
     }
 
@@ -1164,6 +1192,7 @@ impl Resource for BuilderResource {
                 build_user_script(&remote, "release", &user, "no", None).await?;
                 cachix_script(&remote, "", false, false, "").await?;
                 monitoring::clean(&remote).await?;
+                gc::clean(&remote).await?;
                 remote
                     .run_script(
                         "clean builder",
