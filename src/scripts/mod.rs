@@ -83,3 +83,7 @@ pub const PUSH_BUILD: &str = include_str!("push_build.sh");
 /// The builder's periodic garbage collection (systemd timer):
 /// `gc.sh probe|apply|check|clean SCHEDULE DELETE_OLDER_THAN`.
 pub const GC: &str = include_str!("gc.sh");
+
+/// Read-only health report of a builder (the `nixbuild_builder_status` data
+/// source): `builder_status.sh BUILD_USER`.
+pub const BUILDER_STATUS: &str = include_str!("builder_status.sh");

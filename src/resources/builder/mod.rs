@@ -10,6 +10,7 @@ pub mod config;
 pub mod gc;
 mod legacy;
 pub mod monitoring;
+pub mod status;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
