@@ -268,3 +268,40 @@ fn check_blocks_warn_about_an_unhealthy_builder() {
         assert!(!sd.try_exec("id nixbuild").0, "the build user is left");
     }
 }
+
+/// Bad input fails at plan time with the attribute's location, and no host
+/// is contacted.
+#[test]
+fn bad_status_input_fails_at_plan_time() {
+    let proxy = common::Proxy::start(&format!("{}:22", world().host("bare").address()));
+    let cases: &[(&str, &str)] = &[
+        ("min_store_free = \"10 GB\"", "is not a size"),
+        (
+            "build_user {\n    protocol = \"https\"\n  }",
+            "protocol = \"https\"",
+        ),
+        ("build_user {\n    name = \"a;b\"\n  }", "name = \"a;b\""),
+        (
+            "build_user {\n    private_key      = \"x\"\n    private_key_file = \"/k\"\n  }",
+            "not both",
+        ),
+    ];
+    for version in terraform_versions() {
+        for (body, message) in cases {
+            let tf = Tf::new(&version);
+            tf.write(&format!(
+                "{}\ndata \"nixbuild_builder_status\" \"x\" {{\n  host = \"127.0.0.1\"\n  {body}\n}}\n",
+                provider_config("").replacen("ssh {", &format!("ssh {{\n    port = {}", proxy.port), 1)
+            ));
+            let before = proxy.connection_count();
+            let text = tf.fails(&["plan", "-no-color"]);
+            assert!(text.contains("Error:"), "{body}: {text}");
+            assert!(text.contains(message), "{body} ({version}): {text}");
+            assert_eq!(
+                proxy.connection_count(),
+                before,
+                "{body}: a connection was made"
+            );
+        }
+    }
+}
