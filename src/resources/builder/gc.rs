@@ -230,9 +230,11 @@ async fn script(
         .await
 }
 
+/// `key` of a script's report (empty when absent).
 fn report(text: &str, key: &str) -> String {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+    crate::host::fields(text)
+        .get(key)
+        .copied()
         .unwrap_or_default()
         .to_string()
 }

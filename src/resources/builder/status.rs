@@ -154,11 +154,9 @@ fn build_user_ssh(config: &BuilderStatusState, user: &StatusBuildUser) -> SshBlo
     }
 }
 
-/// `key=value` from a script's report.
+/// `key` of a script's report.
 fn field(text: &str, key: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-        .map(str::to_string)
+    crate::host::fields(text).get(key).map(|v| v.to_string())
 }
 
 /// The daemon, disk and build checks over the administrative connection.
