@@ -874,9 +874,16 @@ terraform import toy_thing.x root@h:22
                 &[],
             ),
         );
+        walk(
+            "nixbuild_builder_status",
+            differences::<crate::resources::builder::status::BuilderStatusState>(
+                &sources["nixbuild_builder_status"],
+                &[],
+            ),
+        );
         assert_eq!(
             resources.len() + sources.len(),
-            6,
+            7,
             "a new resource or data source: add its type to this test"
         );
         assert!(found.is_empty(), "{found:#?}");

@@ -18,6 +18,7 @@ use tf_provider::{AttributePath, Diagnostics, DynamicDataSource, DynamicResource
 use crate::context::credentials::{validate_secret, CachixBlock};
 use crate::context::settings::validate_block;
 use crate::context::{CachixSettings, Context, Shared, SshBlock};
+use crate::resources::builder::status::BuilderStatusDataSource;
 use crate::resources::builder::BuilderResource;
 use crate::resources::cache_proxy::CacheProxyResource;
 use crate::resources::cache_push::CachePushResource;
@@ -168,6 +169,10 @@ impl Provider for NixbuildProvider {
         sources.insert(
             "host".into(),
             Box::new(HostDataSource::new(self.shared.clone())),
+        );
+        sources.insert(
+            "builder_status".into(),
+            Box::new(BuilderStatusDataSource::new(self.shared.clone())),
         );
         sources.insert(
             "cachix_cache".into(),

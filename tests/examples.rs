@@ -23,6 +23,7 @@ const OFFLINE: &[&str] = &[
     "resources/nixbuild_cache_push",
     "resources/nixbuild_cache_proxy",
     "data-sources/nixbuild_host",
+    "data-sources/nixbuild_builder_status",
     "data-sources/nixbuild_cachix_cache",
     "modules/builder",
     "modules/fleet",

@@ -24,6 +24,7 @@ const BUILDER: &str = "resource_schemas.nixbuild_builder.block";
 const CACHE_PUSH: &str = "resource_schemas.nixbuild_cache_push.block";
 const MACHINES_FILE: &str = "resource_schemas.nixbuild_machines_file.block";
 const RESOURCES: &str = "resource_schemas";
+const DATA_SOURCES: &str = "data_source_schemas";
 
 /// Every difference from 0.1.0, relative to the provider's entry, and why
 /// (docs/decisions.md, "Schema changes since 0.1.0", says the same).
@@ -133,6 +134,11 @@ const CHANGES_SINCE_0_1_0: &[(&str, &str, Change, &str)] = &[
      "new argument: access tokens for private github:/gitlab: flakes (sensitive map, root-only file)"),
     (BUILDER, "block_types.nix.block.attributes.netrc", Added,
      "new argument: netrc for private tarball flakes and substituters (sensitive, root-only file)"),
+    // Disk policy and health checks, issue 11 items 3 and 5.
+    (BUILDER, "block_types.gc", Added,
+     "new block: min_free / max_free and a periodic collection (systemd timer)"),
+    (DATA_SOURCES, "nixbuild_builder_status", Added,
+     "new data source: builder health for check blocks"),
 ];
 
 /// The nixbuild provider's entry of `providers schema -json` output.

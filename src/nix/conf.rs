@@ -16,6 +16,9 @@ pub const INCLUDE_LINE: &str = "!include nixbuild.conf";
 pub struct ManagedConf {
     pub max_jobs: Option<i64>,
     pub cores: Option<i64>,
+    /// `min-free` / `max-free` in bytes (the builder's `gc` block).
+    pub min_free: Option<u64>,
+    pub max_free: Option<u64>,
     pub system_features: Option<Vec<String>>,
     pub extra_platforms: Vec<String>,
     pub trusted_users: Vec<String>,
@@ -57,6 +60,12 @@ impl ManagedConf {
         }
         if let Some(cores) = self.cores {
             line("cores", cores.to_string());
+        }
+        if let Some(bytes) = self.min_free {
+            line("min-free", bytes.to_string());
+        }
+        if let Some(bytes) = self.max_free {
+            line("max-free", bytes.to_string());
         }
         if let Some(features) = &self.system_features {
             line("system-features", features.join(" "));
@@ -130,6 +139,8 @@ impl ManagedConf {
             match key.trim() {
                 "max-jobs" => conf.max_jobs = value.trim().parse().ok(),
                 "cores" => conf.cores = value.trim().parse().ok(),
+                "min-free" => conf.min_free = value.trim().parse().ok(),
+                "max-free" => conf.max_free = value.trim().parse().ok(),
                 "system-features" => conf.system_features = Some(words(value)),
                 "extra-platforms" => conf.extra_platforms = words(value),
                 "extra-trusted-users" => {
@@ -240,6 +251,8 @@ mod tests {
         let conf = ManagedConf {
             max_jobs: Some(4),
             cores: Some(2),
+            min_free: Some(1 << 30),
+            max_free: None,
             system_features: Some(vec!["big-parallel".into(), "kvm".into()]),
             extra_platforms: vec!["i686-linux".into()],
             trusted_users: vec!["nixbuild".into()],
@@ -254,6 +267,7 @@ mod tests {
         assert_eq!(text, conf.render());
         for want in [
             "max-jobs = 4\n",
+            "min-free = 1073741824\n",
             "cores = 2\n",
             "system-features = big-parallel kvm\n",
             "extra-platforms = i686-linux\n",
@@ -284,6 +298,8 @@ mod tests {
         let conf = ManagedConf {
             max_jobs: Some(3),
             cores: None,
+            min_free: Some(10 << 30),
+            max_free: Some(20 << 30),
             system_features: Some(vec!["kvm".into()]),
             extra_platforms: vec![],
             trusted_users: vec!["nixbuild".into(), "alice".into()],

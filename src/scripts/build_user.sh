@@ -26,6 +26,14 @@ owner=$(account_owner "$name" "$records")
 
 home_of() { getent passwd "$name" | cut -d: -f6; }
 
+# Whether the user runs a process (from /proc: procps may be missing).
+has_processes() {
+  for proc in /proc/[0-9]*; do
+    [ "$(stat -c %U "$proc" 2>/dev/null)" != "$name" ] || return 0
+  done
+  return 1
+}
+
 write_record() { # ORIGIN GROUPS KEYS
   mkdir -p "$records"
   chmod 0700 "$records"
@@ -52,16 +60,16 @@ case "$mode" in
   release)
     case "$owner" in
       created)
-        # A client's session (e.g. `nix-daemon --stdio` of a build that just
-        # ended) may still be exiting: userdel refuses a user with processes.
-        if pkill -u "$name" 2>/dev/null; then
-          i=0
-          while pgrep -u "$name" >/dev/null 2>&1 && [ "$i" -lt 60 ]; do
-            i=$((i + 1))
-            if [ "$i" = 30 ]; then pkill -KILL -u "$name" 2>/dev/null || true; fi
-            sleep 0.1
-          done
-        fi
+        # A client's last login may have left a session or a systemd user
+        # manager behind, which makes userdel refuse: end them, give them
+        # 10 s, then kill what is left.
+        pkill -u "$name" 2>/dev/null || true
+        waited=0
+        while has_processes && [ "$waited" -lt 50 ]; do
+          sleep 0.2
+          waited=$((waited + 1))
+        done
+        pkill -KILL -u "$name" 2>/dev/null || true
         userdel -r "$name" 2>/dev/null || userdel "$name"
         echo "deleted $name"
         ;;

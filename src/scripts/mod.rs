@@ -92,3 +92,11 @@ pub const PUSH_HOOK_SETUP: &str = include_str!("push_hook_setup.sh");
 /// The builder's root-only Nix credential files (access tokens, netrc):
 /// `nix_credentials.sh apply|check|clean CONF_PATH NETRC_PATH`, contents on stdin.
 pub const NIX_CREDENTIALS: &str = include_str!("nix_credentials.sh");
+
+/// The builder's periodic garbage collection (systemd timer):
+/// `gc.sh probe|apply|check|clean SCHEDULE DELETE_OLDER_THAN`.
+pub const GC: &str = include_str!("gc.sh");
+
+/// Read-only health report of a builder (the `nixbuild_builder_status` data
+/// source): `builder_status.sh BUILD_USER`.
+pub const BUILDER_STATUS: &str = include_str!("builder_status.sh");

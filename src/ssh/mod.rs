@@ -8,11 +8,13 @@
 //! - [`connect`]: one verified, authenticated connection, with retries;
 //! - [`pool`]: pooled connections, channel limits and pinned host keys;
 //! - [`exec`]: commands, scripts and uploads on a connected host;
+//! - [`exchange`]: a protocol greeting written and answered before end of input;
 //! - [`quote`]: the one shell-quoting function.
 
 pub mod auth;
 pub mod connect;
 pub mod error;
+pub mod exchange;
 pub mod exec;
 pub mod hostkey;
 pub mod pool;

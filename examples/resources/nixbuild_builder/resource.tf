@@ -33,6 +33,16 @@ resource "nixbuild_builder" "x86" {
     watch_store = true # push every new store path (systemd service)
   }
 
+  # Disk policy: during builds, Nix collects garbage when less than 10 GiB
+  # are free, until 50 GiB are; every week a systemd timer also deletes
+  # profile generations older than 30 days and collects what they held.
+  gc {
+    min_free          = "10G"
+    max_free          = "50G"
+    schedule          = "weekly"
+    delete_older_than = "30d"
+  }
+
   on_destroy = "keep" # the host is destroyed with it
 
   timeouts {

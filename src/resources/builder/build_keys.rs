@@ -40,12 +40,23 @@ impl Protocol {
             Self::Ssh => "nix-store --serve --write",
         }
     }
+    /// The command a client runs for this protocol, and the one a
+    /// restricted key is forced to.
+    pub fn command(self) -> String {
+        format!("PATH={NIX_PROFILE_BIN}:$PATH exec {}", self.program())
+    }
+    /// The protocol's opening: the magic number a client sends and the one
+    /// the server answers with (Nix's worker and serve protocols; 64-bit
+    /// little-endian on the wire).
+    pub fn magic(self) -> (u64, u64) {
+        match self {
+            Self::SshNg => (0x6e69_7863, 0x6478_696f),
+            Self::Ssh => (0x390c_9deb, 0x5452_eecb),
+        }
+    }
     /// The `authorized_keys` options that restrict a key to this protocol.
     fn options(self) -> String {
-        format!(
-            "restrict,command=\"PATH={NIX_PROFILE_BIN}:$PATH exec {}\"",
-            self.program()
-        )
+        format!("restrict,command=\"{}\"", self.command())
     }
 }
 

@@ -11,6 +11,7 @@ use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
 use super::build_keys::{self, Protocol, PROTOCOLS};
+use super::gc::GcBlock;
 use super::monitoring::MonitoringBlock;
 use super::push_hook::PushBlock;
 use crate::cache::cachix::valid_cache_name;
@@ -174,7 +175,10 @@ pub struct BuilderState {
     #[serde(with = "crate::schema::optional_block")]
     #[schemars(with = "Block<PushBlock>")]
     pub push: Value<PushBlock>,
-    /// What destroy does: `keep` (default: nothing, no connection; the host is usually destroyed with it) or `clean` (remove only what this resource created: the build user if this provider created it, the managed config, the watch-store service and its token file, the monitoring units, the push hook with its key, queue and units).
+    #[serde(with = "crate::schema::optional_block")]
+    #[schemars(with = "Block<GcBlock>")]
+    pub gc: Value<GcBlock>,
+    /// What destroy does: `keep` (default: nothing, no connection; the host is usually destroyed with it) or `clean` (remove only what this resource created: the build user if this provider created it, the managed config, the watch-store service and its token file, the monitoring and gc units, the push hook with its key, queue and units, the Nix credential files).
     #[schemars(with = "Optional<String>")]
     pub on_destroy: Value<String>,
     #[serde(with = "crate::schema::optional_block")]
@@ -497,6 +501,7 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
     }
     super::monitoring::validate(&config.monitoring, diags);
     super::push_hook::validate(config, diags);
+    super::gc::validate(&config.gc, diags);
     timeouts::validate(&config.timeouts, diags);
 }
 
@@ -634,6 +639,7 @@ impl BuilderState {
             return None;
         }
         let include_credentials = super::nix_credentials::wanted(&nix)?.any();
+        let (min_free, max_free) = super::gc::sizes(&self.gc)?;
         let mut trusted_users = vec![self.build_user_name()?];
         trusted_users.extend(known_strings(&nix.trusted_users)?);
         let mut substituters = known_strings(&nix.substituters)?;
@@ -645,6 +651,8 @@ impl BuilderState {
         Some(ManagedConf {
             max_jobs: nix.max_jobs.as_option(),
             cores: nix.cores.as_option(),
+            min_free,
+            max_free,
             system_features: match &nix.system_features {
                 Value::Null => None,
                 list => Some(known_strings(list)?),
@@ -735,6 +743,7 @@ impl BuilderState {
                 _ => Value::Null,
             },
         });
+        self.gc = super::gc::from_conf(conf.min_free, conf.max_free);
         self.cachix = match conf.cachix_cache {
             Some(cache) => Value::Value(CachixBlock {
                 cache: Value::Value(cache),

@@ -7,10 +7,12 @@
 pub mod build_keys;
 pub mod client;
 pub mod config;
+pub mod gc;
 mod legacy;
 pub mod monitoring;
 pub mod nix_credentials;
 pub mod push_hook;
+pub mod status;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -501,6 +503,9 @@ impl BuilderResource {
         monitoring::converge(remote, &state.monitoring)
             .await
             .map_err(step("monitoring"))?;
+        gc::converge(remote, &state.gc)
+            .await
+            .map_err(step("periodic gc"))?;
         Ok(())
     }
 
@@ -692,7 +697,7 @@ fn settle_unknowns(state: &mut BuilderState) {
     }
 }
 
-/// The checks of the optional blocks ([`monitoring`], [`push_hook`]).
+/// What the checks of the optional blocks ([`monitoring`], [`gc`], [`push_hook`]) and the credential files find.
 async fn extra_checks(
     remote: &Remote,
     state: &BuilderState,
@@ -700,12 +705,13 @@ async fn extra_checks(
     with_fingerprint: bool,
 ) -> Result<Vec<String>, SshError> {
     let mut drift = monitoring::check(remote, &state.monitoring).await?;
+    drift.extend(gc::check(remote, &state.gc).await?);
     drift.extend(push_hook::check(remote, &state.push).await?);
     drift.extend(nix_credentials::drift(remote, state, private, with_fingerprint).await?);
     Ok(drift)
 }
 
-/// Append what another check found (e.g. [`monitoring`]) to `state.drift`.
+/// Append what another check found (e.g. [`extra_checks`]) to `state.drift`.
 fn add_drift(state: &mut BuilderState, more: Vec<String>) {
     if !more.is_empty() {
         let mut drift = known_strings(&state.drift).unwrap_or_default();
@@ -983,6 +989,15 @@ impl Resource for BuilderResource {
         state.config_hash = Self::desired_hash(&state, &target);
         state.drift = Value::Value(vec![]);
         Self::derive(&mut state, host.as_deref().unwrap_or_default());
+        if let Some(host) = &host {
+            gc::check_at_plan(
+                &configured,
+                &state.gc,
+                &Self::target(&state, host, None),
+                diags,
+            )
+            .await;
+        }
         let private = BuilderPrivate {
             token_salt: new_salt(),
             token_fingerprint: String::new(),
@@ -1047,6 +1062,14 @@ impl Resource for BuilderResource {
         set_planned_pins(&mut state, pins);
         // The client attributes follow the planned key and endpoint.
         client::derive(&mut state);
+        let pinned = prior_state.host_key.as_ref_option().map(String::as_str);
+        gc::check_at_plan(
+            &configured,
+            &state.gc,
+            &Self::target(&prior_state, &host, pinned),
+            diags,
+        )
+        .await;
         Some((state, Value::Value(private), vec![]))
     }
 
@@ -1160,6 +1183,7 @@ impl Resource for BuilderResource {
                 cachix_script(&remote, "", false, false, "").await?;
                 monitoring::clean(&remote).await?;
                 nix_credentials::clean(&remote).await?;
+                gc::clean(&remote).await?;
                 remote
                     .run_script(
                         "clean builder",
