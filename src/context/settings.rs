@@ -88,6 +88,20 @@ impl SshBlock {
     }
 }
 
+/// Plan-time checks of a resource's top-level `host` and `ssh` block (the
+/// passphrase may still come from the provider block: checked again at
+/// connect). Unknown values are skipped.
+pub fn validate_host_and_ssh(host: &Value<String>, ssh: &Value<SshBlock>, diags: &mut Diagnostics) {
+    if let Value::Value(host) = host {
+        if let Err(e) = check_host(host) {
+            diags.error("Invalid host", e, AttributePath::new("host"));
+        }
+    }
+    if let Value::Value(ssh) = ssh {
+        validate_block(ssh, &AttributePath::new("ssh").index(0), true, diags);
+    }
+}
+
 /// Plan-time checks of one `ssh` block, at `path`. Unknown values are skipped:
 /// they are checked again when known. `passphrase_elsewhere` says whether a
 /// passphrase may still come from another level (so an encrypted key alone is

@@ -2,6 +2,7 @@
 //! Nix version, CPU count and (verified) host key. Read-only: it runs one
 //! script that changes nothing on the host.
 
+use crate::context::settings::validate_host_and_ssh;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -11,10 +12,8 @@ use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, DataSource, Diagnostics};
 
-use crate::context::settings::validate_block;
 use crate::context::{Context, Purpose, Shared, SshBlock, Target};
 use crate::host::Probe;
-use crate::ssh::settings::check_host;
 use crate::tfschema::{schema_or_diag, Block, Computed, Required};
 
 /// Probes a host over SSH (verifying its host key) and reports its Nix system, Nix version, CPU count and host key. Runs one read-only script on the host.
@@ -76,15 +75,7 @@ impl DataSource for HostDataSource {
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
-        if let Value::Value(host) = &config.host {
-            if let Err(e) = check_host(host) {
-                diags.error("Invalid host", e, AttributePath::new("host"));
-            }
-        }
-        if let Value::Value(ssh) = &config.ssh {
-            // The passphrase may come from the provider block: checked again at read.
-            validate_block(ssh, &AttributePath::new("ssh").index(0), true, diags);
-        }
+        validate_host_and_ssh(&config.host, &config.ssh, diags);
         Some(())
     }
 

@@ -2,6 +2,7 @@
 //! (whose descriptions are the docs), plan-time validation with attribute
 //! paths, and the desired host configuration derived from the arguments.
 
+use crate::context::settings::validate_host_and_ssh;
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
@@ -16,14 +17,13 @@ use super::monitoring::MonitoringBlock;
 use super::push_hook::PushBlock;
 use crate::cache::cachix::valid_cache_name;
 use crate::context::credentials::validate_secret;
-use crate::context::settings::validate_block;
 use crate::context::SshBlock;
 use crate::nix::conf::{
     check_feature, check_public_key, check_substituter, check_system, ManagedConf,
 };
 use crate::resources::timeouts::{self, Defaults, Operation, Timeouts};
 use crate::secrets::Secret;
-use crate::ssh::settings::{check_host, check_user};
+use crate::ssh::settings::check_user;
 use crate::ssh::HostKey;
 use crate::tfschema::{schema_of, Block, Computed, Optional, Required};
 
@@ -318,14 +318,7 @@ fn check_authorized_key(key: &str) -> Result<(), String> {
 
 /// Plan-time checks of every argument. Unknown values are skipped.
 pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
-    if let Value::Value(host) = &config.host {
-        if let Err(e) = check_host(host) {
-            diags.error("Invalid host", e, AttributePath::new("host"));
-        }
-    }
-    if let Value::Value(ssh) = &config.ssh {
-        validate_block(ssh, &AttributePath::new("ssh").index(0), true, diags);
-    }
+    validate_host_and_ssh(&config.host, &config.ssh, diags);
     if let Value::Value(on_destroy) = &config.on_destroy {
         if !["keep", "clean"].contains(&on_destroy.as_str()) {
             diags.error(

@@ -9,6 +9,7 @@
 //! reason in `problems`), never an error: a check block then warns instead of
 //! the plan failing. Read-only: nothing on the host changes.
 
+use crate::context::settings::validate_host_and_ssh;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -21,10 +22,9 @@ use tf_provider::{AttributePath, DataSource, Diagnostics};
 use super::build_keys::{Protocol, PROTOCOLS};
 use super::config::{str_list, StrList, DEFAULT_BUILD_USER};
 use super::gc::parse_size;
-use crate::context::settings::validate_block;
 use crate::context::{Context, Outcome, Purpose, Shared, SshBlock, Target};
 use crate::secrets::Secret;
-use crate::ssh::settings::{check_host, check_user};
+use crate::ssh::settings::check_user;
 use crate::ssh::Remote;
 use crate::tfschema::{schema_or_diag, Block, Computed, Optional, Required};
 
@@ -282,14 +282,7 @@ impl DataSource for BuilderStatusDataSource {
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
-        if let Value::Value(host) = &config.host {
-            if let Err(e) = check_host(host) {
-                diags.error("Invalid host", e, AttributePath::new("host"));
-            }
-        }
-        if let Value::Value(ssh) = &config.ssh {
-            validate_block(ssh, &AttributePath::new("ssh").index(0), true, diags);
-        }
+        validate_host_and_ssh(&config.host, &config.ssh, diags);
         if let Value::Value(user) = &config.build_user {
             let at = |name: &'static str| AttributePath::new("build_user").index(0).attribute(name);
             if let Value::Value(name) = &user.name {

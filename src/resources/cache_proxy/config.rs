@@ -2,6 +2,7 @@
 //! the schema; its doc comments are the docs) and plan-time validation with
 //! attribute paths. Nothing here reaches a host.
 
+use crate::context::settings::validate_host_and_ssh;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -12,7 +13,6 @@ use tf_provider::schema::Schema;
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
-use crate::context::settings::validate_block;
 use crate::context::SshBlock;
 use crate::nix::conf::check_public_key;
 use crate::resources::timeouts::{self, Defaults, Operation, Timeouts};
@@ -349,14 +349,7 @@ pub fn check_private_key(pem: &str) -> Result<(), String> {
 /// Plan-time checks, each error at its attribute path. Unknown values wait.
 pub fn validate(config: &CacheProxyState, diags: &mut Diagnostics) {
     let at = AttributePath::new;
-    if let Value::Value(host) = &config.host {
-        if let Err(e) = check_host(host) {
-            diags.error("Invalid host", e, at("host"));
-        }
-    }
-    if let Value::Value(ssh) = &config.ssh {
-        validate_block(ssh, &at("ssh").index(0), true, diags);
-    }
+    validate_host_and_ssh(&config.host, &config.ssh, diags);
     match &config.upstream {
         Value::Value(blocks) if blocks.is_empty() => diags.error(
             "No upstream cache",

@@ -2,13 +2,12 @@
 //! attribute path at fault; values that are still unknown are skipped (they
 //! are checked again when they are known).
 
+use crate::context::settings::validate_host_and_ssh;
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
 use super::{closure, destinations, source, CachePushState};
 use crate::cache::{cachix, store};
-use crate::context::settings::validate_block;
-use crate::ssh::settings::check_host;
 
 fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
@@ -63,14 +62,7 @@ pub fn check_flake_ref(value: &str) -> Result<(), String> {
 }
 
 pub fn validate(config: &CachePushState, diags: &mut Diagnostics) {
-    if let Value::Value(host) = &config.host {
-        if let Err(e) = check_host(host) {
-            diags.error("Invalid host", e, AttributePath::new("host"));
-        }
-    }
-    if let Value::Value(ssh) = &config.ssh {
-        validate_block(ssh, &AttributePath::new("ssh").index(0), true, diags);
-    }
+    validate_host_and_ssh(&config.host, &config.ssh, diags);
 
     // Source: at most one of flake and source.
     if config.flake.is_value() && config.source.is_value() {
