@@ -103,6 +103,20 @@ def main():
     print("|---|---|---|")
     for name, value, note in rows:
         print(f"| {name} | {value} | {note} |")
+    # Every remote command, by step: how many, and their time (channel open
+    # to exit status) per resource.
+    by_step = {}
+    for e in provider("done:"):
+        step, elapsed = field(e, "step"), field(e, "elapsed_ms")
+        if step and elapsed is not None:
+            by_step.setdefault(step, []).append(float(elapsed))
+    if by_step:
+        total = sum(len(v) for v in by_step.values())
+        print(f"\nRemote commands of that run: {total}\n")
+        print("| step | commands | median ms | sum ms |")
+        print("|---|---|---|---|")
+        for step, values in by_step.items():
+            print(f"| {step} | {len(values)} | {statistics.median(values):.0f} | {sum(values):.0f} |")
 
 
 if __name__ == "__main__":

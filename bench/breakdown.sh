@@ -10,6 +10,7 @@
 #   3. the remote side of the check, timed on the host itself (`date +%s%N`
 #      around each command, over plain ssh): the full check, the check with a
 #      matching Nix fingerprint, `nix --version`, `nix show-config`, `true`.
+# PROVIDER_DIR=DIR breaks down the build in DIR instead of this tree's.
 # Prints Markdown tables; asserts nothing. Uses bench hosts b1..b20 and b51
 # (started with up.sh in NIXBUILD_BENCH_ONLY mode), destroys what it applied.
 set -euo pipefail
@@ -25,8 +26,11 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 bench_hosts_up 60
-cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
-dev_overrides_rc "$work/after.rc" "$repo/target/release"
+# PROVIDER_DIR: a directory with another build (e.g. an older one) to break down.
+if [ -z "${PROVIDER_DIR:-}" ]; then
+  cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
+fi
+dev_overrides_rc "$work/after.rc" "${PROVIDER_DIR:-$repo/target/release}"
 export TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1 TF_CLI_CONFIG_FILE="$work/after.rc"
 unset TF_LOG TF_LOG_PROVIDER SSH_AUTH_SOCK CACHIX_AUTH_TOKEN CACHIX_SIGNING_KEY
 builder_dir d1 50 1 '["root"]'
@@ -57,6 +61,13 @@ traced apply1 d1 apply -auto-approve -var max_jobs=2
 python3 "$repo/bench/breakdown.py" "No-op \`terraform plan\`, 1 builder (ms)" "$work/plan1.log"
 python3 "$repo/bench/breakdown.py" "No-op \`terraform plan\`, 20 builders (ms; medians per resource)" "$work/plan20.log"
 python3 "$repo/bench/breakdown.py" "\`terraform apply\` of a max_jobs change, 1 builder: plan and apply walks, separate provider processes (ms)" "$work/apply1.log"
+# Bootstrap of fresh hosts (b51..b60, as R3 of bench/builder.sh): 1, then 10.
+for n in 1 10; do
+  builder_dir "boot$n" 50 "$n" '["root"]'
+  traced "boot$n" "boot$n" apply -auto-approve
+  tf "boot$n" destroy -auto-approve || fail "destroy of boot$n"
+  python3 "$repo/bench/breakdown.py" "Bootstrap apply of $n fresh host(s), \`install = \"none\"\` (ms)" "$work/boot$n.log"
+done
 
 # The remote side: each command timed on the host, median of $runs.
 address=$(sed -n 51p "$work/addresses")

@@ -7,7 +7,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::Probe;
+use crate::ssh::steps::Step;
 use crate::ssh::{Remote, SshError};
+
+/// The check's step name (in logs and errors).
+pub const CHECK_STEP: &str = "check builder";
 
 /// What the read-only check reports about a host.
 #[derive(Clone, Debug, Default)]
@@ -84,7 +88,12 @@ impl Facts {
         args: &[&str],
         known: Option<&NixSnapshot>,
     ) -> Result<Self, SshError> {
-        const STEP: &str = "check builder";
+        let out = Self::check_step(args, known).run(remote, true).await?;
+        Self::from_check(remote, &out.stdout_text(), known)
+    }
+
+    /// The check of [`check`](Self::check) as a step, to run alone or with others.
+    pub fn check_step(args: &[&str], known: Option<&NixSnapshot>) -> Step {
         let script = format!(
             "{}\n{}\n{}\n{}",
             crate::scripts::NIX_FINGERPRINT,
@@ -95,12 +104,19 @@ impl Facts {
         let known = known.filter(|k| !k.fingerprint.is_empty());
         let mut all_args = vec![known.map_or("", |k| k.fingerprint.as_str())];
         all_args.extend_from_slice(args);
-        let out = remote
-            .run_script(STEP, &script, &all_args, None, true)
-            .await?;
-        let mut facts = Self::parse(&out.stdout_text()).map_err(|reason| SshError::Unexpected {
+        Step::new(CHECK_STEP, script, &all_args)
+    }
+
+    /// The facts in the output `text` of [`check_step`](Self::check_step).
+    pub fn from_check(
+        remote: &Remote,
+        text: &str,
+        known: Option<&NixSnapshot>,
+    ) -> Result<Self, SshError> {
+        let known = known.filter(|k| !k.fingerprint.is_empty());
+        let mut facts = Self::parse(text).map_err(|reason| SshError::Unexpected {
             host: remote.endpoint().to_string(),
-            step: STEP.into(),
+            step: CHECK_STEP.into(),
             reason,
         })?;
         match known {

@@ -1,6 +1,10 @@
 //! `probe.sh`: the read-only script every connection to a host can run first.
 
+use crate::ssh::steps::Step;
 use crate::ssh::{Remote, SshError};
+
+/// The probe's step name (in logs and errors).
+pub const PROBE_STEP: &str = "probe host";
 
 /// What `probe.sh` reports about a host.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -49,16 +53,19 @@ impl Probe {
         Self::run_script(remote, crate::scripts::PROBE).await
     }
 
-    /// The probe without `nix --version` (`nix_version` is `None`): for
-    /// callers that need only the OS facts, so no `nix` process starts.
-    pub async fn run_without_nix(remote: &Remote) -> Result<Self, SshError> {
-        let script = format!("nix_version_unchanged=yes\n{}", crate::scripts::PROBE);
-        Self::run_script(remote, &script).await
+    /// The probe without `nix --version` (`nix_version` absent), as a step:
+    /// for callers that need only the OS facts, so no `nix` process starts.
+    pub fn without_nix_step() -> Step {
+        Step::new(
+            PROBE_STEP,
+            format!("nix_version_unchanged=yes\n{}", crate::scripts::PROBE),
+            &[],
+        )
     }
 
     async fn run_script(remote: &Remote, script: &str) -> Result<Self, SshError> {
         let output = remote
-            .run_script("probe host", script, &[], None, false)
+            .run_script(PROBE_STEP, script, &[], None, false)
             .await?;
         Self::parse(&output.stdout_text()).map_err(|reason| SshError::Unexpected {
             host: remote.endpoint().to_string(),

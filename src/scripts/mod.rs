@@ -100,3 +100,7 @@ pub const GC: &str = include_str!("gc.sh");
 /// Read-only health report of a builder (the `nixbuild_builder_status` data
 /// source): `builder_status.sh BUILD_USER`.
 pub const BUILDER_STATUS: &str = include_str!("builder_status.sh");
+
+/// Runs several scripts as one remote command (src/ssh/steps.rs appends the
+/// scripts as functions and one `nb_step` line per step).
+pub const STEPS: &str = include_str!("steps.sh");

@@ -61,6 +61,19 @@ pub enum SshError {
     },
 }
 
+impl SshError {
+    /// The step a command error names (`None` for connection errors).
+    pub fn step(&self) -> Option<&str> {
+        match self {
+            Self::CommandFailed { step, .. }
+            | Self::Refused { step, .. }
+            | Self::Unexpected { step, .. }
+            | Self::Session { step, .. } => Some(step),
+            _ => None,
+        }
+    }
+}
+
 fn waited_text(waited: Duration) -> String {
     if waited.is_zero() {
         String::new()

@@ -9,6 +9,7 @@
 //! - [`pool`]: pooled connections, channel limits and pinned host keys;
 //! - [`exec`]: commands, scripts and uploads on a connected host;
 //! - [`exchange`]: a protocol greeting written and answered before end of input;
+//! - [`steps`]: several scripts as one remote command;
 //! - [`quote`]: the one shell-quoting function.
 
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod hostkey;
 pub mod pool;
 pub mod quote;
 pub mod settings;
+pub mod steps;
 
 pub use error::SshError;
 pub use exec::Remote;

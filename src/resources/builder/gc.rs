@@ -13,6 +13,7 @@ use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
 use crate::context::{Context, Outcome, Purpose, Target};
+use crate::ssh::steps::Step;
 use crate::ssh::{Remote, SshError};
 use crate::tfschema::Optional;
 
@@ -218,16 +219,9 @@ fn wants_schedule(value: &Value<GcBlock>) -> bool {
     }
 }
 
-async fn script(
-    remote: &Remote,
-    step: &str,
-    mode: &str,
-    schedule: &str,
-    age: &str,
-) -> Result<crate::ssh::exec::ExecOutput, SshError> {
-    remote
-        .run_script(step, crate::scripts::GC, &[mode, schedule, age], None, true)
-        .await
+/// `gc.sh MODE SCHEDULE AGE` as a step called `name`.
+fn step(name: &str, mode: &str, schedule: &str, age: &str) -> Step {
+    Step::new(name, crate::scripts::GC, &[mode, schedule, age])
 }
 
 /// `key` of a script's report (empty when absent).
@@ -263,7 +257,7 @@ pub async fn check_at_plan(
     };
     let probed = tokio::time::timeout(
         crate::context::policy::READ_COMMAND_BUDGET,
-        script(&remote, "check gc schedule", "probe", &schedule, ""),
+        step("check gc schedule", "probe", &schedule, "").run(&remote, true),
     )
     .await;
     let Ok(Ok(out)) = probed else {
@@ -291,44 +285,50 @@ pub async fn check_at_plan(
 
 /// Apply: write and start the timer, or remove it when no schedule is set (a
 /// no-op on a host that has none).
-pub async fn converge(remote: &Remote, value: &Value<GcBlock>) -> Result<(), SshError> {
+pub fn converge_step(value: &Value<GcBlock>) -> Step {
     match periodic(value) {
-        Some((schedule, age)) => script(remote, "set up periodic gc", "apply", &schedule, &age)
-            .await
-            .map(|_| ()),
-        None => clean(remote).await,
+        Some((schedule, age)) => step("set up periodic gc", "apply", &schedule, &age),
+        None => clean_step(),
     }
 }
 
-pub async fn clean(remote: &Remote) -> Result<(), SshError> {
-    script(remote, "remove periodic gc", "clean", "", "")
-        .await
-        .map(|_| ())
+/// Remove what the block put on the host (a no-op on a host with none).
+pub fn clean_step() -> Step {
+    step("remove periodic gc", "clean", "", "")
 }
 
 /// Read and apply: what is out of line with the schedule (only with one).
 pub async fn check(remote: &Remote, value: &Value<GcBlock>) -> Result<Vec<String>, SshError> {
-    let Some((schedule, age)) = periodic(value) else {
-        return Ok(vec![]);
-    };
-    let out = script(remote, "check periodic gc", "check", &schedule, &age).await?;
-    let text = out.stdout_text();
+    match check_step(value) {
+        Some(step) => Ok(drift_in(&step.run(remote, true).await?.stdout_text())),
+        None => Ok(vec![]),
+    }
+}
+
+/// The check as a step (`None`: no schedule, nothing to check).
+pub fn check_step(value: &Value<GcBlock>) -> Option<Step> {
+    let (schedule, age) = periodic(value)?;
+    Some(step("check periodic gc", "check", &schedule, &age))
+}
+
+/// What the check's output `text` shows out of line.
+pub fn drift_in(text: &str) -> Vec<String> {
     let mut drift = Vec::new();
-    let timer = report(&text, "timer");
+    let timer = report(text, "timer");
     if timer != "active" {
         drift.push(format!(
             "the gc timer {TIMER_UNIT} is `{}`",
             if timer.is_empty() { "unknown" } else { &timer }
         ));
     }
-    match report(&text, "units").as_str() {
+    match report(text, "units").as_str() {
         "same" => {}
         "missing" => drift.push(format!("the gc units {SERVICE_UNIT} / {TIMER_UNIT} are missing")),
         _ => drift.push(format!(
             "the gc units {SERVICE_UNIT} / {TIMER_UNIT} differ from gc.schedule / gc.delete_older_than"
         )),
     }
-    Ok(drift)
+    drift
 }
 
 #[cfg(test)]

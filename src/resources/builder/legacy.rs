@@ -8,8 +8,7 @@
 //! state lacks `records_ownership` (every later build sets it).
 
 use super::config::BuilderPrivate;
-use crate::ssh::Remote;
-use crate::ssh::SshError;
+use crate::ssh::steps::Step;
 
 /// Whether `private` was written by a build that kept no ownership records.
 pub fn is_legacy(private: &BuilderPrivate) -> bool {
@@ -28,10 +27,8 @@ pub fn foreign_user_finding(private: &BuilderPrivate, found: String) -> String {
 
 /// Record a 0.1.0 builder's build user as created by this provider (nothing
 /// happens when the host already has a record, or no such account).
-pub async fn claim_build_user(remote: &Remote, user: &str) -> Result<(), SshError> {
-    super::build_user_script(remote, "claim", user, "no", None)
-        .await
-        .map(|_| ())
+pub fn claim_build_user_step(user: &str) -> Step {
+    super::build_user_step("claim", user, "no", None)
 }
 
 #[cfg(test)]

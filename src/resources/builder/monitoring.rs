@@ -12,6 +12,7 @@ use tf_provider::{AttributePath, Diagnostics};
 
 use crate::nix::conf::sha256_hex;
 use crate::resources::cache_proxy::config::parse_listen;
+use crate::ssh::steps::Step;
 use crate::ssh::{Remote, SshError};
 use crate::tfschema::Optional;
 
@@ -50,45 +51,25 @@ fn listen(block: &MonitoringBlock) -> String {
         .unwrap_or_else(|| DEFAULT_LISTEN.to_string())
 }
 
-async fn script(
-    remote: &Remote,
-    step: &str,
-    mode: &str,
-    listen: &str,
-    stdin: Option<&[u8]>,
-) -> Result<crate::ssh::exec::ExecOutput, SshError> {
-    remote
-        .run_script(
-            step,
-            crate::scripts::MONITORING,
-            &[mode, listen],
-            stdin,
-            true,
-        )
-        .await
+/// `monitoring.sh MODE LISTEN` as a step called `name`.
+fn step(name: &str, mode: &str, listen: &str) -> Step {
+    Step::new(name, crate::scripts::MONITORING, &[mode, listen])
 }
 
-/// Apply: set up the exporter and the timer, or remove them when the block is
-/// absent (a no-op on a host that has none).
-pub async fn converge(remote: &Remote, value: &Value<MonitoringBlock>) -> Result<(), SshError> {
+/// Apply: set up the exporter and the timer (the metrics script on stdin),
+/// or remove them when the block is absent (a no-op on a host that has none).
+pub fn converge_step(value: &Value<MonitoringBlock>) -> Step {
     match value.as_ref_option() {
-        Some(block) => script(
-            remote,
-            "set up monitoring",
-            "apply",
-            &listen(block),
-            Some(crate::scripts::NIX_METRICS.as_bytes()),
-        )
-        .await
-        .map(|_| ()),
-        None => clean(remote).await,
+        Some(block) => {
+            step("set up monitoring", "apply", &listen(block)).input(crate::scripts::NIX_METRICS)
+        }
+        None => clean_step(),
     }
 }
 
-pub async fn clean(remote: &Remote) -> Result<(), SshError> {
-    script(remote, "remove monitoring", "clean", "", None)
-        .await
-        .map(|_| ())
+/// Remove what the block put on the host (a no-op on a host with none).
+pub fn clean_step() -> Step {
+    step("remove monitoring", "clean", "")
 }
 
 /// Read and apply: what is out of line, appended to `drift` (only with the block).
@@ -96,11 +77,27 @@ pub async fn check(
     remote: &Remote,
     value: &Value<MonitoringBlock>,
 ) -> Result<Vec<String>, SshError> {
+    match check_step(value) {
+        Some(step) => Ok(drift_in(
+            value,
+            &step.run(remote, true).await?.stdout_text(),
+        )),
+        None => Ok(vec![]),
+    }
+}
+
+/// The check as a step (`None`: no block, nothing to check).
+pub fn check_step(value: &Value<MonitoringBlock>) -> Option<Step> {
+    value
+        .as_ref_option()
+        .map(|_| step("check monitoring", "check", ""))
+}
+
+/// What the check's output `text` shows out of line with the block.
+pub fn drift_in(value: &Value<MonitoringBlock>, text: &str) -> Vec<String> {
     let Some(block) = value.as_ref_option() else {
-        return Ok(vec![]);
+        return vec![];
     };
-    let out = script(remote, "check monitoring", "check", "", None).await?;
-    let text = out.stdout_text();
     let get = |key: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
@@ -126,5 +123,5 @@ pub async fn check(
     if get("script_sha256") != sha256_hex(crate::scripts::NIX_METRICS.as_bytes()) {
         drift.push("the Nix metrics script was changed or removed".into());
     }
-    Ok(drift)
+    drift
 }

@@ -17,6 +17,7 @@ use crate::nix::credentials::{
     NETRC_PATH,
 };
 use crate::secrets::Secret;
+use crate::ssh::steps::Step;
 use crate::ssh::{Remote, SshError};
 
 /// Host name → access token.
@@ -135,51 +136,38 @@ pub fn validate(nix: &NixBlock, diags: &mut Diagnostics) {
     }
 }
 
-async fn script(
-    remote: &Remote,
-    step: &str,
-    mode: &str,
-    stdin: &str,
-) -> Result<crate::ssh::exec::ExecOutput, SshError> {
-    remote
-        .run_script(
-            step,
-            crate::scripts::NIX_CREDENTIALS,
-            &[mode, CREDENTIALS_CONF_PATH, NETRC_PATH],
-            Some(stdin.as_bytes()),
-            true,
-        )
-        .await
+/// `nix_credentials.sh MODE CONF NETRC` as a step called `name`, `stdin` its input.
+fn step(name: &str, mode: &str, stdin: String) -> Step {
+    Step::new(
+        name,
+        crate::scripts::NIX_CREDENTIALS,
+        &[mode, CREDENTIALS_CONF_PATH, NETRC_PATH],
+    )
+    .input(stdin)
 }
 
-/// Apply: write the wanted files, remove the others. True when a file changed
-/// (the daemon then needs a restart to read the settings).
-pub async fn converge(remote: &Remote, wanted: &Wanted) -> Result<bool, SshError> {
-    let out = script(remote, "write Nix credentials", "apply", &wanted.stdin()).await?;
-    Ok(out.stdout_text().contains("changed=yes"))
+/// Apply: write the wanted files, remove the others; reports `changed=yes`
+/// when a file changed (the daemon then needs a restart to read the settings).
+pub fn converge_step(wanted: &Wanted) -> Step {
+    step("write Nix credentials", "apply", wanted.stdin()).reports_change()
 }
 
-pub async fn clean(remote: &Remote) -> Result<(), SshError> {
-    script(remote, "remove Nix credentials", "clean", "")
-        .await
-        .map(|_| ())
+/// Remove both files (a no-op on a host with none).
+pub fn clean_step() -> Step {
+    step("remove Nix credentials", "clean", String::new())
 }
 
-/// Read and apply: what is out of line with `wanted`. `written`: the last
-/// apply wrote credentials (else, with none wanted, there is nothing to
-/// check and no command runs).
-pub async fn check(
-    remote: &Remote,
-    wanted: &Wanted,
-    written: bool,
-) -> Result<Vec<String>, SshError> {
-    if !wanted.any() && !written {
-        return Ok(vec![]);
-    }
-    // The wanted contents go in on stdin and are compared there: only
-    // `ok`/`missing`/`changed`/`unexpected` comes back.
-    let out = script(remote, "check Nix credentials", "check", &wanted.stdin()).await?;
-    let text = out.stdout_text();
+/// Read and apply: the check of the files against `wanted`, as a step.
+/// `written`: the last apply wrote credentials (else, with none wanted,
+/// there is nothing to check and no command runs). The wanted contents go
+/// in on stdin and are compared there: only
+/// `ok`/`missing`/`changed`/`unexpected` comes back.
+fn check_step(wanted: &Wanted, written: bool) -> Option<Step> {
+    (wanted.any() || written).then(|| step("check Nix credentials", "check", wanted.stdin()))
+}
+
+/// What the check's output `text` shows out of line.
+fn drift_in(text: &str) -> Vec<String> {
     let mut drift = Vec::new();
     for (key, path) in [("conf", CREDENTIALS_CONF_PATH), ("netrc", NETRC_PATH)] {
         let status = text
@@ -198,7 +186,7 @@ pub async fn check(
             other => drift.push(format!("{path}: unexpected check result `{other}`")),
         }
     }
-    Ok(drift)
+    drift
 }
 
 /// Read: drift when the state's credentials are not what the last apply
@@ -216,15 +204,38 @@ pub async fn drift(
     private: &BuilderPrivate,
     with_fingerprint: bool,
 ) -> Result<Vec<String>, SshError> {
-    let Some(wanted) = wanted(&state.nix_block()) else {
-        return Ok(vec![]);
+    let text = match drift_step(state, private) {
+        Some(step) => Some(step.run(remote, true).await?.stdout_text()),
+        None => None,
     };
-    let applied = &private.credentials_fingerprint;
-    let mut drift = check(remote, &wanted, !applied.is_empty()).await?;
+    Ok(drift_of(state, private, with_fingerprint, text.as_deref()))
+}
+
+/// The host side of [`drift`] as a step (`None`: nothing to check).
+pub fn drift_step(state: &BuilderState, private: &BuilderPrivate) -> Option<Step> {
+    let wanted = wanted(&state.nix_block())?;
+    check_step(&wanted, !private.credentials_fingerprint.is_empty())
+}
+
+/// [`drift`] from the output of [`drift_step`] (`None` when it had none).
+pub fn drift_of(
+    state: &BuilderState,
+    private: &BuilderPrivate,
+    with_fingerprint: bool,
+    check_output: Option<&str>,
+) -> Vec<String> {
+    let Some(wanted) = wanted(&state.nix_block()) else {
+        return vec![];
+    };
+    let mut drift = check_output.map(drift_in).unwrap_or_default();
     if with_fingerprint {
-        drift.extend(fingerprint_drift(&wanted, &private.token_salt, applied));
+        drift.extend(fingerprint_drift(
+            &wanted,
+            &private.token_salt,
+            &private.credentials_fingerprint,
+        ));
     }
-    Ok(drift)
+    drift
 }
 
 /// After a successful apply: the fingerprint of what it wrote.

@@ -18,6 +18,7 @@ use crate::cache::store::{validate_secret_key, validate_store_uri};
 use crate::nix::conf::sha256_hex;
 use crate::resources::cache_push::compile_exclude;
 use crate::secrets::Secret;
+use crate::ssh::steps::Step;
 use crate::ssh::{Remote, SshError};
 use crate::tfschema::{Optional, Required};
 
@@ -248,54 +249,47 @@ Unit=nixbuild-push.service
 WantedBy=paths.target
 ";
 
-async fn script(
-    remote: &Remote,
-    step: &str,
-    mode: &str,
-    stdin: Option<&[u8]>,
-) -> Result<crate::ssh::exec::ExecOutput, SshError> {
-    remote
-        .run_script(step, crate::scripts::PUSH_HOOK_SETUP, &[mode], stdin, true)
-        .await
+/// `push_hook_setup.sh MODE` as a step called `name`.
+fn step(name: &str, mode: &str) -> Step {
+    Step::new(name, crate::scripts::PUSH_HOOK_SETUP, &[mode])
 }
 
 /// Apply, before the managed config names the hook: write the hook, its
-/// configuration and (systemd) units. A no-op without the block.
-pub async fn install(remote: &Remote, value: &Value<PushBlock>) -> Result<(), SshError> {
-    match Files::of(value) {
-        Some(files) => script(remote, "set up push hook", "apply", Some(&files.stdin()))
-            .await
-            .map(|_| ()),
-        None => Ok(()),
-    }
+/// configuration and (systemd) units. `None` without the block.
+pub fn install_step(value: &Value<PushBlock>) -> Option<Step> {
+    Files::of(value).map(|files| step("set up push hook", "apply").input(files.stdin()))
 }
 
 /// Apply without the block, after the daemon runs without the hook line:
 /// remove whatever an earlier `push` block left (a no-op on a host with none).
-pub async fn remove_unless_configured(
-    remote: &Remote,
-    value: &Value<PushBlock>,
-) -> Result<(), SshError> {
-    if value.is_null() {
-        clean(remote).await
-    } else {
-        Ok(())
-    }
+pub fn remove_unless_configured_step(value: &Value<PushBlock>) -> Option<Step> {
+    value.is_null().then(clean_step)
 }
 
-pub async fn clean(remote: &Remote) -> Result<(), SshError> {
-    script(remote, "remove push hook", "clean", None)
-        .await
-        .map(|_| ())
+/// Remove what the block put on the host (a no-op on a host with none).
+pub fn clean_step() -> Step {
+    step("remove push hook", "clean")
 }
 
 /// Read and apply: what is out of line (only with the block).
 pub async fn check(remote: &Remote, value: &Value<PushBlock>) -> Result<Vec<String>, SshError> {
-    let Some(files) = Files::of(value) else {
-        return Ok(vec![]);
-    };
-    let out = script(remote, "check push hook", "check", None).await?;
-    Ok(drift(&files, &out.stdout_text()))
+    match check_step(value) {
+        Some(step) => Ok(drift_in(
+            value,
+            &step.run(remote, true).await?.stdout_text(),
+        )),
+        None => Ok(vec![]),
+    }
+}
+
+/// The check as a step (`None`: no block, nothing to check).
+pub fn check_step(value: &Value<PushBlock>) -> Option<Step> {
+    Files::of(value).map(|_| step("check push hook", "check"))
+}
+
+/// What the check's output `report` shows out of line with the block.
+pub fn drift_in(value: &Value<PushBlock>, report: &str) -> Vec<String> {
+    Files::of(value).map_or_else(Vec::new, |files| drift(&files, report))
 }
 
 fn drift(files: &Files, report: &str) -> Vec<String> {
