@@ -170,7 +170,10 @@ tf d20 apply -auto-approve || fail "apply restoring max_jobs"
 
 # R3: bootstrap 1 vs 10 fresh hosts, each apply followed by an untimed destroy.
 boot() { # RC_FILE DIR N KEY
+  local cpu_before
+  cpu_before=$(cpu_busy_ms)
   add "$4" "$(apply_expect "$1" "$2" "$3 added, 0 changed, 0 destroyed")"
+  add "$4_cpu" "$(($(cpu_busy_ms) - cpu_before))"
   TF_CLI_CONFIG_FILE=$1 tf "$2" destroy -auto-approve || fail "destroy in $2"
 }
 for _ in $(seq "$runs"); do
@@ -196,6 +199,8 @@ for n in 20 50; do
 done
 echo "bootstrap apply, 1 host:                        $(m boot1) ms $(runs_of boot1)"
 echo "bootstrap apply, 10 hosts:                      $(m boot10) ms $(runs_of boot10)"
+echo "  machine CPU busy (both cores), 1 host:        $(m boot1_cpu) ms $(runs_of boot1_cpu)"
+echo "  machine CPU busy (both cores), 10 hosts:      $(m boot10_cpu) ms $(runs_of boot10_cpu)"
 if [ -n "$before" ]; then
   echo "bootstrap apply, 1 host (before):               $(m boot1_before) ms $(runs_of boot1_before)"
   echo "bootstrap apply, 10 hosts (before):             $(m boot10_before) ms $(runs_of boot10_before)"

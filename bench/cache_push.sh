@@ -11,6 +11,8 @@
 #   test build instead of a release build)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$repo/bench/lib.sh"
 world=${NIXBUILD_WORLD:-/var/tmp/nixbuild-world}
 runs=${RUNS:-5}
 profile=${PROFILE:-release}
@@ -47,9 +49,12 @@ resource() {
   printf 'resource "nixbuild_cache_push" "%s" {\n  host = "%s"\n  source = "%s"\n  installables = ["app", "tool"]\n  store {\n    uri = "%s"\n  }\n}\noutput "%s" {\n  value     = nixbuild_cache_push.%s\n  sensitive = true\n}\n' \
     "$1" "$host" "$work/flake" "$cache" "$1" "$1"
 }
-{
+header() {
   printf 'terraform {\n  required_providers {\n    nixbuild = { source = "my-modular-workspace/nixbuild" }\n  }\n}\n'
   printf 'provider "nixbuild" {\n  ssh { private_key_file = "%s" }\n}\n' "$key"
+}
+{
+  header
   resource first
 } >"$work/tf/main.tf"
 export TF_CLI_CONFIG_FILE="$work/terraform.rc" TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
@@ -84,8 +89,14 @@ outputs=$(cd "$work/tf" && "$terraform" output -json first)
 closure=$(python3 -c 'import json,sys; o=json.loads(sys.argv[1]); print(len(o["closure_paths"]), o["closure_nar_size"], o["pushed_paths"])' "$outputs")
 read -r closure_paths closure_nar pushed <<<"$closure"
 
-# Fully cached: a second resource with the same closure, re-created each run.
-resource second >>"$work/tf/main.tf"
+# Fully cached: a second resource with the same closure, re-created each run,
+# alone in its configuration like the remote-exec one (the first one is
+# forgotten, not destroyed: destroying a push deletes nothing anyway).
+(cd "$work/tf" && "$terraform" state rm nixbuild_cache_push.first >/dev/null)
+{
+  header
+  resource second
+} >"$work/tf/main.tf"
 tf apply -auto-approve
 offset=$(log_size)
 cached_ms=$(median_ms tf apply -auto-approve -replace=nixbuild_cache_push.second)
@@ -131,6 +142,23 @@ re_bytes=$(nar_bytes_since "$offset")
 tfre destroy -auto-approve
 tf destroy -auto-approve
 
+# What being a plugin costs one resource's `apply -replace`, whatever it does:
+# one render-only nixbuild_machines_file (no host, no file; the same provider
+# block) next to one terraform_data (built into Terraform: no plugin process).
+mkdir -p "$work/floor/ours" "$work/floor/builtin"
+{
+  header
+  printf 'resource "nixbuild_machines_file" "m" {\n  machine {\n    uri     = "ssh-ng://nixbuild@builder.example.com"\n    systems = ["x86_64-linux"]\n  }\n}\n'
+} >"$work/floor/ours/main.tf"
+printf 'resource "terraform_data" "d" {\n  input = "x"\n}\n' >"$work/floor/builtin/main.tf"
+tfin() { (cd "$work/floor/$1" && shift && "$terraform" "$@" -no-color >"$work/last.log" 2>&1) || { echo "terraform $* failed:" >&2; cat "$work/last.log" >&2; exit 1; }; }
+for d in ours builtin; do
+  tfin "$d" init
+  tfin "$d" apply -auto-approve
+done
+floor_ours_ms=$(median_ms tfin ours apply -auto-approve -replace=nixbuild_machines_file.m)
+floor_builtin_ms=$(median_ms tfin builtin apply -auto-approve -replace=terraform_data.d)
+
 # Refresh of a push whose closure has 1,000 paths. A fixed salt: the paths are
 # built and uploaded once per world, later runs reuse them.
 mkdir -p "$work/big/tf" "$work/big/flake"
@@ -171,6 +199,11 @@ echo "   same over plain ssh (one command):              ${ssh_ms} ms, ${ssh_byt
 echo "   ratio nixbuild / remote-exec (goal <= 1.0):     $(ratio "$cached_ms" "$re_ms")"
 echo "   ratio nixbuild / plain ssh:                     $(ratio "$cached_ms" "$ssh_ms")"
 echo "terraform plan of that push (refresh):             ${plan_ms} ms"
+echo "plugin floor: apply -replace, render-only resource: ${floor_ours_ms} ms (terraform_data: ${floor_builtin_ms} ms)"
+echo "   R2 less each side's floor (push / remote-exec):  $((cached_ms - floor_ours_ms)) / $((re_ms - floor_builtin_ms)) ms = $(ratio "$((cached_ms - floor_ours_ms))" "$((re_ms - floor_builtin_ms))")"
 echo "1,000-path closure: first apply (build + upload):  ${big_apply_ms} ms, closure_paths=$big_paths"
 echo "   terraform plan (refresh of all paths):          ${big_plan_ms} ms"
 echo "   provider refresh alone (goal <= 1500 ms):       ${refresh_ms} ms, $((big_requests / runs)) narinfo HEAD requests per refresh"
+goal R2 "fully cached push, terraform apply -replace" "$cached_ms" ms "remote-exec nix build && nix copy" "$re_ms" 1.0
+goal_max R2-bytes "NAR bytes the cached pushes uploaded" "$cached_bytes" bytes 0
+goal_max refresh-1000 "refresh of a 1,000-path closure (provider's own time)" "$refresh_ms" ms 1500

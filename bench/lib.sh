@@ -7,6 +7,14 @@
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
+# cpu_busy_ms: CPU time the whole machine has spent busy since boot (all
+# cores; /proc/stat minus idle and iowait), in ms. The difference around a
+# run shows how much of its wall time the cores were working: a run that
+# keeps both cores busy cannot get faster by waiting less.
+cpu_busy_ms() {
+  awk '/^cpu / { busy = 0; for (i = 2; i <= NF; i++) if (i != 5 && i != 6) busy += $i; print busy * 10; exit }' /proc/stat
+}
+
 # median N...: the middle value (the upper one of an even count).
 median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
 

@@ -46,6 +46,22 @@ fn commands_since(host: &Host, offset: usize) -> Vec<String> {
         .collect()
 }
 
+/// The steps an apply's one command began, in order, from the provider's
+/// debug log: its output frames them as `@nixbuild-… begin N NAME`.
+fn steps_begun(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|line| {
+            let at = line.find("@nixbuild-")?;
+            let mut words = line[at..].splitn(4, ' ').skip(1);
+            (words.next()? == "begin").then_some(())?;
+            words.next()?;
+            let name = words.next()?;
+            // Terraform writes the provider's fields after `: `.
+            Some(name.split(": ").next()?.trim_end().to_string())
+        })
+        .collect()
+}
+
 /// Every command since `offset` is one of the read-only ones: the probe, the
 /// builder check, or the build user's owner check.
 fn assert_only_read_only_commands(host: &Host, offset: usize, ctx: &str) {
@@ -123,7 +139,7 @@ fn an_existing_account_is_never_taken_or_deleted() {
     let _h1 = exclusive("h1");
     let h1 = w.host("h1");
     for version in terraform_versions() {
-        let tf = Tf::new(&version);
+        let mut tf = Tf::new(&version);
         let (_, client_pub) = keypair(tf.dir.path(), "client");
         let (own_key, own_pub) = keypair(tf.dir.path(), "appuser-own");
         // An account with its own home, data and key, made by someone else.
@@ -144,7 +160,11 @@ fn an_existing_account_is_never_taken_or_deleted() {
         // 1. Not adopted: the apply fails naming the account, and nothing changed.
         tf.write(&builder_config(&h1, "appuser", "", &client_pub));
         let offset = h1.commands_log().len();
+        let log_path = tf.dir.path().join("refused-apply.log");
+        tf.env("TF_LOG_PROVIDER", "debug")
+            .env("TF_LOG_PATH", log_path.to_str().unwrap());
         let text = tf.fails(&["apply", "-auto-approve", "-no-color"]);
+        tf.env("TF_LOG_PROVIDER", "").env("TF_LOG_PATH", "");
         let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(
             flat.contains("`appuser` already exists") && flat.contains("adopt_existing"),
@@ -156,7 +176,24 @@ fn an_existing_account_is_never_taken_or_deleted() {
             "{version}: account touched"
         );
         assert_eq!(nix_etc(), nix_etc_before, "{version}: Nix config touched");
-        assert_only_read_only_commands(&h1, offset, &format!("{version}, refused apply"));
+        // The apply is one command (its steps framed in its output): it
+        // stopped after the owner check, before any step that changes things.
+        assert_eq!(
+            commands_since(&h1, offset).len(),
+            1,
+            "{version}: the apply ran more than its one command"
+        );
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        let begun = steps_begun(&log);
+        assert_eq!(
+            begun,
+            ["probe host", "check build user"],
+            "{version}: steps of the refused apply"
+        );
+        assert!(
+            log.contains(" stop 1"),
+            "{version}: the apply did not stop at the owner check"
+        );
 
         // 2. Adopted on request: the provider manages the keys, nothing else.
         tf.write(&builder_config(

@@ -98,13 +98,22 @@ case "$mode" in
 esac
 
 changed=no
+socket_group=nix-users
 case "$owner" in
   absent)
     # '*' instead of a locked '!' password: sshd without PAM refuses key
-    # logins to locked accounts.
-    useradd --create-home --shell /bin/sh -p '*' "$name"
+    # logins to locked accounts. In the daemon socket's group from the
+    # start: one useradd instead of a useradd and a usermod (each rewrites
+    # /etc/passwd, /etc/group and their shadows).
+    if getent group "$socket_group" >/dev/null 2>&1; then
+      useradd --create-home --shell /bin/sh -p '*' -G "$socket_group" "$name"
+      groups=$socket_group
+    else
+      useradd --create-home --shell /bin/sh -p '*' "$name"
+      groups=
+    fi
     rm -f "$saved_keys"
-    write_record created "" none
+    write_record created "$groups" none
     changed=yes
     ;;
   foreign)
@@ -125,8 +134,7 @@ case "$owner" in
 esac
 
 # Debian's nix-daemon socket is reserved for group nix-users.
-socket_group=nix-users
-if getent group "$socket_group" >/dev/null 2>&1 && ! id -nG "$name" | tr ' ' '\n' | grep -qxF "$socket_group"; then
+if [ "$owner" != absent ] && getent group "$socket_group" >/dev/null 2>&1 && ! id -nG "$name" | tr ' ' '\n' | grep -qxF "$socket_group"; then
   usermod -a -G "$socket_group" "$name"
   groups="$(recorded groups) $socket_group"
   write_record "$(recorded origin)" "${groups# }" "$(recorded keys)"

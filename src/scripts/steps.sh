@@ -3,7 +3,7 @@
 # After this file come one function per script, `nb_fN() ( SCRIPT )` (a
 # subshell: the script's `exit`, `set` and traps stay its own), and one
 # `nb_step` line per step. Stdout frames each step's output:
-#   BOUNDARY begin N
+#   BOUNDARY begin N NAME
 #   ...what step N printed on stdout...
 #   (newline) BOUNDARY end N STATUS
 # or `BOUNDARY skip N`, then `BOUNDARY stop N` when step N ended the batch.
@@ -15,7 +15,8 @@
 nb_boundary=$1
 nb_changed=no
 
-# nb_step N FLAGS STOP FUNCTION ARGS...
+# nb_step N NAME FLAGS STOP FUNCTION ARGS...
+#   NAME   the step's name, for the log
 #   FLAGS  i: reads its input line; c: a `changed=yes` line in its stdout
 #          marks a change; a: runs only after a change
 #   STOP   a line that, printed by the step, ends the batch (empty: none)
@@ -23,8 +24,8 @@ nb_changed=no
 # read it (c, STOP): other steps print straight to the channel, so a child
 # they leave in the background cannot hold the batch up.
 nb_step() {
-  nb_n=$1 nb_flags=$2 nb_stop=$3 nb_fn=$4
-  shift 4
+  nb_n=$1 nb_name=$2 nb_flags=$3 nb_stop=$4 nb_fn=$5
+  shift 5
   nb_input=
   case $nb_flags in *i*) IFS= read -r nb_input || true ;; esac
   case $nb_flags in
@@ -35,7 +36,7 @@ nb_step() {
       fi
       ;;
   esac
-  printf '%s begin %s\n' "$nb_boundary" "$nb_n"
+  printf '%s begin %s %s\n' "$nb_boundary" "$nb_n" "$nb_name"
   nb_capture=no
   case $nb_flags in *c*) nb_capture=yes ;; esac
   [ -z "$nb_stop" ] || nb_capture=yes

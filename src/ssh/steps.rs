@@ -149,7 +149,11 @@ fn command(steps: &[Step], boundary: &str) -> Result<(String, Vec<u8>), String> 
             flags.push('a');
         }
         let stop = step.stop_on.as_deref().unwrap_or("");
-        calls.push_str(&format!("nb_step {n} {flags} {} nb_f{f}", q(stop)?));
+        calls.push_str(&format!(
+            "nb_step {n} {} {flags} {} nb_f{f}",
+            q(&step.name)?,
+            q(stop)?
+        ));
         for arg in &step.args {
             calls.push(' ');
             calls.push_str(&q(arg).map_err(|e| format!("step `{}`: {e}", step.name))?);
@@ -200,7 +204,7 @@ fn parse(steps: usize, boundary: &str, stdout: &str) -> Ending {
             .map(|l| l.split(' ').collect::<Vec<_>>());
         let index = |s: &str| s.parse::<usize>().ok().filter(|n| *n < steps);
         match frame.as_deref() {
-            Some(["begin", n]) if index(n).is_some() => {
+            Some(["begin", n, ..]) if index(n).is_some() => {
                 let n = index(n).expect("checked");
                 current = Some((n, String::new()));
                 last_begun = Some(n);
@@ -481,7 +485,7 @@ mod tests {
             Ending::Cut(None)
         );
         assert_eq!(
-            parse(2, "@b", "@b begin 0\n\n@b end 0 0\n"),
+            parse(2, "@b", "@b begin 0 one\n\n@b end 0 0\n"),
             Ending::Cut(Some(0)),
             "step 1 never ran"
         );
