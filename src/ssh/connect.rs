@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::error::SshError;
 use super::hostkey::HostKey;
 use super::settings::{Endpoint, Settings};
+use super::socket::QuickAckStream;
 
 /// Verifies the server's host key against the expected one and records what
 /// the server presented, so a rejection can be reported with both keys.
@@ -274,7 +275,7 @@ where
 }
 
 /// Open a TCP connection to `endpoint`.
-pub async fn tcp(endpoint: &Endpoint) -> Result<tokio::net::TcpStream, SshError> {
+pub async fn tcp(endpoint: &Endpoint) -> Result<QuickAckStream, SshError> {
     let started = Instant::now();
     let connect = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port));
     match tokio::time::timeout(ATTEMPT_TIMEOUT, connect).await {
@@ -285,7 +286,7 @@ pub async fn tcp(endpoint: &Endpoint) -> Result<tokio::net::TcpStream, SshError>
             if let Err(e) = stream.set_nodelay(true) {
                 tracing::debug!(host = %endpoint, "cannot set TCP_NODELAY: {e}");
             }
-            Ok(stream)
+            Ok(QuickAckStream::new(stream))
         }
         Ok(Err(e)) => Err(SshError::Unreachable {
             host: endpoint.to_string(),

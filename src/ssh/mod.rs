@@ -9,6 +9,7 @@
 //! - [`pool`]: pooled connections, channel limits and pinned host keys;
 //! - [`exec`]: commands, scripts and uploads on a connected host;
 //! - [`exchange`]: a protocol greeting written and answered before end of input;
+//! - [`socket`]: the TCP stream under a connection (immediate ACKs);
 //! - [`steps`]: several scripts as one remote command;
 //! - [`quote`]: the one shell-quoting function.
 
@@ -21,6 +22,7 @@ pub mod hostkey;
 pub mod pool;
 pub mod quote;
 pub mod settings;
+pub mod socket;
 pub mod steps;
 
 pub use error::SshError;
