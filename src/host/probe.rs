@@ -1,6 +1,5 @@
 //! `probe.sh`: the read-only script every connection to a host can run first.
 
-use crate::ssh::steps::Step;
 use crate::ssh::{Remote, SshError};
 
 /// The probe's step name (in logs and errors).
@@ -51,16 +50,6 @@ impl Probe {
     /// Run the probe on a connected host.
     pub async fn run(remote: &Remote) -> Result<Self, SshError> {
         Self::run_script(remote, crate::scripts::PROBE).await
-    }
-
-    /// The probe without `nix --version` (`nix_version` absent), as a step:
-    /// for callers that need only the OS facts, so no `nix` process starts.
-    pub fn without_nix_step() -> Step {
-        Step::new(
-            PROBE_STEP,
-            format!("nix_version_unchanged=yes\n{}", crate::scripts::PROBE),
-            &[],
-        )
     }
 
     async fn run_script(remote: &Remote, script: &str) -> Result<Self, SshError> {

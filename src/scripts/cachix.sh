@@ -21,14 +21,15 @@ if [ "$install" = true ] && ! command -v cachix >/dev/null 2>&1; then
 fi
 
 if [ "$watch" != true ]; then
-  cat >/dev/null
+  # Drain the (empty) input with builtins: this path runs on every apply.
+  while IFS= read -r _; do :; done
   if [ -f "$unit_path" ]; then
     systemctl disable --now "$unit" || true
     rm -f "$unit_path"
     systemctl daemon-reload || true
     echo "removed $unit"
   fi
-  rm -f "$env_file"
+  if [ -e "$env_file" ] || [ -L "$env_file" ]; then rm -f "$env_file"; fi
   echo "changed=no"
   exit 0
 fi

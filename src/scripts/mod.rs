@@ -104,3 +104,6 @@ pub const BUILDER_STATUS: &str = include_str!("builder_status.sh");
 /// Runs several scripts as one remote command (src/ssh/steps.rs appends the
 /// scripts as functions and one `nb_step` line per step).
 pub const STEPS: &str = include_str!("steps.sh");
+
+/// `nixos=yes` on a NixOS host (the first step of a builder apply).
+pub const NIXOS_CHECK: &str = include_str!("nixos_check.sh");

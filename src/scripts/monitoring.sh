@@ -84,7 +84,10 @@ case "$mode" in
       fi
     done
     [ "$removed" = no ] || systemctl daemon-reload
-    rm -rf -- "$script" "$textfiles"
+    # Tested first: this runs on every apply of a builder without the block.
+    for leftover in "$script" "$textfiles"; do
+      if [ -e "$leftover" ] || [ -L "$leftover" ]; then rm -rf -- "$leftover"; fi
+    done
     echo "removed"
     exit 0
     ;;

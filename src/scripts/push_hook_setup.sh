@@ -54,8 +54,10 @@ case "$mode" in
       fi
     done
     if [ "$reload" = yes ]; then systemctl daemon-reload; fi
-    rm -rf -- "$conf" "$spool"
-    rm -f -- "$log_file" "$log_file.1"
+    # Tested first: this runs on every apply of a builder without the block.
+    for leftover in "$conf" "$spool" "$log_file" "$log_file.1"; do
+      if [ -e "$leftover" ] || [ -L "$leftover" ]; then rm -rf -- "$leftover"; fi
+    done
     echo "removed"
     exit 0
     ;;

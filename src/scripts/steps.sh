@@ -15,6 +15,11 @@
 nb_boundary=$1
 nb_changed=no
 
+# The step's input on stdout (an empty one starts no base64).
+nb_decoded() {
+  [ -z "$nb_input" ] || printf '%s' "$nb_input" | base64 -d
+}
+
 # nb_step N NAME FLAGS STOP FUNCTION ARGS...
 #   NAME   the step's name, for the log
 #   FLAGS  i: reads its input line; c: a `changed=yes` line in its stdout
@@ -42,9 +47,9 @@ nb_step() {
   [ -z "$nb_stop" ] || nb_capture=yes
   nb_out=
   case $nb_capture$nb_flags in
-    yes*i*) nb_out=$(printf '%s' "$nb_input" | base64 -d | "$nb_fn" "$@") ;;
+    yes*i*) nb_out=$(nb_decoded | "$nb_fn" "$@") ;;
     yes*) nb_out=$("$nb_fn" "$@" </dev/null) ;;
-    *i*) printf '%s' "$nb_input" | base64 -d | "$nb_fn" "$@" ;;
+    *i*) nb_decoded | "$nb_fn" "$@" ;;
     *) "$nb_fn" "$@" </dev/null ;;
   esac
   nb_rc=$?

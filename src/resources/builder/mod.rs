@@ -29,7 +29,7 @@ use crate::context::{
 };
 use crate::host::facts::CHECK_STEP;
 use crate::host::probe::PROBE_STEP;
-use crate::host::{Facts, NixSnapshot, Probe};
+use crate::host::{Facts, NixSnapshot};
 use crate::nix::conf::{sha256_hex, INCLUDE_LINE, MANAGED_CONF_PATH, NIX_CONF_PATH};
 use crate::resources::timeouts::Operation;
 use crate::secrets::Secret;
@@ -365,8 +365,9 @@ impl BuilderResource {
     ) -> Result<(Facts, Vec<String>), Failure> {
         let user = state.build_user_name().expect("known at apply");
         let adopt_existing = state.adopt_existing();
-        // Only the OS facts: no `nix` starts.
-        let mut steps = vec![Probe::without_nix_step().stop_on("nixos=yes")];
+        // NixOS generates its own Nix config: stop before anything changes.
+        let mut steps =
+            vec![Step::new(PROBE_STEP, crate::scripts::NIXOS_CHECK, &[]).stop_on("nixos=yes")];
         if legacy::is_legacy(private) {
             steps.push(legacy::claim_build_user_step(
                 previous_user.unwrap_or(&user),
