@@ -15,20 +15,25 @@ if [ -L "$conf" ]; then
 fi
 mkdir -p "$(dirname "$managed")"
 
-new=$(mktemp "$managed.XXXXXX")
-trap 'rm -f "$new"' EXIT
-cat >"$new"
-if [ -f "$managed" ] && cmp -s "$new" "$managed"; then
-  rm -f "$new"
-else
+# Compared in a private temporary file first: a file created in /etc/nix
+# changes the directory's mtime, which every Read's Nix fingerprint includes,
+# so an unchanged config leaves /etc/nix as it was.
+wanted=$(mktemp "${TMPDIR:-/tmp}/nixbuild-conf.XXXXXX")
+new=
+trap 'rm -f "$wanted" ${new:+"$new"}' EXIT
+cat >"$wanted"
+if [ ! -f "$managed" ] || ! cmp -s "$wanted" "$managed"; then
+  new=$(mktemp "$managed.XXXXXX")
+  cat "$wanted" >"$new"
   chmod 0644 "$new"
   mv -f "$new" "$managed"
+  new=
   changed=yes
 fi
 
 if [ ! -f "$conf" ] || ! grep -qxF "$include" "$conf"; then
   next=$(mktemp "$conf.XXXXXX")
-  trap 'rm -f "$next"' EXIT
+  trap 'rm -f "$wanted" "$next"' EXIT
   if [ -f "$conf" ]; then
     cat "$conf" >"$next"
     # Keep the user's last line whole.
