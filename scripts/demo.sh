@@ -125,7 +125,7 @@ for name in ("h1", "h2"):
         "host_key": host["host_key"],
         # The test hosts have no systemd: their nix-daemon runs under a
         # supervisor that restarts it when killed.
-        "daemon_restart_command": 'kill "$(cat %s)"' % host["nix_daemon_pid_file"],
+        "daemon_restart_command": 'pid=$(cat %s) && { kill "$pid" 2>/dev/null || true; }' % host["nix_daemon_pid_file"],
     }
 tfvars = {
     "builders": builders,

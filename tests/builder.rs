@@ -5,6 +5,7 @@
 //! can run here.
 
 mod common;
+use common::daemon_restart_command;
 
 use common::{
     assert_bad_inputs_fail_at_plan, bad_input_config, exclusive, hcl, keypair, provider_config,
@@ -14,10 +15,7 @@ use common::{
 const NS_HOSTS: [&str; 3] = ["h1", "h2", "h3"];
 
 fn restart_command(host: &str) -> String {
-    format!(
-        "kill \"$(cat {})\"",
-        world().host(host).field("nix_daemon_pid_file")
-    )
+    daemon_restart_command(&world().host(host))
 }
 
 /// Make the Cachix API stand-in accept `token`.

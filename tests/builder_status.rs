@@ -7,6 +7,7 @@
 //! result (`healthy = false`), not an error.
 
 mod common;
+use common::daemon_restart_command;
 
 use common::{exclusive, hcl, keypair, provider_config, terraform_versions, world, Tf};
 
@@ -114,10 +115,7 @@ output "dead" {{
         provider = provider_config(""),
         h1 = hcl(&h1.address()),
         sd = hcl(&sd.address()),
-        restart = hcl(&format!(
-            "kill \"$(cat {})\"",
-            h1.field("nix_daemon_pid_file")
-        )),
+        restart = hcl(&daemon_restart_command(&h1)),
         client_pub = hcl(client_pub),
         key = hcl(client_key),
         check_h1 = check("h1"),

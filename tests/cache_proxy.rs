@@ -6,6 +6,7 @@
 //! builders (`nixbuild_builder` on h2 and h3) substitute through it.
 
 mod common;
+use common::daemon_restart_command;
 
 use std::path::Path;
 use std::process::{Child, Command};
@@ -106,10 +107,7 @@ fn free_port(addr: &str) -> u16 {
 }
 
 fn restart_command(host: &str) -> String {
-    format!(
-        "kill \"$(cat {})\"",
-        world().host(host).field("nix_daemon_pid_file")
-    )
+    daemon_restart_command(&world().host(host))
 }
 
 /// A signing key pair made on h1: (secret key file, public key).

@@ -8,6 +8,7 @@
 //! Hetzner servers) plan with an absolute machines-file path.
 
 mod common;
+use common::daemon_restart_command;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -217,7 +218,7 @@ fn local_environment_applies_and_its_outputs_work() {
                     json!({
                         "address": h.address(),
                         "host_key": h.host_key(),
-                        "daemon_restart_command": format!("kill \"$(cat {})\"", h.field("nix_daemon_pid_file")),
+                        "daemon_restart_command": daemon_restart_command(&h),
                     }),
                 )
             })

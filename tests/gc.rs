@@ -8,11 +8,12 @@
 //! a schedule on a host without systemd fails at plan time too.
 
 mod common;
+use common::daemon_restart_command;
 
 use common::{exclusive, hcl, provider_config, terraform_versions, world, Host, Proxy, Tf};
 
 fn restart_command(host: &Host) -> String {
-    format!("kill \"$(cat {})\"", host.field("nix_daemon_pid_file"))
+    daemon_restart_command(&host)
 }
 
 /// A builder on the namespace host `host` with `gc` as its gc block (or none).

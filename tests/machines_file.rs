@@ -3,6 +3,7 @@
 //! detection, the no-data-loss rules, a remote target, and plan-time errors.
 
 mod common;
+use common::daemon_restart_command;
 
 use std::path::Path;
 use std::process::Command;
@@ -45,12 +46,7 @@ fn fleet_config(path: &Path, client_key: &str, client_pub: &str) -> String {
     let w = world();
     let addresses = BUILDERS.map(|h| hcl(&w.host(h).address())).join(", ");
     let restarts = BUILDERS
-        .map(|h| {
-            hcl(&format!(
-                "kill \"$(cat {})\"",
-                w.host(h).field("nix_daemon_pid_file")
-            ))
-        })
+        .map(|h| hcl(&daemon_restart_command(&w.host(h))))
         .join(", ");
     format!(
         r#"{provider}
@@ -736,10 +732,7 @@ resource "nixbuild_machines_file" "m" {{
             provider = provider_config(""),
             h3 = hcl(&h3.address()),
             bare = hcl(&bare.address()),
-            restart = hcl(&format!(
-                "kill \"$(cat {})\"",
-                h3.field("nix_daemon_pid_file")
-            )),
+            restart = hcl(&daemon_restart_command(&h3)),
             client_pub = hcl(&client_pub),
         ));
         let (h3_before, bare_before) = (h3.commands_log().len(), bare.commands_log().len());
@@ -843,10 +836,7 @@ output "known_hosts_path" {{
 "#,
             provider = provider_config(""),
             host = hcl(&hp.address()),
-            restart = hcl(&format!(
-                "kill \"$(cat {})\"",
-                hp.field("nix_daemon_pid_file")
-            )),
+            restart = hcl(&daemon_restart_command(&hp)),
             client_pub = hcl(&client_pub),
             path = hcl(file.to_str().unwrap()),
             key = hcl(&client_key),

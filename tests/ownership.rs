@@ -5,6 +5,7 @@
 //! recorder and sshd log of this run, and the account byte for byte.
 
 mod common;
+use common::daemon_restart_command;
 
 use common::{
     exclusive, hcl, keypair, provider_config, terraform_versions, world, Host, Proxy, Tf,
@@ -14,7 +15,7 @@ use common::{
 const RECORDS: &str = "/etc/nixbuild/users";
 
 fn restart_command(host: &Host) -> String {
-    format!("kill \"$(cat {})\"", host.field("nix_daemon_pid_file"))
+    daemon_restart_command(&host)
 }
 
 /// Everything about an account a careless provider could change: its passwd,

@@ -16,6 +16,7 @@
 //! `on_destroy = "clean"` are checked on the host.
 
 mod common;
+use common::daemon_restart_command;
 
 use std::path::{Path, PathBuf};
 
@@ -211,10 +212,7 @@ output "out_paths" {{
 "#,
         provider = provider_config(""),
         address = hcl(&host.address()),
-        restart = hcl(&format!(
-            "kill \"$(cat {})\"",
-            host.field("nix_daemon_pid_file")
-        )),
+        restart = hcl(&daemon_restart_command(&host)),
         pushes = pushes.join(", "),
         github = hcl(GITHUB_HOST),
         substituter = hcl(&private_url()),

@@ -8,6 +8,7 @@
 //! and plan-time errors for bad input.
 
 mod common;
+use common::daemon_restart_command;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -87,10 +88,7 @@ impl Builder {
         } else {
             format!(
                 "nix {{\n    install                = \"none\"\n    daemon_restart_command = {}\n  }}",
-                hcl(&format!(
-                    "kill \"$(cat {})\"",
-                    self.host().field("nix_daemon_pid_file")
-                ))
+                hcl(&daemon_restart_command(&self.host()))
             )
         }
     }

@@ -4,6 +4,7 @@
 //! the full check, so `supported_features` follows the host exactly.
 
 mod common;
+use common::daemon_restart_command;
 
 use common::{exclusive, hcl, provider_config, terraform_versions, world, Tf};
 
@@ -33,10 +34,7 @@ output "b" {{
         provider = provider_config(""),
         address = hcl(&host.address()),
         host_key = hcl(&host.host_key()),
-        restart = hcl(&format!(
-            "kill \"$(cat {})\"",
-            host.field("nix_daemon_pid_file")
-        )),
+        restart = hcl(&daemon_restart_command(&host)),
     )
 }
 

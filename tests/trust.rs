@@ -14,6 +14,7 @@
 //! from the host's side.
 
 mod common;
+use common::daemon_restart_command;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -249,10 +250,7 @@ fn window_start(text: &str) -> usize {
 }
 
 fn restart_command(host: &str) -> String {
-    format!(
-        "kill \"$(cat {})\"",
-        world().host(host).field("nix_daemon_pid_file")
-    )
+    daemon_restart_command(&world().host(host))
 }
 
 /// A copy of the cache_push fixture flake in `tf`'s directory, salted so that

@@ -10,6 +10,7 @@
 //! which must show only read-only scripts while the upgraded build refreshes.
 
 mod common;
+use common::daemon_restart_command;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -217,10 +218,7 @@ resource "nixbuild_cache_push" "p" {{
             hcl(token)
         )),
         host = hcl(&builder.address()),
-        restart = hcl(&format!(
-            "kill \"$(cat {})\"",
-            builder.field("nix_daemon_pid_file")
-        )),
+        restart = hcl(&daemon_restart_command(&builder)),
         client_pub = hcl(client_pub),
         client_key = hcl(client_key),
         machines = hcl(machines.to_str().unwrap()),

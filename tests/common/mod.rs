@@ -180,6 +180,18 @@ pub fn provider_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_terraform-provider-nixbuild"))
 }
 
+/// `daemon_restart_command` for a namespace host: its supervisor restarts a
+/// killed nix-daemon after a moment, and until then its pid file names the
+/// dead one. A kill that finds no process means a restart is already under
+/// way (the new daemon reads the current config), not a failure; a missing
+/// pid file (no supervisor) still fails. One definition for every test.
+pub fn daemon_restart_command(host: &Host) -> String {
+    format!(
+        "pid=$(cat {}) && {{ kill \"$pid\" 2>/dev/null || true; }}",
+        host.field("nix_daemon_pid_file")
+    )
+}
+
 /// An HCL string literal.
 pub fn hcl(value: &str) -> String {
     serde_json::to_string(value)
