@@ -13,7 +13,7 @@ use common::daemon_restart_command;
 use common::{exclusive, hcl, provider_config, terraform_versions, world, Host, Proxy, Tf};
 
 fn restart_command(host: &Host) -> String {
-    daemon_restart_command(&host)
+    daemon_restart_command(host)
 }
 
 /// A builder on the namespace host `host` with `gc` as its gc block (or none).

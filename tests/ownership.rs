@@ -15,7 +15,7 @@ use common::{
 const RECORDS: &str = "/etc/nixbuild/users";
 
 fn restart_command(host: &Host) -> String {
-    daemon_restart_command(&host)
+    daemon_restart_command(host)
 }
 
 /// Everything about an account a careless provider could change: its passwd,
