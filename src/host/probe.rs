@@ -58,7 +58,7 @@ impl Probe {
             .await?;
         Self::parse(&output.stdout_text()).map_err(|reason| SshError::Unexpected {
             host: remote.endpoint().to_string(),
-            step: "probe host".into(),
+            step: PROBE_STEP.into(),
             reason,
         })
     }

@@ -113,10 +113,6 @@ impl StepsOutput {
             _ => None,
         })
     }
-
-    pub fn result(&self, name: &str) -> Option<&StepResult> {
-        self.results.iter().find(|(n, _)| n == name).map(|(_, r)| r)
-    }
 }
 
 /// The remote command and its stdin for `steps`, framed by `boundary`.
@@ -198,19 +194,24 @@ fn parse(steps: usize, boundary: &str, stdout: &str) -> Ending {
             None => (rest, ""),
         };
         rest = tail;
+        // A frame: the boundary, a word, a step index in range, the rest.
         let frame = line
             .strip_prefix(boundary)
             .and_then(|l| l.strip_prefix(' '))
-            .map(|l| l.split(' ').collect::<Vec<_>>());
-        let index = |s: &str| s.parse::<usize>().ok().filter(|n| *n < steps);
-        match frame.as_deref() {
-            Some(["begin", n, ..]) if index(n).is_some() => {
-                let n = index(n).expect("checked");
+            .map(|l| l.split(' ').collect::<Vec<_>>())
+            .and_then(|words| {
+                let n = words.get(1)?.parse::<usize>().ok().filter(|n| *n < steps)?;
+                Some((words[0], n, words[2..].to_vec()))
+            });
+        match frame
+            .as_ref()
+            .map(|(word, n, rest)| (*word, *n, rest.as_slice()))
+        {
+            Some(("begin", n, _)) => {
                 current = Some((n, String::new()));
                 last_begun = Some(n);
             }
-            Some(["end", n, status]) if index(n).is_some() => {
-                let n = index(n).expect("checked");
+            Some(("end", n, [status])) => {
                 let mut out = current.take().map(|(_, o)| o).unwrap_or_default();
                 // The frame starts on a line of its own: that newline is ours.
                 if out.ends_with('\n') {
@@ -222,10 +223,8 @@ fn parse(steps: usize, boundary: &str, stdout: &str) -> Ending {
                     Err(_) => return Ending::Cut(Some(n)),
                 }
             }
-            Some(["skip", n]) if index(n).is_some() => {
-                results[index(n).expect("checked")] = Some(StepResult::Skipped);
-            }
-            Some(["stop", n]) if index(n).is_some() => stopped = true,
+            Some(("skip", n, [])) => results[n] = Some(StepResult::Skipped),
+            Some(("stop", _, [])) => stopped = true,
             _ => {
                 if let Some((_, out)) = current.as_mut() {
                     out.push_str(line);
