@@ -206,7 +206,7 @@ mod tests {
         assert!(config.contains("nix_unchanged=no\n"), "{config}");
         assert!(!config.contains("nix_version="), "{config}");
         // Another binary: nothing holds.
-        let binary = run(&fingerprint.replacen("v2 /", "v2 /x", 1));
+        let binary = run(&fingerprint.replacen("v3 /", "v3 /x", 1));
         assert!(binary.contains("nix_unchanged=no\n"), "{binary}");
         assert!(binary.contains("nix_version_unchanged=no\n"), "{binary}");
         assert!(binary.contains("nix_version="), "{binary}");

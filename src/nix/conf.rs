@@ -11,6 +11,13 @@ pub const NIX_CONF_PATH: &str = "/etc/nix/nix.conf";
 /// `!include` ignores a missing file, so removing ours never breaks Nix.
 pub const INCLUDE_LINE: &str = "!include nixbuild.conf";
 
+/// The lines of managed config text that can change the features Nix
+/// reports (`system-features`, `experimental-features` and their `extra-`
+/// forms): every line naming features, as `nix_fingerprint.sh` counts them.
+pub fn feature_lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.contains("features")).collect()
+}
+
 /// Settings that end up in the managed file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ManagedConf {
@@ -244,6 +251,20 @@ pub fn check_substituter(url: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+
+    /// The lines the fingerprint counts: any naming features, nothing else.
+    #[test]
+    fn feature_lines_are_the_ones_naming_features() {
+        let text = "max-jobs = 3\nextra-system-features = kvm\nsubstituters = x\nexperimental-features = ca-derivations\n";
+        assert_eq!(
+            feature_lines(text),
+            vec![
+                "extra-system-features = kvm",
+                "experimental-features = ca-derivations"
+            ]
+        );
+    }
+
     use super::*;
 
     #[test]

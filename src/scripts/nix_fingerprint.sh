@@ -7,9 +7,13 @@
 # The fingerprint is one line of `stat` output (inode, size, mtime and ctime
 # in nanoseconds, so an in-place edit within the same second counts) of
 # everything those facts depend on: the nix binary (symlinks followed), every
-# file in /etc/nix and the directory itself (a renamed-in file changes its
-# mtime), the files nix.conf files include, the user's and XDG nix.conf, and
-# /dev/kvm (Nix adds the `kvm` feature when it exists). Whenever a NIX_*
+# file in /etc/nix (a renamed-in or removed file changes the list or an
+# inode), the files nix.conf files include, the user's and XDG nix.conf, and
+# /dev/kvm (Nix adds the `kvm` feature when it exists). Of the provider's own
+# /etc/nix/nixbuild.conf, only the lines naming features count
+# (`system-features`, `experimental-features` and their `extra-` forms are
+# what Nix's feature list is made of): changing `max-jobs` or a substituter
+# then costs no `nix show-config`. Whenever a NIX_*
 # configuration variable is set, or GNU stat is missing, there is no
 # fingerprint and the check runs `nix` as always.
 # Takes (and shifts off) the first positional argument: the fingerprint of the
@@ -38,18 +42,27 @@ if [ -z "${NIX_CONFIG:-}${NIX_CONF_DIR:-}${NIX_USER_CONF_FILES:-}${NIX_REMOTE:-}
   # The builder's credential files change no fact of Nix's, and their size
   # and times must not reach the state: left out.
   files=
+  managed_features=
   for file in /etc/nix/* $included; do
     case "$file" in
       */nixbuild-credentials.conf | */nixbuild.netrc | nixbuild-credentials.conf) ;;
+      /etc/nix/nixbuild.conf | nixbuild.conf)
+        [ -z "$managed_features" ] || continue
+        managed_features=" nixbuild.conf:"
+        [ -f /etc/nix/nixbuild.conf ] || continue
+        while IFS= read -r line || [ -n "$line" ]; do
+          case "$line" in *features*) managed_features="$managed_features $line;" ;; esac
+        done </etc/nix/nixbuild.conf
+        ;;
       *) files="$files $file" ;;
     esac
   done
-  # One stat: "v2 BINARY|CONFIG", the binary part alone vouching for the version.
+  # One stat: "v3 BINARY|CONFIG", the binary part alone vouching for the version.
   # shellcheck disable=SC2086 # $files is a list of paths
-  nix_fingerprint="v2 $(stat -L --printf '%n %i %s %.9Y %.9Z|' "$nix_binary" 2>/dev/null)$(stat -L --printf \
-    '%n %i %s %.9Y %.9Z;' /etc/nix $files "$user_conf" /etc/xdg/nix/nix.conf /dev/kvm 2>/dev/null)"
+  nix_fingerprint="v3 $(stat -L --printf '%n %i %s %.9Y %.9Z|' "$nix_binary" 2>/dev/null)$(stat -L --printf \
+    '%n %i %s %.9Y %.9Z;' $files "$user_conf" /etc/xdg/nix/nix.conf /dev/kvm 2>/dev/null)$managed_features"
   # No line for the binary: not GNU stat.
-  case "$nix_fingerprint" in "v2 $nix_binary "*) ;; *) nix_fingerprint= ;; esac
+  case "$nix_fingerprint" in "v3 $nix_binary "*) ;; *) nix_fingerprint= ;; esac
 fi
 echo "nix_fingerprint=$nix_fingerprint"
 if [ -n "$nix_fingerprint" ]; then

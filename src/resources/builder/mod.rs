@@ -235,6 +235,34 @@ impl BuilderResource {
         client::derive(state);
     }
 
+    /// Whether an update may change the features Nix detects (reported when
+    /// `nix.system_features` is unset): when `extra_config` changes a line
+    /// naming features, or is not known yet, or `nix.system_features` was set
+    /// before.
+    fn detected_features_may_change(prior: &BuilderState, planned: &BuilderState) -> bool {
+        if planned.nix.is_unknown() {
+            return true;
+        }
+        let planned_nix = planned.nix_block();
+        if !planned_nix.system_features.is_null() {
+            return false;
+        }
+        let prior_nix = prior.nix_block();
+        // From declared to detected.
+        if !prior_nix.system_features.is_null() {
+            return true;
+        }
+        let lines = |extra: &Value<String>| {
+            extra
+                .as_ref_option()
+                .map(|text| crate::nix::conf::feature_lines(text).join("\n"))
+        };
+        match &planned_nix.extra_config {
+            Value::Unknown => true,
+            extra => lines(extra) != lines(&prior_nix.extra_config),
+        }
+    }
+
     fn store_uri(state: &BuilderState, host: &str) -> Value<String> {
         match state.build_user_name() {
             Some(_)
@@ -443,19 +471,7 @@ impl BuilderResource {
         ));
         // A new trusted user, config or credential reaches the daemon only
         // when it restarts.
-        let custom = state
-            .nix_block()
-            .daemon_restart_command
-            .as_option()
-            .unwrap_or_default();
-        steps.push(
-            Step::new(
-                "restart Nix daemon",
-                crate::scripts::RESTART_DAEMON,
-                &[&custom],
-            )
-            .only_after_change(),
-        );
+        steps.push(restart_daemon_step(state).only_after_change());
         // After the daemon restarted without the hook line.
         steps.extend(push_hook::remove_unless_configured_step(&state.push));
         // Last: its first collection (at install) then sees the store and
@@ -824,6 +840,23 @@ fn refuse_foreign_user(state: &BuilderState, foreign: &str, host: &str, diags: &
 
 /// `cachix.sh`: converge the CLI and the watch-store service; with
 /// `watch = false`, remove a service and token file left on the host.
+/// Restart the daemon (the user's command, or systemd's unit) and, for a
+/// multi-user Nix, wait until it answers: the apply ends with a builder that
+/// serves the next client.
+fn restart_daemon_step(state: &BuilderState) -> Step {
+    let custom = state
+        .nix_block()
+        .daemon_restart_command
+        .as_option()
+        .unwrap_or_default();
+    let daemon = if state.daemon() { "true" } else { "false" };
+    Step::new(
+        "restart Nix daemon",
+        crate::scripts::RESTART_DAEMON,
+        &[custom.as_str(), daemon],
+    )
+}
+
 fn cachix_step(cache: &str, install: bool, watch: bool, env: String) -> Step {
     let flag = |b: bool| if b { "true" } else { "false" };
     Step::new(
@@ -1046,6 +1079,9 @@ impl Resource for BuilderResource {
         state.config_hash = Self::desired_hash(&state, &target);
         state.drift = Value::Value(vec![]);
         Self::derive(&mut state, &host);
+        if Self::detected_features_may_change(&prior_state, &state) {
+            state.supported_features = Value::Unknown;
+        }
         let private = prior_private_state
             .as_option()
             .unwrap_or_else(|| BuilderPrivate {
@@ -1162,11 +1198,6 @@ impl Resource for BuilderResource {
         }
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         let user = state.build_user_name().unwrap_or_default();
-        let custom = state
-            .nix_block()
-            .daemon_restart_command
-            .as_option()
-            .unwrap_or_default();
         let work = async {
             let remote = configured
                 .connect_or_fail(
@@ -1195,11 +1226,7 @@ impl Resource for BuilderResource {
                     crate::scripts::BUILDER_CLEAN,
                     &[MANAGED_CONF_PATH, NIX_CONF_PATH, INCLUDE_LINE],
                 ),
-                Step::new(
-                    "restart Nix daemon",
-                    crate::scripts::RESTART_DAEMON,
-                    &[&custom],
-                ),
+                restart_daemon_step(&state),
                 push_hook::clean_step(),
             ]);
             let result = remote.run_steps("clean builder", &steps, true).await;
