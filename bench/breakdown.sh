@@ -7,7 +7,8 @@
 #   2. the same for `terraform apply` changing `nix.max_jobs` on 1 builder:
 #      plan and apply run in separate provider processes, so the apply
 #      connects to the host a second time (what a per-process pool costs);
-#   3. the remote side of the check, timed on the host itself (`date +%s%N`
+#   3. CPU by process name during a bootstrap of 10 fresh hosts (perf);
+#   4. the remote side of the check, timed on the host itself (`date +%s%N`
 #      around each command, over plain ssh): the full check, the check with a
 #      matching Nix fingerprint, `nix --version`, `nix show-config`, `true`.
 # PROVIDER_DIR=DIR breaks down the build in DIR instead of this tree's.
@@ -37,7 +38,7 @@ builder_dir d1 50 1 '["root"]'
 builder_dir d20 0 20 '["root"]'
 cleanup() {
   local d
-  for d in d1 d20; do
+  for d in d1 d20 boot1 boot10 cpu10; do
     if grep -qs '"nixbuild_builder"' "$work/$d/terraform.tfstate"; then
       tf "$d" destroy -auto-approve || echo "destroy in $d failed" >&2
     fi
@@ -68,6 +69,25 @@ for n in 1 10; do
   tf "boot$n" destroy -auto-approve || fail "destroy of boot$n"
   python3 "$repo/bench/breakdown.py" "Bootstrap apply of $n fresh host(s), \`install = \"none\"\` (ms)" "$work/boot$n.log"
 done
+
+# CPU by process name during an untraced bootstrap of 10 fresh hosts: perf's
+# cpu-clock samples over the whole machine at 1 kHz per core (one sample is
+# a millisecond of CPU; short-lived processes count too, unlike process
+# accounting). Shows what keeps both cores busy (R3 is CPU-bound).
+command -v perf >/dev/null || apt-get install -y -qq linux-perf >/dev/null
+builder_dir cpu10 50 10 '["root"]'
+perf record -q -e cpu-clock -F 1000 -a -o "$work/cpu10.perf" 2>/dev/null &
+perf_pid=$!
+sleep 0.5
+tf cpu10 apply -auto-approve || fail "apply of cpu10"
+kill -INT "$perf_pid"
+wait "$perf_pid" || true
+tf cpu10 destroy -auto-approve || fail "destroy of cpu10"
+echo
+echo "CPU by process name, bootstrap apply of 10 fresh hosts (perf cpu-clock samples, ms; idle left out)"
+echo
+perf report -i "$work/cpu10.perf" --sort comm --stdio -q -F sample,comm 2>/dev/null |
+  python3 "$repo/bench/perf_by_comm.py"
 
 # The remote side: each command timed on the host, median of $runs.
 address=$(sed -n 51p "$work/addresses")
