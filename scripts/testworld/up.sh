@@ -78,7 +78,7 @@ nix_supervisor() {
     mv -f "$dir/nix-daemon.pid.tmp" "$dir/nix-daemon.pid"
     wait "$child" || true
     echo "[supervisor $(date +%T)] nix-daemon $child exited, restarting" >>"$dir/nix-daemon.log"
-    sleep 0.2
+    sleep 0.05
   done
 }
 

@@ -48,7 +48,7 @@ if [ -z "${NIX_CONFIG:-}${NIX_CONF_DIR:-}${NIX_USER_CONF_FILES:-}${NIX_REMOTE:-}
       */nixbuild-credentials.conf | */nixbuild.netrc | nixbuild-credentials.conf) ;;
       /etc/nix/nixbuild.conf | nixbuild.conf)
         [ -z "$managed_features" ] || continue
-        managed_features=" nixbuild.conf:"
+        managed_features=" /etc/nix/nixbuild.conf features:"
         [ -f /etc/nix/nixbuild.conf ] || continue
         while IFS= read -r line || [ -n "$line" ]; do
           case "$line" in *features*) managed_features="$managed_features $line;" ;; esac
