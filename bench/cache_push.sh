@@ -98,9 +98,6 @@ read -r closure_paths closure_nar pushed <<<"$closure"
   resource second
 } >"$work/tf/main.tf"
 tf apply -auto-approve
-offset=$(log_size)
-cached_ms=$(median_ms tf apply -auto-approve -replace=nixbuild_cache_push.second)
-cached_bytes=$(nar_bytes_since "$offset")
 plan_ms=$(median_ms tf plan)
 
 # The same push by hand: `nix build && nix copy` of the uploaded source tree
@@ -111,9 +108,6 @@ nixx="nix --extra-experimental-features 'nix-command flakes'"
 by_hand="$nixx build --no-link 'path:$dir#app' 'path:$dir#tool' && $nixx copy --to '$cache' 'path:$dir#app' 'path:$dir#tool'"
 ssh_cmd=(ssh -i "$key" -o BatchMode=yes -o UserKnownHostsFile="$world/known_hosts"
   -o StrictHostKeyChecking=yes "root@$host")
-offset=$(log_size)
-ssh_ms=$(median_ms "${ssh_cmd[@]}" "$by_hand")
-ssh_bytes=$(nar_bytes_since "$offset")
 
 mkdir -p "$work/re"
 python3 - "$work/re/main.tf" "$host" "$key" "$by_hand" <<'PY'
@@ -136,11 +130,6 @@ PY
 tfre() { (cd "$work/re" && "$terraform" "$@" -no-color >"$work/last.log" 2>&1) || { echo "terraform $* failed:" >&2; cat "$work/last.log" >&2; exit 1; }; }
 tfre init
 tfre apply -auto-approve
-offset=$(log_size)
-re_ms=$(median_ms tfre apply -auto-approve -replace=terraform_data.by_hand)
-re_bytes=$(nar_bytes_since "$offset")
-tfre destroy -auto-approve
-tf destroy -auto-approve
 
 # What being a plugin costs one resource's `apply -replace`, whatever it does:
 # one render-only nixbuild_machines_file (no host, no file; the same provider
@@ -156,8 +145,39 @@ for d in ours builtin; do
   tfin "$d" init
   tfin "$d" apply -auto-approve
 done
-floor_ours_ms=$(median_ms tfin ours apply -auto-approve -replace=nixbuild_machines_file.m)
-floor_builtin_ms=$(median_ms tfin builtin apply -auto-approve -replace=terraform_data.d)
+
+# The five measurements interleaved, run by run (a slow moment of the shared
+# machine then hits all of them alike): each run's wall time, and the NAR
+# bytes the cache received during it.
+declare -A run_ms=() run_bytes=()
+measure() { # NAME CMD...: one timed run of CMD, added to NAME's figures
+  local name=$1 offset start end
+  shift
+  offset=$(log_size)
+  start=$(date +%s%N)
+  "$@" >/dev/null 2>&1 || { echo "command failed: $*" >&2; exit 1; }
+  end=$(date +%s%N)
+  run_ms[$name]+=" $(((end - start) / 1000000))"
+  run_bytes[$name]=$((${run_bytes[$name]:-0} + $(nar_bytes_since "$offset")))
+}
+for _ in $(seq "$runs"); do
+  measure cached tf apply -auto-approve -replace=nixbuild_cache_push.second
+  measure re tfre apply -auto-approve -replace=terraform_data.by_hand
+  measure ssh "${ssh_cmd[@]}" "$by_hand"
+  measure floor_ours tfin ours apply -auto-approve -replace=nixbuild_machines_file.m
+  measure floor_builtin tfin builtin apply -auto-approve -replace=terraform_data.d
+done
+# shellcheck disable=SC2086 # the figures are a list
+{
+  cached_ms=$(median ${run_ms[cached]})
+  re_ms=$(median ${run_ms[re]})
+  ssh_ms=$(median ${run_ms[ssh]})
+  floor_ours_ms=$(median ${run_ms[floor_ours]})
+  floor_builtin_ms=$(median ${run_ms[floor_builtin]})
+}
+cached_bytes=${run_bytes[cached]} re_bytes=${run_bytes[re]} ssh_bytes=${run_bytes[ssh]}
+tfre destroy -auto-approve
+tf destroy -auto-approve
 
 # Refresh of a push whose closure has 1,000 paths. A fixed salt: the paths are
 # built and uploaded once per world, later runs reuse them.
@@ -190,7 +210,7 @@ tfbig destroy -auto-approve
 
 ratio() { python3 -c "print(f'{$1 / max($2, 1):.2f}')"; }
 echo "provider build:                                    $profile"
-echo "runs per measurement:                              $runs (median)"
+echo "runs per measurement:                              $runs (median; the cached push, remote-exec, plain ssh and both floors interleaved)"
 echo "closure:                                           $closure_paths paths, $closure_nar NAR bytes"
 echo "first push (terraform apply, builds + uploads):    ${first_ms} ms, pushed_paths=$pushed, ${first_bytes} NAR bytes uploaded"
 echo "R2 fully cached push (terraform apply -replace):   ${cached_ms} ms, ${cached_bytes} NAR bytes uploaded in $runs runs"

@@ -318,20 +318,19 @@ fn counts(map: &BTreeMap<String, usize>) -> Counts {
 
 pub struct CachePushResource {
     shared: Arc<Shared>,
-    client: reqwest::Client,
 }
 
 impl CachePushResource {
     pub fn new(shared: Arc<Shared>) -> Self {
-        Self {
-            shared,
-            client: http::client(),
-        }
+        // No HTTP client yet: building one loads the system's CA
+        // certificates, and most provider processes (schema, validate)
+        // never push.
+        Self { shared }
     }
 
     fn filters(&self, state: &CachePushState) -> closure::Filters {
         closure::Filters::new(
-            &self.client,
+            &http::client(),
             &strings(&state.exclude),
             &strings(&state.skip_upstream),
         )
@@ -357,7 +356,7 @@ impl CachePushResource {
             },
             _ => push::Origin::None,
         };
-        let destinations = destinations::resolve(state, configured, &self.client);
+        let destinations = destinations::resolve(state, configured, &http::client());
         if destinations.is_empty() {
             diags.error_short(
                 "No destination: add a `store` or `cachix` block",
@@ -534,7 +533,7 @@ impl Resource for CachePushResource {
             return Some((state, private_state));
         }
         let configured = self.shared.get(diags)?;
-        let destinations = destinations::resolve(&state, &configured, &self.client);
+        let destinations = destinations::resolve(&state, &configured, &http::client());
         let (total, per) = destinations::refresh(
             &destinations,
             &self.filters(&state),
