@@ -117,6 +117,28 @@ def main():
         print("|---|---|---|---|")
         for step, values in by_step.items():
             print(f"| {step} | {len(values)} | {statistics.median(values):.0f} | {sum(values):.0f} |")
+    # Inside each command: its steps (src/ssh/steps.rs), timed by when their
+    # frame lines reached the provider (they stream as the shell prints
+    # them): from `BOUNDARY begin N NAME` to `BOUNDARY end N STATUS`.
+    frame = re.compile(r"provider\.terraform-provider-nixbuild: (@nixbuild-[0-9a-f]+) (begin|end) (\d+) ?(.*?): ")
+    begun, names, inside = {}, {}, {}
+    for t, e in events:
+        m = frame.search(e)
+        if not m:
+            continue
+        boundary, kind, n, rest = m.groups()
+        if kind == "begin":
+            begun[(boundary, n)] = t
+            names[(boundary, n)] = rest
+        elif (boundary, n) in begun:
+            name = names[(boundary, n)]
+            inside.setdefault(name, []).append(t - begun.pop((boundary, n)))
+    if inside:
+        print("\nSteps inside those commands (frame lines as they arrived)\n")
+        print("| step | runs | median ms | sum ms |")
+        print("|---|---|---|---|")
+        for name, values in inside.items():
+            print(f"| {name} | {len(values)} | {statistics.median(values):.0f} | {sum(values):.0f} |")
 
 
 if __name__ == "__main__":

@@ -4,10 +4,12 @@
 #      builders, broken down per gRPC call and per SSH round trip by
 #      bench/breakdown.py (Terraform's trace lines plus the provider's own
 #      debug timings);
-#   2. the same for `terraform apply` changing `nix.max_jobs` on 1 builder:
+#   2. the same for `terraform apply` changing `nix.max_jobs` on 1 builder
+#      and on 20 (R5):
 #      plan and apply run in separate provider processes, so the apply
 #      connects to the host a second time (what a per-process pool costs);
-#   3. CPU by process name during a bootstrap of 10 fresh hosts (perf);
+#   3. CPU by process name during a bootstrap of 10 fresh hosts and during a
+#      max_jobs change on 20 builders (perf);
 #   4. the remote side of the check, timed on the host itself (`date +%s%N`
 #      around each command, over plain ssh): the full check, the check with a
 #      matching Nix fingerprint, `nix --version`, `nix show-config`, `true`.
@@ -59,9 +61,11 @@ traced() { # NAME DIR ARGS...: terraform with TF_LOG=trace into $work/NAME.log
 traced plan1 d1 plan -detailed-exitcode
 traced plan20 d20 plan -detailed-exitcode
 traced apply1 d1 apply -auto-approve -var max_jobs=2
+traced apply20 d20 apply -auto-approve -var max_jobs=2
 python3 "$repo/bench/breakdown.py" "No-op \`terraform plan\`, 1 builder (ms)" "$work/plan1.log"
 python3 "$repo/bench/breakdown.py" "No-op \`terraform plan\`, 20 builders (ms; medians per resource)" "$work/plan20.log"
 python3 "$repo/bench/breakdown.py" "\`terraform apply\` of a max_jobs change, 1 builder: plan and apply walks, separate provider processes (ms)" "$work/apply1.log"
+python3 "$repo/bench/breakdown.py" "\`terraform apply\` of a max_jobs change, 20 builders (R5; ms, medians per resource)" "$work/apply20.log"
 # Bootstrap of fresh hosts (b51..b60, as R3 of bench/builder.sh): 1, then 10.
 for n in 1 10; do
   builder_dir "boot$n" 50 "$n" '["root"]'
@@ -70,24 +74,31 @@ for n in 1 10; do
   python3 "$repo/bench/breakdown.py" "Bootstrap apply of $n fresh host(s), \`install = \"none\"\` (ms)" "$work/boot$n.log"
 done
 
-# CPU by process name during an untraced bootstrap of 10 fresh hosts: perf's
-# cpu-clock samples over the whole machine at 1 kHz per core (one sample is
-# a millisecond of CPU; short-lived processes count too, unlike process
-# accounting). Shows what keeps both cores busy (R3 is CPU-bound).
+# CPU by process name during an untraced run: perf's cpu-clock samples over
+# the whole machine at 1 kHz per core (one sample is a millisecond of CPU;
+# short-lived processes count too, unlike process accounting). Shows what
+# keeps both cores busy: a bootstrap of 10 fresh hosts (R3 is CPU-bound)
+# and a max_jobs change on 20 builders (R5).
 command -v perf >/dev/null || apt-get install -y -qq linux-perf >/dev/null
+cpu_by_process() { # TITLE DIR ARGS...: terraform ARGS in DIR under perf
+  local title=$1 dir=$2 perf_pid
+  shift 2
+  perf record -q -e cpu-clock -F 1000 -a -o "$work/$dir.perf" 2>/dev/null &
+  perf_pid=$!
+  sleep 0.5
+  tf "$dir" "$@" || fail "$title"
+  kill -INT "$perf_pid"
+  wait "$perf_pid" || true
+  echo
+  echo "CPU by process name, $title (perf cpu-clock samples, ms; idle left out)"
+  echo
+  perf report -i "$work/$dir.perf" --sort comm --stdio -q -F sample,comm 2>/dev/null |
+    python3 "$repo/bench/perf_by_comm.py"
+}
 builder_dir cpu10 50 10 '["root"]'
-perf record -q -e cpu-clock -F 1000 -a -o "$work/cpu10.perf" 2>/dev/null &
-perf_pid=$!
-sleep 0.5
-tf cpu10 apply -auto-approve || fail "apply of cpu10"
-kill -INT "$perf_pid"
-wait "$perf_pid" || true
+cpu_by_process "bootstrap apply of 10 fresh hosts" cpu10 apply -auto-approve
 tf cpu10 destroy -auto-approve || fail "destroy of cpu10"
-echo
-echo "CPU by process name, bootstrap apply of 10 fresh hosts (perf cpu-clock samples, ms; idle left out)"
-echo
-perf report -i "$work/cpu10.perf" --sort comm --stdio -q -F sample,comm 2>/dev/null |
-  python3 "$repo/bench/perf_by_comm.py"
+cpu_by_process "apply of a max_jobs change on 20 builders" d20 apply -auto-approve -var max_jobs=3
 
 # The remote side: each command timed on the host, median of $runs.
 address=$(sed -n 51p "$work/addresses")

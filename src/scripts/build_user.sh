@@ -134,26 +134,41 @@ case "$owner" in
 esac
 
 # Debian's nix-daemon socket is reserved for group nix-users.
-if [ "$owner" != absent ] && getent group "$socket_group" >/dev/null 2>&1 && ! id -nG "$name" | tr ' ' '\n' | grep -qxF "$socket_group"; then
+# In the socket group? Its member list first (one getent, read by the
+# shell); `id -nG` only when the list does not name the user (a primary group).
+in_socket_group() {
+  members=$(getent group "$socket_group" 2>/dev/null) || return 0
+  case ",${members##*:}," in *",$name,"*) return 0 ;; esac
+  id -nG "$name" | tr ' ' '\n' | grep -qxF "$socket_group"
+}
+if [ "$owner" != absent ] && ! in_socket_group; then
   usermod -a -G "$socket_group" "$name"
   groups="$(recorded groups) $socket_group"
   write_record "$(recorded origin)" "${groups# }" "$(recorded keys)"
   changed=yes
 fi
 
-home=$(home_of)
-group=$(id -gn "$name")
-if [ ! -d "$home/.ssh" ]; then
-  mkdir -p "$home/.ssh"
-  chown "$name:$group" "$home/.ssh"
-  chmod 0700 "$home/.ssh"
+home=
+if passwd_line=$(getent passwd "$name"); then
+  IFS=: read -r _ _ _ _ _ home _ <<EOF
+$passwd_line
+EOF
 fi
-new=$(mktemp "$home/.ssh/.authorized_keys.XXXXXX")
-trap 'rm -f "$new"' EXIT
-cat >"$new"
-if [ -f "$home/.ssh/authorized_keys" ] && cmp -s "$new" "$home/.ssh/authorized_keys"; then
-  rm -f "$new"
-else
+[ -n "$home" ] || { echo "the account $name has no home directory" >&2; exit 5; }
+# The keys (stdin) read once, compared with cmp, written only when they differ.
+keys=$(cat; echo x)
+keys=${keys%x}
+if [ ! -f "$home/.ssh/authorized_keys" ] ||
+  ! printf '%s' "$keys" | cmp -s - "$home/.ssh/authorized_keys"; then
+  group=$(id -gn "$name")
+  if [ ! -d "$home/.ssh" ]; then
+    mkdir -p "$home/.ssh"
+    chown "$name:$group" "$home/.ssh"
+    chmod 0700 "$home/.ssh"
+  fi
+  new=$(mktemp "$home/.ssh/.authorized_keys.XXXXXX")
+  trap 'rm -f "$new"' EXIT
+  printf '%s' "$keys" >"$new"
   chown "$name:$group" "$new"
   chmod 0600 "$new"
   mv -f "$new" "$home/.ssh/authorized_keys"

@@ -12,9 +12,25 @@ custom=$1
 daemon=$2
 PATH="$PATH:/nix/var/nix/profiles/default/bin"
 export PATH
+socket=/nix/var/nix/daemon-socket/socket
+# A daemon that starts creates its socket anew: a new inode or change time
+# (the inode number is often reused) says one is up. A socket systemd holds
+# stays as it is; the ping decides in any case.
+inode() { stat -c '%i %.9Z' "$socket" 2>/dev/null || echo none; }
+answers() { said=$(nix --extra-experimental-features nix-command store ping --store daemon 2>&1); }
+before=$(inode)
 if [ -n "$custom" ]; then
   echo "running daemon_restart_command"
   sh -c "$custom"
+  # It may return before the new daemon listens: give the socket up to a
+  # tenth of a second to be made anew before the first ping (a ping that
+  # fails has cost a nix start for nothing). `systemctl restart` returns
+  # when the daemon has started.
+  polls=0
+  while [ "$daemon" = true ] && [ "$(inode)" = "$before" ] && [ "$polls" -lt 4 ]; do
+    polls=$((polls + 1))
+    sleep 0.025 2>/dev/null || break
+  done
 elif [ -d /run/systemd/system ] && systemctl cat nix-daemon.service >/dev/null 2>&1; then
   systemctl restart nix-daemon.service
   echo "restarted nix-daemon.service"
@@ -23,13 +39,21 @@ else
   exit 0
 fi
 [ "$daemon" = true ] || exit 0
-tries=0
-until said=$(nix --extra-experimental-features nix-command store ping --store daemon 2>&1); do
-  tries=$((tries + 1))
-  if [ "$tries" -ge 300 ]; then
+! answers || exit 0
+# Not up yet. Each ping starts nix: ask again when the socket is new, or
+# every half second whatever it looks like; give up after about 30 s.
+polls=0
+while :; do
+  now=$(inode)
+  if [ "$now" != "$before" ] || [ $((polls % 20)) -eq 19 ]; then
+    before=$now
+    ! answers || break
+  fi
+  polls=$((polls + 1))
+  if [ "$polls" -ge 1200 ]; then
     echo "nix-daemon did not answer within 30 s after the restart: $(printf '%s\n' "$said" | tail -n 1)" >&2
     exit 1
   fi
-  sleep 0.1
+  sleep 0.025 2>/dev/null || sleep 1
 done
-[ "$tries" -eq 0 ] || echo "nix-daemon answered after $tries retries"
+echo "nix-daemon answered after $polls polls of its socket"

@@ -13,27 +13,46 @@ if [ -L "$conf" ]; then
   echo "$conf is a symlink (NixOS generates it): refusing to edit it" >&2
   exit 4
 fi
-mkdir -p "$(dirname "$managed")"
+dir=${managed%/*}
+[ -d "$dir" ] || mkdir -p "$dir"
 
-# Compared in a private temporary file first: a file created in /etc/nix
-# changes the directory's mtime, which every Read's Nix fingerprint includes,
-# so an unchanged config leaves /etc/nix as it was.
-wanted=$(mktemp "${TMPDIR:-/tmp}/nixbuild-conf.XXXXXX")
-new=
-trap 'rm -f "$wanted" ${new:+"$new"}' EXIT
-cat >"$wanted"
-if [ ! -f "$managed" ] || ! cmp -s "$wanted" "$managed"; then
-  new=$(mktemp "$managed.XXXXXX")
-  cat "$wanted" >"$new"
-  chmod 0644 "$new"
+# Few processes (ten hosts share two cores during a bootstrap): the wanted
+# text is read once (the trailing x keeps its trailing newlines), compared
+# with cmp, and written only when it differs, so an unchanged config leaves
+# /etc/nix as it was (its files are part of every Read's Nix fingerprint).
+wanted=$(cat; echo x)
+wanted=${wanted%x}
+if [ ! -f "$managed" ] || ! printf '%s' "$wanted" | cmp -s - "$managed"; then
+  # A name of our own in a directory only root writes; noclobber makes the
+  # shell create it afresh (never through a file or link already there).
+  # (A leftover of an interrupted run by that name: a fresh mktemp name.)
+  new="$managed.nixbuild-$$"
+  trap '[ -z "$new" ] || rm -f "$new"' EXIT
+  umask 022
+  if ! { set -C && printf '%s' "$wanted" >"$new"; } 2>/dev/null; then
+    new=$(mktemp "$managed.XXXXXX")
+    printf '%s' "$wanted" >"$new"
+    chmod 0644 "$new"
+  fi
+  set +C
   mv -f "$new" "$managed"
   new=
   changed=yes
 fi
 
-if [ ! -f "$conf" ] || ! grep -qxF "$include" "$conf"; then
+# The include line, looked for by the shell itself.
+included=no
+if [ -f "$conf" ]; then
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [ "$line" = "$include" ]; then
+      included=yes
+      break
+    fi
+  done <"$conf"
+fi
+if [ "$included" = no ]; then
   next=$(mktemp "$conf.XXXXXX")
-  trap 'rm -f "$wanted" "$next"' EXIT
+  trap 'rm -f "$next"' EXIT
   if [ -f "$conf" ]; then
     cat "$conf" >"$next"
     # Keep the user's last line whole.
