@@ -40,17 +40,7 @@ if [ ! -f "$managed" ] || ! printf '%s' "$wanted" | cmp -s - "$managed"; then
   changed=yes
 fi
 
-# The include line, looked for by the shell itself.
-included=no
-if [ -f "$conf" ]; then
-  while IFS= read -r line || [ -n "$line" ]; do
-    if [ "$line" = "$include" ]; then
-      included=yes
-      break
-    fi
-  done <"$conf"
-fi
-if [ "$included" = no ]; then
+if [ ! -f "$conf" ] || ! grep -qxF "$include" "$conf"; then
   next=$(mktemp "$conf.XXXXXX")
   trap 'rm -f "$next"' EXIT
   if [ -f "$conf" ]; then
