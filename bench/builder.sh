@@ -20,7 +20,8 @@
 #       in-place updates), next to R1's no-op plan over 20.
 # Medians over RUNS runs (default 5), interleaved. With BEFORE_PROVIDER=FILE
 # (an older build of the provider binary) every provider figure is measured
-# with that binary too, in the same run, and printed as "before".
+# with that binary too, in the same run, and printed as "before" (its plans
+# and R5 run on copies of the states that it refreshed itself).
 # Prints numbers and ratios (the `goal` lines of bench/lib.sh); asserts
 # nothing. Starts the bench hosts itself (up.sh with NIXBUILD_BENCH_ONLY: the
 # rest of the world is not touched); everything it applied is destroyed with
@@ -133,6 +134,16 @@ tf d100 apply -auto-approve || fail "apply of 100 builders"
 for d in d20 d50 d100; do
   tf "$d" apply -refresh-only -auto-approve || fail "refresh of $d"
 done
+# The older build reads states of its own: copies of d20 and d50 refreshed by
+# it (a state the newer build wrote holds Nix fingerprints in a format the
+# older one may not know, and then every one of its Reads would start nix).
+if [ -n "$before" ]; then
+  for d in d20 d50; do
+    rm -rf "$work/${d}b"
+    cp -a "$work/$d" "$work/${d}b"
+    TF_CLI_CONFIG_FILE="$work/before.rc" tf "${d}b" apply -refresh-only -auto-approve || fail "refresh of ${d}b (before)"
+  done
+fi
 tf r20 apply -auto-approve -var run=0 || fail "apply of 20 remote-exec"
 tf r50 apply -auto-approve -var run=0 || fail "apply of 50 remote-exec"
 
@@ -148,7 +159,7 @@ for run in $(seq "$runs"); do
     add "ssh$n" "$(plain_ssh "$n")"
     add "rexec$n" "$(apply_expect "$work/after.rc" "r$n" "$n added, 0 changed, $n destroyed" -var "run=$run")"
     add "plan$n" "$(noop_plan "$work/after.rc" "d$n")"
-    [ -z "$before" ] || add "plan${n}_before" "$(noop_plan "$work/before.rc" "d$n")"
+    [ -z "$before" ] || add "plan${n}_before" "$(noop_plan "$work/before.rc" "d${n}b")"
   done
 done
 
@@ -169,7 +180,7 @@ for _ in $(seq "$runs"); do
   add r5 "$(apply_expect "$work/after.rc" d20 "0 added, 20 changed, 0 destroyed" -var "max_jobs=$max_jobs")"
   if [ -n "$before" ]; then
     max_jobs=$((5 - max_jobs))
-    add r5_before "$(apply_expect "$work/before.rc" d20 "0 added, 20 changed, 0 destroyed" -var "max_jobs=$max_jobs")"
+    add r5_before "$(apply_expect "$work/before.rc" d20b "0 added, 20 changed, 0 destroyed" -var "max_jobs=$max_jobs")"
   fi
 done
 tf d20 apply -auto-approve || fail "apply restoring max_jobs"
