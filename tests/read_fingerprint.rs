@@ -147,6 +147,22 @@ fn read_reuses_nix_facts_until_the_config_changes() {
             "{version}: {with_feature:?}"
         );
         tf.assert_no_changes();
+
+        // A hand edit of that config adding a feature: the Read reports it
+        // (drift, and the feature), and the repair takes both back.
+        host.exec("echo 'extra-system-features = drift-test' >> /etc/nix/nixbuild.conf");
+        tf.ok(&["apply", "-refresh-only", "-auto-approve", "-no-color"]);
+        assert!(features(&tf).iter().any(|f| f == "drift-test"), "{version}");
+        tf.apply();
+        assert!(
+            !features(&tf).iter().any(|f| f == "drift-test"),
+            "{version}"
+        );
+        assert!(
+            features(&tf).iter().any(|f| f == "fingerprint-test"),
+            "{version}"
+        );
+        tf.assert_no_changes();
         tf.destroy();
     }
 }

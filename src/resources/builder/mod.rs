@@ -238,14 +238,27 @@ impl BuilderResource {
     /// Whether an update may change the features Nix detects (reported when
     /// `nix.system_features` is unset): when `extra_config` changes a line
     /// naming features, or is not known yet, or `nix.system_features` was set
-    /// before.
-    fn detected_features_may_change(prior: &BuilderState, planned: &BuilderState) -> bool {
+    /// before, or the managed config on the host is not what the last apply
+    /// wrote (the repair rewrites a hand edit, whose features the last Read
+    /// reported).
+    fn detected_features_may_change(
+        prior: &BuilderState,
+        planned: &BuilderState,
+        target: &CachixTarget,
+    ) -> bool {
         if planned.nix.is_unknown() {
             return true;
         }
         let planned_nix = planned.nix_block();
         if !planned_nix.system_features.is_null() {
             return false;
+        }
+        let hand_edited = match Self::desired_hash(prior, target) {
+            Value::Value(hash) => prior.config_hash.as_ref_option() != Some(&hash),
+            _ => true,
+        };
+        if hand_edited {
+            return true;
         }
         let prior_nix = prior.nix_block();
         // From declared to detected.
@@ -838,8 +851,6 @@ fn refuse_foreign_user(state: &BuilderState, foreign: &str, host: &str, diags: &
     );
 }
 
-/// `cachix.sh`: converge the CLI and the watch-store service; with
-/// `watch = false`, remove a service and token file left on the host.
 /// Restart the daemon (the user's command, or systemd's unit) and, for a
 /// multi-user Nix, wait until it answers: the apply ends with a builder that
 /// serves the next client.
@@ -857,6 +868,8 @@ fn restart_daemon_step(state: &BuilderState) -> Step {
     )
 }
 
+/// `cachix.sh`: converge the CLI and the watch-store service; with
+/// `watch = false`, remove a service and token file left on the host.
 fn cachix_step(cache: &str, install: bool, watch: bool, env: String) -> Step {
     let flag = |b: bool| if b { "true" } else { "false" };
     Step::new(
@@ -1079,7 +1092,7 @@ impl Resource for BuilderResource {
         state.config_hash = Self::desired_hash(&state, &target);
         state.drift = Value::Value(vec![]);
         Self::derive(&mut state, &host);
-        if Self::detected_features_may_change(&prior_state, &state) {
+        if Self::detected_features_may_change(&prior_state, &state, &target) {
             state.supported_features = Value::Unknown;
         }
         let private = prior_private_state
