@@ -107,3 +107,83 @@ pub const STEPS: &str = include_str!("steps.sh");
 
 /// `nixos=yes` on a NixOS host (the first step of a builder apply).
 pub const NIXOS_CHECK: &str = include_str!("nixos_check.sh");
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    /// `restart_daemon.sh` run by the local /bin/sh, with a stand-in `nix`
+    /// first on PATH that fails its first `fails` pings and counts them all
+    /// (the acceptance tests restart real daemons; this pins the wait's
+    /// logic). Returns (exit code, stdout, pings, what the custom command
+    /// left).
+    fn restart(custom: &str, daemon: &str, fails: u32) -> (i32, String, u32, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let count = dir.path().join("pings");
+        let fake = dir.path().join("nix");
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\necho x >>'{count}'\n[ \"$(wc -l <'{count}')\" -gt {fails} ] || {{ echo 'error: cannot connect to socket' >&2; exit 1; }}\n",
+                count = count.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let out = std::process::Command::new("/bin/sh")
+            .args([
+                "-c",
+                super::RESTART_DAEMON,
+                "restart_daemon.sh",
+                custom,
+                daemon,
+            ])
+            .env("PATH", path)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let pings = std::fs::read_to_string(&count)
+            .unwrap_or_default()
+            .lines()
+            .count() as u32;
+        let left = std::fs::read_to_string(dir.path().join("ran")).unwrap_or_default();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            pings,
+            left,
+        )
+    }
+
+    #[test]
+    fn a_single_user_nix_is_not_waited_for() {
+        let (code, out, pings, left) = restart("echo done > ran", "false", 0);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("running daemon_restart_command"), "{out}");
+        assert_eq!(left, "done\n");
+        assert_eq!(pings, 0, "{out}");
+    }
+
+    #[test]
+    fn a_daemon_that_answers_at_once_is_pinged_once() {
+        let (code, out, pings, _) = restart("true", "true", 0);
+        assert_eq!(code, 0, "{out}");
+        assert_eq!(pings, 1, "{out}");
+        assert!(!out.contains("answered after"), "{out}");
+    }
+
+    /// The socket stays as it is (no daemon here makes it anew): a ping
+    /// every half second until one answers, not one per poll.
+    #[test]
+    fn a_daemon_that_comes_up_late_is_waited_for() {
+        let (code, out, pings, _) = restart("true", "true", 2);
+        assert_eq!(code, 0, "{out}");
+        assert_eq!(pings, 3, "{out}");
+        assert!(out.contains("nix-daemon answered after 39 polls"), "{out}");
+    }
+}
