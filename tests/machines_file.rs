@@ -894,14 +894,28 @@ output "known_hosts_path" {{
             "{path} was not built on hp\n{log}"
         );
         // The build key is restricted: it builds (above) but runs nothing else.
+        // What `ssh … id` printed, with its stderr and exit status for the
+        // failure message. Once more after an exit of 255 with no output:
+        // ssh's own code for a connection that broke, not the key's answer.
         let ssh_id = || {
-            let out = Command::new("ssh")
-                .args(["-F", &config_path, "-o", "BatchMode=yes", &alias, "id"])
-                .stdin(std::process::Stdio::null())
-                .env("HOME", &home)
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&out.stdout).into_owned()
+            let run = || {
+                Command::new("ssh")
+                    .args(["-F", &config_path, "-o", "BatchMode=yes", &alias, "id"])
+                    .stdin(std::process::Stdio::null())
+                    .env("HOME", &home)
+                    .output()
+                    .unwrap()
+            };
+            let mut out = run();
+            if out.status.code() == Some(255) && out.stdout.is_empty() {
+                out = run();
+            }
+            format!(
+                "{}\n(ssh exit {:?}, stderr: {})",
+                String::from_utf8_lossy(&out.stdout),
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
         };
         assert!(!ssh_id().contains("uid="), "the restricted key ran `id`");
         let keys = hp.exec("cat ~nixbuild/.ssh/authorized_keys");
@@ -930,9 +944,10 @@ output "known_hosts_path" {{
         );
         tf.apply();
         tf.assert_no_changes();
+        let with_shell = ssh_id();
         assert!(
-            ssh_id().contains("uid="),
-            "allow_shell = true gave no shell"
+            with_shell.contains("uid="),
+            "allow_shell = true gave no shell: {with_shell}"
         );
         // Plain key lines are what 0.1.0 wrote: restricting them again (the
         // upgrade) is an in-place update too.
