@@ -148,12 +148,7 @@ if [ "$owner" != absent ] && ! in_socket_group; then
   changed=yes
 fi
 
-home=
-if passwd_line=$(getent passwd "$name"); then
-  IFS=: read -r _ _ _ _ _ home _ <<EOF
-$passwd_line
-EOF
-fi
+home=$(home_of)
 [ -n "$home" ] || { echo "the account $name has no home directory" >&2; exit 5; }
 # The keys (stdin) read once, compared with cmp, written only when they differ.
 keys=$(cat; echo x)

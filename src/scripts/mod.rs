@@ -184,6 +184,6 @@ mod tests {
         let (code, out, pings, _) = restart("true", "true", 2);
         assert_eq!(code, 0, "{out}");
         assert_eq!(pings, 3, "{out}");
-        assert!(out.contains("nix-daemon answered after 39 polls"), "{out}");
+        assert!(out.contains("nix-daemon answered after 44 polls"), "{out}");
     }
 }

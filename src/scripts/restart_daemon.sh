@@ -22,15 +22,6 @@ before=$(inode)
 if [ -n "$custom" ]; then
   echo "running daemon_restart_command"
   sh -c "$custom"
-  # It may return before the new daemon listens: give the socket up to a
-  # tenth of a second to be made anew before the first ping (a ping that
-  # fails has cost a nix start for nothing). `systemctl restart` returns
-  # when the daemon has started.
-  polls=0
-  while [ "$daemon" = true ] && [ "$(inode)" = "$before" ] && [ "$polls" -lt 4 ]; do
-    polls=$((polls + 1))
-    sleep 0.025 2>/dev/null || break
-  done
 elif [ -d /run/systemd/system ] && systemctl cat nix-daemon.service >/dev/null 2>&1; then
   systemctl restart nix-daemon.service
   echo "restarted nix-daemon.service"
@@ -39,15 +30,22 @@ else
   exit 0
 fi
 [ "$daemon" = true ] || exit 0
-! answers || exit 0
-# Not up yet. Each ping starts nix: ask again when the socket is new, or
-# every half second whatever it looks like; give up after about 30 s.
+# Each ping starts nix, so ask when the socket is new, or when the schedule
+# says: at once after `systemctl restart` (it returns once the daemon has
+# started); after a custom command, which may return before the new daemon
+# listens, a tenth of a second at most; after a failed ping, half a second
+# later. Give up after about 30 s.
+next_ping=0
+[ -z "$custom" ] || next_ping=4
 polls=0
+failed=no
 while :; do
   now=$(inode)
-  if [ "$now" != "$before" ] || [ $((polls % 20)) -eq 19 ]; then
+  if [ "$now" != "$before" ] || [ "$polls" -ge "$next_ping" ]; then
     before=$now
     ! answers || break
+    failed=yes
+    next_ping=$((polls + 20))
   fi
   polls=$((polls + 1))
   if [ "$polls" -ge 1200 ]; then
@@ -56,4 +54,4 @@ while :; do
   fi
   sleep 0.025 2>/dev/null || sleep 1
 done
-echo "nix-daemon answered after $polls polls of its socket"
+[ "$failed" = no ] || echo "nix-daemon answered after $polls polls of its socket"

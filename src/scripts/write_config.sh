@@ -23,18 +23,10 @@ dir=${managed%/*}
 wanted=$(cat; echo x)
 wanted=${wanted%x}
 if [ ! -f "$managed" ] || ! printf '%s' "$wanted" | cmp -s - "$managed"; then
-  # A name of our own in a directory only root writes; noclobber makes the
-  # shell create it afresh (never through a file or link already there).
-  # (A leftover of an interrupted run by that name: a fresh mktemp name.)
-  new="$managed.nixbuild-$$"
+  new=$(mktemp "$managed.XXXXXX")
   trap '[ -z "$new" ] || rm -f "$new"' EXIT
-  umask 022
-  if ! { set -C && printf '%s' "$wanted" >"$new"; } 2>/dev/null; then
-    new=$(mktemp "$managed.XXXXXX")
-    printf '%s' "$wanted" >"$new"
-    chmod 0644 "$new"
-  fi
-  set +C
+  printf '%s' "$wanted" >"$new"
+  chmod 0644 "$new"
   mv -f "$new" "$managed"
   new=
   changed=yes
