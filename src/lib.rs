@@ -6,6 +6,7 @@ pub mod context;
 pub mod docs;
 pub mod handshake;
 pub mod host;
+pub mod interrupt;
 pub mod logging;
 pub mod nix;
 pub mod provider;
