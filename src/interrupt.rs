@@ -19,7 +19,9 @@ static STOP: LazyLock<CancellationToken> = LazyLock::new(CancellationToken::new)
 /// every one started from now on (the process is about to end).
 pub fn stop() {
     if !STOP.is_cancelled() {
-        tracing::warn!("Terraform asked the provider to stop: interrupting every operation in flight");
+        tracing::warn!(
+            "Terraform asked the provider to stop: interrupting every operation in flight"
+        );
     }
     STOP.cancel();
 }

@@ -4,11 +4,11 @@
 pub mod cache;
 pub mod context;
 pub mod docs;
-pub mod handshake;
 pub mod host;
 pub mod interrupt;
 pub mod logging;
 pub mod nix;
+pub mod plugin;
 pub mod provider;
 pub mod resources;
 pub mod schema;

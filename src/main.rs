@@ -1,45 +1,32 @@
 //! `terraform-provider-nixbuild`: serves the `nixbuild` provider to Terraform over
 //! plugin protocol 6. Sets up logging (hclog JSON on stderr) and signal handling,
-//! then hands over to tf-provider.
+//! then hands over to the plugin layer (src/plugin/).
 
-use terraform_provider_nixbuild::{handshake, logging, provider};
+use terraform_provider_nixbuild::{logging, plugin, provider};
 
 use tokio::signal::unix::{signal, SignalKind};
 
-const MAGIC_COOKIE_KEY: &str = "TF_PLUGIN_MAGIC_COOKIE";
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    if std::env::var_os(MAGIC_COOKIE_KEY).is_none() {
+    if !plugin::handshake::started_by_terraform() {
         eprintln!(
             "This binary is a Terraform plugin: Terraform starts it. Use it from a Terraform configuration \
              (see the README), or through `dev_overrides` in a Terraform CLI configuration for development."
         );
         std::process::exit(1);
     }
-    // tf-provider installs its own (plain text, global) logger when
-    // PLUGIN_LOG_FILE is set, which would clash with ours: ours wins.
-    std::env::remove_var("PLUGIN_LOG_FILE");
-    // tf-provider captures a Rust backtrace into every diagnostic when
-    // backtraces are enabled; users should see our messages, not frames.
+    // tf-provider's diagnostics capture a Rust backtrace when backtraces are
+    // enabled; users should see our messages, not frames.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
-    // Before anything is printed: the handshake line must pass through the
-    // forwarder that sets TCP_NODELAY on the gRPC listener first.
-    // NIXBUILD_GRPC_NODELAY=off leaves the option unset, for the benchmark's
-    // before/after comparison (bench/) and the test's proof that it can fail.
-    let held = handshake::hold(std::env::var("NIXBUILD_GRPC_NODELAY").as_deref() != Ok("off"));
     logging::init();
-    if let Err(e) = held {
-        tracing::warn!(
-            "cannot hold back the plugin handshake ({e}); gRPC runs without TCP_NODELAY"
-        );
-    }
-    // Two rustls crypto backends are linked (ring for tonic, aws-lc-rs for
-    // reqwest); without an explicit choice rustls panics at the first TLS use.
+    // Two rustls crypto backends are linked (ring for the HTTP client,
+    // aws-lc-rs for the plugin socket, which names its own); without an
+    // explicit default rustls panics at the first TLS use that names none.
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     // Terraform, not the terminal, stops the provider: a Ctrl-C reaches the whole
     // process group, and dying here would lose what an apply already created.
+    // Terraform then calls StopProvider, which interrupts the work in flight.
     let mut interrupts = signal(SignalKind::interrupt())?;
     tokio::spawn(async move {
         while interrupts.recv().await.is_some() {
@@ -48,7 +35,11 @@ async fn main() -> anyhow::Result<()> {
     });
 
     tracing::debug!(version = env!("CARGO_PKG_VERSION"), "starting");
-    tf_provider::serve("nixbuild", provider::NixbuildProvider::new()).await?;
+    if let Err(e) = plugin::serve("nixbuild", provider::NixbuildProvider::new()).await {
+        tracing::error!("{e:#}");
+        eprintln!("terraform-provider-nixbuild: {e:#}");
+        std::process::exit(1);
+    }
     tracing::debug!("Terraform is done with the provider; exiting");
     Ok(())
 }

@@ -13,7 +13,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{NestedBlock, Schema};
 use tf_provider::value::{Value, ValueEmpty};
-use tf_provider::{AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
+use tf_provider::{
+    AttributePath, DataSource, Diagnostics, DynamicDataSource, DynamicResource, Provider, Resource,
+};
 
 use crate::context::credentials::{validate_secret, CachixBlock};
 use crate::context::settings::validate_block;
@@ -25,6 +27,7 @@ use crate::resources::cache_push::CachePushResource;
 use crate::resources::cachix_cache::CachixCacheDataSource;
 use crate::resources::host::HostDataSource;
 use crate::resources::machines_file::MachinesFileResource;
+use crate::resources::state_upgrade::Upgrades;
 use crate::ssh::pool::DEFAULT_MAX_SESSIONS_PER_HOST;
 use crate::ssh::Pool;
 use crate::tfschema::{or_diag, schema_of, Block, Optional};
@@ -141,43 +144,75 @@ impl Provider for NixbuildProvider {
         &self,
         _diags: &mut Diagnostics,
     ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
-        let mut resources: HashMap<String, Box<dyn DynamicResource>> = HashMap::new();
-        resources.insert(
-            "builder".into(),
-            Box::new(BuilderResource::new(self.shared.clone())),
-        );
-        resources.insert(
-            "machines_file".into(),
-            Box::new(MachinesFileResource::new(self.shared.clone())),
-        );
-        resources.insert(
-            "cache_push".into(),
-            Box::new(CachePushResource::new(self.shared.clone())),
-        );
-        resources.insert(
-            "cache_proxy".into(),
-            Box::new(CacheProxyResource::new(self.shared.clone())),
-        );
-        Some(resources)
+        let mut boxes = Boxes::default();
+        self.catalog(&mut boxes);
+        Some(boxes.resources)
     }
 
     fn get_data_sources(
         &self,
         _diags: &mut Diagnostics,
     ) -> Option<HashMap<String, Box<dyn DynamicDataSource>>> {
-        let mut sources: HashMap<String, Box<dyn DynamicDataSource>> = HashMap::new();
-        sources.insert(
-            "host".into(),
-            Box::new(HostDataSource::new(self.shared.clone())),
+        let mut boxes = Boxes::default();
+        self.catalog(&mut boxes);
+        Some(boxes.data_sources)
+    }
+}
+
+/// What receives the provider's resources and data sources, typed: the plugin
+/// layer (src/plugin/) serves them; [`Boxes`] hands them to tf-provider's
+/// `Provider` interface (the docs generator reads schemas through it).
+pub trait Catalog {
+    /// A resource type, by its name without the `nixbuild_` prefix, with the
+    /// steps that upgrade its older states (`None`: never changed shape).
+    fn resource<R: Resource + 'static>(
+        &mut self,
+        name: &str,
+        resource: R,
+        upgrades: Option<&'static Upgrades>,
+    );
+    fn data_source<D: DataSource + 'static>(&mut self, name: &str, source: D);
+}
+
+impl NixbuildProvider {
+    /// Every resource type and data source of the provider.
+    pub fn catalog(&self, catalog: &mut impl Catalog) {
+        let shared = &self.shared;
+        catalog.resource("builder", BuilderResource::new(shared.clone()), None);
+        catalog.resource(
+            "machines_file",
+            MachinesFileResource::new(shared.clone()),
+            None,
         );
-        sources.insert(
-            "builder_status".into(),
-            Box::new(BuilderStatusDataSource::new(self.shared.clone())),
+        catalog.resource("cache_push", CachePushResource::new(shared.clone()), None);
+        catalog.resource("cache_proxy", CacheProxyResource::new(shared.clone()), None);
+        catalog.data_source("host", HostDataSource::new(shared.clone()));
+        catalog.data_source(
+            "builder_status",
+            BuilderStatusDataSource::new(shared.clone()),
         );
-        sources.insert(
-            "cachix_cache".into(),
-            Box::new(CachixCacheDataSource::new(self.shared.clone())),
-        );
-        Some(sources)
+        catalog.data_source("cachix_cache", CachixCacheDataSource::new(shared.clone()));
+    }
+}
+
+/// The catalog as tf-provider's boxed dynamic resources.
+#[derive(Default)]
+struct Boxes {
+    resources: HashMap<String, Box<dyn DynamicResource>>,
+    data_sources: HashMap<String, Box<dyn DynamicDataSource>>,
+}
+
+impl Catalog for Boxes {
+    fn resource<R: Resource + 'static>(
+        &mut self,
+        name: &str,
+        resource: R,
+        _: Option<&'static Upgrades>,
+    ) {
+        self.resources.insert(name.into(), Box::new(resource));
+    }
+
+    fn data_source<D: DataSource + 'static>(&mut self, name: &str, source: D) {
+        self.data_sources.insert(name.into(), Box::new(source));
     }
 }
