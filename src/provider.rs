@@ -184,7 +184,11 @@ impl NixbuildProvider {
             MachinesFileResource::new(shared.clone()),
             None,
         );
-        catalog.resource("cache_push", CachePushResource::new(shared.clone()), None);
+        catalog.resource(
+            "cache_push",
+            CachePushResource::new(shared.clone()),
+            Some(&crate::resources::cache_push::upgrade::UPGRADES),
+        );
         catalog.resource("cache_proxy", CacheProxyResource::new(shared.clone()), None);
         catalog.data_source("host", HostDataSource::new(shared.clone()));
         catalog.data_source(

@@ -371,6 +371,55 @@ fn planned_changes(tf: &Tf) -> Vec<(String, Vec<String>, Vec<String>)> {
     changes
 }
 
+/// The saved plan's prior state is 0.1.0's state after the current build's
+/// `UpgradeResourceState`: `nixbuild_cache_push` went through its version
+/// step 1 → 2, which forgets 0.1.0's `source_hash` (a hash of another kind),
+/// while the state file on disk still holds version 1 with that hash.
+fn version_steps_ran(tf: &Tf) {
+    let on_disk: serde_json::Value = serde_json::from_str(&tf.state_text()).unwrap();
+    let stored: Vec<&serde_json::Value> = on_disk["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["type"] == "nixbuild_cache_push")
+        .flat_map(|r| r["instances"].as_array().into_iter().flatten())
+        .collect();
+    assert!(!stored.is_empty(), "no nixbuild_cache_push in 0.1.0's state");
+    for instance in &stored {
+        assert_eq!(instance["schema_version"], 1, "0.1.0 wrote version 1: {instance}");
+    }
+    let from_source = stored
+        .iter()
+        .filter(|i| !i["attributes"]["source"].is_null())
+        .count();
+    assert!(from_source > 0, "the upgrade configuration has no `source` push");
+    assert!(
+        stored
+            .iter()
+            .filter(|i| !i["attributes"]["source"].is_null())
+            .all(|i| i["attributes"]["source_hash"].is_string()),
+        "0.1.0 recorded no source_hash: {stored:?}"
+    );
+    let plan: serde_json::Value =
+        serde_json::from_str(&tf.ok(&["show", "-json", "upgrade.plan"])).unwrap();
+    let upgraded: Vec<&serde_json::Value> = plan["prior_state"]["values"]["root_module"]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["type"] == "nixbuild_cache_push")
+        .collect();
+    assert_eq!(upgraded.len(), stored.len(), "{plan}");
+    for r in upgraded {
+        assert_eq!(r["schema_version"], 2, "not upgraded to version 2: {r}");
+        if !r["values"]["source"].is_null() {
+            assert!(
+                r["values"]["source_hash"].is_null(),
+                "the version step kept 0.1.0's source_hash: {r}"
+            );
+        }
+    }
+}
+
 fn signing_key(name: &str) -> String {
     let host = world().host(PUSHER);
     let dir = tempfile::tempdir().unwrap();
@@ -456,6 +505,7 @@ fn upgrade_and_check(tf: &mut Tf, new: &Path, machines: &Path, headers: &[String
             }
         }
         only_the_announced_drift(&text);
+        version_steps_ran(tf);
         let recorded = commands_since(&offsets);
         for header in headers {
             assert!(

@@ -22,6 +22,7 @@ mod closure;
 mod destinations;
 mod push;
 pub mod source;
+pub mod upgrade;
 mod validate;
 
 use std::collections::BTreeMap;
