@@ -374,3 +374,155 @@ impl WriteOnly {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmpv::Value as V;
+    use tf_provider::schema::{Attribute, AttributeConstraint};
+
+    fn block() -> Block {
+        let optional = |t| Attribute {
+            attr_type: t,
+            constraint: AttributeConstraint::Optional,
+            ..Default::default()
+        };
+        let mut nix = Block::default();
+        nix.attributes
+            .insert("netrc_wo".into(), optional(AttributeType::String));
+        nix.attributes
+            .insert("netrc".into(), optional(AttributeType::String));
+        let mut root = Block::default();
+        root.attributes
+            .insert("host".into(), optional(AttributeType::String));
+        root.attributes
+            .insert("token_wo".into(), optional(AttributeType::String));
+        root.attributes
+            .insert("token_wo_version".into(), optional(AttributeType::Number));
+        root.blocks.insert("nix".into(), NestedBlock::Optional(nix));
+        root
+    }
+
+    fn object(host: &str, token: V, netrc: V) -> V {
+        V::Map(vec![
+            ("host".into(), host.into()),
+            ("token_wo".into(), token),
+            ("token_wo_version".into(), V::from(1)),
+            (
+                "nix".into(),
+                V::Array(vec![V::Map(vec![
+                    ("netrc".into(), V::Nil),
+                    ("netrc_wo".into(), netrc),
+                ])]),
+            ),
+        ])
+    }
+
+    fn raw(v: &V) -> Raw {
+        let mut out = Vec::new();
+        rmpv::encode::write_value(&mut out, v).unwrap();
+        Raw::MsgPack(out)
+    }
+
+    fn tree(r: &Raw) -> V {
+        let Raw::MsgPack(b) = r else {
+            panic!("not msgpack")
+        };
+        rmpv::decode::read_value(&mut &b[..]).unwrap()
+    }
+
+    #[test]
+    fn write_only_attributes_are_found_by_name_in_nested_blocks() {
+        let wo = WriteOnly::of(&block());
+        assert!(!wo.is_empty());
+        let config = raw(&object("h", "secret".into(), "machine x".into()));
+        let mut diags = Diagnostics::default();
+        let set: Vec<String> = wo
+            .set_in(&mut diags, &config)
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(set, ["token_wo", "nix[0].netrc_wo"]);
+        let unset = raw(&object("h", V::Nil, V::Nil));
+        assert!(wo.set_in(&mut diags, &unset).is_empty());
+        assert!(diags.errors.is_empty());
+    }
+
+    #[test]
+    fn states_leave_with_write_only_values_null_and_the_rest_intact() {
+        let wo = WriteOnly::of(&block());
+        let mut diags = Diagnostics::default();
+        let out = wo.nulled(
+            &mut diags,
+            raw(&object("h", "secret".into(), "machine x".into())),
+        );
+        assert_eq!(tree(&out), object("h", V::Nil, V::Nil));
+        // `_wo_version` is an ordinary attribute.
+        assert!(format!("{:?}", tree(&out)).contains("token_wo_version"));
+        assert!(diags.errors.is_empty());
+    }
+
+    #[test]
+    fn the_configuration_s_write_only_values_reach_the_planned_state() {
+        let wo = WriteOnly::of(&block());
+        let mut diags = Diagnostics::default();
+        let config = raw(&object("h", "secret".into(), "machine x".into()));
+        let planned = raw(&object("h", V::Nil, V::Nil));
+        let out = wo.copied_from(&mut diags, &config, planned);
+        assert_eq!(tree(&out), object("h", "secret".into(), "machine x".into()));
+        // A destroy (null planned state) stays null.
+        assert!(wo.copied_from(&mut diags, &config, Raw::null()).is_null());
+        assert!(diags.errors.is_empty());
+    }
+
+    #[test]
+    fn a_schema_without_write_only_attributes_leaves_values_untouched() {
+        let mut b = block();
+        b.attributes.retain(|n, _| !is_write_only(n));
+        b.blocks.clear();
+        let wo = WriteOnly::of(&b);
+        assert!(wo.is_empty());
+        let value = Raw::MsgPack(vec![0x81, 0xa1, b'a', 0xc3]);
+        assert_eq!(wo.nulled(&mut Diagnostics::default(), value.clone()), value);
+    }
+
+    #[test]
+    fn upgraded_json_states_lose_write_only_values_too() {
+        let wo = WriteOnly::of(&block());
+        let mut state = serde_json::json!({"host": "h", "token_wo": "s", "nix": [{"netrc_wo": "n", "netrc": null}]});
+        wo.nulled_json(&mut state);
+        assert_eq!(
+            state,
+            serde_json::json!({"host": "h", "token_wo": null, "nix": [{"netrc_wo": null, "netrc": null}]})
+        );
+    }
+
+    #[test]
+    fn private_state_bytes_are_tf_providers() {
+        // Named-field MessagePack, as tf-provider 0.2.2 wrote private state.
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Private {
+            fingerprint: String,
+        }
+        let mut diags = Diagnostics::default();
+        let bytes = encode_bytes(
+            &mut diags,
+            &Private {
+                fingerprint: "f".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            bytes,
+            rmp_serde::to_vec_named(&Private {
+                fingerprint: "f".into()
+            })
+            .unwrap()
+        );
+        let back: Private = private_raw(bytes).decode(&mut diags).unwrap();
+        assert_eq!(back.fingerprint, "f");
+        // Empty private state (a resource created by another build) is null.
+        let none: Option<Private> = private_raw(Vec::new()).decode(&mut diags).unwrap();
+        assert!(none.is_none());
+    }
+}
