@@ -139,6 +139,9 @@ const CHANGES_SINCE_0_1_0: &[(&str, &str, Change, &str)] = &[
      "new block: min_free / max_free and a periodic collection (systemd timer)"),
     (DATA_SOURCES, "nixbuild_builder_status", Added,
      "new data source: builder health for check blocks"),
+    // Schema versions that work (the plugin layer of our own, issue 25).
+    (RESOURCES, "nixbuild_cache_push.version", Changed,
+     "state version 2: a version step forgets 0.1.0's source_hash, a hash of another kind"),
 ];
 
 /// The nixbuild provider's entry of `providers schema -json` output.

@@ -51,8 +51,10 @@ fn nested_block(name: &str, nested: &NestedBlock) -> tf::schema::NestedBlock {
     use tf::schema::nested_block::NestingMode;
     let (nesting, inner, min_items, max_items) = match nested {
         NestedBlock::Single(b) => (NestingMode::Single, b, 1, 1),
-        NestedBlock::List(b) => (NestingMode::List, b, 0, 0),
-        NestedBlock::Set(b) => (NestingMode::Set, b, 0, 0),
+        // No limit, written as tf-provider wrote it (the schema Terraform
+        // shows stays the same as 0.1.0's).
+        NestedBlock::List(b) => (NestingMode::List, b, 0, i64::MAX),
+        NestedBlock::Set(b) => (NestingMode::Set, b, 0, i64::MAX),
         NestedBlock::Map(b) => (NestingMode::Map, b, 0, 0),
         NestedBlock::Group(b) => (NestingMode::Group, b, 0, 0),
         // At most one: a list of at most one item (tf-provider's encoding,
