@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::http::{unreachable, HttpAuth, HttpError};
+use super::http::{send, text, HttpAuth, HttpError};
 
 /// Hashes per `POST /cache/{name}/narinfo` request (the cachix CLI sends a
 /// whole closure in one; batches keep a request's size bounded).
@@ -73,14 +73,9 @@ impl CachixApi {
     /// `GET /cache/{name}`.
     pub async fn cache(&self, name: &str) -> Result<CacheInfo, HttpError> {
         let url = format!("{}/cache/{name}", self.api_url);
-        let response = self
-            .auth
-            .apply(self.client.get(&url))
-            .send()
-            .await
-            .map_err(|e| unreachable(&url, &e))?;
+        let response = send(self.auth.apply(self.client.get(&url)), &url).await?;
         let status = response.status().as_u16();
-        let body = response.text().await.map_err(|e| unreachable(&url, &e))?;
+        let body = text(response, &url).await?;
         if status != 200 {
             return Err(Self::status_error(url, status, &body));
         }
@@ -103,15 +98,9 @@ impl CachixApi {
 
     async fn missing_batch(&self, name: &str, hashes: &[String]) -> Result<Vec<String>, HttpError> {
         let url = format!("{}/cache/{name}/narinfo", self.api_url);
-        let response = self
-            .auth
-            .apply(self.client.post(&url))
-            .json(hashes)
-            .send()
-            .await
-            .map_err(|e| unreachable(&url, &e))?;
+        let response = send(self.auth.apply(self.client.post(&url)).json(hashes), &url).await?;
         let status = response.status().as_u16();
-        let body = response.text().await.map_err(|e| unreachable(&url, &e))?;
+        let body = text(response, &url).await?;
         if status != 200 {
             return Err(Self::status_error(url, status, &body));
         }

@@ -63,12 +63,44 @@ pub enum HttpError {
         status: u16,
         reason: String,
     },
+    /// Terraform asked the provider to stop while waiting for the answer.
+    #[error("interrupted while asking {url}: Terraform asked the provider to stop")]
+    Interrupted { url: String },
 }
 
 impl HttpError {
     /// Whether the cache could not be asked at all (a warning during Read).
     pub fn is_unreachable(&self) -> bool {
         matches!(self, HttpError::Unreachable { .. })
+    }
+
+    /// Whether Terraform's stop ended the request ([`crate::interrupt`]).
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, HttpError::Interrupted { .. })
+    }
+}
+
+/// Send `request` to `url`, unless or until Terraform stops the provider
+/// (a slow cache would otherwise hold a Ctrl-C up for the client's timeout).
+pub(crate) async fn send(
+    request: reqwest::RequestBuilder,
+    url: &str,
+) -> Result<reqwest::Response, HttpError> {
+    match crate::interrupt::or_stopped(request.send()).await {
+        Err(_) => Err(HttpError::Interrupted {
+            url: url.to_string(),
+        }),
+        Ok(sent) => sent.map_err(|e| unreachable(url, &e)),
+    }
+}
+
+/// The body of `response` from `url`, unless or until Terraform stops the provider.
+pub(crate) async fn text(response: reqwest::Response, url: &str) -> Result<String, HttpError> {
+    match crate::interrupt::or_stopped(response.text()).await {
+        Err(_) => Err(HttpError::Interrupted {
+            url: url.to_string(),
+        }),
+        Ok(body) => body.map_err(|e| unreachable(url, &e)),
     }
 }
 
@@ -137,16 +169,11 @@ impl HttpCache {
     /// cache does not have it.
     pub async fn narinfo(&self, hash: &str) -> Result<Option<NarInfo>, HttpError> {
         let url = format!("{}/{hash}.narinfo", self.base);
-        let response = self
-            .auth
-            .apply(self.client.get(&url))
-            .send()
-            .await
-            .map_err(|e| unreachable(&url, &e))?;
+        let response = send(self.auth.apply(self.client.get(&url)), &url).await?;
         let status = response.status().as_u16();
         match status {
             200 => {
-                let text = response.text().await.map_err(|e| unreachable(&url, &e))?;
+                let text = text(response, &url).await?;
                 NarInfo::parse(&text)
                     .map(Some)
                     .map_err(|reason| HttpError::Unexpected {
@@ -173,12 +200,7 @@ impl HttpCache {
     /// its narinfo: no body travels).
     pub async fn has(&self, hash: &str) -> Result<bool, HttpError> {
         let url = format!("{}/{hash}.narinfo", self.base);
-        let response = self
-            .auth
-            .apply(self.client.head(&url))
-            .send()
-            .await
-            .map_err(|e| unreachable(&url, &e))?;
+        let response = send(self.auth.apply(self.client.head(&url)), &url).await?;
         match response.status().as_u16() {
             200 => Ok(true),
             404 | 410 => Ok(false),

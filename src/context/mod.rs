@@ -231,6 +231,10 @@ pub enum Outcome {
     KeepState,
     /// An error was added.
     Failed,
+    /// Terraform asked the provider to stop while connecting: an "Interrupted"
+    /// error was added. Nothing ran on the host: a Read returns its prior
+    /// state (which Terraform keeps, the error notwithstanding).
+    Interrupted,
 }
 
 impl Context {
@@ -339,6 +343,10 @@ impl Context {
         };
         match result {
             Ok(remote) => Outcome::Connected(remote),
+            Err(e) if e.is_interrupted() => {
+                interrupted(diags, &e, target.host_path());
+                Outcome::Interrupted
+            }
             Err(e) => {
                 let (severity, summary, detail) =
                     policy::diagnose(purpose, &settings.endpoint.to_string(), &e);
@@ -401,9 +409,23 @@ impl Context {
     ) -> Option<Remote> {
         match self.connect(target, purpose, diags).await {
             Outcome::Connected(remote) => Some(remote),
-            Outcome::KeepState | Outcome::Failed => None,
+            Outcome::KeepState | Outcome::Failed | Outcome::Interrupted => None,
         }
     }
+}
+
+/// The diagnostic of an operation that Terraform's stop ended
+/// ([`crate::interrupt`]): an error whatever the operation (a Read's warning
+/// would read as the host's fault), naming the host and the step.
+pub fn interrupted(diags: &mut Diagnostics, error: &crate::ssh::SshError, at: AttributePath) {
+    diags.error(
+        match error.step() {
+            Some(step) => format!("Interrupted during step `{step}`"),
+            None => "Interrupted".to_string(),
+        },
+        error.to_string(),
+        at,
+    );
 }
 
 #[cfg(test)]

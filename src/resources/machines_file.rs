@@ -850,6 +850,9 @@ fn record_keys(state: &mut MachinesFileState, keys: Option<SeenKeys>) {
 }
 
 fn ssh_error(diags: &mut Diagnostics, what: &str, location: &Location, e: SshError) {
+    if e.is_interrupted() {
+        return crate::context::interrupted(diags, &e, location.attribute());
+    }
     diags.error(
         format!("{what} {} failed", location.describe()),
         e.to_string(),
@@ -1068,7 +1071,7 @@ impl MachinesFileResource {
                     .await
                 {
                     Outcome::Connected(remote) => remote,
-                    Outcome::KeepState => return Err(true),
+                    Outcome::KeepState | Outcome::Interrupted => return Err(true),
                     Outcome::Failed => return Err(false),
                 };
                 *seen = Some(SeenKeys::of(&remote));

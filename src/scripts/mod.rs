@@ -108,6 +108,10 @@ pub const STEPS: &str = include_str!("steps.sh");
 /// `nixos=yes` on a NixOS host (the first step of a builder apply).
 pub const NIXOS_CHECK: &str = include_str!("nixos_check.sh");
 
+/// Wraps every remote command so that Terraform's stop ends it on the host:
+/// `guard.sh TOKEN GRACE COMMAND` (src/ssh/exec.rs).
+pub const GUARD: &str = include_str!("guard.sh");
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;

@@ -223,9 +223,27 @@ async fn authenticate(
     }))
 }
 
+/// The step name an interrupted connection reports.
+pub const CONNECT_STEP: &str = "connect";
+
+/// The error for a connection that Terraform's stop ended after `tries`
+/// attempts in `waited`.
+fn interrupted(label: &str, tries: u32, waited: Duration) -> SshError {
+    SshError::Interrupted {
+        host: label.to_string(),
+        step: CONNECT_STEP.into(),
+        outcome: format!(
+            "stopped connecting after {tries} attempt{} in {}; nothing was run on the host",
+            if tries == 1 { "" } else { "s" },
+            humantime::format_duration(Duration::from_secs(waited.as_secs()))
+        ),
+    }
+}
+
 /// Retry `attempt` with exponential backoff until `timeout` has passed; no
 /// attempt outlives the budget. A host-key mismatch or a rejected login (any
-/// non-retryable error) ends the loop at once.
+/// non-retryable error) ends the loop at once, and so does Terraform's stop
+/// ([`crate::interrupt`]): an attempt or a backoff in progress is abandoned.
 pub async fn with_retries<T, F, Fut>(
     label: &str,
     timeout: Duration,
@@ -243,9 +261,13 @@ where
         let remaining = timeout
             .saturating_sub(started.elapsed())
             .max(Duration::from_secs(1));
-        let result = match tokio::time::timeout(remaining, attempt()).await {
-            Ok(result) => result,
-            Err(_) => Err(SshError::Unreachable {
+        let attempt = crate::interrupt::or_stopped(tokio::time::timeout(remaining, attempt()));
+        let result = match attempt.await {
+            Err(crate::interrupt::Interrupted) => {
+                return Err(interrupted(label, tries, started.elapsed()))
+            }
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(SshError::Unreachable {
                 host: label.to_string(),
                 reason: "no SSH answer in time".into(),
                 waited: Duration::ZERO,
@@ -267,7 +289,12 @@ where
                     });
                 }
                 tracing::debug!(host = label, attempt = tries, error = %e, "connection attempt failed; retrying in {}", humantime::format_duration(backoff));
-                tokio::time::sleep(backoff).await;
+                if crate::interrupt::or_stopped(tokio::time::sleep(backoff))
+                    .await
+                    .is_err()
+                {
+                    return Err(interrupted(label, tries, started.elapsed()));
+                }
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }

@@ -59,6 +59,15 @@ pub enum SshError {
         step: String,
         reason: String,
     },
+
+    /// Terraform asked the provider to stop ([`crate::interrupt`]) while this
+    /// step ran; `outcome` says what became of the remote side.
+    #[error("{host}: step `{step}` interrupted: Terraform asked the provider to stop; {outcome}")]
+    Interrupted {
+        host: String,
+        step: String,
+        outcome: String,
+    },
 }
 
 impl SshError {
@@ -68,9 +77,15 @@ impl SshError {
             Self::CommandFailed { step, .. }
             | Self::Refused { step, .. }
             | Self::Unexpected { step, .. }
-            | Self::Session { step, .. } => Some(step),
+            | Self::Session { step, .. }
+            | Self::Interrupted { step, .. } => Some(step),
             _ => None,
         }
+    }
+
+    /// Whether Terraform's stop ended this step ([`crate::interrupt::stop`]).
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, Self::Interrupted { .. })
     }
 }
 

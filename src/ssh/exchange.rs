@@ -37,6 +37,13 @@ impl Remote {
             step: step.to_string(),
             reason,
         };
+        if crate::interrupt::is_stopped() {
+            return Err(SshError::Interrupted {
+                host,
+                step: step.to_string(),
+                outcome: "the command was not started".into(),
+            });
+        }
         let _permit = self
             .sessions
             .acquire()
@@ -73,9 +80,19 @@ impl Remote {
                 }
             }
         };
-        let timed_out = tokio::time::timeout(limit, read).await.is_err();
+        // Terraform's stop ends the wait; closing the channel ends the server
+        // (its input ends), which needs no guard.
+        let read = crate::interrupt::or_stopped(tokio::time::timeout(limit, read)).await;
         let _ = writer.eof().await;
         let _ = writer.close().await;
+        let Ok(read) = read else {
+            return Err(SshError::Interrupted {
+                host,
+                step: step.to_string(),
+                outcome: "the command's channel was closed".into(),
+            });
+        };
+        let timed_out = read.is_err();
         if timed_out && reply.stdout.len() < want {
             reply.stderr.push_str(&format!(
                 "no answer within {}",

@@ -298,14 +298,25 @@ impl Remote {
                 format!("argument rejected before running: {e}"),
             )
         })?;
-        let command = if privileged {
-            self.privileged(&command)
-        } else {
-            command
-        };
-        let output = self.exec(label, &command, Some(&stdin)).await?;
+        let run = self
+            .exec_guarded(label, &command, privileged, Some(&stdin))
+            .await?;
+        let output = run.output;
         let tail = step_tail(&output.tail, &boundary);
-        match parse(steps.len(), &boundary, &output.stdout_text()) {
+        let ending = parse(steps.len(), &boundary, &output.stdout_text());
+        if let Some(outcome) = run.stopped {
+            // Name the step the stop met (the batch's first if none began).
+            let step = match ending {
+                Ending::Cut(Some(n)) | Ending::Failed(n, _) => steps[n].name.as_str(),
+                _ => first,
+            };
+            return Err(SshError::Interrupted {
+                host: self.endpoint().to_string(),
+                step: step.to_string(),
+                outcome,
+            });
+        }
+        match ending {
             Ending::Done(results) if output.exit == Some(0) => Ok(StepsOutput {
                 results: steps.iter().map(|s| s.name.clone()).zip(results).collect(),
             }),

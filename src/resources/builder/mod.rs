@@ -575,6 +575,10 @@ impl BuilderResource {
                 .await;
             match converged {
                 Ok(facts) => Some((remote, facts)),
+                Err(Failure::Step(_, e) | Failure::Check(e)) if e.is_interrupted() => {
+                    crate::context::interrupted(diags, &e, AttributePath::new("host"));
+                    None
+                }
                 Err(Failure::Step(step, e)) => {
                     diags.error(
                         format!("Bootstrapping {host} failed at step `{step}`"),
@@ -957,7 +961,7 @@ impl Resource for BuilderResource {
             .await;
         let remote = match outcome {
             Outcome::Connected(remote) => remote,
-            Outcome::KeepState => return Some((state, private_state)),
+            Outcome::KeepState | Outcome::Interrupted => return Some((state, private_state)),
             Outcome::Failed => return None,
         };
         let checked = Context::within_read_budget(&remote, CHECK_STEP, async {
@@ -973,6 +977,10 @@ impl Resource for BuilderResource {
         .await;
         let (facts, monitoring_drift) = match checked {
             Ok(checked) => checked,
+            Err(e) if e.is_interrupted() => {
+                crate::context::interrupted(diags, &e, AttributePath::new("host"));
+                return Some((state, private_state));
+            }
             Err(e) => {
                 diags.warning(
                     format!("Checking {host} failed; keeping the last known state"),

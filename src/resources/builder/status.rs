@@ -355,7 +355,7 @@ impl DataSource for BuilderStatusDataSource {
                     .push(format!("unreachable: {}", one_line(&reason)));
                 None
             }
-            Outcome::Failed => {
+            Outcome::Failed | Outcome::Interrupted => {
                 diags.errors.extend(quiet.errors);
                 return None;
             }
@@ -365,6 +365,15 @@ impl DataSource for BuilderStatusDataSource {
             admin_key.as_deref(),
         ) {
             login_check(&configured, &config, user, &host, Some(key), &mut found).await;
+        }
+        // A check that Terraform's stop cut short reports nothing true.
+        if crate::interrupt::is_stopped() {
+            diags.error(
+                "Interrupted",
+                format!("{endpoint}: the status checks were interrupted: Terraform asked the provider to stop"),
+                AttributePath::new("host"),
+            );
+            return None;
         }
         if let (Some(free), Value::Value(min)) = (found.free, &config.min_store_free) {
             if let Ok(min) = parse_size(min) {

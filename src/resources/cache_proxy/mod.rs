@@ -396,7 +396,7 @@ impl Resource for CacheProxyResource {
             .await
         {
             Outcome::Connected(remote) => remote,
-            Outcome::KeepState => return Some((state, private_state)),
+            Outcome::KeepState | Outcome::Interrupted => return Some((state, private_state)),
             Outcome::Failed => return None,
         };
         let found =
@@ -404,6 +404,10 @@ impl Resource for CacheProxyResource {
                 .await
             {
                 Ok(found) => found,
+                Err(e) if e.is_interrupted() => {
+                    crate::context::interrupted(diags, &e, AttributePath::new("host"));
+                    return Some((state, private_state));
+                }
                 Err(e) => {
                     diags.warning(
                         format!("Checking {host} failed; keeping the last known state"),

@@ -205,6 +205,14 @@ pub async fn refresh(
                 }
                 missing.len() as i64
             }
+            Some(Err((e, at))) if e.is_interrupted() => {
+                diags.error(
+                    "Interrupted",
+                    format!("{e}. The push is kept as it was."),
+                    at,
+                );
+                prior_count(prior, &d.name)
+            }
             Some(Err((e, at))) => {
                 diags.warning(
                     "Cannot check the binary cache",

@@ -73,7 +73,12 @@ impl Failure {
     }
 
     fn ssh(summary: &str, e: SshError, attribute: AttributePath) -> Self {
-        Self::new(summary, e, attribute)
+        match e.step() {
+            Some(step) if e.is_interrupted() => {
+                Self::new(&format!("Interrupted during step `{step}`"), e, attribute)
+            }
+            _ => Self::new(summary, e, attribute),
+        }
     }
 }
 

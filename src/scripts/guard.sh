@@ -1,0 +1,51 @@
+#!/bin/sh
+# Every remote command of the provider runs under this guard (src/ssh/exec.rs),
+# so that Terraform's StopProvider (one Ctrl-C) ends it on the host too.
+# The guard prints `TOKEN pid PID` on stderr (PID: its own), then runs COMMAND
+# in the background with the guard's stdin and waits for it. To stop it, the
+# provider sends the guard SIGUSR1 over another channel of its connection (as
+# the same user: through sudo for a privileged command); SIGTERM, SIGHUP and
+# SIGINT do the same. The guard then sends SIGTERM to its whole process group
+# (sshd made the session a group of its own, or sudo's pty did): the command,
+# the scripts it started and their `nix` processes, so the scripts' traps run
+# and Nix ends its builds. What is still there GRACE seconds later gets
+# SIGKILL (the guard itself ends with COMMAND's top process, which may be
+# before that). The guard exits with COMMAND's exit status.
+# Usage: sh -c GUARD nixbuild TOKEN GRACE COMMAND
+#   TOKEN    a random word that marks the pid line (output cannot fake it)
+#   GRACE    seconds between SIGTERM and SIGKILL
+#   COMMAND  shell text, evaluated in a subshell
+nb_guard_token=$1
+nb_guard_grace=$2
+nb_guard_command=$3
+nb_guard_stopping=
+
+# shellcheck disable=SC2317 # run by the traps
+nb_guard_stop() {
+  nb_guard_trapped=yes
+  [ -z "$nb_guard_stopping" ] || return 0
+  nb_guard_stopping=yes
+  # The group's SIGTERM is for the command, not for the guard.
+  trap '' TERM
+  kill -TERM 0 2>/dev/null
+  # Without the channel's descriptors: the channel closes when the command ends.
+  (sleep "$nb_guard_grace" && kill -KILL 0) </dev/null >/dev/null 2>&1 &
+}
+trap nb_guard_stop USR1 TERM HUP INT
+printf '%s pid %s\n' "$nb_guard_token" "$$" >&2
+# A stop that came before the command started: it does not start.
+[ -z "$nb_guard_stopping" ] || exit 143
+# A background command's stdin would be /dev/null: hand it the guard's.
+exec 3<&0
+(eval "$nb_guard_command") <&3 3<&- &
+nb_guard_child=$!
+exec 3<&-
+# A trapped signal ends `wait` early (status > 128): wait again for the
+# command's own status.
+while :; do
+  nb_guard_trapped=
+  nb_guard_status=0
+  wait "$nb_guard_child" || nb_guard_status=$?
+  [ -n "$nb_guard_trapped" ] || break
+done
+exit "$nb_guard_status"
