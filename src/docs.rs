@@ -404,6 +404,10 @@ fn block_entries<'a>(
         if attr.sensitive {
             flags.push("Sensitive".into());
         }
+        // The plugin layer makes every `<name>_wo` write-only.
+        if name.ends_with(crate::write_only::SUFFIX) {
+            flags.push("Write-only".into());
+        }
         if attr.deprecated {
             flags.push("Deprecated".into());
         }
@@ -581,6 +585,10 @@ mod tests {
             vec![
                 ("user", optional_string("Login user.")),
                 ("password", sensitive(optional_string("Secret."))),
+                (
+                    "password_wo",
+                    sensitive(optional_string("Secret, write-only.")),
+                ),
             ],
             vec![],
         );
@@ -663,6 +671,7 @@ resource "toy_thing" "x" {}
 Optional:
 
 - `password` (String, Sensitive) Secret.
+- `password_wo` (String, Sensitive, Write-only) Secret, write-only.
 - `user` (String) Login user.
 
 ## Import

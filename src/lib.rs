@@ -16,3 +16,4 @@ pub mod scripts;
 pub mod secrets;
 pub mod ssh;
 pub mod tfschema;
+pub mod write_only;

@@ -142,6 +142,27 @@ const CHANGES_SINCE_0_1_0: &[(&str, &str, Change, &str)] = &[
     // Schema versions that work (the plugin layer of our own, issue 25).
     (RESOURCES, "nixbuild_cache_push.version", Changed,
      "state version 2: a version step forgets 0.1.0's source_hash, a hash of another kind"),
+    // Write-only twins of the resource-level secrets (issue 25 item 6). The
+    // push block, nix.access_tokens / nix.netrc and nixbuild_cache_proxy are
+    // new since 0.1.0: their twins are no difference of their own.
+    (BUILDER, "block_types.cachix.block.attributes.auth_token_wo", Added,
+     "new write-only argument: the Cachix token kept out of state and plan (Terraform >= 1.11)"),
+    (BUILDER, "block_types.cachix.block.attributes.auth_token_wo_version", Added,
+     "new argument: a new version writes the current auth_token_wo"),
+    (BUILDER, "block_types.nix.block.attributes.access_tokens_wo", Added,
+     "new write-only argument: access tokens kept out of state and plan"),
+    (BUILDER, "block_types.nix.block.attributes.access_tokens_wo_version", Added,
+     "new argument: a new version writes the current access_tokens_wo"),
+    (BUILDER, "block_types.nix.block.attributes.netrc_wo", Added,
+     "new write-only argument: the netrc kept out of state and plan"),
+    (BUILDER, "block_types.nix.block.attributes.netrc_wo_version", Added,
+     "new argument: a new version writes the current netrc_wo"),
+    (CACHE_PUSH, "block_types.store.block.attributes.secret_key_wo", Added,
+     "new write-only argument: the signing key kept out of state and plan"),
+    (CACHE_PUSH, "block_types.store.block.attributes.secret_key_wo_version", Added,
+     "new argument: a new version pushes with the current secret_key_wo"),
+    (CACHE_PUSH, "block_types.store.block.attributes.secret_key.description", Changed,
+     "names its write-only twin"),
 ];
 
 /// The nixbuild provider's entry of `providers schema -json` output.

@@ -26,6 +26,7 @@ use crate::secrets::Secret;
 use crate::ssh::settings::check_user;
 use crate::ssh::HostKey;
 use crate::tfschema::{schema_of, Block, Computed, Optional, Required};
+use crate::write_only::Pair;
 
 /// A list of strings whose elements may each be unknown at plan time.
 pub type StrList = Value<Vec<Value<String>>>;
@@ -100,12 +101,24 @@ pub struct NixBlock {
     /// Shell command (run as root) that restarts the Nix daemon after a config change. When set, it is always used; when unset, `systemctl restart nix-daemon` is used on hosts with systemd, and nothing on others. Required for a multi-user install on a host without systemd: no installer starts `nix-daemon` there, so this command must start it when it is not running (e.g. `sv restart nix-daemon`); without it the install step fails before installing anything. After a restart (by this command or systemd) of a multi-user Nix, the apply waits up to 30 s until the daemon answers `nix store ping`, so a client building right after the apply finds it up; the command may return before the new daemon listens.
     #[schemars(with = "Optional<String>")]
     pub daemon_restart_command: Value<String>,
-    /// Access tokens Nix sends when it fetches `github:`, `gitlab:` and `sourcehut:` flakes and inputs of private repositories, by host name: the input's host, `github.com` unless its `host=` says otherwise (e.g. `{ "github.com" = var.github_token }`). They are written over the SSH channel's stdin as `extra-access-tokens` (your own `nix.conf` tokens stay) into the root-only (0600) file `/etc/nix/nixbuild-credentials.conf`, which the managed config includes; they are never on a command line or in a log. Only root's Nix reads them: a `nixbuild_cache_push` logging in as root (the default `ssh.user`) fetches with them, the build user does not see them. Changing a token updates the file in place; removing the map, or `on_destroy = "clean"`, deletes it. Terraform keeps every argument in the state, so the tokens are there as a sensitive value (pass them from a sensitive variable); the private state keeps only a salted fingerprint of what was written. Tokens are single words without `#`, checked at plan time.
+    /// Access tokens Nix sends when it fetches `github:`, `gitlab:` and `sourcehut:` flakes and inputs of private repositories, by host name: the input's host, `github.com` unless its `host=` says otherwise (e.g. `{ "github.com" = var.github_token }`). They are written over the SSH channel's stdin as `extra-access-tokens` (your own `nix.conf` tokens stay) into the root-only (0600) file `/etc/nix/nixbuild-credentials.conf`, which the managed config includes; they are never on a command line or in a log. Only root's Nix reads them: a `nixbuild_cache_push` logging in as root (the default `ssh.user`) fetches with them, the build user does not see them. Changing a token updates the file in place; removing the map, or `on_destroy = "clean"`, deletes it. Terraform keeps every argument in the state, so the tokens are there as a sensitive value (pass them from a sensitive variable); the private state keeps only a salted fingerprint of what was written. To keep them out of the state and the plan, use `access_tokens_wo` instead (Terraform ≥ 1.11). Tokens are single words without `#`, checked at plan time.
     #[schemars(with = "Optional<BTreeMap<String, Secret>>")]
     pub access_tokens: super::nix_credentials::TokenMap,
-    /// Content of a netrc file (`machine HOST login USER password SECRET` entries) for HTTP basic auth, which Nix's downloader uses for every URL: private flakes and inputs fetched as `http(s)://…` tarballs, and private substituters (binary caches) the daemon downloads from. It is written over stdin into the root-only (0600) file `/etc/nix/nixbuild.netrc`, and `netrc-file` points there. Nix reads one netrc file, so this one replaces the default `/etc/nix/netrc` (and a `netrc-file` of your own `nix.conf`): put every entry here. Changing it updates the file in place; removing it, or `on_destroy = "clean"`, deletes it. Sensitive and in the state like `access_tokens`.
+    /// Content of a netrc file (`machine HOST login USER password SECRET` entries) for HTTP basic auth, which Nix's downloader uses for every URL: private flakes and inputs fetched as `http(s)://…` tarballs, and private substituters (binary caches) the daemon downloads from. It is written over stdin into the root-only (0600) file `/etc/nix/nixbuild.netrc`, and `netrc-file` points there. Nix reads one netrc file, so this one replaces the default `/etc/nix/netrc` (and a `netrc-file` of your own `nix.conf`): put every entry here. Changing it updates the file in place; removing it, or `on_destroy = "clean"`, deletes it. Sensitive and in the state like `access_tokens`; `netrc_wo` keeps it out of both.
     #[schemars(with = "Optional<Secret>")]
     pub netrc: Value<Secret>,
+    /// Write-only (Terraform ≥ 1.11): the same tokens as `access_tokens`, written to the same root-only file, but never stored in the state or the plan (feed it from an ephemeral variable or resource). A write-only argument is a single value, so the tokens are written as Nix's `access-tokens` setting writes them: `HOST=TOKEN` pairs separated by spaces, e.g. `"github.com=${var.github_token} gitlab.example.com=${var.gitlab_token}"`. A refresh still notices a changed or removed file, through a keyed fingerprint of its SHA-256 in the private state. Adding or removing it plans an update; a new value alone does not (it may differ on every run, e.g. from an ephemeral resource): bump `access_tokens_wo_version` to write it. Conflicts with `access_tokens`.
+    #[schemars(with = "Optional<Secret>")]
+    pub access_tokens_wo: Value<Secret>,
+    /// Any number, stored in the state: changing it plans an update that writes the current `access_tokens_wo` to the host. Only with `access_tokens_wo`.
+    #[schemars(with = "Optional<i64>")]
+    pub access_tokens_wo_version: Value<i64>,
+    /// Write-only (Terraform ≥ 1.11): the same netrc content as `netrc`, written to the same root-only file, but never stored in the state or the plan. A refresh still notices a changed or removed file, through a keyed fingerprint of its SHA-256 in the private state. Adding or removing it plans an update; a new value alone does not: bump `netrc_wo_version` to write it. Conflicts with `netrc`.
+    #[schemars(with = "Optional<Secret>")]
+    pub netrc_wo: Value<Secret>,
+    /// Any number, stored in the state: changing it plans an update that writes the current `netrc_wo` to the host. Only with `netrc_wo`.
+    #[schemars(with = "Optional<i64>")]
+    pub netrc_wo_version: Value<i64>,
 }
 
 /// The SSH user that Nix clients log in as to build (`ssh-ng://<name>@host`). It is created and added to `trusted-users`; the host keeps a record (under `/etc/nixbuild/users/`) that this provider created it. An account of that name that this provider did not create is an error naming it, and is left untouched, unless `adopt_existing = true`. It can never be the administrative login user (`ssh.user`).
@@ -148,6 +161,12 @@ pub struct CachixBlock {
     /// Cachix auth token for this builder. Default: the provider's `cachix.auth_token` (recommended: then the token stays out of the state).
     #[schemars(with = "Optional<Secret>")]
     pub auth_token: Value<Secret>,
+    /// Write-only (Terraform ≥ 1.11): a Cachix auth token for this builder, like `auth_token`, but never stored in the state or the plan. It is written over stdin into the watch-store service's root-only 0600 token file. Adding or removing it plans an update; a new value alone does not (it may differ on every run, e.g. from an ephemeral resource): bump `auth_token_wo_version` to write it. Conflicts with `auth_token`.
+    #[schemars(with = "Optional<Secret>")]
+    pub auth_token_wo: Value<Secret>,
+    /// Any number, stored in the state: changing it plans an update that writes the current `auth_token_wo` to the host. Only with `auth_token_wo`.
+    #[schemars(with = "Optional<i64>")]
+    pub auth_token_wo_version: Value<i64>,
 }
 
 /// Bootstraps a host into a Nix remote builder over SSH and keeps it converged: installs Nix, writes the managed Nix config, creates the SSH build user, trusts the cache's keys and optionally runs `cachix watch-store`. Every step checks before it acts, so a re-apply after a failure resumes. Drift (an edited config, a removed build user, a stopped service) shows as a planned update.
@@ -261,6 +280,19 @@ pub struct BuilderPrivate {
     /// Salted fingerprint (`token_salt`) of the Nix credential files the
     /// last apply wrote (`nix.access_tokens`, `nix.netrc`); empty: none.
     pub credentials_fingerprint: String,
+    /// The secret arguments (`cachix.auth_token`, `nix.access_tokens`,
+    /// `nix.netrc`, `push.secret_key`) whose value the last apply took from
+    /// their write-only twin: the state does not hold them, so a refresh
+    /// checks their files by the fingerprints below, and a plan that adds or
+    /// removes a twin plans an update.
+    pub write_only: Vec<String>,
+    /// Keyed fingerprints (`token_salt`) of the SHA-256 of the credential
+    /// files the last apply wrote (see [`crate::write_only::file_fingerprint`];
+    /// empty: no such file).
+    pub credentials_conf_digest: String,
+    pub credentials_netrc_digest: String,
+    /// The same of the push hook's signing key file (empty: no `push` block).
+    pub push_key_digest: String,
 }
 
 /// The resource's schema: [`BuilderState`] and its timeouts' defaults.
@@ -491,6 +523,17 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
             }
         }
         validate_secret(&cachix.auth_token, at("auth_token"), diags);
+        validate_secret(&cachix.auth_token_wo, at("auth_token_wo"), diags);
+        Pair {
+            name: "auth_token",
+            plain: &cachix.auth_token,
+            write_only: &cachix.auth_token_wo,
+            version: &cachix.auth_token_wo_version,
+        }
+        .validate(
+            |name| AttributePath::new("cachix").index(0).attribute(name),
+            diags,
+        );
     }
     super::monitoring::validate(&config.monitoring, diags);
     super::push_hook::validate(config, diags);
@@ -624,6 +667,18 @@ impl BuilderState {
     /// The managed Nix config, given the Cachix substituter and key (if any).
     /// `None` while an argument is unknown.
     pub fn managed_conf(&self, cachix: Option<(&str, &str)>) -> Option<ManagedConf> {
+        self.managed_conf_with(cachix, None)
+    }
+
+    /// [`managed_conf`](Self::managed_conf); `include_credentials`, when
+    /// given, says whether the credentials file is included (for a prior
+    /// state whose credentials came from write-only arguments it does not
+    /// hold), else the arguments say.
+    pub fn managed_conf_with(
+        &self,
+        cachix: Option<(&str, &str)>,
+        include_credentials: Option<bool>,
+    ) -> Option<ManagedConf> {
         if self.nix.is_unknown() || self.build_user.is_unknown() || self.push.is_unknown() {
             return None;
         }
@@ -631,7 +686,10 @@ impl BuilderState {
         if nix.max_jobs.is_unknown() || nix.cores.is_unknown() || nix.extra_config.is_unknown() {
             return None;
         }
-        let include_credentials = super::nix_credentials::wanted(&nix)?.any();
+        let include_credentials = match include_credentials {
+            Some(include) => include,
+            None => super::nix_credentials::wanted(&nix)?.any(),
+        };
         let (min_free, max_free) = super::gc::sizes(&self.gc)?;
         let mut trusted_users = vec![self.build_user_name()?];
         trusted_users.extend(known_strings(&nix.trusted_users)?);

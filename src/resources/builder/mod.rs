@@ -35,6 +35,7 @@ use crate::resources::timeouts::Operation;
 use crate::secrets::Secret;
 use crate::ssh::steps::{Step, StepsOutput};
 use crate::ssh::{Remote, SshError};
+use crate::write_only;
 use config::{
     known_strings, str_list, BuilderPrivate, BuilderState, ACCOUNT_RECORDS, CACHIX_ENV_FILE,
     WATCH_STORE_UNIT,
@@ -72,13 +73,42 @@ impl BuilderResource {
         }
     }
 
+    /// The Cachix token in effect: `cachix.auth_token_wo`, else
+    /// `cachix.auth_token`, else the provider's.
     fn token(configured: &Context, state: &BuilderState) -> SecretValue {
         let own = state
             .cachix
             .as_ref_option()
-            .map(|c| c.auth_token.clone())
+            .map(|c| write_only::effective(&c.auth_token, &c.auth_token_wo))
             .unwrap_or_default();
         configured.cachix.auth_token(&own)
+    }
+
+    /// The secret arguments of `state` whose value comes from their
+    /// write-only twin (the token only where it is written: with
+    /// `watch_store`), sorted: what [`BuilderPrivate::write_only`] records.
+    fn write_only_args(state: &BuilderState) -> Vec<String> {
+        let mut args: Vec<String> = Vec::new();
+        if state.watch_store()
+            && state
+                .cachix
+                .as_ref_option()
+                .is_some_and(|c| !c.auth_token_wo.is_null())
+        {
+            args.push(TOKEN_ARG.into());
+        }
+        args.extend(
+            nix_credentials::write_only_args(&state.nix_block())
+                .into_iter()
+                .map(String::from),
+        );
+        args.extend(
+            push_hook::write_only_args(&state.push)
+                .into_iter()
+                .map(String::from),
+        );
+        args.sort();
+        args
     }
 
     /// The connection target: `host` and `ssh`, with the key pinned in `pinned`.
@@ -122,7 +152,7 @@ impl BuilderResource {
         {
             return Some(CachixTarget::Known { uri, key });
         }
-        if cachix.auth_token.is_unknown() {
+        if write_only::effective(&cachix.auth_token, &cachix.auth_token_wo).is_unknown() {
             return Some(CachixTarget::Unknown);
         }
         let token = Self::token(configured, state);
@@ -165,15 +195,42 @@ impl BuilderResource {
 
     /// Desired hash of the managed config; unknown while inputs are unknown.
     fn desired_hash(state: &BuilderState, target: &CachixTarget) -> Value<String> {
+        Self::desired_hash_with(state, target, None)
+    }
+
+    /// [`desired_hash`](Self::desired_hash), with `include_credentials` as
+    /// in [`BuilderState::managed_conf_with`].
+    fn desired_hash_with(
+        state: &BuilderState,
+        target: &CachixTarget,
+        include_credentials: Option<bool>,
+    ) -> Value<String> {
         let cachix = match target {
             CachixTarget::Unknown => return Value::Unknown,
             CachixTarget::None => None,
             CachixTarget::Known { uri, key } => Some((uri.as_str(), key.as_str())),
         };
-        match state.managed_conf(cachix) {
+        match state.managed_conf_with(cachix, include_credentials) {
             Some(conf) => Value::Value(conf.hash()),
             None => Value::Unknown,
         }
+    }
+
+    /// The hash of the managed config the last apply wrote for `prior`: its
+    /// credentials may have come from write-only arguments that the prior
+    /// state does not hold, and then the private state says whether the
+    /// credentials file was included.
+    fn prior_hash(
+        prior: &BuilderState,
+        target: &CachixTarget,
+        private: &BuilderPrivate,
+    ) -> Value<String> {
+        let write_only_credentials = private
+            .write_only
+            .iter()
+            .any(|a| a == nix_credentials::ACCESS_TOKENS || a == nix_credentials::NETRC);
+        let include = write_only_credentials.then_some(!private.credentials_fingerprint.is_empty());
+        Self::desired_hash_with(prior, target, include)
     }
 
     /// Plan-time checks that need the provider configuration, or values
@@ -245,6 +302,7 @@ impl BuilderResource {
         prior: &BuilderState,
         planned: &BuilderState,
         target: &CachixTarget,
+        private: &BuilderPrivate,
     ) -> bool {
         if planned.nix.is_unknown() {
             return true;
@@ -253,7 +311,7 @@ impl BuilderResource {
         if !planned_nix.system_features.is_null() {
             return false;
         }
-        let hand_edited = match Self::desired_hash(prior, target) {
+        let hand_edited = match Self::prior_hash(prior, target, private) {
             Value::Value(hash) => prior.config_hash.as_ref_option() != Some(&hash),
             _ => true,
         };
@@ -336,8 +394,12 @@ impl BuilderResource {
                     }
                 ));
             }
-            if fingerprint(&private.token_salt, token.unwrap_or_default())
-                != private.token_fingerprint
+            // A token from `auth_token_wo` is not in the state a refresh
+            // sees: only a new `auth_token_wo_version` rotates it.
+            let write_only = private.write_only.iter().any(|a| a == TOKEN_ARG);
+            if !write_only
+                && fingerprint(&private.token_salt, token.unwrap_or_default())
+                    != private.token_fingerprint
             {
                 drift.push("the Cachix auth token changed".into());
             }
@@ -493,7 +555,7 @@ impl BuilderResource {
         steps.push(gc::converge_step(&state.gc));
         let converge_steps = steps.len();
         // Then the check, as a Read would run it.
-        steps.extend(checks(state, private, false));
+        steps.extend(checks(state, private, false, false));
         let out = match remote.run_steps("bootstrap", &steps, true).await {
             Ok(out) => out,
             Err(e) => {
@@ -626,7 +688,9 @@ impl BuilderResource {
         };
         private.pin_from_import = false;
         private.records_ownership = true;
-        private.credentials_fingerprint = nix_credentials::applied_fingerprint(&state, &private);
+        nix_credentials::record_applied(&state, &mut private);
+        private.push_key_digest = push_hook::applied_key_digest(&state.push, &private.token_salt);
+        private.write_only = Self::write_only_args(&state);
         private.token_fingerprint = if state.watch_store() {
             fingerprint(
                 &private.token_salt,
@@ -723,7 +787,9 @@ fn settle_unknowns(state: &mut BuilderState) {
 /// optional blocks ([`monitoring`], [`gc`], [`push_hook`]) and of the
 /// credential files, only for what it uses. Nix's own facts come from the
 /// last snapshot while the host's Nix fingerprint still matches it.
-fn checks(state: &BuilderState, private: &BuilderPrivate, dump: bool) -> Vec<Step> {
+/// `refresh`: a Read, whose state holds no write-only value (files written
+/// from one are checked by their keyed digests in `private`).
+fn checks(state: &BuilderState, private: &BuilderPrivate, dump: bool, refresh: bool) -> Vec<Step> {
     let mut steps = vec![BuilderResource::check_step(
         state,
         dump,
@@ -732,16 +798,18 @@ fn checks(state: &BuilderState, private: &BuilderPrivate, dump: bool) -> Vec<Ste
     steps.extend(monitoring::check_step(&state.monitoring));
     steps.extend(gc::check_step(&state.gc));
     steps.extend(push_hook::check_step(&state.push));
-    steps.extend(nix_credentials::drift_step(state, private));
+    steps.extend(nix_credentials::drift_step(state, private, refresh));
     steps
 }
 
-/// The facts and the blocks' drift in the output of [`checks`].
+/// The facts and the blocks' drift in the output of [`checks`] (`refresh`
+/// as there; a refresh also compares the state's credentials with their
+/// private fingerprint).
 fn read_checks(
     remote: &Remote,
     state: &BuilderState,
     private: &BuilderPrivate,
-    with_fingerprint: bool,
+    refresh: bool,
     out: &StepsOutput,
 ) -> Result<(Facts, Vec<String>), SshError> {
     let facts = Facts::from_check(
@@ -758,13 +826,13 @@ fn read_checks(
         drift.extend(gc::drift_in(&text));
     }
     if let Some(text) = ran(push_hook::check_step(&state.push)) {
-        drift.extend(push_hook::drift_in(&state.push, &text));
+        drift.extend(push_hook::drift_in(&state.push, &text, private));
     }
-    let credentials = ran(nix_credentials::drift_step(state, private));
+    let credentials = ran(nix_credentials::drift_step(state, private, refresh));
     drift.extend(nix_credentials::drift_of(
         state,
         private,
-        with_fingerprint,
+        refresh,
         credentials.as_deref(),
     ));
     Ok((facts, drift))
@@ -785,6 +853,9 @@ fn add_drift(state: &mut BuilderState, more: Vec<String>) {
         state.drift = str_list(&drift);
     }
 }
+
+/// The private state's name of the Cachix token argument.
+const TOKEN_ARG: &str = "cachix.auth_token";
 
 /// Fingerprint of the Cachix token, keyed by the resource's salt.
 fn fingerprint(salt: &str, token: &str) -> String {
@@ -968,7 +1039,7 @@ impl Resource for BuilderResource {
             let out = remote
                 .run_steps(
                     CHECK_STEP,
-                    &checks(&state, &private, private.imported),
+                    &checks(&state, &private, private.imported, true),
                     true,
                 )
                 .await?;
@@ -1100,9 +1171,6 @@ impl Resource for BuilderResource {
         state.config_hash = Self::desired_hash(&state, &target);
         state.drift = Value::Value(vec![]);
         Self::derive(&mut state, &host);
-        if Self::detected_features_may_change(&prior_state, &state, &target) {
-            state.supported_features = Value::Unknown;
-        }
         let private = prior_private_state
             .as_option()
             .unwrap_or_else(|| BuilderPrivate {
@@ -1112,6 +1180,16 @@ impl Resource for BuilderResource {
                 pin_from_import: false,
                 ..Default::default()
             });
+        if Self::detected_features_may_change(&prior_state, &state, &target, &private) {
+            state.supported_features = Value::Unknown;
+        }
+        // A write-only value is not in the prior state, and may differ on
+        // every run (e.g. from an ephemeral resource): only adding or
+        // removing a twin (or a new `_wo_version`, an ordinary change)
+        // plans an update, which writes what is then in effect.
+        if Self::write_only_args(&state) != private.write_only {
+            state.drift = Value::Unknown;
+        }
         let prior = Prior::new(
             &prior_state.host,
             &prior_state.ssh,
@@ -1359,6 +1437,129 @@ mod tests {
         ] {
             assert!(parse_import_id(bad).is_err(), "{bad}");
         }
+    }
+
+    fn secret(s: &str) -> Value<Secret> {
+        Value::Value(Secret::new(s))
+    }
+
+    /// A builder with every secret given as its write-only twin (as plan and
+    /// apply see it: the plugin layer copies the values from the
+    /// configuration), and the same as a refresh sees it (twins null).
+    fn write_only_builder() -> (BuilderState, BuilderState) {
+        let planned = BuilderState {
+            nix: Value::Value(config::NixBlock {
+                netrc_wo: secret("machine h login u password p"),
+                netrc_wo_version: Value::Value(1),
+                ..Default::default()
+            }),
+            cachix: Value::Value(config::CachixBlock {
+                cache: Value::Value("c".into()),
+                public_key: Value::Value("c-1:AAAA".into()),
+                watch_store: Value::Value(true),
+                auth_token_wo: secret("tok"),
+                ..Default::default()
+            }),
+            push: Value::Value(push_hook::PushBlock {
+                store_uri: Value::Value("file:///c".into()),
+                secret_key_wo: secret("k-1:AAAA"),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut refreshed = planned.clone();
+        if let Value::Value(nix) = &mut refreshed.nix {
+            nix.netrc_wo = Value::Null;
+        }
+        if let Value::Value(cachix) = &mut refreshed.cachix {
+            cachix.auth_token_wo = Value::Null;
+        }
+        if let Value::Value(push) = &mut refreshed.push {
+            push.secret_key_wo = Value::Null;
+        }
+        (planned, refreshed)
+    }
+
+    #[test]
+    fn write_only_arguments_are_recorded_by_name() {
+        let (planned, refreshed) = write_only_builder();
+        assert_eq!(
+            BuilderResource::write_only_args(&planned),
+            ["cachix.auth_token", "nix.netrc", "push.secret_key"]
+        );
+        assert!(BuilderResource::write_only_args(&refreshed).is_empty());
+        // The token counts only where it is written (watch_store).
+        let mut no_watch = planned.clone();
+        if let Value::Value(cachix) = &mut no_watch.cachix {
+            cachix.watch_store = Value::Null;
+        }
+        assert_eq!(
+            BuilderResource::write_only_args(&no_watch),
+            ["nix.netrc", "push.secret_key"]
+        );
+    }
+
+    /// The refresh of a token given as `auth_token_wo` falls back to the
+    /// provider's (here: none), which is not what the apply wrote: that is
+    /// no drift, since the state cannot hold the write-only token.
+    #[test]
+    fn a_write_only_token_is_not_compared_on_refresh() {
+        let (planned, refreshed) = write_only_builder();
+        let mut private = BuilderPrivate {
+            token_salt: "salt".into(),
+            ..Default::default()
+        };
+        private.token_fingerprint = fingerprint(&private.token_salt, "tok");
+        let facts = Facts {
+            unit: "active".into(),
+            user: true,
+            include: true,
+            ..Default::default()
+        };
+        let token_drift = |state: &BuilderState, private: &BuilderPrivate, token: Option<&str>| {
+            BuilderResource::drift(state, &facts, private, token)
+                .into_iter()
+                .filter(|d| d.contains("Cachix auth token"))
+                .count()
+        };
+        assert_eq!(
+            token_drift(&refreshed, &private, None),
+            1,
+            "without the record"
+        );
+        private.write_only = BuilderResource::write_only_args(&planned);
+        assert_eq!(token_drift(&refreshed, &private, None), 0);
+        assert_eq!(token_drift(&planned, &private, Some("tok")), 0);
+    }
+
+    /// The config hash of the prior state counts the credentials file that
+    /// write-only arguments (absent from the prior state) asked for.
+    #[test]
+    fn the_prior_config_hash_includes_write_only_credentials() {
+        let (planned, refreshed) = write_only_builder();
+        let target = CachixTarget::None;
+        let applied = BuilderResource::desired_hash(&planned, &target);
+        let mut private = BuilderPrivate {
+            token_salt: "salt".into(),
+            ..Default::default()
+        };
+        nix_credentials::record_applied(&planned, &mut private);
+        assert!(!private.credentials_fingerprint.is_empty());
+        assert_ne!(
+            BuilderResource::prior_hash(&refreshed, &target, &private),
+            applied
+        );
+        private.write_only = BuilderResource::write_only_args(&planned);
+        assert_eq!(
+            BuilderResource::prior_hash(&refreshed, &target, &private),
+            applied
+        );
+        // The state the apply left: the host's hash is the one it wrote.
+        let mut refreshed = refreshed;
+        refreshed.config_hash = applied;
+        assert!(!BuilderResource::detected_features_may_change(
+            &refreshed, &planned, &target, &private
+        ));
     }
 
     #[test]

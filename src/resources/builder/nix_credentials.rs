@@ -1,9 +1,12 @@
-//! `nix.access_tokens` and `nix.netrc` of `nixbuild_builder`: plan-time
-//! validation, the files they become, the converge step (contents over the
-//! channel's stdin into root-only 0600 files, never on a command line), the
-//! drift check and the removal. The state's private data keeps only a salted
-//! fingerprint of what the last apply wrote. The builder calls these and
-//! holds nothing else of it.
+//! `nix.access_tokens` and `nix.netrc` of `nixbuild_builder` (and their
+//! write-only twins `access_tokens_wo`, `netrc_wo`): plan-time validation,
+//! the files they become, the converge step (contents over the channel's
+//! stdin into root-only 0600 files, never on a command line), the drift
+//! check and the removal. The state's private data keeps only salted
+//! fingerprints of what the last apply wrote: of the contents, and of the
+//! files' SHA-256, by which a refresh checks files whose contents came from a
+//! write-only argument (the state does not hold them). The builder calls
+//! these and holds nothing else of it.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +22,7 @@ use crate::nix::credentials::{
 use crate::secrets::Secret;
 use crate::ssh::steps::Step;
 use crate::ssh::{Remote, SshError};
+use crate::write_only::{content_fingerprint, effective, file_fingerprint, Pair};
 
 /// Host name → access token.
 pub type TokenMap = Value<BTreeMap<String, Value<Secret>>>;
@@ -58,9 +62,61 @@ impl Wanted {
     }
 }
 
+/// The private state's name of each argument that has a write-only twin.
+pub const ACCESS_TOKENS: &str = "nix.access_tokens";
+pub const NETRC: &str = "nix.netrc";
+
+/// The arguments of `nix` whose value comes from the write-only twin (set,
+/// or not known yet).
+pub fn write_only_args(nix: &NixBlock) -> Vec<&'static str> {
+    let mut args = Vec::new();
+    if !nix.access_tokens_wo.is_null() {
+        args.push(ACCESS_TOKENS);
+    }
+    if !nix.netrc_wo.is_null() {
+        args.push(NETRC);
+    }
+    args
+}
+
 /// The files `nix` asks for; `None` while a value is unknown at plan time.
+/// A write-only twin, when set, wins (its value is there at plan and apply;
+/// in a refresh it is null: see [`drift_step`]).
 pub fn wanted(nix: &NixBlock) -> Option<Wanted> {
-    let tokens = match &nix.access_tokens {
+    let tokens = match &nix.access_tokens_wo {
+        Value::Unknown => return None,
+        // Malformed pairs are a validation error: nothing to write for them.
+        Value::Value(pairs) => parse_pairs(pairs.expose())
+            .into_iter()
+            .filter_map(Result::ok)
+            .map(|(host, token)| (host.to_string(), token.to_string()))
+            .collect(),
+        Value::Null => map_tokens(&nix.access_tokens)?,
+    };
+    let netrc = match &effective(&nix.netrc, &nix.netrc_wo) {
+        Value::Unknown => return None,
+        Value::Null => None,
+        Value::Value(n) => Some(render_netrc(n.expose())),
+    };
+    Some(Wanted {
+        conf: render_conf(&tokens, netrc.is_some()),
+        netrc,
+    })
+}
+
+/// `access_tokens_wo`: `HOST=TOKEN` pairs separated by whitespace (Nix's
+/// `access-tokens` syntax), each split at its first `=` (`Err`: the pair's
+/// position, for an entry without one).
+fn parse_pairs(text: &str) -> Vec<Result<(&str, &str), usize>> {
+    text.split_whitespace()
+        .enumerate()
+        .map(|(i, pair)| pair.split_once('=').ok_or(i + 1))
+        .collect()
+}
+
+/// The known tokens of the `access_tokens` map (`None`: one is unknown).
+fn map_tokens(tokens: &TokenMap) -> Option<Vec<(String, String)>> {
+    Some(match tokens {
         Value::Unknown => return None,
         Value::Null => vec![],
         Value::Value(map) => map
@@ -74,15 +130,6 @@ pub fn wanted(nix: &NixBlock) -> Option<Wanted> {
             .into_iter()
             .flatten()
             .collect(),
-    };
-    let netrc = match &nix.netrc {
-        Value::Unknown => return None,
-        Value::Null => None,
-        Value::Value(n) => Some(render_netrc(n.expose())),
-    };
-    Some(Wanted {
-        conf: render_conf(&tokens, netrc.is_some()),
-        netrc,
     })
 }
 
@@ -101,12 +148,87 @@ pub fn fingerprint(salt: &str, wanted: &Wanted) -> String {
     )
 }
 
-/// Plan-time checks of `nix.access_tokens` and `nix.netrc`, with their paths.
+/// Plan-time checks of `nix.access_tokens` and `nix.netrc` and of their
+/// write-only twins, with their paths.
 pub fn validate(nix: &NixBlock, diags: &mut Diagnostics) {
     let at = |name: &'static str| AttributePath::new("nix").index(0).attribute(name);
-    if let Value::Value(map) = &nix.access_tokens {
+    validate_tokens(&nix.access_tokens, at("access_tokens"), diags);
+    if let Value::Value(pairs) = &nix.access_tokens_wo {
+        validate_pairs(pairs.expose(), at("access_tokens_wo"), diags);
+    }
+    for (netrc, name) in [(&nix.netrc, "netrc"), (&nix.netrc_wo, "netrc_wo")] {
+        if let Value::Value(netrc) = netrc {
+            if let Err(e) = check_netrc(netrc.expose()) {
+                diags.error("Invalid netrc", format!("the netrc {e}"), at(name));
+            }
+        }
+    }
+    let pair_at = |name: String| AttributePath::new("nix").index(0).attribute(name);
+    Pair {
+        name: "access_tokens",
+        plain: &nix.access_tokens,
+        write_only: &nix.access_tokens_wo,
+        version: &nix.access_tokens_wo_version,
+    }
+    .validate(pair_at, diags);
+    Pair {
+        name: "netrc",
+        plain: &nix.netrc,
+        write_only: &nix.netrc_wo,
+        version: &nix.netrc_wo_version,
+    }
+    .validate(pair_at, diags);
+}
+
+/// `access_tokens_wo`'s pairs (errors name the host or the pair's
+/// position, never a token).
+fn validate_pairs(text: &str, at: AttributePath, diags: &mut Diagnostics) {
+    let mut seen = Vec::new();
+    let pairs = parse_pairs(text);
+    if pairs.is_empty() {
+        diags.error(
+            "Invalid access tokens",
+            "no `HOST=TOKEN` pair: give at least one, or remove the argument",
+            at.clone(),
+        );
+    }
+    for pair in pairs {
+        let (host, token) = match pair {
+            Ok(pair) => pair,
+            Err(i) => {
+                diags.error(
+                    "Invalid access tokens",
+                    format!("entry {i} is not `HOST=TOKEN` (pairs are separated by spaces)"),
+                    at.clone(),
+                );
+                continue;
+            }
+        };
+        if let Err(e) = check_token_host(host) {
+            diags.error("Invalid access token host", e, at.clone());
+        } else if seen.contains(&host) {
+            diags.error(
+                "Invalid access tokens",
+                format!("`{host}` is given twice"),
+                at.clone(),
+            );
+        }
+        seen.push(host);
+        if let Err(e) = check_token(token) {
+            diags.error(
+                "Invalid access token",
+                format!("the token for `{host}` {e}"),
+                at.clone(),
+            );
+        }
+    }
+}
+
+/// The tokens of one map attribute (`at`).
+fn validate_tokens(tokens: &TokenMap, at: AttributePath, diags: &mut Diagnostics) {
+    if let Value::Value(map) = tokens {
         for (host, token) in map {
-            let path = at("access_tokens").key(host.clone());
+            let path = at.clone().key(host.clone());
             if let Err(e) = check_token_host(host) {
                 diags.error("Invalid access token host", e, path.clone());
             }
@@ -127,11 +249,6 @@ pub fn validate(nix: &NixBlock, diags: &mut Diagnostics) {
                 ),
                 Value::Unknown => {}
             }
-        }
-    }
-    if let Value::Value(netrc) = &nix.netrc {
-        if let Err(e) = check_netrc(netrc.expose()) {
-            diags.error("Invalid netrc", format!("the netrc {e}"), at("netrc"));
         }
     }
 }
@@ -166,15 +283,18 @@ fn check_step(wanted: &Wanted, written: bool) -> Option<Step> {
     (wanted.any() || written).then(|| step("check Nix credentials", "check", wanted.stdin()))
 }
 
+/// The value of `key=` in a check's output.
+fn reported<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .unwrap_or("unknown")
+}
+
 /// What the check's output `text` shows out of line.
 fn drift_in(text: &str) -> Vec<String> {
     let mut drift = Vec::new();
     for (key, path) in [("conf", CREDENTIALS_CONF_PATH), ("netrc", NETRC_PATH)] {
-        let status = text
-            .lines()
-            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-            .unwrap_or("unknown");
-        match status {
+        match reported(text, key) {
             "ok" | "absent" => {}
             "missing" => drift.push(format!("{path} is missing")),
             "changed" => drift.push(format!(
@@ -189,6 +309,38 @@ fn drift_in(text: &str) -> Vec<String> {
     drift
 }
 
+/// What the `digest` output `text` shows out of line with the files the
+/// last apply wrote (their keyed digests in `private`).
+fn digest_drift(text: &str, private: &BuilderPrivate) -> Vec<String> {
+    let mut drift = Vec::new();
+    for (key, path, applied) in [
+        (
+            "conf",
+            CREDENTIALS_CONF_PATH,
+            &private.credentials_conf_digest,
+        ),
+        ("netrc", NETRC_PATH, &private.credentials_netrc_digest),
+    ] {
+        match (reported(text, key), applied.is_empty()) {
+            ("unknown", _) => drift.push(format!("{path}: the check reported nothing")),
+            ("absent", true) => {}
+            ("absent", false) => drift.push(format!("{path} is missing")),
+            (_, true) => drift.push(format!(
+                "{path} is on the host, but the last apply did not write it"
+            )),
+            ("mode", false) => drift.push(format!(
+                "{path} was changed on the host (owner or mode 0600)"
+            )),
+            (digest, false) => {
+                if file_fingerprint(&private.token_salt, digest) != *applied {
+                    drift.push(format!("{path} was changed on the host"));
+                }
+            }
+        }
+    }
+    drift
+}
+
 /// Read: drift when the state's credentials are not what the last apply
 /// wrote (e.g. after an import, or a state edited by hand).
 pub fn fingerprint_drift(wanted: &Wanted, salt: &str, applied: &str) -> Option<String> {
@@ -196,23 +348,37 @@ pub fn fingerprint_drift(wanted: &Wanted, salt: &str, applied: &str) -> Option<S
         .then(|| "nix.access_tokens / nix.netrc differ from what the last apply wrote".into())
 }
 
+/// A refresh (`refresh`) of a builder whose last apply took a credential
+/// from a write-only argument: the state cannot say what the files hold, so
+/// they are checked by their keyed digests.
+fn by_digest(private: &BuilderPrivate, refresh: bool) -> bool {
+    refresh
+        && private
+            .write_only
+            .iter()
+            .any(|a| a == ACCESS_TOKENS || a == NETRC)
+}
+
 /// The credentials drift of a builder: the files on the host, and (Read,
-/// `with_fingerprint`) the state against the private fingerprint.
+/// `refresh`) the state against the private fingerprint.
 pub async fn drift(
     remote: &Remote,
     state: &BuilderState,
     private: &BuilderPrivate,
-    with_fingerprint: bool,
+    refresh: bool,
 ) -> Result<Vec<String>, SshError> {
-    let text = match drift_step(state, private) {
+    let text = match drift_step(state, private, refresh) {
         Some(step) => Some(step.run(remote, true).await?.stdout_text()),
         None => None,
     };
-    Ok(drift_of(state, private, with_fingerprint, text.as_deref()))
+    Ok(drift_of(state, private, refresh, text.as_deref()))
 }
 
 /// The host side of [`drift`] as a step (`None`: nothing to check).
-pub fn drift_step(state: &BuilderState, private: &BuilderPrivate) -> Option<Step> {
+pub fn drift_step(state: &BuilderState, private: &BuilderPrivate, refresh: bool) -> Option<Step> {
+    if by_digest(private, refresh) {
+        return Some(step("check Nix credentials", "digest", String::new()));
+    }
     let wanted = wanted(&state.nix_block())?;
     check_step(&wanted, !private.credentials_fingerprint.is_empty())
 }
@@ -221,14 +387,19 @@ pub fn drift_step(state: &BuilderState, private: &BuilderPrivate) -> Option<Step
 pub fn drift_of(
     state: &BuilderState,
     private: &BuilderPrivate,
-    with_fingerprint: bool,
+    refresh: bool,
     check_output: Option<&str>,
 ) -> Vec<String> {
+    if by_digest(private, refresh) {
+        return check_output
+            .map(|text| digest_drift(text, private))
+            .unwrap_or_default();
+    }
     let Some(wanted) = wanted(&state.nix_block()) else {
         return vec![];
     };
     let mut drift = check_output.map(drift_in).unwrap_or_default();
-    if with_fingerprint {
+    if refresh {
         drift.extend(fingerprint_drift(
             &wanted,
             &private.token_salt,
@@ -238,11 +409,16 @@ pub fn drift_of(
     drift
 }
 
-/// After a successful apply: the fingerprint of what it wrote.
-pub fn applied_fingerprint(state: &BuilderState, private: &BuilderPrivate) -> String {
-    wanted(&state.nix_block())
-        .map(|w| fingerprint(&private.token_salt, &w))
-        .unwrap_or_default()
+/// After a successful apply: record what it wrote (the fingerprint of the
+/// contents, the keyed digests of the files, and which arguments were
+/// write-only).
+pub fn record_applied(state: &BuilderState, private: &mut BuilderPrivate) {
+    let nix = state.nix_block();
+    let wanted = wanted(&nix).unwrap_or_default();
+    let salt = &private.token_salt;
+    private.credentials_fingerprint = fingerprint(salt, &wanted);
+    private.credentials_conf_digest = content_fingerprint(salt, wanted.conf.as_deref());
+    private.credentials_netrc_digest = content_fingerprint(salt, wanted.netrc.as_deref());
 }
 
 #[cfg(test)]
@@ -312,6 +488,168 @@ mod tests {
 
         assert!(wanted(&nix(&[("a", Value::Unknown)], Value::Null)).is_none());
         assert!(wanted(&nix(&[], Value::Unknown)).is_none());
+    }
+
+    /// `access_tokens_wo` / `netrc_wo` write what their twins would; a
+    /// refresh (the twins null) checks the files by their keyed digests.
+    #[test]
+    fn write_only_twins_write_the_same_files_and_are_refreshed_by_digest() {
+        let plain = nix(&[("github.com", set("ghp_x"))], set("machine h password p"));
+        let wo = NixBlock {
+            access_tokens_wo: set("github.com=ghp_x"),
+            netrc_wo: set("machine h password p"),
+            netrc_wo_version: Value::Value(1),
+            ..Default::default()
+        };
+        assert_eq!(wanted(&wo), wanted(&plain));
+        assert_eq!(write_only_args(&wo), [ACCESS_TOKENS, NETRC]);
+        assert!(write_only_args(&plain).is_empty());
+        let unknown = NixBlock {
+            netrc_wo: Value::Unknown,
+            ..Default::default()
+        };
+        assert!(wanted(&unknown).is_none());
+        assert_eq!(write_only_args(&unknown), [NETRC]);
+
+        let applied_state = |nix: NixBlock| BuilderState {
+            nix: Value::Value(nix),
+            ..Default::default()
+        };
+        let mut private = BuilderPrivate {
+            token_salt: "salt".into(),
+            write_only: vec![ACCESS_TOKENS.into(), NETRC.into()],
+            ..Default::default()
+        };
+        record_applied(&applied_state(wo.clone()), &mut private);
+        let both = wanted(&wo).unwrap();
+        assert_eq!(private.credentials_fingerprint, fingerprint("salt", &both));
+        let sha =
+            |s: &Option<String>| crate::nix::conf::sha256_hex(s.as_deref().unwrap().as_bytes());
+        let (conf_sha, netrc_sha) = (sha(&both.conf), sha(&both.netrc));
+        for digest in [
+            &private.credentials_conf_digest,
+            &private.credentials_netrc_digest,
+        ] {
+            assert!(
+                !digest.is_empty() && !digest.contains(&conf_sha) && !digest.contains(&netrc_sha)
+            );
+        }
+
+        // The refresh: the state has neither twin, the host answers digests.
+        let refreshed = applied_state(NixBlock {
+            netrc_wo_version: Value::Value(1),
+            ..Default::default()
+        });
+        let step = drift_step(&refreshed, &private, true).expect("a digest check");
+        assert_eq!(step.name(), "check Nix credentials");
+        let host = format!("conf={conf_sha}\nnetrc={netrc_sha}\n");
+        assert!(drift_of(&refreshed, &private, true, Some(&host)).is_empty());
+        let edited = format!("conf={conf_sha}\nnetrc={}\n", sha(&Some("x".into())));
+        assert_eq!(
+            drift_of(&refreshed, &private, true, Some(&edited)),
+            [format!("{NETRC_PATH} was changed on the host")]
+        );
+        let gone = "conf=mode\nnetrc=absent\n".to_string();
+        assert_eq!(
+            drift_of(&refreshed, &private, true, Some(&gone)),
+            [
+                format!("{CREDENTIALS_CONF_PATH} was changed on the host (owner or mode 0600)"),
+                format!("{NETRC_PATH} is missing"),
+            ]
+        );
+        // Tokens only: a netrc on the host was not written by the last apply.
+        let mut tokens_only = private.clone();
+        record_applied(
+            &applied_state(NixBlock {
+                access_tokens_wo: set(" github.com=ghp_x\n"),
+                ..Default::default()
+            }),
+            &mut tokens_only,
+        );
+        assert!(tokens_only.credentials_netrc_digest.is_empty());
+        assert_eq!(
+            drift_of(&refreshed, &tokens_only, true, Some(&host)),
+            [
+                format!("{CREDENTIALS_CONF_PATH} was changed on the host"),
+                format!("{NETRC_PATH} is on the host, but the last apply did not write it"),
+            ]
+        );
+        // At apply the values are there: the contents are compared on the host.
+        assert!(!by_digest(&private, false));
+        let apply_step = drift_step(&applied_state(wo), &private, false).unwrap();
+        assert!(apply_step.name() == "check Nix credentials");
+    }
+
+    #[test]
+    fn twins_conflict_and_versions_need_them() {
+        let mut diags = Diagnostics::default();
+        validate(
+            &NixBlock {
+                netrc: set("machine h password p"),
+                netrc_wo: set("machine h password q"),
+                access_tokens_wo_version: Value::Value(2),
+                access_tokens_wo: Value::Null,
+                ..Default::default()
+            },
+            &mut diags,
+        );
+        let paths: Vec<String> = diags
+            .errors
+            .iter()
+            .map(|d| format!("{:?}", d.attribute))
+            .collect();
+        assert_eq!(diags.errors.len(), 2, "{paths:?}");
+        assert!(paths.iter().any(|p| p.contains("netrc_wo")), "{paths:?}");
+        assert!(
+            paths.iter().any(|p| p.contains("access_tokens_wo_version")),
+            "{paths:?}"
+        );
+        let mut diags = Diagnostics::default();
+        validate(
+            &NixBlock {
+                access_tokens_wo: set("github.com=a#b nosuchpair github.com=c https://x=d"),
+                netrc_wo: set("login u"),
+                ..Default::default()
+            },
+            &mut diags,
+        );
+        let details: Vec<&str> = diags.errors.iter().map(|d| d.detail.as_ref()).collect();
+        assert_eq!(diags.errors.len(), 5, "{details:?}");
+        for d in &diags.errors {
+            assert!(format!("{:?}", d.attribute).contains("_wo"));
+            for token in ["a#b", "nosuchpair", "=c", "=d"] {
+                assert!(!d.detail.contains(token), "{details:?}");
+            }
+        }
+        assert!(details.iter().any(|d| d.contains("entry 2")), "{details:?}");
+        assert!(
+            details.iter().any(|d| d.contains("given twice")),
+            "{details:?}"
+        );
+        let mut diags = Diagnostics::default();
+        validate(
+            &NixBlock {
+                access_tokens_wo: set("  "),
+                ..Default::default()
+            },
+            &mut diags,
+        );
+        assert_eq!(diags.errors.len(), 1);
+        // Several pairs, split at the first `=` (a token may hold one).
+        let several = wanted(&NixBlock {
+            access_tokens_wo: set("github.com=ghp_x gitlab.com=glpat=y"),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(
+            several
+                .conf
+                .as_deref()
+                .unwrap()
+                .contains("github.com=ghp_x gitlab.com=glpat=y"),
+            "{:?}",
+            several.conf
+        );
     }
 
     #[test]

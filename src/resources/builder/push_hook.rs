@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
-use super::config::{known_strings, BuilderState, StrList};
+use super::config::{known_strings, BuilderPrivate, BuilderState, StrList};
 use crate::cache::store::{validate_secret_key, validate_store_uri};
 use crate::nix::conf::sha256_hex;
 use crate::resources::cache_push::compile_exclude;
@@ -21,6 +21,7 @@ use crate::secrets::Secret;
 use crate::ssh::steps::Step;
 use crate::ssh::{Remote, SshError};
 use crate::tfschema::{Optional, Required};
+use crate::write_only::{content_fingerprint, effective, file_fingerprint, Pair};
 
 /// Where the hook is installed; `post-build-hook` in the managed config names it.
 pub const HOOK_PATH: &str = "/etc/nixbuild/push/hook";
@@ -36,9 +37,15 @@ pub struct PushBlock {
     /// Destination store, as `nix copy --to` takes it: `https://…`/`http://…` (HTTP PUT), `s3://bucket?…`, `file:///dir`, `ssh-ng://user@host`, `ssh://…`, `gs://…`. The worker runs as root on the builder, with root's Nix configuration (credentials such as `netrc-file` or AWS profiles come from there). No `secret-key=` parameter: use `secret_key`.
     #[schemars(with = "Required<String>")]
     pub store_uri: Value<String>,
-    /// Binary-cache secret key (`name:base64`, as `nix-store --generate-binary-cache-key` writes it) the worker signs every pushed path with. It travels over the SSH channel's stdin into a root-only 0600 file on the builder (`/etc/nixbuild/push/secret-key`), never on a command line; a refresh compares the file's SHA-256 with this value's, so a changed file shows as drift.
-    #[schemars(with = "Required<Secret>")]
+    /// Binary-cache secret key (`name:base64`, as `nix-store --generate-binary-cache-key` writes it) the worker signs every pushed path with. It travels over the SSH channel's stdin into a root-only 0600 file on the builder (`/etc/nixbuild/push/secret-key`), never on a command line; a refresh compares the file's SHA-256 with this value's, so a changed file shows as drift. It is kept in the state (marked sensitive); `secret_key_wo` keeps it out. One of the two is required.
+    #[schemars(with = "Optional<Secret>")]
     pub secret_key: Value<Secret>,
+    /// Write-only (Terraform ≥ 1.11): the signing key, like `secret_key`, written to the same root-only file, but never stored in the state or the plan. A refresh still notices a changed or removed key file, through a keyed fingerprint of its SHA-256 in the private state. A new value alone plans no update (it may differ on every run, e.g. from an ephemeral resource): bump `secret_key_wo_version` to write it. Conflicts with `secret_key`.
+    #[schemars(with = "Optional<Secret>")]
+    pub secret_key_wo: Value<Secret>,
+    /// Any number, stored in the state: changing it plans an update that writes the current `secret_key_wo` to the builder. Only with `secret_key_wo`.
+    #[schemars(with = "Optional<i64>")]
+    pub secret_key_wo_version: Value<i64>,
     /// Regular expressions matched against the name of each built path, the part after `<hash>-` (`hello-2.12`, `hello-2.12-doc`), anywhere in the name unless anchored with `^…$`; a matching out path is not pushed (it still is when a pushed path references it: a binary cache must hold every reference of a path it holds). They are matched on the builder with `grep -E`, so only the syntax both `grep -E` and `nixbuild_cache_push`'s `exclude` read is accepted: no `\d`-style escape classes, `(?…)` groups or lazy quantifiers (write `[0-9]`, plain groups).
     #[schemars(with = "Optional<Vec<String>>")]
     pub exclude: StrList,
@@ -64,19 +71,33 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
         ),
         Value::Unknown => {}
     }
-    match &block.secret_key {
-        Value::Value(key) => {
+    for (key, name) in [
+        (&block.secret_key, "secret_key"),
+        (&block.secret_key_wo, "secret_key_wo"),
+    ] {
+        if let Value::Value(key) = key {
             if let Err(e) = validate_secret_key(key.expose()) {
-                diags.error("Invalid push secret_key", e, at("secret_key"));
+                diags.error(format!("Invalid push {name}"), e, at(name));
             }
         }
-        Value::Null => diags.error(
-            "Missing push secret_key",
-            "`push.secret_key` is required: every pushed path is signed",
-            at("secret_key"),
-        ),
-        Value::Unknown => {}
     }
+    if block.secret_key.is_null() && block.secret_key_wo.is_null() {
+        diags.error(
+            "Missing push secret_key",
+            "`push.secret_key` (or its write-only twin `push.secret_key_wo`) is required: every pushed path is signed",
+            at("secret_key"),
+        );
+    }
+    Pair {
+        name: "secret_key",
+        plain: &block.secret_key,
+        write_only: &block.secret_key_wo,
+        version: &block.secret_key_wo_version,
+    }
+    .validate(
+        |name| AttributePath::new("push").index(0).attribute(name),
+        diags,
+    );
     if let Value::Value(patterns) = &block.exclude {
         let mut seen: Vec<&str> = Vec::new();
         for (i, pattern) in patterns.iter().enumerate() {
@@ -182,11 +203,24 @@ fn check_exclude(pattern: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The private state's name of the key argument that has a write-only twin.
+pub const SECRET_KEY: &str = "push.secret_key";
+
+/// `["push.secret_key"]` when the key comes from `secret_key_wo`.
+pub fn write_only_args(value: &Value<PushBlock>) -> Vec<&'static str> {
+    match value.as_ref_option() {
+        Some(block) if !block.secret_key_wo.is_null() => vec![SECRET_KEY],
+        _ => vec![],
+    }
+}
+
 /// The files of the `push` block, as they are written on the host.
 struct Files {
     store_uri: String,
     exclude: String,
-    secret_key: Secret,
+    /// `None` in a refresh of a key given as `secret_key_wo` (the state
+    /// holds none): the key file is then checked by its keyed digest.
+    secret_key: Option<Secret>,
 }
 
 impl Files {
@@ -199,20 +233,27 @@ impl Files {
                 .iter()
                 .map(|p| format!("{p}\n"))
                 .collect(),
-            secret_key: Secret::new(block.secret_key.as_ref_option()?.expose().trim()),
+            secret_key: match effective(&block.secret_key, &block.secret_key_wo) {
+                Value::Unknown => return None,
+                Value::Null => None,
+                Value::Value(key) => Some(Secret::new(key.expose().trim())),
+            },
         })
     }
 
-    /// `(name on the host, content)` in the order apply writes them.
-    fn entries(&self) -> [(&'static str, &str); 6] {
-        [
+    /// `(name on the host, content)` in the order apply writes them (the
+    /// key only when known).
+    fn entries(&self) -> Vec<(&'static str, &str)> {
+        let mut entries = vec![
             ("hook", crate::scripts::PUSH_HOOK),
-            ("store-uri", &self.store_uri),
-            ("exclude", &self.exclude),
-            ("secret-key", self.secret_key.expose()),
-            (SERVICE_UNIT, SERVICE),
-            (PATH_UNIT, PATH),
-        ]
+            ("store-uri", self.store_uri.as_str()),
+            ("exclude", self.exclude.as_str()),
+        ];
+        if let Some(key) = &self.secret_key {
+            entries.push(("secret-key", key.expose()));
+        }
+        entries.extend([(SERVICE_UNIT, SERVICE), (PATH_UNIT, PATH)]);
+        entries
     }
 
     /// stdin of `push_hook_setup.sh apply`: `NAME BASE64` lines.
@@ -224,6 +265,15 @@ impl Files {
             .collect::<String>()
             .into_bytes()
     }
+}
+
+/// After a successful apply: the keyed digest of the key file it wrote
+/// (empty without the block).
+pub fn applied_key_digest(value: &Value<PushBlock>, salt: &str) -> String {
+    Files::of(value)
+        .and_then(|files| files.secret_key)
+        .map(|key| content_fingerprint(salt, Some(key.expose())))
+        .unwrap_or_default()
 }
 
 const SERVICE: &str = "# Managed by terraform-provider-nixbuild (nixbuild_builder push).
@@ -272,11 +322,16 @@ pub fn clean_step() -> Step {
 }
 
 /// Read and apply: what is out of line (only with the block).
-pub async fn check(remote: &Remote, value: &Value<PushBlock>) -> Result<Vec<String>, SshError> {
+pub async fn check(
+    remote: &Remote,
+    value: &Value<PushBlock>,
+    private: &BuilderPrivate,
+) -> Result<Vec<String>, SshError> {
     match check_step(value) {
         Some(step) => Ok(drift_in(
             value,
             &step.run(remote, true).await?.stdout_text(),
+            private,
         )),
         None => Ok(vec![]),
     }
@@ -287,12 +342,20 @@ pub fn check_step(value: &Value<PushBlock>) -> Option<Step> {
     Files::of(value).map(|_| step("check push hook", "check"))
 }
 
-/// What the check's output `report` shows out of line with the block.
-pub fn drift_in(value: &Value<PushBlock>, report: &str) -> Vec<String> {
-    Files::of(value).map_or_else(Vec::new, |files| drift(&files, report))
+/// What the check's output `report` shows out of line with the block (a
+/// key the state does not hold against its keyed digest in `private`).
+pub fn drift_in(value: &Value<PushBlock>, report: &str, private: &BuilderPrivate) -> Vec<String> {
+    Files::of(value).map_or_else(Vec::new, |files| {
+        drift(
+            &files,
+            report,
+            &private.token_salt,
+            &private.push_key_digest,
+        )
+    })
 }
 
-fn drift(files: &Files, report: &str) -> Vec<String> {
+fn drift(files: &Files, report: &str, salt: &str, applied_key: &str) -> Vec<String> {
     let get = |key: &str| {
         report
             .lines()
@@ -319,6 +382,15 @@ fn drift(files: &Files, report: &str) -> Vec<String> {
             drift.push(format!("the push hook's {path} was changed on the host"));
         }
     }
+    if files.secret_key.is_none() {
+        let path = "/etc/nixbuild/push/secret-key";
+        let found = get("secret-key");
+        if found.is_empty() {
+            drift.push(format!("the push hook's {path} is missing"));
+        } else if file_fingerprint(salt, &found) != applied_key {
+            drift.push(format!("the push hook's {path} was changed on the host"));
+        }
+    }
     if systemd && get("path_active") != "active" {
         drift.push(format!(
             "the push unit {PATH_UNIT} is `{}`",
@@ -337,13 +409,22 @@ mod tests {
 
     const KEY: &str = "test-1:Z0lKmLg3ocfwxXuDvEnbFa/gt1axJPeAjHTuEQJZHn00Lg9n+CaTYHhqKSCqQ4H7cJ/ZNVo7FC+7Z6CQmUtXTw==";
 
-    fn files() -> Files {
-        Files::of(&Value::Value(PushBlock {
+    fn block() -> PushBlock {
+        PushBlock {
             store_uri: Value::Value("http://127.0.0.1:8750".into()),
             secret_key: Value::Value(Secret::new(format!("{KEY}\n"))),
             exclude: Value::Value(vec![Value::Value("-doc$".into())]),
-        }))
-        .unwrap()
+            ..Default::default()
+        }
+    }
+
+    fn files() -> Files {
+        Files::of(&Value::Value(block())).unwrap()
+    }
+
+    /// `drift` with no keyed digest (the state holds the key).
+    fn drift(files: &Files, report: &str) -> Vec<String> {
+        super::drift(files, report, "salt", "")
     }
 
     fn report(files: &Files, init: &str) -> String {
@@ -357,7 +438,7 @@ mod tests {
     #[test]
     fn the_key_is_written_trimmed_and_compared_by_digest() {
         let files = files();
-        assert_eq!(files.secret_key.expose(), KEY);
+        assert_eq!(files.secret_key.as_ref().unwrap().expose(), KEY);
         assert!(drift(&files, &report(&files, "systemd")).is_empty());
         let other = report(&files, "other")
             .replace(&sha256_hex(KEY.as_bytes()), &sha256_hex(b"another key"));
@@ -367,6 +448,88 @@ mod tests {
         );
         // The report shows digests only.
         assert!(!report(&files, "other").contains(KEY));
+    }
+
+    /// A key given as `secret_key_wo`: written like `secret_key` at apply;
+    /// a refresh (the state holds no key) checks the file's digest against
+    /// the keyed fingerprint the apply recorded.
+    #[test]
+    fn a_write_only_key_is_checked_by_its_keyed_digest() {
+        let mut wo = block();
+        wo.secret_key_wo = std::mem::take(&mut wo.secret_key);
+        wo.secret_key_wo_version = Value::Value(1);
+        let applied = Files::of(&Value::Value(wo.clone())).unwrap();
+        assert_eq!(applied.stdin(), files().stdin());
+        assert_eq!(write_only_args(&Value::Value(wo.clone())), [SECRET_KEY]);
+        assert!(write_only_args(&Value::Value(block())).is_empty());
+        let digest = applied_key_digest(&Value::Value(wo.clone()), "salt");
+        assert_eq!(digest, applied_key_digest(&Value::Value(block()), "salt"));
+        assert!(!digest.is_empty() && !digest.contains(&sha256_hex(KEY.as_bytes())));
+
+        // As a refresh sees it: the plugin layer nulls `secret_key_wo`.
+        wo.secret_key_wo = Value::Null;
+        let refreshed = Files::of(&Value::Value(wo)).unwrap();
+        assert!(refreshed.secret_key.is_none());
+        let host = report(&files(), "systemd");
+        assert!(super::drift(&refreshed, &host, "salt", &digest).is_empty());
+        let changed = host.replace(&sha256_hex(KEY.as_bytes()), &sha256_hex(b"another key"));
+        assert_eq!(
+            super::drift(&refreshed, &changed, "salt", &digest),
+            ["the push hook's /etc/nixbuild/push/secret-key was changed on the host"]
+        );
+        let missing = host.replace(
+            &format!("secret-key={}", sha256_hex(KEY.as_bytes())),
+            "secret-key=",
+        );
+        assert_eq!(
+            super::drift(&refreshed, &missing, "salt", &digest),
+            ["the push hook's /etc/nixbuild/push/secret-key is missing"]
+        );
+    }
+
+    #[test]
+    fn key_pairs_are_checked() {
+        let errors = |block: PushBlock| {
+            let mut diags = Diagnostics::default();
+            validate(
+                &BuilderState {
+                    push: Value::Value(block),
+                    ..Default::default()
+                },
+                &mut diags,
+            );
+            diags
+                .errors
+                .iter()
+                .map(|d| format!("{}: {:?}", d.summary, d.attribute))
+                .collect::<Vec<_>>()
+        };
+        assert!(errors(block()).is_empty());
+        let mut both = block();
+        both.secret_key_wo = both.secret_key.clone();
+        let e = errors(both);
+        assert!(e.len() == 1 && e[0].contains("secret_key_wo"), "{e:?}");
+        let mut neither = block();
+        neither.secret_key = Value::Null;
+        let e = errors(neither.clone());
+        assert!(
+            e.len() == 1 && e[0].contains("Missing push secret_key"),
+            "{e:?}"
+        );
+        neither.secret_key_wo_version = Value::Value(3);
+        let e = errors(neither);
+        assert!(
+            e.iter().any(|e| e.contains("secret_key_wo_version")),
+            "{e:?}"
+        );
+        let mut bad = block();
+        bad.secret_key_wo = Value::Value(Secret::new("not a key"));
+        bad.secret_key = Value::Null;
+        let e = errors(bad);
+        assert!(
+            e.len() == 1 && e[0].contains("Invalid push secret_key_wo"),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -53,9 +53,28 @@ pub struct TlsBlock {
     /// PEM certificate chain (the server certificate first).
     #[schemars(with = "Required<String>")]
     pub certificate: Value<String>,
-    /// PEM private key of the certificate. It travels over the SSH channel's stdin into a root-only 0600 file; it is never on a command line. Like every resource argument it is kept in the Terraform state (marked sensitive): protect the state.
-    #[schemars(with = "Required<Secret>")]
+    /// PEM private key of the certificate. It travels over the SSH channel's stdin into a root-only 0600 file; it is never on a command line. Like every resource argument it is kept in the Terraform state (marked sensitive): protect the state, or give the key as `private_key_wo`. One of the two is required.
+    #[schemars(with = "Optional<Secret>")]
     pub private_key: Value<Secret>,
+    /// Write-only (Terraform ≥ 1.11): the PEM private key, written like `private_key` to the same root-only 0600 file, but never stored in the state or the plan. A refresh still notices a changed or removed key file, through a keyed fingerprint of its SHA-256 in the private state. A new value alone plans no update (it may differ on every run, e.g. from an ephemeral resource): bump `private_key_wo_version` to write it. Conflicts with `private_key`.
+    #[schemars(with = "Optional<Secret>")]
+    pub private_key_wo: Value<Secret>,
+    /// Any number, stored in the state: changing it plans an update that writes the current `private_key_wo` to the host. Only with `private_key_wo`.
+    #[schemars(with = "Optional<i64>")]
+    pub private_key_wo_version: Value<i64>,
+}
+
+/// Private state: the keyed fingerprint of the TLS key file the last apply
+/// wrote, by which a refresh checks a key given as `tls.private_key_wo`
+/// (the state does not hold it). A state of a release before this field
+/// decodes as null.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct ProxyPrivate {
+    /// Key of the fingerprint (random per resource).
+    pub salt: String,
+    /// [`crate::write_only::file_fingerprint`] of `tls.key`; empty: no TLS.
+    pub tls_key_digest: String,
 }
 
 /// Turns a systemd host into a caching HTTP proxy for Nix binary caches, with the distribution's nginx (installed with the package manager when missing) run as its own service `nixbuild-cache-proxy` (the distribution's `nginx.service` and its sites are left alone). NARs are cached for long (they never change), `.narinfo` answers briefly (a missing one even more briefly), `nix-cache-info` is served by the proxy itself. Builders use `substituter_url` with `trusted_public_keys` in their `nix` block. The nginx config, unit and TLS files are drift-checked: a hand edit plans an update that restores them.
@@ -434,17 +453,36 @@ pub fn validate(config: &CacheProxyState, diags: &mut Diagnostics) {
                 diags.error("Invalid TLS certificate", e, path("certificate"));
             }
         }
-        if let Value::Value(key) = &tls.private_key {
-            if let Err(e) = check_private_key(key.expose()) {
-                // The error never quotes the key.
-                let e = if e.contains("found `") {
-                    "the private key is not PEM (expected `-----BEGIN PRIVATE KEY-----`)".into()
-                } else {
-                    e
-                };
-                diags.error("Invalid TLS private key", e, path("private_key"));
+        for (key, name) in [
+            (&tls.private_key, "private_key"),
+            (&tls.private_key_wo, "private_key_wo"),
+        ] {
+            if let Value::Value(key) = key {
+                if let Err(e) = check_private_key(key.expose()) {
+                    // The error never quotes the key.
+                    let e = if e.contains("found `") {
+                        "the private key is not PEM (expected `-----BEGIN PRIVATE KEY-----`)".into()
+                    } else {
+                        e
+                    };
+                    diags.error("Invalid TLS private key", e, path(name));
+                }
             }
         }
+        if tls.private_key.is_null() && tls.private_key_wo.is_null() {
+            diags.error(
+                "Missing TLS private key",
+                "`tls.private_key` (or its write-only twin `tls.private_key_wo`) is required",
+                path("private_key"),
+            );
+        }
+        crate::write_only::Pair {
+            name: "private_key",
+            plain: &tls.private_key,
+            write_only: &tls.private_key_wo,
+            version: &tls.private_key_wo_version,
+        }
+        .validate(|name| at("tls").index(0).attribute(name), diags);
     }
     if let Value::Value(mode) = &config.on_destroy {
         if mode != "keep" && mode != "clean" {

@@ -23,9 +23,10 @@ use crate::context::{Context, Outcome, Prior, Purpose, Route, Shared, Target};
 use crate::nix::conf::sha256_hex;
 use crate::resources::timeouts::Operation;
 use crate::ssh::{Remote, SshError};
+use crate::write_only::{self, content_fingerprint, file_fingerprint};
 use config::{
-    check_upstream_url, parse_size, parse_ttl, strings, CacheProxyState, DEFAULT_MAX_SIZE,
-    DEFAULT_NARINFO_TTL, DEFAULT_NAR_TTL, DEFAULT_NEGATIVE_TTL, DEFAULT_PRIORITY,
+    check_upstream_url, parse_size, parse_ttl, strings, CacheProxyState, ProxyPrivate,
+    DEFAULT_MAX_SIZE, DEFAULT_NARINFO_TTL, DEFAULT_NAR_TTL, DEFAULT_NEGATIVE_TTL, DEFAULT_PRIORITY,
 };
 use nginx::{ProxyConfig, CACHE_DIR, CONF_DIR, UNIT};
 
@@ -34,6 +35,9 @@ struct Desired {
     conf: String,
     unit: String,
     certificate: Option<String>,
+    /// `None` without TLS, and in a refresh of a key given as
+    /// `tls.private_key_wo` (the state holds none: the key file is then
+    /// checked by its keyed digest in the private state).
     private_key: Option<crate::secrets::Secret>,
 }
 
@@ -62,7 +66,10 @@ impl Desired {
             Value::Null => (None, None),
             Value::Value(tls) => (
                 Some(tls.certificate.as_ref_option()?.clone()),
-                Some(tls.private_key.as_ref_option()?.clone()),
+                match write_only::effective(&tls.private_key, &tls.private_key_wo) {
+                    Value::Unknown => return None,
+                    key => key.as_option(),
+                },
             ),
         };
         if state.priority.is_unknown() {
@@ -105,8 +112,9 @@ impl Desired {
         out.into_bytes()
     }
 
-    /// What the check found out of line, in words.
-    fn drift(&self, found: &HashMap<String, String>) -> Vec<String> {
+    /// What the check found out of line, in words (a key the state does
+    /// not hold against its keyed digest in `private`).
+    fn drift(&self, found: &HashMap<String, String>, private: &ProxyPrivate) -> Vec<String> {
         let get = |k: &str| found.get(k).map(String::as_str).unwrap_or_default();
         let mut drift = Vec::new();
         let file = |key: &str, want: Option<String>, what: &str, drift: &mut Vec<String>| {
@@ -138,14 +146,23 @@ impl Desired {
             &format!("{CONF_DIR}/tls.crt"),
             &mut drift,
         );
-        file(
-            "tls_key_sha256",
-            self.private_key
-                .as_ref()
-                .map(|k| sha256_hex(k.expose().as_bytes())),
-            &format!("{CONF_DIR}/tls.key"),
-            &mut drift,
-        );
+        let key_path = format!("{CONF_DIR}/tls.key");
+        match (&self.certificate, &self.private_key) {
+            (Some(_), None) => {
+                let have = get("tls_key_sha256");
+                if have.is_empty() {
+                    drift.push(format!("{key_path} is missing"));
+                } else if file_fingerprint(&private.salt, have) != private.tls_key_digest {
+                    drift.push(format!("{key_path} was changed on the host"));
+                }
+            }
+            (_, key) => file(
+                "tls_key_sha256",
+                key.as_ref().map(|k| sha256_hex(k.expose().as_bytes())),
+                &key_path,
+                &mut drift,
+            ),
+        }
         if get("active") != "active" {
             drift.push(format!("the service {UNIT} is `{}`", get("active")));
         }
@@ -224,12 +241,17 @@ impl CacheProxyResource {
     }
 
     /// Record what the check found.
-    fn observe(state: &mut CacheProxyState, remote: &Remote, found: &HashMap<String, String>) {
+    fn observe(
+        state: &mut CacheProxyState,
+        remote: &Remote,
+        found: &HashMap<String, String>,
+        private: &ProxyPrivate,
+    ) {
         state.id = Value::Value(remote.endpoint().to_string());
         state.host_key = Value::Value(remote.host_key().openssh_line());
         state.bastion_host_key = remote.bastion_host_key().map(|k| k.openssh_line()).into();
         let drift = Desired::of(state)
-            .map(|d| d.drift(found))
+            .map(|d| d.drift(found, private))
             .unwrap_or_default();
         state.substituter_url = state.substituter_url();
         state.trusted_public_keys = state.upstream_keys();
@@ -272,10 +294,11 @@ impl CacheProxyResource {
         &self,
         diags: &mut Diagnostics,
         mut state: CacheProxyState,
+        private: Value<ProxyPrivate>,
         pinned: Option<String>,
         purpose: Purpose,
         timeout: std::time::Duration,
-    ) -> Option<CacheProxyState> {
+    ) -> Option<(CacheProxyState, Value<ProxyPrivate>)> {
         let configured = self.shared.get(diags)?;
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         let Some(desired) = Desired::of(&state) else {
@@ -286,6 +309,22 @@ impl CacheProxyResource {
             );
             return None;
         };
+        if desired.certificate.is_some() && desired.private_key.is_none() {
+            diags.error(
+                "No TLS private key at apply",
+                "set `tls.private_key` or `tls.private_key_wo` (the write-only value reaches the provider only on Terraform ≥ 1.11)",
+                AttributePath::new("tls").index(0).attribute("private_key"),
+            );
+            return None;
+        }
+        let mut private = private.as_option().unwrap_or_default();
+        if private.salt.is_empty() {
+            private.salt = crate::secrets::random_salt();
+        }
+        private.tls_key_digest = content_fingerprint(
+            &private.salt,
+            desired.private_key.as_ref().map(|k| k.expose()),
+        );
         let work = async {
             let remote = configured
                 .connect_or_fail(
@@ -335,7 +374,7 @@ impl CacheProxyResource {
                 return None;
             }
         };
-        Self::observe(&mut state, &remote, &found);
+        Self::observe(&mut state, &remote, &found, &private);
         let drift = config_drift(&state);
         if !drift.is_empty() {
             diags.error(
@@ -348,7 +387,7 @@ impl CacheProxyResource {
             );
             return None;
         }
-        Some(state)
+        Some((state, Value::Value(private)))
     }
 }
 
@@ -365,7 +404,8 @@ fn config_drift(state: &CacheProxyState) -> Vec<String> {
 #[async_trait]
 impl Resource for CacheProxyResource {
     type State<'a> = CacheProxyState;
-    type PrivateState<'a> = ValueEmpty;
+    /// Null in a state of a release before [`ProxyPrivate`].
+    type PrivateState<'a> = Value<ProxyPrivate>;
     type ProviderMetaState<'a> = ValueEmpty;
 
     fn schema(&self, diags: &mut Diagnostics) -> Option<Schema> {
@@ -418,7 +458,12 @@ impl Resource for CacheProxyResource {
                 }
             };
         let mut state = state;
-        Self::observe(&mut state, &remote, &found);
+        Self::observe(
+            &mut state,
+            &remote,
+            &found,
+            &private_state.as_ref_option().cloned().unwrap_or_default(),
+        );
         Some((state, private_state))
     }
 
@@ -442,7 +487,7 @@ impl Resource for CacheProxyResource {
         (state.host_key, state.bastion_host_key) = (pins.host_key, pins.bastion_host_key);
         Self::derive(&mut state);
         Self::check_systemd(&configured, &state, diags).await;
-        Some((state, ValueEmpty::default()))
+        Some((state, Value::Null))
     }
 
     async fn plan_update<'a>(
@@ -451,7 +496,7 @@ impl Resource for CacheProxyResource {
         prior_state: Self::State<'a>,
         proposed_state: Self::State<'a>,
         config_state: Self::State<'a>,
-        _prior_private_state: Self::PrivateState<'a>,
+        prior_private_state: Self::PrivateState<'a>,
         meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
         if proposed_state.host != prior_state.host {
@@ -472,7 +517,7 @@ impl Resource for CacheProxyResource {
         let pins =
             configured.plan_pins(&Route::new(&state.host, &state.ssh), Some(&prior), diags)?;
         (state.host_key, state.bastion_host_key) = (pins.host_key, pins.bastion_host_key);
-        Some((state, ValueEmpty::default(), vec![]))
+        Some((state, prior_private_state, vec![]))
     }
 
     async fn plan_destroy<'a>(
@@ -490,14 +535,19 @@ impl Resource for CacheProxyResource {
         diags: &mut Diagnostics,
         planned_state: Self::State<'a>,
         _config_state: Self::State<'a>,
-        _planned_private_state: Self::PrivateState<'a>,
+        planned_private_state: Self::PrivateState<'a>,
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let timeout = planned_state.timeout(Operation::Create);
-        let state = self
-            .apply(diags, planned_state, None, Purpose::Create, timeout)
-            .await?;
-        Some((state, ValueEmpty::default()))
+        self.apply(
+            diags,
+            planned_state,
+            planned_private_state,
+            None,
+            Purpose::Create,
+            timeout,
+        )
+        .await
     }
 
     async fn update<'a>(
@@ -506,20 +556,19 @@ impl Resource for CacheProxyResource {
         prior_state: Self::State<'a>,
         planned_state: Self::State<'a>,
         _config_state: Self::State<'a>,
-        _planned_private_state: Self::PrivateState<'a>,
+        planned_private_state: Self::PrivateState<'a>,
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let timeout = planned_state.timeout(Operation::Update);
-        let state = self
-            .apply(
-                diags,
-                planned_state,
-                prior_state.host_key.as_option(),
-                Purpose::Update,
-                timeout,
-            )
-            .await?;
-        Some((state, ValueEmpty::default()))
+        self.apply(
+            diags,
+            planned_state,
+            planned_private_state,
+            prior_state.host_key.as_option(),
+            Purpose::Update,
+            timeout,
+        )
+        .await
     }
 
     async fn destroy<'a>(
@@ -565,5 +614,130 @@ impl Resource for CacheProxyResource {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::Secret;
+    use config::{TlsBlock, UpstreamBlock};
+
+    const PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n";
+
+    fn state(tls: TlsBlock) -> CacheProxyState {
+        CacheProxyState {
+            host: Value::Value("203.0.113.7".into()),
+            upstream: Value::Value(vec![UpstreamBlock {
+                url: Value::Value("https://cache.nixos.org".into()),
+                ..Default::default()
+            }]),
+            tls: Value::Value(TlsBlock {
+                certificate: Value::Value("cert".into()),
+                ..tls
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// What the host's check reports for the files `desired` writes.
+    fn found(desired: &Desired, key: &str) -> HashMap<String, String> {
+        [
+            ("config_sha256", desired.conf_hash()),
+            ("unit_sha256", sha256_hex(desired.unit.as_bytes())),
+            ("tls_crt_sha256", sha256_hex(b"cert")),
+            ("tls_key_sha256", sha256_hex(key.as_bytes())),
+            ("active", "active".into()),
+            ("enabled", "enabled".into()),
+            ("nginx", "yes".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// A key given as `private_key_wo` is written like `private_key`; a
+    /// refresh (the state holds no key) checks the file against the keyed
+    /// digest the apply recorded.
+    #[test]
+    fn a_write_only_key_is_written_and_checked_by_its_keyed_digest() {
+        let plain = Desired::of(&state(TlsBlock {
+            private_key: Value::Value(Secret::new(PEM)),
+            ..Default::default()
+        }))
+        .unwrap();
+        let wo = Desired::of(&state(TlsBlock {
+            private_key_wo: Value::Value(Secret::new(PEM)),
+            private_key_wo_version: Value::Value(1),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert_eq!(plain.stdin(), wo.stdin());
+        let private = ProxyPrivate {
+            salt: "salt".into(),
+            tls_key_digest: content_fingerprint("salt", Some(PEM)),
+        };
+        assert!(!private.tls_key_digest.contains(&sha256_hex(PEM.as_bytes())));
+
+        let refreshed = Desired::of(&state(TlsBlock {
+            private_key_wo_version: Value::Value(1),
+            ..Default::default()
+        }))
+        .expect("a refresh without the key still knows the other files");
+        assert!(refreshed.private_key.is_none());
+        assert!(refreshed.drift(&found(&wo, PEM), &private).is_empty());
+        assert_eq!(
+            refreshed.drift(&found(&wo, "another key"), &private),
+            [format!("{CONF_DIR}/tls.key was changed on the host")]
+        );
+        let mut gone = found(&wo, PEM);
+        gone.insert("tls_key_sha256".into(), String::new());
+        assert_eq!(
+            refreshed.drift(&gone, &private),
+            [format!("{CONF_DIR}/tls.key is missing")]
+        );
+        // A key in the state is compared by its own digest, as before.
+        assert!(plain
+            .drift(&found(&plain, PEM), &ProxyPrivate::default())
+            .is_empty());
+        // Unknown at plan time: nothing to render yet.
+        assert!(Desired::of(&state(TlsBlock {
+            private_key_wo: Value::Unknown,
+            ..Default::default()
+        }))
+        .is_none());
+    }
+
+    #[test]
+    fn the_key_pair_is_checked_at_plan_time() {
+        let errors = |tls: TlsBlock| {
+            let mut diags = Diagnostics::default();
+            config::validate(&state(tls), &mut diags);
+            diags
+                .errors
+                .iter()
+                .map(|d| format!("{}: {:?}", d.summary, d.attribute))
+                .collect::<Vec<_>>()
+        };
+        let e = errors(TlsBlock::default());
+        assert!(
+            e.iter().any(|e| e.contains("Missing TLS private key")),
+            "{e:?}"
+        );
+        let e = errors(TlsBlock {
+            private_key: Value::Value(Secret::new(PEM)),
+            private_key_wo: Value::Value(Secret::new(PEM)),
+            ..Default::default()
+        });
+        assert!(e.iter().any(|e| e.contains("private_key_wo")), "{e:?}");
+        let e = errors(TlsBlock {
+            private_key: Value::Value(Secret::new(PEM)),
+            private_key_wo_version: Value::Value(1),
+            ..Default::default()
+        });
+        assert!(
+            e.iter().any(|e| e.contains("private_key_wo_version")),
+            "{e:?}"
+        );
     }
 }

@@ -101,7 +101,9 @@ pub fn resolve(
             at: AttributePath::new("store").index(i as i64),
             kind: Kind::Store {
                 uri,
-                secret_key: s.secret_key.as_ref_option().cloned(),
+                secret_key: crate::write_only::effective(&s.secret_key, &s.secret_key_wo)
+                    .as_ref_option()
+                    .cloned(),
                 presence,
             },
         });

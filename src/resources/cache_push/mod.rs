@@ -69,9 +69,15 @@ pub struct StoreDest {
     /// Destination store, as `nix copy --to` takes it: `https://…`/`http://…` (HTTP PUT), `s3://bucket?…`, `file:///dir`, `ssh-ng://user@host`, `ssh://…`, `gs://…`. Each `store` block names a different URI; the URI is the destination's key in `pushed_paths_by_destination` and `missing_paths_by_destination`. Changing it plans a new push.
     #[schemars(with = "Required<String>")]
     pub uri: Value<String>,
-    /// Binary-cache secret key (`name:base64`, as `nix-store --generate-binary-cache-key` writes) to sign the uploaded paths with. It travels to the builder in a 0600 file that is removed after the push; it is never on a command line. Paths the cache already has are not re-signed.
+    /// Binary-cache secret key (`name:base64`, as `nix-store --generate-binary-cache-key` writes) to sign the uploaded paths with. It travels to the builder in a 0600 file that is removed after the push; it is never on a command line. Paths the cache already has are not re-signed. It is kept in the state (marked sensitive); `secret_key_wo` keeps it out.
     #[schemars(with = "Optional<Secret>")]
     pub secret_key: Value<Secret>,
+    /// Write-only (Terraform ≥ 1.11): the signing key, used like `secret_key`, but never stored in the state or the plan. A new value alone does not push again (it may differ on every run, e.g. from an ephemeral resource); adding or removing it, or a new `secret_key_wo_version`, plans a push with the key then in effect, as a rotated secret does. Conflicts with `secret_key`.
+    #[schemars(with = "Optional<Secret>")]
+    pub secret_key_wo: Value<Secret>,
+    /// Any number, stored in the state: changing it plans a push that signs with the current `secret_key_wo`. Only with `secret_key_wo`.
+    #[schemars(with = "Optional<i64>")]
+    pub secret_key_wo_version: Value<i64>,
     /// HTTP(S) URL where the cache serves `<hash>.narinfo`, for presence checks when `uri` is not HTTP (e.g. the website of an S3 bucket). Without it, a non-HTTP store is asked through Nix on the builder at push time, and refresh cannot notice lost paths.
     #[schemars(with = "Optional<String>")]
     pub public_url: Value<String>,
@@ -247,15 +253,29 @@ fn effective_secrets(
             0 => "store_secret_key".to_string(),
             i => format!("store_secret_key[{i}]"),
         };
-        secrets.push((
-            name,
-            match &s.secret_key {
-                Value::Unknown => return None,
-                v => v.as_ref_option().map(|k| k.expose().to_string()),
-            },
-        ));
+        secrets.push((name, store_key_fingerprint_input(s)?));
     }
     Some(secrets)
+}
+
+/// What a store's signing key contributes to the secrets' fingerprint: the
+/// key itself, or for `secret_key_wo` (not in the prior state, and possibly
+/// different on every run) only that it is write-only and its version.
+/// `None` while unknown.
+fn store_key_fingerprint_input(store: &StoreDest) -> Option<Option<String>> {
+    match (&store.secret_key_wo, &store.secret_key_wo_version) {
+        (Value::Null, _) => match &store.secret_key {
+            Value::Unknown => None,
+            v => Some(v.as_ref_option().map(|k| k.expose().to_string())),
+        },
+        (_, Value::Unknown) => None,
+        (_, version) => Some(Some(format!(
+            "\0write-only version {}",
+            version
+                .as_ref_option()
+                .map_or("none".into(), i64::to_string)
+        ))),
+    }
 }
 
 /// Which destinations these are (kind and address, in order): a change
@@ -746,5 +766,55 @@ impl Resource for CachePushResource {
             configured.remember_pin(&target);
         }
         Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(key: Value<Secret>, wo: Value<Secret>, version: Value<i64>) -> StoreDest {
+        StoreDest {
+            uri: Value::Value("http://127.0.0.1:8750".into()),
+            secret_key: key,
+            secret_key_wo: wo,
+            secret_key_wo_version: version,
+            ..Default::default()
+        }
+    }
+
+    fn key(k: &str) -> Value<Secret> {
+        Value::Value(Secret::new(k))
+    }
+
+    /// A plain key counts by its value (0.1.0's rule: a rotated key pushes
+    /// again); a write-only key by its presence and version only, so the
+    /// plan (the value in the proposed state) and a refresh of the state (no
+    /// value) agree, and a value that differs on every run plans nothing.
+    #[test]
+    fn a_write_only_key_counts_by_its_version() {
+        let input = |s: &StoreDest| store_key_fingerprint_input(s).unwrap();
+        assert_eq!(
+            input(&store(key("k:1"), Value::Null, Value::Null)),
+            Some("k:1".to_string())
+        );
+        assert_eq!(input(&store(Value::Null, Value::Null, Value::Null)), None);
+        let v1 = input(&store(Value::Null, key("k:1"), Value::Value(1)));
+        assert_eq!(v1, input(&store(Value::Null, key("k:2"), Value::Value(1))));
+        assert!(!v1.as_deref().unwrap().contains("k:1"));
+        assert_ne!(v1, input(&store(Value::Null, key("k:1"), Value::Value(2))));
+        assert_ne!(v1, input(&store(Value::Null, key("k:1"), Value::Null)));
+        assert_ne!(v1, input(&store(key("k:1"), Value::Null, Value::Null)));
+        assert!(
+            store_key_fingerprint_input(&store(Value::Unknown, Value::Null, Value::Null)).is_none()
+        );
+        assert!(
+            store_key_fingerprint_input(&store(Value::Null, key("k"), Value::Unknown)).is_none()
+        );
+        // An unknown write-only value is still a write-only key of that version.
+        assert_eq!(
+            v1,
+            input(&store(Value::Null, Value::Unknown, Value::Value(1)))
+        );
     }
 }

@@ -238,11 +238,26 @@ fn validate_destinations(config: &CachePushState, diags: &mut Diagnostics) {
                 diags.error("Invalid public_url", e, at("public_url"));
             }
         }
-        if let Value::Value(key) = &dest.secret_key {
-            if let Err(e) = store::validate_secret_key(key.expose()) {
-                diags.error("Invalid secret_key", e, at("secret_key"));
+        for (key, name) in [
+            (&dest.secret_key, "secret_key"),
+            (&dest.secret_key_wo, "secret_key_wo"),
+        ] {
+            if let Value::Value(key) = key {
+                if let Err(e) = store::validate_secret_key(key.expose()) {
+                    diags.error(format!("Invalid {name}"), e, at(name));
+                }
             }
         }
+        crate::write_only::Pair {
+            name: "secret_key",
+            plain: &dest.secret_key,
+            write_only: &dest.secret_key_wo,
+            version: &dest.secret_key_wo_version,
+        }
+        .validate(
+            |name| AttributePath::new("store").index(i as i64).attribute(name),
+            diags,
+        );
         if let Value::Value(file) = &dest.netrc_file {
             if let Err(e) = std::fs::read_to_string(source::expand(file)) {
                 diags.error(
