@@ -236,9 +236,10 @@ fn host_fingerprint(machines: &Path) -> String {
     let builder = w.host(BUILDER).exec(
         "cd / && sha256sum etc/nix/nix.conf etc/nix/nixbuild.conf \
          \"$(getent passwd nixbuild | cut -d: -f6)/.ssh/authorized_keys\" \
-         $(find etc/nixbuild -type f | sort) 2>&1; \
+         $(find etc/nixbuild -type f 2>/dev/null | sort) 2>&1; \
          getent passwd nixbuild; id nixbuild; \
-         ls -l --time-style=full-iso /etc/nixbuild /etc/nix",
+         ls -l --time-style=full-iso /etc/nix; \
+         ls -l --time-style=full-iso /etc/nixbuild 2>&1 || true",
     );
     let machines_file = std::fs::read_to_string(machines).unwrap_or_default();
     let mut cache: Vec<String> = std::fs::read_dir(w.json["cache"]["dir"].as_str().unwrap())
@@ -384,15 +385,24 @@ fn version_steps_ran(tf: &Tf) {
         .filter(|r| r["type"] == "nixbuild_cache_push")
         .flat_map(|r| r["instances"].as_array().into_iter().flatten())
         .collect();
-    assert!(!stored.is_empty(), "no nixbuild_cache_push in 0.1.0's state");
+    assert!(
+        !stored.is_empty(),
+        "no nixbuild_cache_push in 0.1.0's state"
+    );
     for instance in &stored {
-        assert_eq!(instance["schema_version"], 1, "0.1.0 wrote version 1: {instance}");
+        assert_eq!(
+            instance["schema_version"], 1,
+            "0.1.0 wrote version 1: {instance}"
+        );
     }
     let from_source = stored
         .iter()
         .filter(|i| !i["attributes"]["source"].is_null())
         .count();
-    assert!(from_source > 0, "the upgrade configuration has no `source` push");
+    assert!(
+        from_source > 0,
+        "the upgrade configuration has no `source` push"
+    );
     assert!(
         stored
             .iter()
@@ -402,7 +412,8 @@ fn version_steps_ran(tf: &Tf) {
     );
     let plan: serde_json::Value =
         serde_json::from_str(&tf.ok(&["show", "-json", "upgrade.plan"])).unwrap();
-    let upgraded: Vec<&serde_json::Value> = plan["prior_state"]["values"]["root_module"]["resources"]
+    let upgraded: Vec<&serde_json::Value> = plan["prior_state"]["values"]["root_module"]
+        ["resources"]
         .as_array()
         .into_iter()
         .flatten()
