@@ -20,8 +20,6 @@ use super::proto::tfplugin6::DynamicValue;
 /// MessagePack's encoding of null.
 const MSGPACK_NULL: [u8; 1] = [0xc0];
 
-/// Suffix that makes an attribute write-only (the registry's convention).
-pub const WRITE_ONLY_SUFFIX: &str = "_wo";
 
 /// One encoded value as Terraform sent it.
 #[derive(Clone, Debug, PartialEq)]
@@ -295,7 +293,7 @@ impl WriteOnly {
 
 /// Whether an attribute is write-only, by its name.
 pub fn is_write_only(name: &str) -> bool {
-    name.ends_with(WRITE_ONLY_SUFFIX)
+    name.ends_with(crate::write_only::SUFFIX)
 }
 
 /// Whether an attribute type can carry a write-only value (a primitive: the
