@@ -5,9 +5,14 @@
 //!
 //! Terraform's certificate is ECDSA P-521 (go-plugin makes it with
 //! `elliptic.P521()`). rustls' ring provider cannot verify P-521 signatures,
-//! so this server uses the aws-lc-rs provider, which can; an exact match of
-//! the certificate replaces chain building (the certificate is self-signed
-//! and there is exactly one acceptable client).
+//! so the client's signature is verified with the aws-lc-rs provider's
+//! algorithms, which can; an exact match of the certificate replaces chain
+//! building (the certificate is self-signed and there is exactly one
+//! acceptable client). Everything else of the handshake (key exchange,
+//! ciphers, the server's signature, randomness) is ring's: aws-lc's random
+//! generator seeds itself from CPU jitter on first use, about 40 ms of CPU
+//! in every provider process (Terraform starts four per apply), while
+//! signature verification needs no randomness.
 
 use std::sync::Arc;
 
@@ -32,13 +37,13 @@ impl PluginTls {
     /// TLS that serves only the holder of `client_cert_pem`'s key.
     pub fn new(client_cert_pem: &str) -> anyhow::Result<Self> {
         let client = first_certificate(client_cert_pem)?;
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let (certificate, key) = server_certificate()?;
         let verifier = Arc::new(PinnedClient {
             certificate: client,
-            provider: provider.clone(),
+            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
         });
-        let mut config = ServerConfig::builder_with_provider(provider)
+        let handshake = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ServerConfig::builder_with_provider(handshake)
             .with_safe_default_protocol_versions()
             .context("TLS protocol versions")?
             .with_client_cert_verifier(verifier)
