@@ -13,8 +13,12 @@ include=$3
 rm -f "$managed"
 if [ -f "$conf" ] && grep -qxF "$include" "$conf"; then
   next=$(mktemp "$conf.XXXXXX")
+  trap 'rm -f "$next"' EXIT
+  # The copy takes nix.conf's mode, owner and group (and, with GNU cp, its
+  # ACLs and xattrs); writing into it keeps them: a root-only nix.conf
+  # holding access-tokens stays root-only.
+  cp --preserve=all -- "$conf" "$next" 2>/dev/null || cp -p -- "$conf" "$next"
   grep -vxF "$include" "$conf" >"$next" || true
-  chmod 0644 "$next"
   mv -f "$next" "$conf"
 fi
 echo "cleaned"

@@ -13,6 +13,12 @@ if [ -L "$conf" ]; then
   echo "$conf is a symlink (NixOS generates it): refusing to edit it" >&2
   exit 4
 fi
+# Copy file $1 over $2 with $1's mode, owner, group and, where cp can,
+# ACLs and xattrs.
+copy_keeping_mode() {
+  cp --preserve=all -- "$1" "$2" 2>/dev/null || cp -p -- "$1" "$2"
+}
+
 dir=${managed%/*}
 [ -d "$dir" ] || mkdir -p "$dir"
 
@@ -36,15 +42,19 @@ if [ ! -f "$conf" ] || ! grep -qxF "$include" "$conf"; then
   next=$(mktemp "$conf.XXXXXX")
   trap 'rm -f "$next"' EXIT
   if [ -f "$conf" ]; then
-    cat "$conf" >"$next"
+    # The copy keeps the file's mode, owner and group (and, with GNU cp,
+    # its ACLs and xattrs): a root-only nix.conf holding access-tokens stays
+    # root-only. Appending to it below keeps them too.
+    copy_keeping_mode "$conf" "$next"
     # Keep the user's last line whole.
     if [ -s "$conf" ] && [ -n "$(tail -c 1 "$conf")" ]; then
       echo >>"$next"
     fi
+  else
+    chmod 0644 "$next"
   fi
   # Last, so the managed settings win over earlier lines.
   printf '%s\n' "$include" >>"$next"
-  chmod 0644 "$next"
   mv -f "$next" "$conf"
   changed=yes
 fi
