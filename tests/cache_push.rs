@@ -338,6 +338,103 @@ fn push_from_a_git_http_flake() {
     }
 }
 
+/// The fixture's activation package keyed `"dev@workstation"`, as users write
+/// it, and one whose quoted name holds a backslash, a space, `${`, `%`, `#`
+/// and non-ASCII (Nix's escapes in the installable; HCL's on top).
+const HOME_DEV: &str = r#"homeConfigurations."dev@workstation".activationPackage"#;
+const HOME_ODD: &str = r#"homeConfigurations."odd\\ \${x}%#✓".activationPackage"#;
+
+/// Every out path has its narinfo in the world's cache, signed by `pk`'s key.
+fn assert_signed_in_cache(out_paths: &[String], pk: &str) {
+    let key_name = pk.split(':').next().unwrap();
+    for path in out_paths {
+        let info = narinfo(path).unwrap_or_else(|| panic!("no narinfo for {path}"));
+        assert!(
+            info.lines()
+                .any(|l| l.starts_with(&format!("Sig: {key_name}:"))),
+            "{path} is not signed by {key_name}:\n{info}"
+        );
+    }
+}
+
+/// Activation packages under quoted `"user@host"` keys, the artifact of
+/// home-manager flakes: from `source` (attribute paths with quoted names,
+/// one with every awkward character), then from a full installable
+/// (`git+http://…#homeConfigurations."dev@workstation".activationPackage`).
+/// Both plan, build, push signed narinfos, and plan nothing afterwards.
+#[test]
+fn push_activation_packages_keyed_user_at_host() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("home", &version));
+        let (sk, pk) = signing_key("nbt-home-1");
+        tf.write(&format!(
+            "{}{}",
+            provider_config(""),
+            push_resource(
+                "h",
+                &format!(
+                    "  source       = {}\n  installables = [{}, {}]\n{}",
+                    hcl(flake.to_str().unwrap()),
+                    hcl(HOME_DEV),
+                    hcl(HOME_ODD),
+                    store_block(&sk)
+                )
+            )
+        ));
+        timed(
+            &format!("activation package from source ({version})"),
+            || tf.apply(),
+        );
+        let out = tf.output("h");
+        let out_paths = strings(&out["out_paths"]);
+        assert_eq!(out_paths.len(), 2, "{out}");
+        assert!(out_paths[0].ends_with("-nbt-hm-dev"), "{out}");
+        assert!(out_paths[1].ends_with("-nbt-hm-odd"), "{out}");
+        assert_signed_in_cache(&out_paths, &pk);
+        // hm-dev, hm-odd, lib, dep.
+        assert_eq!(out["pushed_paths"], 4, "{out}");
+        tf.assert_no_changes();
+        tf.destroy();
+
+        // The same output as a full installable, from a git flake.
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("home-full", &version));
+        let repo = format!("nbt-{}", hash_of_text(&flake));
+        let reference = publish_git(&flake, &repo);
+        tf.write(&format!(
+            "{}{}",
+            provider_config(""),
+            push_resource(
+                "f",
+                &format!(
+                    "  installables = [{}]\n{}",
+                    hcl(&format!("{reference}#{HOME_DEV}")),
+                    store_block(&sk)
+                )
+            )
+        ));
+        timed(
+            &format!("activation package, full installable ({version})"),
+            || tf.apply(),
+        );
+        let out = tf.output("f");
+        let out_paths = strings(&out["out_paths"]);
+        assert_eq!(out_paths.len(), 1, "{out}");
+        assert!(out_paths[0].ends_with("-nbt-hm-dev"), "{out}");
+        assert_signed_in_cache(&out_paths, &pk);
+        assert_eq!(
+            strings(&out["closure_paths"]).len(),
+            3,
+            "hm-dev, lib, dep: {out}"
+        );
+        tf.assert_no_changes();
+        tf.destroy();
+        let www = world().json["cache"]["www_dir"].as_str().unwrap();
+        let _ = std::fs::remove_dir_all(Path::new(www).join(format!("{repo}.git")));
+    }
+}
+
 fn hash_of_text(path: &Path) -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -841,6 +938,7 @@ fn bad_inputs_fail_the_plan_with_attribute_paths() {
         ("newline_installable", format!("source = {src}\n  installables = [\"app\\nrm -rf /\"]\n  {store}"), "Invalid installable", "installables = ["),
         ("missing_source", format!("source = \"/nonexistent/nbt-flake\"\n  installables = [\"app\"]\n  {store}"), "Invalid source directory", "source = \"/nonexistent/nbt-flake\""),
         ("flake_and_source", format!("source = {src}\n  flake = \"git+http://127.0.0.1:8750/www/x.git\"\n  installables = [\"app\"]\n  {store}"), "Both flake and source are set", "flake = \"git+http"),
+        ("unclosed_quote_installable", format!("source = {src}\n  installables = [\"homeConfigurations.\\\"dev@workstation.activationPackage\"]\n  {store}"), "Invalid installable", "installables = [\"homeConfigurations."),
         ("dot_hash_installable", format!("source = {src}\n  installables = [\".#app\"]\n  {store}"), "Invalid installable", "installables = [\".#app\"]"),
         ("empty_installables", format!("source = {src}\n  installables = []\n  {store}"), "No installables", "installables = []"),
         ("bad_public_url", format!("source = {src}\n  installables = [\"app\"]\n  store {{\n    uri = \"file:///tmp/c\"\n    public_url = \"s3://bucket\"\n  }}"), "Invalid public_url", "public_url = \"s3://bucket\""),

@@ -1,5 +1,6 @@
 //! Nix formats and commands the provider renders or parses locally: the machines
 //! file, `nix.conf` fragments, store paths and narinfo. Nothing here runs Nix.
+pub mod attr_path;
 pub mod build_output;
 pub mod conf;
 pub mod credentials;

@@ -89,7 +89,10 @@ variable "flake_ref" {
 }
 
 variable "push_installables" {
-  description = "Attributes of that flake to build and push, one push each."
+  description = "Attributes of that flake to build and push, one push each: the heavy packages, and each home-manager activation package (a quoted \"user@host\" name, as in the Nix language; rename it to your own)."
   type        = set(string)
-  default     = ["packages.x86_64-linux.default"]
+  default = [
+    "packages.x86_64-linux.default",
+    "homeConfigurations.\"dev@workstation\".activationPackage",
+  ]
 }

@@ -88,12 +88,13 @@ variable "release_flake" {
 }
 
 variable "release_installables" {
-  description = "Attributes of that flake pushed on every release, by a short name."
+  description = "Attributes of that flake pushed on every release, by a short name: the heavy packages and the home-manager activation packages (quoted \"user@host\" names, as in the Nix language)."
   type        = map(string)
   default = {
     api-x86    = "packages.x86_64-linux.api"
     worker-x86 = "packages.x86_64-linux.worker"
     worker-arm = "packages.aarch64-linux.worker"
+    home-ops   = "homeConfigurations.\"ops@bastion\".activationPackage"
   }
 }
 

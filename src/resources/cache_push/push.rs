@@ -213,7 +213,16 @@ async fn run_build_step(
         &nargs,
     ];
     args.extend(request.build_args.iter().map(String::as_str));
-    args.extend(request.installables.iter().map(String::as_str));
+    // As Nix's command line reads them (quoted names percent-encoded); the
+    // plan validated them, so a failure here is the same refusal.
+    let in_flake = !matches!(request.origin, Origin::None);
+    let installables = request
+        .installables
+        .iter()
+        .map(|i| crate::nix::attr_path::cli_installable(i, in_flake))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failure::new("Invalid installable", e, at()))?;
+    args.extend(installables.iter().map(String::as_str));
     tracing::info!(host = %remote.endpoint(), "building {}", request.installables.join(" "));
     let text = remote
         .run_script("nix build", crate::scripts::PUSH_BUILD, &args, None, false)

@@ -13,36 +13,43 @@ fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
 
-/// Check one installable. `in_flake`: the attribute of a `flake`/`source`
-/// (`hello`, `packages.x86_64-linux.hello`) rather than a full installable.
+/// Check one installable. `in_flake`: the attribute path of a
+/// `flake`/`source` (`hello`, `packages.x86_64-linux.hello`,
+/// `homeConfigurations."dev@workstation".activationPackage`) rather than a
+/// full installable. Quoted names take any character, with Nix's escapes;
+/// only what no installable can select is refused (see
+/// [`crate::nix::attr_path`]).
 pub fn check_installable(value: &str, in_flake: bool) -> Result<(), String> {
     if value.trim().is_empty() {
         return Err("an installable is empty".into());
     }
-    if has_control(value) || value.chars().any(char::is_whitespace) {
+    if has_control(value) {
         return Err(format!(
-            "{value:?} contains whitespace or control characters (a newline?)"
+            "{value:?} contains control characters (a newline?); inside a quoted name write `\\n`, `\\t`"
         ));
     }
+    // What comes before any quoted name: where `#`, `:` or a leading `/`
+    // mean a full installable (a quoted name may hold them).
+    let head = value.split('"').next().unwrap_or_default();
     if in_flake {
         if let Some(rest) = value.strip_prefix(".#").or_else(|| value.strip_prefix('#')) {
             return Err(format!(
                 "write `{rest}`, not `{value}`: with `flake` or `source` set, installables are attribute paths inside that flake"
             ));
         }
-        if value.contains('#') || value.contains(':') || value.starts_with('/') {
+        if head.contains('#') || head.contains(':') || head.starts_with('/') {
             return Err(format!(
                 "`{value}` is a full installable, but `flake`/`source` is set: give attribute paths such as `packages.x86_64-linux.hello` or `hello`, or drop `flake`/`source`"
             ));
         }
-        let ok = value.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '\'' | '"' | '^' | ',' | '*')
-        });
-        if !ok || value.starts_with('.') || value.ends_with('.') || value.contains("..") {
-            return Err(format!("`{value}` is not a Nix attribute path"));
-        }
+    } else if head.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "{value:?} contains whitespace outside a quoted name"
+        ));
     }
-    Ok(())
+    crate::nix::attr_path::cli_installable(value, in_flake)
+        .map(drop)
+        .map_err(|e| format!("`{value}` is not an attribute path Nix can select: {e}"))
 }
 
 /// Check a flake reference given in `flake`.
@@ -352,24 +359,43 @@ mod tests {
             "packages.x86_64-linux.hello",
             "default",
             "hello^out,dev",
+            "homeConfigurations.\"dev@workstation\".activationPackage",
+            "homeConfigurations.\"ops@build.example.org\".activationPackage",
+            "x.\"a b#c:d/e\"",
+            "x.\"a\\\\b \\${c}\"",
+            ".packages.x86_64-linux.hello",
         ] {
-            assert!(check_installable(ok, true).is_ok(), "{ok}");
+            assert!(
+                check_installable(ok, true).is_ok(),
+                "{ok}: {:?}",
+                check_installable(ok, true)
+            );
         }
-        for bad in [
-            ".#hello",
-            "#hello",
-            "nixpkgs#hello",
-            "/nix/store/x",
-            "a\nb",
-            "",
-            "a b",
-            ".hidden",
-            "a..b",
+        for (bad, why) in [
+            (".#hello", "write `hello`"),
+            ("#hello", "write `hello`"),
+            ("nixpkgs#hello", "full installable"),
+            ("/nix/store/x", "full installable"),
+            ("a\nb", "control characters"),
+            ("", "empty"),
+            ("a b", "whitespace"),
+            ("a..b", "empty name"),
+            ("x.\"dev@host", "no closing"),
+            ("x.\"a\\\"b\"", "no escape for it"),
         ] {
-            assert!(check_installable(bad, true).is_err(), "{bad:?}");
+            let err = check_installable(bad, true).expect_err(bad);
+            assert!(err.contains(why), "{bad:?}: {err}");
         }
         assert!(check_installable("nixpkgs#hello", false).is_ok());
+        assert!(check_installable(
+            "git+https://h/r?rev=a#homeConfigurations.\"u@h\".activationPackage",
+            false
+        )
+        .is_ok());
+        assert!(check_installable("/nix/store/abc-x.drv^out", false).is_ok());
         assert!(check_installable("nixpkgs#hello\n", false).is_err());
+        let err = check_installable("nixpkgs#x.\"a", false).unwrap_err();
+        assert!(err.contains("no closing"), "{err}");
     }
 
     #[test]
