@@ -2,7 +2,7 @@
 //! plugin protocol 6. Sets up logging (hclog JSON on stderr) and signal handling,
 //! then hands over to the plugin layer (src/plugin/).
 
-use terraform_provider_nixbuild::{logging, plugin, provider};
+use terraform_provider_nixbuild::{interrupt, logging, plugin, provider};
 
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -24,13 +24,19 @@ async fn main() -> anyhow::Result<()> {
     // explicit default rustls panics at the first TLS use that names none.
     let _ = rustls::crypto::ring::default_provider().install_default();
 
-    // Terraform, not the terminal, stops the provider: a Ctrl-C reaches the whole
-    // process group, and dying here would lose what an apply already created.
-    // Terraform then calls StopProvider, which interrupts the work in flight.
+    // A Ctrl-C reaches the whole process group, this process too. Dying here
+    // would lose what an apply already did: the provider keeps serving until
+    // Terraform ends it. The signal stops the work in flight, as Terraform's
+    // StopProvider does, which Terraform sends only once an apply is past its
+    // plan: a Ctrl-C while `terraform apply` still refreshes (a dead host's
+    // connect retries) would otherwise wait for the refresh to end.
     let mut interrupts = signal(SignalKind::interrupt())?;
     tokio::spawn(async move {
         while interrupts.recv().await.is_some() {
-            tracing::info!("SIGINT ignored: Terraform will stop the provider when it is done");
+            tracing::info!(
+                "SIGINT: stopping the work in flight; the provider keeps serving until Terraform is done"
+            );
+            interrupt::stop();
         }
     });
 

