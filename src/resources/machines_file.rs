@@ -703,6 +703,27 @@ enum CreateRefused {
     Failed(String),
 }
 
+/// What a managed path holds.
+enum Found {
+    /// A regular file's bytes.
+    File(Vec<u8>),
+    Missing,
+    /// A symbolic link, or something else than a regular file: never followed
+    /// or read, since whoever can write its directory could point it at a
+    /// secret (the read runs as root on a remote target). The reason names
+    /// the path; the content never shows anywhere.
+    Refused(String),
+}
+
+impl Found {
+    /// What the state records for a refused path: a line that is not the
+    /// written content, so the plan shows a change (the apply replaces the
+    /// link with the file), and holds nothing from behind the link.
+    fn placeholder(reason: &str) -> String {
+        format!("# nixbuild: {reason}\n")
+    }
+}
+
 /// Local files: written next to the target and renamed into place.
 mod local {
     use super::*;
@@ -786,13 +807,46 @@ mod local {
         result
     }
 
-    /// The file's bytes, or `None` when it does not exist.
-    pub fn read(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-        match std::fs::read(path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+    /// The file's bytes, never through a symbolic link (`O_NOFOLLOW`, so a
+    /// link swapped in after the check is refused too) and never from
+    /// anything but a regular file.
+    pub fn read(path: &Path) -> std::io::Result<Found> {
+        use std::io::Read;
+        let link = || {
+            Found::Refused(format!(
+                "{} is a symbolic link; it was not followed",
+                path.display()
+            ))
+        };
+        let not_file = || {
+            Found::Refused(format!(
+                "{} is not a regular file; it was not read",
+                path.display()
+            ))
+        };
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Missing),
+            Err(e) => return Err(e),
+            Ok(meta) if meta.file_type().is_symlink() => return Ok(link()),
+            Ok(meta) if !meta.is_file() => return Ok(not_file()),
+            Ok(_) => {}
         }
+        let mut file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(file) => file,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(link()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Missing),
+            Err(e) => return Err(e),
+        };
+        if !file.metadata()?.is_file() {
+            return Ok(not_file());
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        Ok(Found::File(bytes))
     }
 }
 
@@ -805,6 +859,22 @@ enum Removal {
 
 pub struct MachinesFileResource {
     shared: Arc<Shared>,
+}
+
+/// A managed path that is a symbolic link (or not a regular file): a
+/// warning and an INFO line naming it, never what it points at.
+fn refused_drift(diags: &mut Diagnostics, location: &Location, reason: &str) {
+    tracing::info!(
+        file = %location.describe(),
+        "{reason}; the next apply replaces it with the file"
+    );
+    diags.warning(
+        "Managed file replaced by a link",
+        format!(
+            "{reason}. Someone who can write its directory may have pointed it elsewhere; the next apply replaces the link with the file (the link's target is left alone)."
+        ),
+        location.attribute(),
+    );
 }
 
 impl MachinesFileResource {
@@ -1045,15 +1115,16 @@ impl MachinesFileResource {
         }
     }
 
-    /// The file's current content, `Ok(None)` if it is gone, `Err(true)` if
-    /// it could not be checked but the state should be kept (unreachable host).
+    /// What the path holds now (never read through a symbolic link),
+    /// `Err(true)` if it could not be checked but the state should be kept
+    /// (unreachable host).
     async fn read_file(
         &self,
         diags: &mut Diagnostics,
         location: &Location,
         pins: Pins<'_>,
         seen: &mut Option<SeenKeys>,
-    ) -> Result<Option<Vec<u8>>, bool> {
+    ) -> Result<Found, bool> {
         match location {
             Location::Nowhere => Err(true),
             Location::Local(path) => local::read(Path::new(path)).map_err(|e| {
@@ -1088,8 +1159,11 @@ impl MachinesFileResource {
                 )
                 .await;
                 match read {
-                    Ok(out) => Ok(Some(out.stdout)),
-                    Err(SshError::CommandFailed { exit: Some(3), .. }) => Ok(None),
+                    Ok(out) => Ok(Found::File(out.stdout)),
+                    Err(SshError::CommandFailed { exit: Some(3), .. }) => Ok(Found::Missing),
+                    Err(SshError::CommandFailed { exit: Some(5), .. }) => Ok(Found::Refused(
+                        format!("{path} on {host} is a symbolic link or not a regular file; it was not followed"),
+                    )),
                     Err(e) => {
                         ssh_error(diags, "Reading", location, e);
                         Err(false)
@@ -1161,9 +1235,12 @@ impl MachinesFileResource {
                     }
                 };
                 match found {
-                    None => Some(Removal::Missing),
-                    Some(bytes) if sha256_hex(&bytes) != written_sha256 => Some(Removal::Changed),
-                    Some(_) => match std::fs::remove_file(path) {
+                    Found::Missing => Some(Removal::Missing),
+                    Found::Refused(_) => Some(Removal::Changed),
+                    Found::File(bytes) if sha256_hex(&bytes) != written_sha256 => {
+                        Some(Removal::Changed)
+                    }
+                    Found::File(_) => match std::fs::remove_file(path) {
                         Ok(()) => Some(Removal::Removed),
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                             Some(Removal::Missing)
@@ -1251,62 +1328,83 @@ impl Resource for MachinesFileResource {
             // State from before bastion pins were kept learns its bastion's key.
             state.target_bastion_host_key = keys.bastion_host_key.into();
         }
-        match read {
-            Err(_) => Some((state, private_state)),
-            Ok(None) => {
+        let found = match read {
+            Err(_) => return Some((state, private_state)),
+            Ok(Found::Missing) => {
                 tracing::info!(
                     file = %location.describe(),
                     "machines file was deleted outside Terraform; planning to create it again"
                 );
-                None
+                return None;
             }
-            Ok(Some(bytes)) if state.id.is_null() => {
-                // Just imported: nothing was written yet, take the file as found.
+            Ok(found) => found,
+        };
+        if state.id.is_null() {
+            // Just imported: nothing was written yet, take the file as found.
+            let found = match found {
+                Found::File(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                Found::Refused(reason) => {
+                    diags.error(
+                        format!("{} cannot be imported", location.describe()),
+                        reason,
+                        location.attribute(),
+                    );
+                    return None;
+                }
+                Found::Missing => unreachable!("handled above"),
+            };
+            return match adopt_found(&mut state, found) {
+                Ok(()) => Some((state, private_state)),
+                Err(e) => {
+                    diags.error(
+                        format!("{} is not a machines file", location.describe()),
+                        format!("it cannot be imported: {e}"),
+                        location.attribute(),
+                    );
+                    None
+                }
+            };
+        }
+        let written = state.content.as_ref_option().cloned().unwrap_or_default();
+        match found {
+            Found::File(bytes) if bytes != written.as_bytes() => {
                 let found = String::from_utf8_lossy(&bytes).into_owned();
-                match adopt_found(&mut state, found) {
-                    Ok(()) => Some((state, private_state)),
-                    Err(e) => {
-                        diags.error(
-                            format!("{} is not a machines file", location.describe()),
-                            format!("it cannot be imported: {e}"),
-                            location.attribute(),
-                        );
-                        None
-                    }
-                }
+                log_drift(&location, &written, &found);
+                state.content = Value::Value(found);
             }
-            Ok(Some(bytes)) => {
-                let written = state.content.as_ref_option().cloned().unwrap_or_default();
-                if bytes != written.as_bytes() {
-                    let found = String::from_utf8_lossy(&bytes).into_owned();
-                    log_drift(&location, &written, &found);
-                    state.content = Value::Value(found);
+            Found::Refused(reason) => {
+                refused_drift(diags, &location, &reason);
+                state.content = Value::Value(Found::placeholder(&reason));
+            }
+            _ => {}
+        }
+        // A changed, deleted or linked ssh file shows as a change of its content.
+        let files = ssh_files(&state, &location);
+        for (i, (file, written)) in files.into_iter().enumerate() {
+            let Some(written) = written else { continue };
+            let found = match self
+                .read_file(diags, &file, pins_of(&state), &mut None)
+                .await
+            {
+                Ok(Found::File(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+                Ok(Found::Missing) => String::new(),
+                Ok(Found::Refused(reason)) => {
+                    refused_drift(diags, &file, &reason);
+                    Found::placeholder(&reason)
                 }
-                // A changed or deleted ssh file shows as a change of its content.
-                let files = ssh_files(&state, &location);
-                for (i, (file, written)) in files.into_iter().enumerate() {
-                    let Some(written) = written else { continue };
-                    let found = match self
-                        .read_file(diags, &file, pins_of(&state), &mut None)
-                        .await
-                    {
-                        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-                        Ok(None) => String::new(),
-                        Err(_) => continue,
-                    };
-                    if found != written {
-                        tracing::info!(file = %file.describe(), "changed or deleted outside Terraform; the next apply rewrites it");
-                        let field = if i == 0 {
-                            &mut state.ssh_config
-                        } else {
-                            &mut state.known_hosts
-                        };
-                        *field = Value::Value(found);
-                    }
-                }
-                Some((state, private_state))
+                Err(_) => continue,
+            };
+            if found != written {
+                tracing::info!(file = %file.describe(), "changed or deleted outside Terraform; the next apply rewrites it");
+                let field = if i == 0 {
+                    &mut state.ssh_config
+                } else {
+                    &mut state.known_hosts
+                };
+                *field = Value::Value(found);
             }
         }
+        Some((state, private_state))
     }
 
     async fn plan_create<'a>(
@@ -1662,7 +1760,41 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("machines")]);
-        assert_eq!(local::read(&dir.path().join("none")).unwrap(), None);
+        assert!(matches!(
+            local::read(&dir.path().join("none")).unwrap(),
+            Found::Missing
+        ));
+    }
+
+    /// A managed path that is a symbolic link (e.g. to a root-only secret)
+    /// or not a regular file is refused, never read; writing replaces the
+    /// link, not its target.
+    #[test]
+    fn local_read_never_follows_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, b"TOKEN=hunter2\n").unwrap();
+        let path = dir.path().join("machines");
+        std::os::unix::fs::symlink(&secret, &path).unwrap();
+        match local::read(&path).unwrap() {
+            Found::Refused(reason) => {
+                assert!(reason.contains("symbolic link"), "{reason}");
+                assert!(!reason.contains("hunter2"));
+                assert!(!Found::placeholder(&reason).contains("hunter2"));
+            }
+            _ => panic!("a symlink was read"),
+        }
+        assert!(matches!(
+            local::read(dir.path()).unwrap(),
+            Found::Refused(_)
+        ));
+        local::write(&path, b"one\n", 0o644).unwrap();
+        assert!(!std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&secret).unwrap(), b"TOKEN=hunter2\n");
+        assert!(matches!(local::read(&path).unwrap(), Found::File(b) if b == b"one\n"));
     }
 
     /// The remote scripts do the same as the local code, run by the local /bin/sh.
@@ -1709,5 +1841,35 @@ mod tests {
             0,
             "temporary files left behind"
         );
+        // A symbolic link at the path is never followed: not read, not
+        // hashed, not removed; the upload replaces the link, not its target.
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, b"TOKEN=hunter2\n").unwrap();
+        std::os::unix::fs::symlink(&secret, &path).unwrap();
+        assert_eq!(run(FILE_READ, &[path_s], b""), (Some(5), String::new()));
+        let theirs = sha256_hex(b"TOKEN=hunter2\n");
+        assert_eq!(
+            run(FILE_REMOVE, &[path_s, &theirs], b"").1.trim(),
+            "changed"
+        );
+        assert!(std::fs::symlink_metadata(&path).is_ok());
+        assert_eq!(
+            run(crate::scripts::UPLOAD, &[path_s, "0644"], b"one\n").0,
+            Some(0)
+        );
+        assert_eq!(run(FILE_READ, &[path_s], b""), (Some(0), "one\n".into()));
+        assert_eq!(std::fs::read(&secret).unwrap(), b"TOKEN=hunter2\n");
+        // A link to a directory: the upload does not drop the file inside it.
+        std::fs::remove_file(&path).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        assert_eq!(run(FILE_READ, &[path_s], b"").0, Some(5));
+        assert_eq!(
+            run(crate::scripts::UPLOAD, &[path_s, "0644"], b"two\n").0,
+            Some(0)
+        );
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        assert_eq!(std::fs::read(&path).unwrap(), b"two\n");
     }
 }

@@ -13,5 +13,10 @@ tmp=$(mktemp "$dir/.nixbuild-upload.XXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
 cat > "$tmp"
 chmod "$mode" "$tmp"
+# A symbolic link at PATH is replaced, never followed: mv would move the file
+# into a linked directory.
+if [ -L "$path" ]; then
+  rm -f -- "$path"
+fi
 mv -f -- "$tmp" "$path"
 trap - EXIT
