@@ -106,10 +106,10 @@ impl Provider for NixbuildProvider {
             validate_secret(&cachix.auth_token, at("auth_token"), diags);
             validate_secret(&cachix.signing_key, at("signing_key"), diags);
             if let Value::Value(url) = &cachix.api_url {
-                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                if let Err(e) = check_cachix_api_url(url) {
                     diags.error(
                         "Invalid Cachix API URL",
-                        format!("`{url}` is not an http(s) URL"),
+                        e,
                         AttributePath::new("cachix").index(0).attribute("api_url"),
                     );
                 }
@@ -218,5 +218,57 @@ impl Catalog for Boxes {
 
     fn data_source<D: DataSource + 'static>(&mut self, name: &str, source: D) {
         self.data_sources.insert(name.into(), Box::new(source));
+    }
+}
+
+/// The Cachix API gets the auth token as a Bearer header: only over https,
+/// or plain http to this machine itself (a local stand-in or proxy).
+fn check_cachix_api_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let host = parsed.host_str().unwrap_or_default();
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`{url}` is plain http to another machine: the Cachix auth token would travel in clear. Use https (plain http is accepted only on loopback)"
+                ))
+            }
+        }
+        _ => Err(format!("`{url}` is not an http(s) URL")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_cachix_api_url;
+
+    #[test]
+    fn the_cachix_api_is_https_or_loopback() {
+        for ok in [
+            "https://cachix.org/api/v1",
+            "http://127.0.0.1:8751/api/v1",
+            "http://[::1]:8751/api/v1",
+            "http://localhost/api/v1",
+        ] {
+            assert!(check_cachix_api_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://cachix.org/api/v1",
+            "http://192.0.2.1/api/v1",
+            "http://127.0.0.1.example.com/api/v1",
+            "ftp://cachix.org/api/v1",
+            "cachix.org/api/v1",
+        ] {
+            let e = check_cachix_api_url(bad).unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
     }
 }

@@ -4,9 +4,14 @@
 //! - a root-only `nix.conf` keeps its mode, owner and group through an apply
 //!   and a clean destroy;
 //! - a machines file (or its companion) replaced by a symlink to a secret is
-//!   drift, and the secret reaches no plan, state or log.
+//!   drift, and the secret reaches no plan, state or log;
+//! - a Cachix API answer with a newline never reaches `nix.conf`, and an
+//!   `http://` API off loopback is refused;
+//! - a Cachix API outage does not fail the plan of an applied builder.
 
 mod common;
+
+use std::io::{Read, Write};
 
 use common::{
     daemon_restart_command, exclusive, hcl, provider_config, terraform_versions, world, Tf,
@@ -257,4 +262,217 @@ resource "nixbuild_machines_file" "m" {{
 fn base64_of(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("{text}\n"))
+}
+
+fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn api_url() -> String {
+    world().json["cachix_api"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Serve `cache` from the Cachix API stand-in (it re-reads its cache files
+/// on every request); removed when dropped.
+struct StandinCache {
+    path: std::path::PathBuf,
+}
+
+impl StandinCache {
+    fn serve(name: &str, uri: &str, key: &str) -> Self {
+        let path = world()
+            .dir
+            .join("cachix-api/caches")
+            .join(format!("{name}.json"));
+        let json = serde_json::json!({
+            "name": name, "uri": uri, "isPublic": true,
+            "publicSigningKeys": [key], "githubUsername": "", "permission": "Read",
+        });
+        std::fs::write(&path, json.to_string()).unwrap();
+        Self { path }
+    }
+}
+
+impl Drop for StandinCache {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn cachix_provider(api: &str) -> String {
+    provider_config(&format!("cachix {{\n    api_url = {}\n  }}", hcl(api)))
+}
+
+/// Hole 3: the API's `uri` and first key went verbatim into root's
+/// `nix.conf`; a newline there added any setting.
+#[test]
+fn hostile_cachix_answers_never_reach_nix_conf() {
+    let _host = exclusive(HOST);
+    let hp = world().host(HOST);
+    let _restore = RestoreNixConf::save();
+    let good_key = world().json["cachix_api"]["caches"]["public-cache"]["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let good_uri = world().json["cachix_api"]["caches"]["public-cache"]["uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let _cleanup = DestroyOnPanic(&tf);
+        for (what, uri, key) in [
+            (
+                "uri",
+                format!("{good_uri}\ntrusted-users = *"),
+                good_key.clone(),
+            ),
+            (
+                "key",
+                good_uri.clone(),
+                format!("{good_key}\ntrusted-users = *"),
+            ),
+        ] {
+            let name = format!("hostile-{what}-{}", nonce());
+            let _cache = StandinCache::serve(&name, &uri, &key);
+            tf.write(&builder(
+                &cachix_provider(&api_url()),
+                &format!("cachix {{\n    cache = {}\n  }}", hcl(&name)),
+            ));
+            for command in [
+                vec!["plan", "-no-color"],
+                vec!["apply", "-auto-approve", "-no-color"],
+            ] {
+                let out = flat(&tf.fails(&command));
+                assert!(
+                    out.contains(&name) && out.contains("Cachix API"),
+                    "{version}: {} with a hostile {what} does not name the cache: {out}",
+                    command[0]
+                );
+            }
+            let conf =
+                hp.exec("cat /etc/nix/nix.conf; cat /etc/nix/nixbuild.conf 2>/dev/null || true");
+            assert!(
+                !conf.contains("trusted-users = *"),
+                "{version}: the hostile {what} reached nix.conf:\n{conf}"
+            );
+        }
+        // The Bearer token would travel in clear.
+        tf.write(&builder(
+            &cachix_provider("http://192.0.2.1/api/v1"),
+            "cachix {\n    cache = \"public-cache\"\n  }",
+        ));
+        let out = flat(&tf.fails(&["plan", "-no-color"]));
+        assert!(
+            out.contains("api_url") && out.contains("https"),
+            "{version}: an http:// Cachix API off loopback was accepted: {out}"
+        );
+    }
+}
+
+/// A local HTTP server answering 502 to everything (a Cachix API outage).
+struct BadGateway {
+    url: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl BadGateway {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/api/v1", listener.local_addr().unwrap());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (stopped, counted) = (stop.clone(), requests.clone());
+        std::thread::spawn(move || {
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let _ = stream.set_nonblocking(false);
+                        let _ =
+                            stream.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+                        let mut buf = [0u8; 4096];
+                        let _ = stream.read(&mut buf);
+                        let body = "bad gateway\n";
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 502 Bad Gateway\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                }
+            }
+        });
+        Self {
+            url,
+            stop,
+            requests,
+        }
+    }
+}
+
+impl Drop for BadGateway {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Hole 4: with the API down, a builder applied before plans with the key
+/// and URI it applied (and warns); only a create with nothing known fails.
+#[test]
+fn a_cachix_outage_does_not_fail_the_plan_of_an_applied_builder() {
+    let _host = exclusive(HOST);
+    let _restore = RestoreNixConf::save();
+    let cache = world().json["cachix_api"]["caches"]["public-cache"].clone();
+    let outage = BadGateway::start();
+    for version in terraform_versions() {
+        let name = format!("outage-{}", nonce());
+        let served = StandinCache::serve(
+            &name,
+            cache["uri"].as_str().unwrap(),
+            cache["public_key"].as_str().unwrap(),
+        );
+        let block = format!("cachix {{\n    cache = {}\n  }}", hcl(&name));
+        let tf = Tf::new(&version);
+        let _cleanup = DestroyOnPanic(&tf);
+        tf.write(&builder(&cachix_provider(&api_url()), &block));
+        tf.apply();
+        tf.assert_no_changes();
+
+        tf.write(&builder(&cachix_provider(&outage.url), &block));
+        let asked = outage.requests.load(std::sync::atomic::Ordering::Relaxed);
+        let (code, text) = tf.plan_exit_code();
+        assert_eq!(
+            code, 0,
+            "{version}: an API outage changed or failed the plan: {text}"
+        );
+        assert!(
+            outage.requests.load(std::sync::atomic::Ordering::Relaxed) > asked,
+            "{version}: the plan did not ask the API"
+        );
+        let text = flat(&text);
+        assert!(
+            text.contains("Warning") && text.contains(&name) && text.contains("502"),
+            "{version}: no warning names the cache and the outage: {text}"
+        );
+
+        // A create knows nothing yet: it fails, naming the cache.
+        let fresh = Tf::new(&version);
+        fresh.write(&builder(&cachix_provider(&outage.url), &block));
+        let out = flat(&fresh.fails(&["plan", "-no-color"]));
+        assert!(
+            out.contains(&name) && out.contains("502"),
+            "{version}: the create's error does not name the cache and the outage: {out}"
+        );
+
+        tf.write(&builder(&cachix_provider(&api_url()), &block));
+        tf.destroy();
+        drop(served);
+    }
 }

@@ -29,7 +29,7 @@ pub struct CachixBlock {
     /// Cachix signing key, for caches that sign on the client. Default: the `CACHIX_SIGNING_KEY` environment variable.
     #[schemars(with = "Optional<Secret>")]
     pub signing_key: Value<Secret>,
-    /// Base URL of the Cachix API. Default: `https://cachix.org/api/v1`.
+    /// Base URL of the Cachix API: `https://`, or `http://` to a loopback address only (the auth token travels in a Bearer header). Default: `https://cachix.org/api/v1`.
     #[schemars(with = "Optional<String>")]
     pub api_url: Value<String>,
 }

@@ -146,7 +146,7 @@ pub struct BuildUserBlock {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(default)]
 pub struct CachixBlock {
-    /// Cache name. Its substituter and public key are added to the Nix config; the key is fetched from the Cachix API unless `public_key` is given.
+    /// Cache name. Its substituter and public key are added to the Nix config; the key is fetched from the Cachix API unless `public_key` is given. The API's answer is checked like `public_key`; while the API is down, a plan uses the URI and key of the last plan or apply, with a warning.
     #[schemars(with = "Required<String>")]
     pub cache: Value<String>,
     /// The cache's public signing key (`name:base64`), to avoid the API call.
@@ -293,6 +293,12 @@ pub struct BuilderPrivate {
     pub credentials_netrc_digest: String,
     /// The same of the push hook's signing key file (empty: no `push` block).
     pub push_key_digest: String,
+    /// The Cachix cache the last plan or apply looked up, and the URI and
+    /// signing key the API gave for it (checked like user input): a plan
+    /// while the API is down uses them, with a warning. Empty: none.
+    pub cachix_cache: String,
+    pub cachix_uri: String,
+    pub cachix_key: String,
 }
 
 /// The resource's schema: [`BuilderState`] and its timeouts' defaults.

@@ -49,6 +49,25 @@ enum CachixTarget {
     Known { uri: String, key: String },
 }
 
+/// How long a plan waits for the Cachix API when the last answer is known.
+const CACHIX_LOOKUP_WITH_FALLBACK: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The Cachix API's `uri` and signing key go into root's nix.conf: they pass
+/// the checks a user's `extra-substituters` and `public_key` pass, and hold
+/// no control character (a newline would add any setting).
+fn check_cachix_answer(uri: &str, key: &str) -> Result<(), String> {
+    for (what, value) in [("URI", uri), ("signing key", key)] {
+        if value.chars().any(char::is_control) {
+            return Err(format!("its {what} {value:?} holds a control character"));
+        }
+    }
+    if !(uri.starts_with("https://") || uri.starts_with("http://")) {
+        return Err(format!("its URI {uri:?} is not an http(s) URL"));
+    }
+    crate::nix::conf::check_substituter(uri).map_err(|e| format!("its URI: {e}"))?;
+    crate::nix::conf::check_public_key(key).map_err(|e| format!("its signing key: {e}"))
+}
+
 /// How a create or update connects and converges.
 struct HowToApply {
     /// The key pinned in state (update), `None` on create.
@@ -121,10 +140,15 @@ impl BuilderResource {
     }
 
     /// The Cachix substituter URI and public key: given, or from the API.
+    /// The API's answer is checked like a value the user typed (it goes into
+    /// root's nix.conf). When the API fails, the URI and key `known` from
+    /// the last plan or apply of the same cache are used, with a warning;
+    /// only a cache nothing is known of fails.
     async fn cachix_target(
         &self,
         configured: &Context,
         state: &BuilderState,
+        known: Option<&BuilderPrivate>,
         diags: &mut Diagnostics,
     ) -> Option<CachixTarget> {
         if state.cachix.is_unknown() {
@@ -156,39 +180,91 @@ impl BuilderResource {
             return Some(CachixTarget::Unknown);
         }
         let token = Self::token(configured, state);
-        match CachixApi::new(
+        let known = known
+            .filter(|p| p.cachix_cache == *cache && !p.cachix_uri.is_empty())
+            .map(|p| (p.cachix_uri.clone(), p.cachix_key.clone()));
+        let api = CachixApi::new(
             crate::cache::http::client(),
             &configured.cachix.api_url,
             token.secret().map(Secret::expose),
-        )
-        .cache(cache)
-        .await
-        {
-            Ok(info) => {
-                match info.public_signing_keys.first() {
-                    Some(key) => {
-                        self.cachix_cache
-                            .lock()
-                            .expect("cache lock")
-                            .insert(cache.clone(), (info.uri.clone(), key.clone()));
-                        Some(CachixTarget::Known {
-                            uri: info.uri,
-                            key: key.clone(),
-                        })
-                    }
-                    None => {
-                        diags.error("Cachix cache has no public key", format!("the Cachix API lists no signing key for `{cache}`; set `public_key`"), at("cache"));
-                        None
-                    }
+        );
+        // With a known answer to fall back on, an unresponsive API holds the
+        // plan for a short while, not the client's whole timeout.
+        let answer = match &known {
+            Some(_) => {
+                match tokio::time::timeout(CACHIX_LOOKUP_WITH_FALLBACK, api.cache(cache)).await {
+                    Ok(answer) => answer.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!(
+                        "no answer within {}s",
+                        CACHIX_LOOKUP_WITH_FALLBACK.as_secs()
+                    )),
                 }
             }
+            None => api.cache(cache).await.map_err(|e| e.to_string()),
+        };
+        let info = match answer {
+            Ok(info) => info,
             Err(e) => {
+                if let Some((uri, key)) = known {
+                    diags.warning(
+                        format!("The Cachix API is unavailable: planning `{cache}` with its last known key"),
+                        format!("{e}. The builder keeps substituter {uri} and key {key} from its last plan or apply; the next plan with the API up checks them again."),
+                        at("cache"),
+                    );
+                    return Some(CachixTarget::Known { uri, key });
+                }
                 diags.error(
-                    "Cannot look up the Cachix cache",
-                    e.to_string(),
+                    format!("Cannot look up the Cachix cache `{cache}`"),
+                    e,
                     at("cache"),
                 );
-                None
+                return None;
+            }
+        };
+        let Some(key) = info.public_signing_keys.first() else {
+            diags.error(
+                "Cachix cache has no public key",
+                format!("the Cachix API lists no signing key for `{cache}`; set `public_key`"),
+                at("cache"),
+            );
+            return None;
+        };
+        if let Err(e) = check_cachix_answer(&info.uri, key) {
+            diags.error(
+                format!("The Cachix API's answer for `{cache}` is refused"),
+                format!("{e}. Nothing was written to nix.conf; set `public_key` to use the cache at https://{cache}.cachix.org."),
+                at("cache"),
+            );
+            return None;
+        }
+        self.cachix_cache
+            .lock()
+            .expect("cache lock")
+            .insert(cache.clone(), (info.uri.clone(), key.clone()));
+        Some(CachixTarget::Known {
+            uri: info.uri,
+            key: key.clone(),
+        })
+    }
+
+    /// Record in the private state what `target` resolved `state`'s Cachix
+    /// cache to, for [`cachix_target`](Self::cachix_target)'s fallback.
+    fn remember_cachix(private: &mut BuilderPrivate, state: &BuilderState, target: &CachixTarget) {
+        let cache = state
+            .cachix
+            .as_ref_option()
+            .and_then(|c| c.cache.as_ref_option().cloned());
+        match (cache, target) {
+            (Some(cache), CachixTarget::Known { uri, key }) => {
+                private.cachix_cache = cache;
+                private.cachix_uri = uri.clone();
+                private.cachix_key = key.clone();
+            }
+            (_, CachixTarget::Unknown) => {}
+            _ => {
+                private.cachix_cache.clear();
+                private.cachix_uri.clear();
+                private.cachix_key.clear();
             }
         }
     }
@@ -610,7 +686,10 @@ impl BuilderResource {
         } = how;
         let configured = self.shared.get(diags)?;
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
-        let target = self.cachix_target(&configured, &state, diags).await?;
+        let target = self
+            .cachix_target(&configured, &state, Some(&private), diags)
+            .await?;
+        Self::remember_cachix(&mut private, &state, &target);
         let token = Self::token(&configured, &state);
         // The key this apply connected with, kept if a later step fails.
         let seen_key: std::sync::Mutex<Option<(crate::ssh::HostKey, SeenKeys)>> =
@@ -1101,7 +1180,7 @@ impl Resource for BuilderResource {
         let configured = self.shared.get(diags)?;
         let mut state = proposed_state;
         Self::check_plan(&configured, &state, diags);
-        let target = self.cachix_target(&configured, &state, diags).await?;
+        let target = self.cachix_target(&configured, &state, None, diags).await?;
         let host = state.host.as_ref_option().cloned();
         state.id = match &host {
             Some(host) => match configured.settings(&Target::new(host, &state.ssh), diags) {
@@ -1128,7 +1207,7 @@ impl Resource for BuilderResource {
             )
             .await;
         }
-        let private = BuilderPrivate {
+        let mut private = BuilderPrivate {
             token_salt: new_salt(),
             token_fingerprint: String::new(),
             imported: false,
@@ -1136,6 +1215,7 @@ impl Resource for BuilderResource {
             records_ownership: true,
             ..Default::default()
         };
+        Self::remember_cachix(&mut private, &state, &target);
         Some((state, Value::Value(private)))
     }
 
@@ -1160,7 +1240,14 @@ impl Resource for BuilderResource {
         if let Some(private) = prior_private_state.as_ref_option() {
             refuse_foreign_user(&state, &private.foreign_user, &host_of(&state), diags);
         }
-        let target = self.cachix_target(&configured, &state, diags).await?;
+        let target = self
+            .cachix_target(
+                &configured,
+                &state,
+                prior_private_state.as_ref_option(),
+                diags,
+            )
+            .await?;
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         // A changed `ssh.port` or `ssh.user` is another endpoint (and another
         // `ssh_config` for clients).
@@ -1171,7 +1258,7 @@ impl Resource for BuilderResource {
         state.config_hash = Self::desired_hash(&state, &target);
         state.drift = Value::Value(vec![]);
         Self::derive(&mut state, &host);
-        let private = prior_private_state
+        let mut private = prior_private_state
             .as_option()
             .unwrap_or_else(|| BuilderPrivate {
                 token_salt: new_salt(),
@@ -1180,6 +1267,7 @@ impl Resource for BuilderResource {
                 pin_from_import: false,
                 ..Default::default()
             });
+        Self::remember_cachix(&mut private, &state, &target);
         if Self::detected_features_may_change(&prior_state, &state, &target, &private) {
             state.supported_features = Value::Unknown;
         }
