@@ -47,7 +47,7 @@ tools:
 docs:
 	$(CARGO) run --quiet --bin gen-docs
 
-## bench: every benchmark (bench/all.sh: gRPC round trips, nixbuild_host read, cached cache_push, the plugin layer before/after (schema_optional), builder goals R1/R3/R4/R5 vs plain OpenSSH and remote-exec, time breakdown), then a summary of the goal ratios
+## bench: every benchmark (bench/all.sh: nixbuild_host read, cached cache_push, the plugin layer before/after (schema_optional), builder goals R1/R3/R4/R5 vs plain OpenSSH and remote-exec, time breakdown), then a summary of the goal ratios
 bench: world
 	bash bench/all.sh
 

@@ -175,7 +175,13 @@ impl gp::grpc_controller_server::GrpcController for Controller {
     async fn shutdown(&self, _: Request<gp::Empty>) -> Result<Response<gp::Empty>, Status> {
         tracing::debug!("Terraform is done with the provider");
         self.streams.end();
-        self.shutdown.cancel();
+        // Stop after this answer has left: a graceful stop begun inside the
+        // call cuts its reply short.
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            shutdown.cancel();
+        });
         Ok(Response::new(gp::Empty {}))
     }
 }
