@@ -20,7 +20,6 @@ use super::proto::tfplugin6::DynamicValue;
 /// MessagePack's encoding of null.
 const MSGPACK_NULL: [u8; 1] = [0xc0];
 
-
 /// One encoded value as Terraform sent it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Raw {
