@@ -249,7 +249,10 @@ resource "nixbuild_cache_push" "slow" {{
                 &salt[..1],
                 &salt[1..]
             ));
-            assert!(left.trim().is_empty(), "{version} {name}: left running: {left}");
+            assert!(
+                left.trim().is_empty(),
+                "{version} {name}: left running: {left}"
+            );
             // The build is fast from now on: the same configuration converges.
             builder.exec(&format!("touch /tmp/{salt}.fast"));
             tf.apply();

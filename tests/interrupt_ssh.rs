@@ -128,7 +128,11 @@ fn a_stop_ends_connect_retries_and_remote_commands_on_the_host() {
         };
         let pid_a = tokio::task::block_in_place(|| wait_for(&h1, &format!("/tmp/{a}.pid")));
         let pid_b = tokio::task::block_in_place(|| wait_for(&h3, &format!("/tmp/{b}.pid")));
-        assert_eq!(wait_for(&h3, &format!("/tmp/{b}.uid")), "0", "sudo runs it as root");
+        assert_eq!(
+            wait_for(&h3, &format!("/tmp/{b}.uid")),
+            "0",
+            "sudo runs it as root"
+        );
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(!dead.is_finished(), "the dead host's connect gave up early");
 
@@ -145,7 +149,13 @@ fn a_stop_ends_connect_retries_and_remote_commands_on_the_host() {
         );
         for (result, host, marker, pid, want_step) in [
             (as_root.await.unwrap(), &h1, &a, &pid_a, "long step"),
-            (through_sudo.await.unwrap(), &h3, &b, &pid_b, "long privileged step"),
+            (
+                through_sudo.await.unwrap(),
+                &h3,
+                &b,
+                &pid_b,
+                "long privileged step",
+            ),
         ] {
             let took = stopped.elapsed();
             let (step, message) = interrupted_step(result);
