@@ -93,6 +93,10 @@ impl DataSource for HostDataSource {
         let probed = Context::within_read_budget(&remote, "probe host", Probe::run(&remote)).await;
         let probe = match probed {
             Ok(probe) => probe,
+            Err(e) if e.is_interrupted() => {
+                crate::context::interrupted(diags, &e, AttributePath::new("host"));
+                return None;
+            }
             Err(e) => {
                 diags.error(
                     "Probing the host failed",
