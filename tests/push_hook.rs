@@ -579,3 +579,166 @@ fn bad_push_input_fails_at_plan_time() {
         );
     }
 }
+
+/// `builder.config` with `on_destroy` and extra builder arguments changed.
+fn drain_config(config: String, on_destroy: &str, extra: &str) -> String {
+    config.replace(
+        "on_destroy = \"clean\"",
+        &format!("on_destroy = \"{on_destroy}\"\n  {extra}"),
+    )
+}
+
+/// Nothing built is lost at destroy. With a `push` block, destroying the
+/// builder first uploads every queued build (here the worker is held back by
+/// its lock, so the build is still queued when `terraform destroy` starts),
+/// with either `on_destroy`. With the store down, the destroy fails within
+/// `timeouts.delete`, saying how many paths are left, and keeps the builder;
+/// once the store is back, destroy uploads them. A builder that cannot be
+/// reached does not block a `keep` destroy: a warning, within the read
+/// policy's short connect.
+#[test]
+fn namespace_host_destroy_uploads_the_push_queue_first_or_fails_saying_what_is_left() {
+    let _h3 = exclusive("h3");
+    drain_scenario(&Builder {
+        name: "h3",
+        systemd: false,
+    });
+}
+
+/// The same on the systemd host: the worker is the unit, which destroy starts.
+#[test]
+fn systemd_host_destroy_uploads_the_push_queue_first_or_fails_saying_what_is_left() {
+    let _sd = exclusive("sd");
+    drain_scenario(&Builder {
+        name: "sd",
+        systemd: true,
+    });
+}
+
+fn drain_scenario(builder: &Builder) {
+    let host = builder.host();
+    let (cache_url, cache_dir) = cache();
+    for version in terraform_versions() {
+        if builder.systemd {
+            host.reset();
+        }
+        let tf = Tf::new(&version);
+        let dir = tf.dir.path().to_path_buf();
+        let machines = dir.join("machines");
+        let (client_key, client_pub) = common::keypair(&dir, "client");
+        let key_name = format!("push-drain-{}", version.replace('.', "-"));
+        let (secret, public) = signing_key(&dir, &key_name);
+        let config = |uri: &str| {
+            builder.config(
+                &machines,
+                &client_key,
+                &client_pub,
+                Some(&push_block(uri, &secret)),
+            )
+        };
+        let queued = || {
+            host.exec(
+                "find /var/lib/nixbuild/push/queue /var/lib/nixbuild/push/failed -type f | grep -c . || true",
+            )
+        };
+
+        // 1. A build whose push has not happened yet, then destroy at once.
+        tf.write(&config(&cache_url));
+        tf.apply();
+        // (What an interrupted earlier run may have left queued.)
+        host.exec("rm -f /var/lib/nixbuild/push/queue/* /var/lib/nixbuild/push/failed/*");
+        host.exec("setsid flock /var/lib/nixbuild/push/lock sleep 12 </dev/null >/dev/null 2>&1 &");
+        let (out, _) = build_remotely(builder, &dir, &machines, &nonce());
+        assert_eq!(queued(), "1", "the build is not queued: {}", builder.log());
+        assert!(
+            narinfo(&cache_dir, &out).is_none(),
+            "pushed despite the lock"
+        );
+        let started = Instant::now();
+        tf.destroy();
+        eprintln!(
+            "[timing] destroy that waited for the held push worker ({version}): {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        let info = narinfo(&cache_dir, &out).expect("destroy ended before the build was uploaded");
+        assert!(
+            info.lines()
+                .any(|l| l.starts_with(&format!("Sig: {key_name}:"))),
+            "{info}"
+        );
+        assert!(verified_by(&cache_url, &out, &public));
+        assert_eq!(builder.leftovers(), "");
+
+        // 2. The store is down: a `keep` destroy fails within
+        //    timeouts.delete, naming how many paths are left.
+        let dead = format!("http://127.0.0.1:{}", dead_port());
+        tf.write(&drain_config(
+            config(&dead),
+            "keep",
+            "timeouts {\n    delete = \"20s\"\n  }",
+        ));
+        tf.apply();
+        let (out, _) = build_remotely(builder, &dir, &machines, &nonce());
+        wait_for("the logged failure", Duration::from_secs(60), || {
+            builder
+                .log()
+                .contains(&format!("push to {dead} failed for {out}"))
+                .then_some(())
+        });
+        let started = Instant::now();
+        let text = tf.fails(&["destroy", "-auto-approve", "-no-color"]);
+        let took = started.elapsed();
+        eprintln!(
+            "[timing] destroy with the store down ({version}): {:.1}s",
+            took.as_secs_f64()
+        );
+        assert!(took < Duration::from_secs(45), "took {took:?}:\n{text}");
+        let text = flat(&text);
+        assert!(
+            text.contains(&format!(
+                "1 built path(s) on {} were not uploaded",
+                host.address()
+            )),
+            "{text}"
+        );
+        assert!(text.contains("still holds 1 build(s)"), "{text}");
+        assert_eq!(queued(), "1");
+        // Still in the state: back with a working store, destroy uploads it.
+        tf.write(&config(&cache_url));
+        tf.apply();
+        tf.destroy();
+        assert!(
+            narinfo(&cache_dir, &out).is_some(),
+            "the path left from the failed destroy was not uploaded"
+        );
+        assert_eq!(builder.leftovers(), "");
+
+        // 3. A builder that cannot be reached: a `keep` destroy warns and
+        //    ends.
+        let proxy = common::Proxy::start(&format!("{}:22", host.address()));
+        let through = format!(
+            "host       = \"127.0.0.1\"\n  ssh {{\n    port = {}\n  }}",
+            proxy.port
+        );
+        let tf = Tf::new(&version);
+        tf.write(&drain_config(config(&cache_url), "keep", "").replacen(
+            &format!("host       = {}", hcl(&host.address())),
+            &through,
+            1,
+        ));
+        tf.apply();
+        proxy.stop();
+        let started = Instant::now();
+        let out = tf.ok(&["destroy", "-auto-approve", "-no-color"]);
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(40), "took {took:?}:\n{out}");
+        let out = flat(&out);
+        assert!(out.contains("Push queue of 127.0.0.1 not checked"), "{out}");
+        // Tidy the shared host: a builder there, destroyed with clean.
+        let tf = Tf::new(&version);
+        tf.write(&config(&cache_url));
+        tf.apply();
+        tf.destroy();
+        assert_eq!(builder.leftovers(), "");
+    }
+}

@@ -4,13 +4,16 @@
 # run the worker. Nix's post-build-hook line is in the managed nixbuild.conf,
 # written by write_config.sh: apply runs before it, clean after the daemon
 # has restarted without it, so the daemon never runs a hook that is missing.
-# Usage: push_hook_setup.sh apply|check|clean
+# Usage: push_hook_setup.sh apply|check|clean|drain [SECONDS]
 #   apply  write the files named on stdin (one line each, `NAME BASE64`):
 #          hook (0755), store-uri, exclude, secret-key (0600, root only),
 #          nixbuild-push.service and nixbuild-push.path (systemd hosts only:
 #          enabled and started); prints changed=yes|no
 #   check  read-only key=value report: init system, file hashes, path unit
 #   clean  stop and remove the units, the files, the spool and the log
+#   drain  (destroy) run the worker until nothing is queued or failed, for
+#          at most SECONDS; prints `builds=N paths=M`: what is still waiting
+#          (0 and 0: everything queued reached the store)
 set -u
 mode=$1
 conf=/etc/nixbuild/push
@@ -59,6 +62,53 @@ case "$mode" in
       if [ -e "$leftover" ] || [ -L "$leftover" ]; then rm -rf -- "$leftover"; fi
     done
     echo "removed"
+    exit 0
+    ;;
+  drain)
+    seconds=${2:-60}
+    # What is still waiting: entries (one per build) and the paths in them
+    # that would be pushed (one line per out path, or one `deriver:` line for
+    # a remote client's build), less those `exclude` matches by name.
+    waiting() {
+      builds=0
+      paths=0
+      for entry in "$spool"/queue/* "$spool"/failed/*; do
+        [ -f "$entry" ] || continue
+        builds=$((builds + 1))
+        if [ -s "$conf/exclude" ]; then
+          n=$(sed 's|^.*/[^/-]*-||' "$entry" | grep -cvE -f "$conf/exclude")
+        else
+          n=$(grep -c . "$entry")
+        fi
+        paths=$((paths + n))
+      done
+    }
+    if [ ! -d "$spool/queue" ]; then
+      echo "builds=0 paths=0"
+      exit 0
+    fi
+    deadline=$(($(date +%s) + seconds))
+    waiting
+    while [ "$builds" -gt 0 ]; do
+      left=$((deadline - $(date +%s)))
+      [ "$left" -gt 0 ] || break
+      # One worker run, in the foreground, bounded by what is left (timeout
+      # ends the worker's nix copy too; an entry it was copying stays queued).
+      # Another worker holding the lock makes this one return at once: then
+      # that one drains, and this loop waits for it.
+      if has_systemd; then
+        # (A worker started while another held the lock may have run into
+        # the unit's start limit: clear it.)
+        systemctl reset-failed "$service" >/dev/null 2>&1 || true
+        timeout "$left" systemctl start "$service" >/dev/null 2>&1 || true
+      else
+        timeout "$left" "$conf/hook" run </dev/null >>"$log_file" 2>&1 || true
+      fi
+      waiting
+      [ "$builds" -gt 0 ] || break
+      sleep 1
+    done
+    echo "builds=$builds paths=$paths"
     exit 0
     ;;
   apply) ;;

@@ -197,7 +197,7 @@ pub struct BuilderState {
     #[serde(with = "crate::schema::optional_block")]
     #[schemars(with = "Block<GcBlock>")]
     pub gc: Value<GcBlock>,
-    /// What destroy does: `keep` (default: nothing, no connection; the host is usually destroyed with it) or `clean` (remove only what this resource created: the build user if this provider created it, the managed config, the watch-store service and its token file, the monitoring and gc units, the push hook with its key, queue and units, the Nix credential files).
+    /// What destroy does: `keep` (default: nothing on the host, and no connection unless there is a `push` block, whose queue destroy uploads first; the host is usually destroyed with it) or `clean` (remove only what this resource created: the build user if this provider created it, the managed config, the watch-store service and its token file, the monitoring and gc units, the push hook with its key, queue and units, the Nix credential files).
     #[schemars(with = "Optional<String>")]
     pub on_destroy: Value<String>,
     #[serde(with = "crate::schema::optional_block")]

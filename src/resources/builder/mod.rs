@@ -1375,13 +1375,61 @@ impl Resource for BuilderResource {
     ) -> Option<()> {
         let configured = self.shared.get(diags)?;
         let legacy_state = legacy::is_legacy(&private_state.as_option().unwrap_or_default());
+        // Everything below, the push queue's upload included, within
+        // `timeouts.delete`.
+        let delete_timeout = state.timeout(Operation::Delete);
+        let deadline = tokio::time::Instant::now() + delete_timeout;
+        let has_push = state.push.is_value();
         if !state.on_destroy_clean() {
-            // `keep`: touch nothing, need no connection (the host is usually
-            // gone). A replacement at the same address inherits the pin.
+            // `keep`: touch nothing. A replacement at the same address
+            // inherits the pin.
             let host = state.host.as_ref_option().cloned().unwrap_or_default();
             let pinned = state.host_key.as_ref_option().map(String::as_str);
-            configured.remember_pin(&Self::target(&state, &host, pinned));
-            return Some(());
+            let target = Self::target(&state, &host, pinned);
+            configured.remember_pin(&target);
+            if !has_push {
+                // No connection at all: the host is usually gone.
+                return Some(());
+            }
+            // With a `push` block, what the builder built but has not
+            // uploaded yet would go with the host: upload it first. A host
+            // that cannot be reached (the read policy: a short connect, a
+            // warning) has nothing this destroy can save.
+            let work = async {
+                let mut attempt = Diagnostics::default();
+                match configured
+                    .connect(&target, Purpose::Read, &mut attempt)
+                    .await
+                {
+                    Outcome::Connected(remote) => {
+                        push_hook::drain(&remote, deadline, &host, diags).await
+                    }
+                    Outcome::Interrupted => {
+                        diags.errors.extend(attempt.errors);
+                        None
+                    }
+                    Outcome::KeepState | Outcome::Failed => {
+                        for d in attempt.errors.into_iter().chain(attempt.warnings) {
+                            diags.warning(
+                                format!("Push queue of {host} not checked: {}", d.summary),
+                                format!(
+                                    "{} Builds still queued on the host for the `push` store, if any, are not uploaded; the builder is destroyed (on_destroy = \"keep\" touches nothing on the host).",
+                                    d.detail
+                                ),
+                                AttributePath::new("push"),
+                            );
+                        }
+                        Some(())
+                    }
+                }
+            };
+            return match tokio::time::timeout_at(deadline, work).await {
+                Ok(result) => result,
+                Err(_) => {
+                    push_hook::timed_out(&host, delete_timeout, diags);
+                    None
+                }
+            };
         }
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         let user = state.build_user_name().unwrap_or_default();
@@ -1397,6 +1445,10 @@ impl Resource for BuilderResource {
                     diags,
                 )
                 .await?;
+            // Every queued build reaches the store before the hook goes.
+            if has_push {
+                push_hook::drain(&remote, deadline, &host, diags).await?;
+            }
             let mut steps = Vec::new();
             if legacy_state {
                 steps.push(legacy::claim_build_user_step(&user));
@@ -1427,7 +1479,7 @@ impl Resource for BuilderResource {
             }
             Some(())
         };
-        match tokio::time::timeout(state.timeout(Operation::Delete), work).await {
+        match tokio::time::timeout_at(deadline, work).await {
             Ok(result) => result,
             Err(_) => {
                 diags.error(

@@ -30,7 +30,7 @@ pub const PATH_UNIT: &str = "nixbuild-push.path";
 /// The worker's log on hosts without systemd (with systemd: the journal of [`SERVICE_UNIT`]).
 pub const LOG_FILE: &str = "/var/log/nixbuild-push.log";
 
-/// Push every build to a binary cache or any store `nix copy --to` writes (the generic form of `cachix.watch_store`). Installs a Nix `post-build-hook` (`/etc/nixbuild/push/hook`, named in the managed `nixbuild.conf`) that the daemon runs as root after every build, also the builds it runs for remote clients through a machines file. The hook only queues the built paths and returns: a worker signs each path (with its closure) with `secret_key` and copies it with `nix copy --to`, one queue entry after another, so a slow or unreachable store never holds up or fails a build. On systemd hosts the worker is `nixbuild-push.service`, started by `nixbuild-push.path` when builds are queued, and logs to its journal; elsewhere the hook starts it in the background and it logs to `/var/log/nixbuild-push.log`. A failed push is logged and retried by the next run (after the next build) for a day. A changed or removed file, or (systemd) a stopped `nixbuild-push.path`, shows as drift. Removing the block (or `on_destroy = "clean"`) removes the hook line, the files, the queue and the units.
+/// Push every build to a binary cache or any store `nix copy --to` writes (the generic form of `cachix.watch_store`). Installs a Nix `post-build-hook` (`/etc/nixbuild/push/hook`, named in the managed `nixbuild.conf`) that the daemon runs as root after every build, also the builds it runs for remote clients through a machines file. The hook only queues the built paths and returns: a worker signs each path (with its closure) with `secret_key` and copies it with `nix copy --to`, one queue entry after another, so a slow or unreachable store never holds up or fails a build. On systemd hosts the worker is `nixbuild-push.service`, started by `nixbuild-push.path` when builds are queued, and logs to its journal; elsewhere the hook starts it in the background and it logs to `/var/log/nixbuild-push.log`. A failed push is logged and retried by the next run (after the next build) for a day. A changed or removed file, or (systemd) a stopped `nixbuild-push.path`, shows as drift. Destroying the builder, with either `on_destroy`, first runs the worker until nothing is queued, within `timeouts.delete` (builds still running then are not waited for: destroy builders after their builds); paths still queued after that (the store is down) fail the destroy with their count, and the builder stays in the state, so a later destroy uploads them. With `on_destroy = "keep"` a builder that cannot be reached (a short connect, as a refresh makes) is destroyed with a warning: its queue goes with it. Removing the block (or `on_destroy = "clean"`, after that upload) removes the hook line, the files, the queue and the units; removing the block by an apply discards what is still queued.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(default)]
 pub struct PushBlock {
@@ -321,6 +321,117 @@ pub fn clean_step() -> Step {
     step("remove push hook", "clean")
 }
 
+/// What a drain left waiting on the host: queued (or failed) builds and the
+/// out paths they name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pending {
+    pub builds: u64,
+    pub paths: u64,
+}
+
+/// Destroy, before anything is removed: run the worker until every queued
+/// build reached the store, for at most `within` (the host's script stops
+/// there and reports what is left).
+pub fn drain_step(within: std::time::Duration) -> Step {
+    let seconds = within.as_secs().max(1).to_string();
+    Step::new(
+        "upload the push queue",
+        crate::scripts::PUSH_HOOK_SETUP,
+        &["drain", &seconds],
+    )
+}
+
+/// The drain's report (`builds=N paths=M`).
+pub fn parse_pending(report: &str) -> Result<Pending, String> {
+    let mut pending = (None, None);
+    for word in report.split_whitespace() {
+        match word.split_once('=') {
+            Some(("builds", n)) => pending.0 = n.parse().ok(),
+            Some(("paths", n)) => pending.1 = n.parse().ok(),
+            _ => {}
+        }
+    }
+    match pending {
+        (Some(builds), Some(paths)) => Ok(Pending { builds, paths }),
+        _ => Err(format!("unexpected report of the push queue: {report:?}")),
+    }
+}
+
+/// How long before the destroy's deadline the drain stops, so that its
+/// report (and the clean steps after it) still fit.
+const DRAIN_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Destroy with the block: upload every queued build before the host (or
+/// the hook) goes, until `deadline`. `None` after an error saying how many
+/// paths are left.
+pub async fn drain(
+    remote: &Remote,
+    deadline: tokio::time::Instant,
+    host: &str,
+    diags: &mut Diagnostics,
+) -> Option<()> {
+    let within = std::time::Duration::from_secs(
+        deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .saturating_sub(DRAIN_MARGIN)
+            .as_secs(),
+    );
+    tracing::info!(
+        host,
+        "uploading the push queue before destroy (at most {})",
+        humantime::format_duration(within)
+    );
+    let report = match drain_step(within).run(remote, true).await {
+        Ok(out) => out.stdout_text(),
+        Err(e) if e.is_interrupted() => {
+            crate::context::interrupted(diags, &e, AttributePath::new("push"));
+            return None;
+        }
+        Err(e) => {
+            diags.error(
+                format!("Cannot upload the push queue of {host}"),
+                format!("{e}. The builder is kept: destroying it would lose the builds still queued for the `push` store."),
+                AttributePath::new("push"),
+            );
+            return None;
+        }
+    };
+    match parse_pending(&report) {
+        Ok(Pending { builds: 0, .. }) => Some(()),
+        Ok(Pending { builds, paths }) => {
+            diags.error(
+                format!("{paths} built path(s) on {host} were not uploaded"),
+                format!(
+                    "After {} the push queue of {host} still holds {builds} build(s) ({paths} out path(s)) that the `push` store did not take; destroying the builder now would lose them, so it is kept. The worker's log says why (/var/log/nixbuild-push.log, or `journalctl -u nixbuild-push.service` on systemd hosts). Make the store reachable and destroy again, or raise `timeouts.delete`; to give the builds up, remove the `push` block and apply first.",
+                    humantime::format_duration(within)
+                ),
+                AttributePath::new("push"),
+            );
+            None
+        }
+        Err(e) => {
+            diags.error(
+                format!("Cannot upload the push queue of {host}"),
+                e,
+                AttributePath::new("push"),
+            );
+            None
+        }
+    }
+}
+
+/// The destroy of a builder with the block ran out of `timeouts.delete`.
+pub fn timed_out(host: &str, timeout: std::time::Duration, diags: &mut Diagnostics) {
+    diags.error(
+        format!("Uploading the push queue of {host} timed out"),
+        format!(
+            "gave up after {} (`timeouts.delete`); the builder is kept so that its queued builds are not lost: raise `timeouts.delete`, or remove the `push` block and apply first to give them up",
+            humantime::format_duration(timeout)
+        ),
+        AttributePath::new("timeouts"),
+    );
+}
+
 /// Read and apply: what is out of line (only with the block).
 pub async fn check(
     remote: &Remote,
@@ -416,6 +527,20 @@ mod tests {
             exclude: Value::Value(vec![Value::Value("-doc$".into())]),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn drain_reports() {
+        assert_eq!(
+            parse_pending("builds=2 paths=3\n"),
+            Ok(Pending {
+                builds: 2,
+                paths: 3
+            })
+        );
+        assert_eq!(parse_pending("builds=0 paths=0"), Ok(Pending::default()));
+        assert!(parse_pending("").is_err());
+        assert!(parse_pending("builds=x paths=1").is_err());
     }
 
     fn files() -> Files {
