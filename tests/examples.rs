@@ -527,3 +527,29 @@ fn actionlint() -> PathBuf {
     );
     path
 }
+
+/// The README's quickstart, copied as it is, passes `terraform validate` on
+/// every Terraform version, on a machine with no SSH key (validate needs no
+/// values for its variables).
+#[test]
+fn readme_quickstart_validates_as_written() {
+    let readme = std::fs::read_to_string(examples().join("../README.md")).unwrap();
+    let section = readme
+        .split("## Quickstart")
+        .nth(1)
+        .expect("README has a Quickstart section");
+    let hcl = section
+        .split("```hcl\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("the Quickstart has an hcl block");
+    for version in terraform_versions() {
+        let mut tf = common::Tf::new(&version);
+        let home = tf.dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        tf.env("HOME", home.to_str().unwrap());
+        tf.write(hcl);
+        tf.ok(&["validate", "-no-color"]);
+        eprintln!("README quickstart validated on Terraform {version}");
+    }
+}
