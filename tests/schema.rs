@@ -163,6 +163,9 @@ const CHANGES_SINCE_0_1_0: &[(&str, &str, Change, &str)] = &[
      "new argument: a new version pushes with the current secret_key_wo"),
     (CACHE_PUSH, "block_types.store.block.attributes.secret_key.description", Changed,
      "names its write-only twin"),
+    // Installables as users write them, issue 26.
+    (CACHE_PUSH, "attributes.installables.description", Changed,
+     "quoted names (homeConfigurations.\"user@host\".activationPackage) with Nix's escapes, and what is refused"),
 ];
 
 /// The nixbuild provider's entry of `providers schema -json` output.
