@@ -7,7 +7,9 @@
 //!   drift, and the secret reaches no plan, state or log;
 //! - a Cachix API answer with a newline never reaches `nix.conf`, and an
 //!   `http://` API off loopback is refused;
-//! - a Cachix API outage does not fail the plan of an applied builder.
+//! - a Cachix API outage does not fail the plan of an applied builder;
+//! - a build-user key the host refuses is reported as refused, even next to
+//!   a good key's pooled login in the same run.
 
 mod common;
 
@@ -474,5 +476,98 @@ fn a_cachix_outage_does_not_fail_the_plan_of_an_applied_builder() {
         tf.write(&builder(&cachix_provider(&api_url()), &block));
         tf.destroy();
         drop(served);
+    }
+}
+
+/// `ssh-keygen -lf`'s SHA256 fingerprint of the public key in `pub_file`.
+fn fingerprint(pub_file: &str) -> String {
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f", pub_file])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
+}
+
+/// Issue 28, "pool slots ignore which credentials opened them": two status
+/// data sources read one builder in one run, one with the build user's key,
+/// the other with a key its `authorized_keys` does not hold. The second got
+/// the first one's pooled connection and reported `build_user_can_login =
+/// true` without sshd ever seeing its key. Its `problems` also ended with a
+/// resource's advice ("Drift cannot be checked…").
+#[test]
+fn a_refused_client_key_never_rides_on_another_keys_login() {
+    let _host = exclusive(HOST);
+    let hp = world().host(HOST);
+    let user = format!("nbpool{}", &nonce().replace('-', "")[..8]);
+    let dir = tempfile::tempdir().unwrap();
+    let (good, good_pub) = common::keypair(dir.path(), "good");
+    let (bad, _) = common::keypair(dir.path(), "bad");
+    hp.exec(&format!(
+        "useradd -m -s /bin/sh -G nix-users -p '*' {user} && mkdir -m 700 /home/{user}/.ssh && \
+         echo {pub_line} > /home/{user}/.ssh/authorized_keys && \
+         chmod 600 /home/{user}/.ssh/authorized_keys && chown -R {user}: /home/{user}/.ssh",
+        pub_line = hcl(&good_pub).replace('"', "'"),
+    ));
+    let _gone = Cleanup(format!("userdel -r {user}"));
+    let bad_fingerprint = fingerprint(&format!("{bad}.pub"));
+    let status = |name: &str, host: &str, key: &str| {
+        format!(
+            r#"
+data "nixbuild_builder_status" "{name}" {{
+  host = {host}
+  ssh {{
+    port     = 2222
+    host_key = {host_key}
+  }}
+  build_user {{
+    name             = {user}
+    private_key_file = {key}
+  }}
+}}
+
+output "{name}" {{
+  value = {{
+    healthy              = data.nixbuild_builder_status.{name}.healthy
+    build_user_can_login = data.nixbuild_builder_status.{name}.build_user_can_login
+    problems             = data.nixbuild_builder_status.{name}.problems
+  }}
+}}
+"#,
+            host_key = hcl(&hp.host_key()),
+            user = hcl(&user),
+            key = hcl(key),
+        )
+    };
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        // The refused key is read after the accepted one (it takes its
+        // host from it), while that login is still pooled.
+        tf.write(&format!(
+            "{}{}{}",
+            provider_config(""),
+            status("good", &hcl(&hp.address()), &good),
+            status("bad", "data.nixbuild_builder_status.good.host", &bad),
+        ));
+        let window = hp.sshd_log().len();
+        tf.apply();
+        let (good, bad) = (tf.output("good"), tf.output("bad"));
+        assert_eq!(good["build_user_can_login"], true, "{version}: {good}");
+        assert_eq!(good["healthy"], true, "{version}: {good}");
+        assert_eq!(bad["build_user_can_login"], false, "{version}: {bad}");
+        assert_eq!(bad["healthy"], false, "{version}: {bad}");
+        let problems = bad["problems"].to_string();
+        assert!(
+            problems.contains("cannot log in") && !problems.contains("Drift"),
+            "{version}: {problems}"
+        );
+        let log = hp.sshd_log()[window..].to_string();
+        assert!(
+            log.contains(&bad_fingerprint),
+            "{version}: sshd never saw the refused key {bad_fingerprint}:\n{log}"
+        );
     }
 }

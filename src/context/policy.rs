@@ -26,6 +26,20 @@ pub const READ_CONNECT_BUDGET: Duration = Duration::from_secs(10);
 /// How long the remote commands of one Read or data source may take.
 pub const READ_COMMAND_BUDGET: Duration = Duration::from_secs(120);
 
+/// What a resource's Read warning adds to the error: advice for a resource
+/// with a state, which a data source's report leaves out.
+pub const READ_WARNING_ADVICE: &str =
+    "Drift cannot be checked until the host is back; destroy still works with on_destroy = \"keep\".";
+
+/// The cause alone from a Read warning's `detail`, without the resource
+/// advice ([`READ_WARNING_ADVICE`]).
+pub fn cause_of(detail: &str) -> &str {
+    detail
+        .strip_suffix(READ_WARNING_ADVICE)
+        .map(|cause| cause.trim_end().trim_end_matches('.'))
+        .unwrap_or(detail)
+}
+
 /// Why a resource or data source connects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
@@ -92,10 +106,7 @@ pub fn diagnose(purpose: Purpose, endpoint: &str, error: &SshError) -> (Severity
         }
         (_, Severity::Warning) => (
             format!("{endpoint} is unreachable; keeping the last known state"),
-            format!(
-                "{error}. Drift cannot be checked until the host is back; destroy still works \
-                 with on_destroy = \"keep\"."
-            ),
+            format!("{error}. {READ_WARNING_ADVICE}"),
         ),
         (_, Severity::Error) => (format!("Cannot connect to {endpoint}"), error.to_string()),
     };
@@ -137,6 +148,16 @@ mod tests {
         Purpose::Delete,
         Purpose::DataSource,
     ];
+
+    #[test]
+    fn a_data_source_reports_the_cause_without_the_resource_advice() {
+        let (_, _, detail) = diagnose(Purpose::Read, "root@203.0.113.7:22", &auth_failed());
+        assert!(detail.contains(READ_WARNING_ADVICE), "{detail}");
+        let cause = cause_of(&detail);
+        assert_eq!(cause, auth_failed().to_string());
+        assert!(!cause.contains("Drift"));
+        assert_eq!(cause_of("no advice here."), "no advice here.");
+    }
 
     #[test]
     fn only_a_resource_read_turns_an_unreachable_host_into_a_warning() {

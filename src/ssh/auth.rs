@@ -104,6 +104,31 @@ pub struct Credentials {
     pub agent: bool,
 }
 
+impl Credentials {
+    /// Which credentials these are, without their secrets: a SHA-256 over
+    /// the public keys (in order) and whether the agent is asked. Two
+    /// settings share a pooled connection only when this matches, so a key
+    /// the host refuses never rides on another key's login.
+    pub fn identity(&self) -> [u8; 32] {
+        let mut id = Sha256::new();
+        for key in &self.keys {
+            let public = key.public_key().to_bytes().unwrap_or_default();
+            id.update((public.len() as u64).to_be_bytes());
+            id.update(&public);
+        }
+        id.update([u8::from(self.agent)]);
+        if self.agent {
+            // Another agent may hold other keys.
+            id.update(
+                std::env::var("SSH_AUTH_SOCK")
+                    .unwrap_or_default()
+                    .as_bytes(),
+            );
+        }
+        id.finalize().into()
+    }
+}
+
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print key material.

@@ -1,5 +1,5 @@
-//! The provider process's SSH connections: one pooled connection per route and
-//! user, at most `max_sessions_per_host` channels per host at once, at most
+//! The provider process's SSH connections: one pooled connection per route,
+//! users and credentials (see `Slot`), at most `max_sessions_per_host` channels per host at once, at most
 //! [`MAX_IDLE_CONNECTIONS`] kept open unused, and the host keys seen so far
 //! pinned for the life of the process.
 //!
@@ -56,10 +56,42 @@ struct Pooled {
     bastion_host_key: Option<HostKey>,
 }
 
-/// One pooled connection: a route, the users on both ends, and the host-key
-/// algorithm an explicit key asked for (a host holds one key per algorithm, so
-/// connections checking different algorithms cannot stand in for each other).
-type Slot = (Route, String, Option<String>, Option<String>);
+/// One pooled connection, keyed by everything that decided whether it could
+/// be opened: the route, the users on both ends, the credentials that logged
+/// in (their [`Credentials::identity`](super::auth::Credentials::identity),
+/// never the secrets), the key the bastion had to present, and the host-key
+/// algorithm an explicit key asked for (a host holds one key per algorithm,
+/// so connections checking different algorithms cannot stand in for each
+/// other). A connection opened with one key never answers for another key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Slot {
+    route: Route,
+    user: String,
+    bastion_user: Option<String>,
+    credentials: [u8; 32],
+    bastion_host_key: Option<String>,
+    host_key_algorithm: Option<String>,
+}
+
+impl Slot {
+    fn of(settings: &Settings) -> Self {
+        Self {
+            route: Route::of(settings),
+            user: settings.endpoint.user.clone(),
+            bastion_user: settings.bastion.as_ref().map(|b| b.endpoint.user.clone()),
+            credentials: settings.credentials.identity(),
+            bastion_host_key: settings
+                .bastion
+                .as_ref()
+                .and_then(|b| b.host_key.as_ref())
+                .map(HostKey::openssh_line),
+            host_key_algorithm: settings
+                .host_key
+                .as_ref()
+                .map(|k| k.public_key().algorithm().as_str().to_string()),
+        }
+    }
+}
 
 #[derive(Default)]
 struct PoolState {
@@ -135,15 +167,7 @@ impl Pool {
         let settings = without_self_jump(settings);
         let endpoint = settings.endpoint.clone();
         let route = Route::of(&settings);
-        let slot_key: Slot = (
-            route.clone(),
-            endpoint.user.clone(),
-            settings.bastion.as_ref().map(|b| b.endpoint.user.clone()),
-            settings
-                .host_key
-                .as_ref()
-                .map(|k| k.public_key().algorithm().as_str().to_string()),
-        );
+        let slot_key = Slot::of(&settings);
         let (slot, sessions, pinned) = {
             let mut state = self.state.lock().expect("pool lock");
             let slot = state.connections.entry(slot_key).or_default().clone();
@@ -345,6 +369,44 @@ mod tests {
             Route::of(&self_jump),
             Route::of(&settings("192.0.2.1", None))
         );
+    }
+
+    #[test]
+    fn slots_are_keyed_by_credentials_and_the_bastion_key() {
+        let base = settings("10.0.0.5", Some("192.0.2.1"));
+        let key = |seed: u8| {
+            let private = russh::keys::PrivateKey::from(
+                russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&[seed; 32]),
+            );
+            Arc::new(private)
+        };
+        let with_keys = |keys: Vec<Arc<russh::keys::PrivateKey>>, agent: bool| {
+            let mut s = base.clone();
+            s.credentials = Credentials { keys, agent };
+            Slot::of(&s)
+        };
+        assert_eq!(
+            with_keys(vec![key(1)], false),
+            with_keys(vec![key(1)], false)
+        );
+        assert_ne!(
+            with_keys(vec![key(1)], false),
+            with_keys(vec![key(2)], false)
+        );
+        assert_ne!(
+            with_keys(vec![key(1)], false),
+            with_keys(vec![key(1)], true)
+        );
+        assert_ne!(
+            with_keys(vec![key(1), key(2)], false),
+            with_keys(vec![key(2), key(1)], false)
+        );
+        let mut other_bastion_key = base.clone();
+        other_bastion_key.bastion.as_mut().unwrap().host_key = None;
+        assert_ne!(Slot::of(&base), Slot::of(&other_bastion_key));
+        // The key never appears in the slot's debug output.
+        let text = format!("{:?}", with_keys(vec![key(1)], false));
+        assert!(!text.contains("PRIVATE"), "{text}");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use tf_provider::{AttributePath, DataSource, Diagnostics};
 use super::build_keys::{Protocol, PROTOCOLS};
 use super::config::{str_list, StrList, DEFAULT_BUILD_USER};
 use super::gc::parse_size;
-use crate::context::{Context, Outcome, Purpose, Shared, SshBlock, Target};
+use crate::context::{policy, Context, Outcome, Purpose, Shared, SshBlock, Target};
 use crate::secrets::Secret;
 use crate::ssh::settings::check_user;
 use crate::ssh::Remote;
@@ -217,7 +217,7 @@ async fn login_check(
                 .errors
                 .iter()
                 .chain(quiet.warnings.iter())
-                .map(|d| d.detail.clone())
+                .map(|d| policy::cause_of(&d.detail).to_string())
                 .next()
                 .unwrap_or_else(|| "the connection failed".into());
             found.can_login = Some(false);
@@ -348,7 +348,7 @@ impl DataSource for BuilderStatusDataSource {
                 let reason = quiet
                     .warnings
                     .first()
-                    .map(|d| d.detail.clone())
+                    .map(|d| policy::cause_of(&d.detail).to_string())
                     .unwrap_or_default();
                 found
                     .problems
