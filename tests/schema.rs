@@ -139,6 +139,12 @@ const CHANGES_SINCE_0_1_0: &[(&str, &str, Change, &str)] = &[
      "new block: min_free / max_free and a periodic collection (systemd timer)"),
     (DATA_SOURCES, "nixbuild_builder_status", Added,
      "new data source: builder health for check blocks"),
+    // Cachix API answers checked like user input, and plans through an API
+    // outage (issue 28, holes 3 and 4).
+    ("provider.block", "block_types.cachix.block.attributes.api_url.description", Changed,
+     "https only (plain http:// to loopback only: the token would travel in clear)"),
+    (BUILDER, "block_types.cachix.block.attributes.cache.description", Changed,
+     "the API's answer is checked, and the last applied one is used when the API is down"),
     // Schema versions that work (the plugin layer of our own, issue 25).
     (RESOURCES, "nixbuild_cache_push.version", Changed,
      "state version 2: a version step forgets 0.1.0's source_hash, a hash of another kind"),

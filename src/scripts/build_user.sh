@@ -163,6 +163,8 @@ if [ ! -f "$home/.ssh/authorized_keys" ] ||
   fi
   new=$(mktemp "$home/.ssh/.authorized_keys.XXXXXX")
   trap 'rm -f "$new"' EXIT
+  # The provider's stop (guard.sh) sends SIGTERM: exit through the EXIT trap.
+  trap 'exit 143' TERM
   printf '%s' "$keys" >"$new"
   chown "$name:$group" "$new"
   chmod 0600 "$new"

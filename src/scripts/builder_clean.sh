@@ -14,6 +14,8 @@ rm -f "$managed"
 if [ -f "$conf" ] && grep -qxF "$include" "$conf"; then
   next=$(mktemp "$conf.XXXXXX")
   trap 'rm -f "$next"' EXIT
+  # The provider's stop (guard.sh) sends SIGTERM: exit through the EXIT trap.
+  trap 'exit 143' TERM
   # The copy takes nix.conf's mode, owner and group (and, with GNU cp, its
   # ACLs and xattrs); writing into it keeps them: a root-only nix.conf
   # holding access-tokens stays root-only.

@@ -48,6 +48,8 @@ mkdir -p "$(dirname "$env_file")"
 chmod 0700 "$(dirname "$env_file")"
 new=$(mktemp "$env_file.XXXXXX")
 trap 'rm -f "$new"' EXIT
+# The provider's stop (guard.sh) sends SIGTERM: exit through the EXIT trap.
+trap 'exit 143' TERM
 cat >"$new"
 if [ -f "$env_file" ] && cmp -s "$new" "$env_file"; then
   rm -f "$new"

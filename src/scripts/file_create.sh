@@ -10,6 +10,8 @@ dir=$(dirname -- "$path")
 mkdir -p -- "$dir"
 tmp=$(mktemp "$dir/.nixbuild-create.XXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
+# The provider's stop (guard.sh) sends SIGTERM: exit through the EXIT trap.
+trap 'exit 143' TERM
 cat > "$tmp"
 chmod "$mode" "$tmp"
 # ln without -f refuses an existing target in one step, so a file that appears

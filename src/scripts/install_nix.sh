@@ -43,6 +43,8 @@ fetch() {
 run_installer() {
   installer=$(mktemp)
   trap 'rm -f "$installer"' EXIT
+  # The provider's stop (guard.sh) sends SIGTERM: exit through the EXIT trap.
+  trap 'exit 143' TERM
   echo "downloading the Nix installer from $url"
   fetch "$url" "$installer"
   echo "running the installer: sh installer $*"

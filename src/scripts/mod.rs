@@ -116,6 +116,38 @@ pub const GUARD: &str = include_str!("guard.sh");
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
+    /// Terraform's stop ends a remote command with SIGTERM (guard.sh). A
+    /// shell killed by a signal it does not trap skips its EXIT trap: every
+    /// script that cleans up there turns SIGTERM into an exit.
+    /// (`nix_metrics.sh` runs from a timer on the host, never under a stop.)
+    #[test]
+    fn scripts_that_clean_up_on_exit_exit_on_sigterm() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/scripts");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.ends_with(".sh") || name == "nix_metrics.sh" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let cleans_up = text
+                .lines()
+                .any(|l| l.trim_start().starts_with("trap ") && l.trim_end().ends_with(" EXIT"));
+            if cleans_up {
+                checked += 1;
+                assert!(
+                    text.contains("trap 'exit 143' TERM"),
+                    "{name} cleans up in an EXIT trap but dies on SIGTERM without it"
+                );
+            }
+        }
+        assert!(
+            checked >= 10,
+            "only {checked} scripts with EXIT traps found"
+        );
+    }
+
     /// `restart_daemon.sh` run by the local /bin/sh, with a stand-in `nix`
     /// first on PATH that fails its first `fails` pings and counts them all
     /// (the acceptance tests restart real daemons; this pins the wait's

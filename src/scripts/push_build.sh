@@ -81,6 +81,8 @@ one() {
 # Out-links keep the outputs from garbage collection while this runs.
 links=$(mktemp -d "${TMPDIR:-/tmp}/nixbuild-push.XXXXXX")
 trap 'rm -rf -- "$links"' EXIT
+# The provider's stop (guard.sh) sends SIGTERM: exit through the EXIT trap.
+trap 'exit 143' TERM
 status=0
 nix build --json --print-build-logs --out-link "$links/result" "$@" >"$links/built.json" || status=$?
 if [ -n "$hash" ]; then

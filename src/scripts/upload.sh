@@ -11,6 +11,8 @@ dir=$(dirname -- "$path")
 mkdir -p -- "$dir"
 tmp=$(mktemp "$dir/.nixbuild-upload.XXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
+# The provider's stop (guard.sh) sends SIGTERM: exit through the EXIT trap.
+trap 'exit 143' TERM
 cat > "$tmp"
 chmod "$mode" "$tmp"
 # A symbolic link at PATH is replaced, never followed: mv would move the file

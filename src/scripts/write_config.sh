@@ -31,6 +31,8 @@ wanted=${wanted%x}
 if [ ! -f "$managed" ] || ! printf '%s' "$wanted" | cmp -s - "$managed"; then
   new=$(mktemp "$managed.XXXXXX")
   trap '[ -z "$new" ] || rm -f "$new"' EXIT
+  # The provider's stop (guard.sh) sends SIGTERM: exit through the EXIT trap.
+  trap 'exit 143' TERM
   printf '%s' "$wanted" >"$new"
   chmod 0644 "$new"
   mv -f "$new" "$managed"
@@ -41,6 +43,8 @@ fi
 if [ ! -f "$conf" ] || ! grep -qxF "$include" "$conf"; then
   next=$(mktemp "$conf.XXXXXX")
   trap 'rm -f "$next"' EXIT
+  # The provider's stop (guard.sh) sends SIGTERM: exit through the EXIT trap.
+  trap 'exit 143' TERM
   if [ -f "$conf" ]; then
     # The copy keeps the file's mode, owner and group (and, with GNU cp,
     # its ACLs and xattrs): a root-only nix.conf holding access-tokens stays
