@@ -7,11 +7,14 @@
 //! | unreachable        | error  | warning         | error  | error  | error       |
 //! | auth failed        | error  | warning         | error  | error  | error       |
 //! | host key mismatch  | error  | error           | error  | error  | error       |
+//! | interrupted (stop) | error  | error           | error  | error  | error       |
 //!
 //! A Read that cannot reach a host keeps the prior state, so `terraform plan`
 //! and `terraform destroy` of a dead fleet still work; a changed host key is
-//! never a warning. A Read gives up connecting after [`READ_CONNECT_BUDGET`]
-//! whatever `connect_timeout` says (that setting is for hosts still booting on
+//! never a warning, nor is Terraform's stop (an "Interrupted" error made by
+//! [`super::Context::connect`]; a Read still keeps its prior state). A Read
+//! gives up connecting after [`READ_CONNECT_BUDGET`] whatever
+//! `connect_timeout` says (that setting is for hosts still booting on
 //! create), and its remote commands get [`READ_COMMAND_BUDGET`]. Rejected
 //! logins are never retried (see `SshError::is_retryable`).
 
@@ -189,6 +192,23 @@ mod tests {
             );
         }
         assert!(READ_CONNECT_BUDGET < Duration::from_secs(15));
+    }
+
+    #[test]
+    fn an_interrupted_connection_is_an_error_for_every_purpose() {
+        let interrupted = SshError::Interrupted {
+            host: "root@203.0.113.7:22".into(),
+            step: "connect".into(),
+            outcome: "stopped connecting after 3 attempts in 2s".into(),
+        };
+        assert!(!interrupted.is_retryable());
+        for purpose in ALL {
+            assert_eq!(
+                purpose.severity(&interrupted),
+                Severity::Error,
+                "{purpose:?}"
+            );
+        }
     }
 
     #[test]
