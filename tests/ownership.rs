@@ -37,6 +37,13 @@ fn commands_since(host: &Host, offset: usize) -> Vec<String> {
         .lines()
         .filter_map(|line| line.splitn(3, '\t').nth(2))
         .map(|command| {
+            // Every command runs under the guard (src/scripts/guard.sh:
+            // `sh -c GUARD nixbuild TOKEN GRACE COMMAND`): what it ran is its
+            // last argument.
+            let command = command
+                .split_once("@nixbuild-guard-")
+                .and_then(|(_, rest)| rest.splitn(3, ' ').nth(2))
+                .unwrap_or(command);
             let (script, args) = command.rsplit_once(" nixbuild ").unwrap_or((command, ""));
             let title = script
                 .split("\\n")
