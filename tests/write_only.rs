@@ -411,7 +411,32 @@ fn builder_and_push_secrets_reach_the_hosts_but_not_state_or_plan() {
         tf.assert_no_changes();
         assert_state_clean(&tf, &all, &second.files());
 
-        // 5. Destroy (on_destroy = "clean") removes the files.
+        // 5. A twin without a version, then removed: adding or removing a
+        //    twin plans an update by itself (the builder's private state
+        //    records which arguments came from twins), which takes the
+        //    tokens out of the credentials file.
+        let config = h3_config(&flake, &push_cache);
+        let version_line = "    access_tokens_wo_version = var.wo_version\n";
+        let tokens_line = "    access_tokens_wo         = \"github.com=${var.access_token}\"\n";
+        assert!(config.contains(version_line) && config.contains(tokens_line));
+        let unversioned = config.replace(version_line, "");
+        tf.write(&unversioned);
+        tf.apply();
+        tf.assert_no_changes();
+        tf.write(&unversioned.replace(tokens_line, ""));
+        let (code, plan) = tf.plan_exit_code();
+        assert_eq!(code, 2, "removing access_tokens_wo planned nothing: {plan}");
+        assert!(plan.contains("drift"), "{plan}");
+        tf.apply();
+        tf.assert_no_changes();
+        let conf = h3.exec("cat /etc/nix/nixbuild-credentials.conf");
+        assert!(
+            !conf.contains("access-tokens") && !conf.contains(&second.token),
+            "the tokens stayed: {conf}"
+        );
+        assert!(conf.contains("netrc-file"), "{conf}");
+
+        // 6. Destroy (on_destroy = "clean") removes the files.
         tf.destroy();
         assert_eq!(
             h3.exec("for f in /etc/nix/nixbuild-credentials.conf /etc/nix/nixbuild.netrc /etc/nixbuild/push; do test -e $f && echo $f; done; true"),
