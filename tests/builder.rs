@@ -798,8 +798,16 @@ resource "nixbuild_builder" "b" {{
             serde_json::from_str(&imported.ok(&["show", "-json", "import.plan"])).unwrap();
         let change = &plan["resource_changes"][0]["change"];
         let (before, after) = (&change["before"], &change["after"]);
-        // The documented how-to arguments, which cannot be read from a host.
-        let how_to = ["install", "daemon_restart_command", "on_destroy"];
+        // The documented how-to arguments, which cannot be read from a host,
+        // and the drift that says the import's pin awaits an apply (the
+        // refresh does not log in with a key only the import saw).
+        let how_to = ["install", "daemon_restart_command", "on_destroy", "drift"];
+        assert!(
+            before["drift"]
+                .to_string()
+                .contains("host key pinned by an import"),
+            "{change}"
+        );
         let mut differing = Vec::new();
         diff_paths("", before, after, &mut differing);
         let unexpected: Vec<&String> = differing

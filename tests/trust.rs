@@ -779,10 +779,18 @@ fn import_checks_the_host_key() {
         let state: serde_json::Value = serde_json::from_str(&tf.ok(&["show", "-json"])).unwrap();
         let attrs = &state["values"]["root_module"]["resources"][0]["values"];
         assert_eq!(attrs["host_key"], h3.host_key().as_str(), "{state}");
-        // ...and a configuration expecting another key stops the plan and the apply.
+        // ...and a configuration expecting another key stops the plan and the
+        // apply, before any login: the refresh does not log in with a key
+        // only the import saw (issue 28: sshd counted one more accepted login).
         let commands_window = window_start(&h3.commands_log());
+        let sshd_window = window_start(&h3.sshd_log());
         let text = tf.fails(&["plan", "-no-color"]);
         assert_host_key_error(&text);
+        let window = h3.sshd_log()[sshd_window..].to_string();
+        assert!(
+            !window.contains("Accepted publickey"),
+            "{version}: the plan logged in with the import's pin: {window}"
+        );
         let text = tf.fails(&["apply", "-auto-approve", "-no-color"]);
         assert_host_key_error(&text);
         let commands = h3.commands_log()[commands_window..].to_string();

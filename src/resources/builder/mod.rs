@@ -933,6 +933,10 @@ fn add_drift(state: &mut BuilderState, more: Vec<String>) {
     }
 }
 
+/// The drift a refresh reports instead of reading a host whose key only an
+/// import has seen (an import ID without a key): the next apply confirms it.
+pub const PIN_UNCONFIRMED: &str = "host key pinned by an import, not yet confirmed against ssh.host_key: the host is read again after the next apply";
+
 /// The private state's name of the Cachix token argument.
 const TOKEN_ARG: &str = "cachix.auth_token";
 
@@ -1101,6 +1105,23 @@ impl Resource for BuilderResource {
         let configured = self.shared.get(diags)?;
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         let private = private_state.as_ref_option().cloned().unwrap_or_default();
+        if private.pin_from_import && !private.imported {
+            // The pin is only the first key an import saw, and a Read does not
+            // see the configuration's `ssh.host_key`: logging in with the pin
+            // could log in to the very host that key would refuse. The plan
+            // compares them first (`plan_pins`); the apply it plans (drift)
+            // logs in and confirms the pin.
+            let mut state = state;
+            if !known_strings(&state.drift)
+                .unwrap_or_default()
+                .iter()
+                .any(|d| d == PIN_UNCONFIRMED)
+            {
+                add_drift(&mut state, vec![PIN_UNCONFIRMED.to_string()]);
+            }
+            tracing::info!(host, "not refreshed: the host key was pinned by an import and is not confirmed by an apply yet");
+            return Some((state, private_state));
+        }
         let pinned = state.host_key.as_ref_option().cloned();
         let outcome = configured
             .connect(
