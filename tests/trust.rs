@@ -2,9 +2,10 @@
 //! supported Terraform version: the pin survives a re-push and a failed
 //! create, a re-installed host can be re-keyed, an explicit ECDSA or RSA key
 //! is what the connection negotiates, a bastion may be its own target, an
-//! import is checked against `ssh.host_key`, a bastion's key is pinned in
-//! state (machines file and cache proxy), and a dead host's refresh warns
-//! quickly whatever `connect_timeout` says.
+//! import is checked against `ssh.host_key` (before any login), a bastion's
+//! key is pinned in state (machines file and cache proxy), a host whose key
+//! type changed is the host-key error at once, and a dead host's refresh
+//! warns quickly whatever `connect_timeout` says.
 //!
 //! "Another host at the same address" is a second sshd started by the test
 //! inside a test host's namespace, with host keys of its own (same users,
@@ -504,6 +505,49 @@ output "{name}" {{
         let text = wrong.fails(&["plan", "-no-color"]);
         assert_host_key_error(&text);
         assert!(flat(&text).contains("ecdsa-sha2-nistp256"), "{text}");
+        assert_eq!(sshd.logins(), logins, "{}", sshd.log_text());
+    }
+}
+
+/// Issue 28, hole 7: a host whose key type changed (the pinned algorithm is
+/// no longer offered, e.g. re-installed with only ECDSA and RSA keys) is the
+/// host-key error with the re-key advice, at once: it was "unreachable", a
+/// warning on refresh and `connect_timeout` of retries otherwise.
+#[test]
+fn a_changed_key_type_is_the_host_key_error_at_once() {
+    let sshd = SecondSshd::start("bare", 2216, &["ecdsa", "rsa"]);
+    let pinned_ed25519 = world().host("h1").host_key();
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        tf.write(&format!(
+            r#"{provider}
+data "nixbuild_host" "h" {{
+  host = {host}
+  ssh {{
+    port     = {port}
+    host_key = {key}
+  }}
+}}
+"#,
+            provider = provider_config(""),
+            host = hcl(&sshd.address),
+            port = sshd.port,
+            key = hcl(&pinned_ed25519),
+        ));
+        let logins = sshd.logins();
+        let started = Instant::now();
+        let text = tf.fails(&["plan", "-no-color"]);
+        let seconds = started.elapsed().as_secs_f64();
+        assert_host_key_error(&text);
+        let text = flat(&text);
+        assert!(
+            text.contains("ssh-ed25519") && text.contains("re-installed"),
+            "{version}: the error does not name the pinned type or give the re-key advice: {text}"
+        );
+        assert!(
+            seconds < 10.0,
+            "{version}: the host-key error came after {seconds:.1}s (retried): {text}"
+        );
         assert_eq!(sshd.logins(), logins, "{}", sshd.log_text());
     }
 }

@@ -115,6 +115,9 @@ where
     let mut handle = match result {
         Ok(Ok(handle)) => handle,
         Ok(Err(e)) => {
+            if let Some(mismatch) = key_type_gone(&label, expected.as_ref(), &e) {
+                return Err(mismatch);
+            }
             if let (Some(expected), Some(seen)) = (&expected, &seen) {
                 if expected != seen {
                     return Err(SshError::HostKeyMismatch {
@@ -152,6 +155,39 @@ where
         "SSH handshake and login done"
     );
     Ok((handle, host_key))
+}
+
+/// The host-key error for a host that no longer offers the expected key's
+/// algorithm (the client offered only that one, so key exchange found no
+/// common host-key algorithm): a re-installed host with other key types, not
+/// an unreachable one. `None` for any other failure.
+fn key_type_gone(
+    label: &str,
+    expected: Option<&HostKey>,
+    error: &russh::Error,
+) -> Option<SshError> {
+    let expected = expected?;
+    let russh::Error::NoCommonAlgo {
+        kind: russh::AlgorithmKind::Key,
+        theirs,
+        ..
+    } = error
+    else {
+        return None;
+    };
+    Some(SshError::HostKeyMismatch {
+        host: label.to_string(),
+        expected: expected.to_string(),
+        presented: format!(
+            "no {} key (it offers {})",
+            expected.public_key().algorithm().as_str(),
+            if theirs.is_empty() {
+                "none".to_string()
+            } else {
+                theirs.join(", ")
+            }
+        ),
+    })
 }
 
 async fn authenticate(
@@ -325,5 +361,41 @@ pub async fn tcp(endpoint: &Endpoint) -> Result<QuickAckStream, SshError> {
             reason: "TCP connect timed out".into(),
             waited: Duration::ZERO,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ED: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINGwoM0qHi3UCNskOgmX7C4Z1WMQBrd/cEL7joIjfvFC";
+
+    #[test]
+    fn a_host_without_the_pinned_key_type_is_a_mismatch_not_unreachable() {
+        let expected = HostKey::parse(ED).unwrap();
+        let gone = russh::Error::NoCommonAlgo {
+            kind: russh::AlgorithmKind::Key,
+            ours: vec!["ssh-ed25519".into()],
+            theirs: vec!["ecdsa-sha2-nistp256".into(), "rsa-sha2-512".into()],
+        };
+        let error = key_type_gone("root@h:22", Some(&expected), &gone).unwrap();
+        assert!(!error.is_retryable());
+        let text = error.to_string();
+        assert!(
+            text.contains(
+                "presented no ssh-ed25519 key (it offers ecdsa-sha2-nistp256, rsa-sha2-512)"
+            ),
+            "{text}"
+        );
+        // Trust on first use offers every type: nothing to compare with.
+        assert!(key_type_gone("root@h:22", None, &gone).is_none());
+        // No common cipher is another problem.
+        let cipher = russh::Error::NoCommonAlgo {
+            kind: russh::AlgorithmKind::Cipher,
+            ours: vec![],
+            theirs: vec![],
+        };
+        assert!(key_type_gone("root@h:22", Some(&expected), &cipher).is_none());
     }
 }
