@@ -134,14 +134,7 @@ pub fn check_write_only(type_name: &str, block: &Block, at: &str, diags: &mut Di
         }
     }
     for (name, nested) in &block.blocks {
-        let inner = match nested {
-            NestedBlock::Single(b)
-            | NestedBlock::List(b)
-            | NestedBlock::Set(b)
-            | NestedBlock::Map(b)
-            | NestedBlock::Group(b)
-            | NestedBlock::Optional(b) => b,
-        };
+        let inner = crate::tfschema::nested_inner(nested);
         check_write_only(type_name, inner, &format!("{at}{name}."), diags);
     }
 }
