@@ -497,7 +497,8 @@ fn fingerprint(pub_file: &str) -> String {
 /// the other with a key its `authorized_keys` does not hold. The second got
 /// the first one's pooled connection and reported `build_user_can_login =
 /// true` without sshd ever seeing its key. Its `problems` also ended with a
-/// resource's advice ("Drift cannot be checked…").
+/// resource's advice ("Drift cannot be checked…"), as did an unreachable
+/// host's.
 #[test]
 fn a_refused_client_key_never_rides_on_another_keys_login() {
     let _host = exclusive(HOST);
@@ -514,13 +515,13 @@ fn a_refused_client_key_never_rides_on_another_keys_login() {
     ));
     let _gone = Cleanup(format!("userdel -r {user}"));
     let bad_fingerprint = fingerprint(&format!("{bad}.pub"));
-    let status = |name: &str, host: &str, key: &str| {
+    let status = |name: &str, host: &str, port: u16, key: &str| {
         format!(
             r#"
 data "nixbuild_builder_status" "{name}" {{
   host = {host}
   ssh {{
-    port     = 2222
+    port     = {port}
     host_key = {host_key}
   }}
   build_user {{
@@ -546,11 +547,18 @@ output "{name}" {{
         let tf = Tf::new(&version);
         // The refused key is read after the accepted one (it takes its
         // host from it), while that login is still pooled.
+        // Nothing listens on `dead`: its report names the cause alone.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         tf.write(&format!(
-            "{}{}{}",
+            "{}{}{}{}",
             provider_config(""),
-            status("good", &hcl(&hp.address()), &good),
-            status("bad", "data.nixbuild_builder_status.good.host", &bad),
+            status("good", &hcl(&hp.address()), 2222, &good),
+            status("bad", "data.nixbuild_builder_status.good.host", 2222, &bad),
+            status("dead", "\"127.0.0.1\"", dead, &good),
         ));
         let window = hp.sshd_log().len();
         tf.apply();
@@ -562,6 +570,13 @@ output "{name}" {{
         let problems = bad["problems"].to_string();
         assert!(
             problems.contains("cannot log in") && !problems.contains("Drift"),
+            "{version}: {problems}"
+        );
+        let dead = tf.output("dead");
+        assert_eq!(dead["healthy"], false, "{version}: {dead}");
+        let problems = dead["problems"].to_string();
+        assert!(
+            problems.contains("unreachable:") && !problems.contains("Drift"),
             "{version}: {problems}"
         );
         let log = hp.sshd_log()[window..].to_string();
