@@ -52,14 +52,9 @@ pub fn upgrade(
         };
         let upgrades = entry.upgrades.unwrap_or(&no_steps);
         state = upgrades.run(diags, version, state)?;
+        let mut why = Diagnostics::default();
         let bytes = serde_json::to_vec(&state).ok()?;
-        if !entry
-            .handler
-            .decodes(&mut Diagnostics::default(), &Raw::Json(bytes))
-        {
-            let mut why = Diagnostics::default();
-            let bytes = serde_json::to_vec(&state).ok()?;
-            entry.handler.decodes(&mut why, &Raw::Json(bytes));
+        if !entry.handler.decodes(&mut why, &Raw::Json(bytes)) {
             let detail = why
                 .errors
                 .first()

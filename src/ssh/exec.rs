@@ -29,7 +29,7 @@ use tokio::sync::Semaphore;
 use super::connect::Connection;
 use super::error::SshError;
 use super::hostkey::HostKey;
-use super::quote::quote;
+use super::quote::{quote, UnquotableError};
 use super::settings::Endpoint;
 
 /// How many output lines an error message carries.
@@ -145,20 +145,19 @@ fn guard_pid(token: &str, line: &str) -> Option<u32> {
 
 /// `command` under `guard.sh` with `token` (through `sudo -n` when
 /// `privileged` and not root).
-fn guarded(command: &str, token: &str, sudo: bool) -> String {
-    let q = |text: &str| quote(text).expect("commands never hold NUL");
+fn guarded(command: &str, token: &str, sudo: bool) -> Result<String, UnquotableError> {
     let guard = format!(
         "sh -c {} nixbuild {} {} {}",
-        q(crate::scripts::GUARD),
-        q(token),
+        quote(crate::scripts::GUARD)?,
+        quote(token)?,
         STOP_GRACE.as_secs(),
-        q(command)
+        quote(command)?
     );
-    if sudo {
+    Ok(if sudo {
         format!("sudo -n -- {guard}")
     } else {
         guard
-    }
+    })
 }
 
 /// A command's output, and what became of it if Terraform's stop ended it.
@@ -274,9 +273,11 @@ impl Remote {
         tracing::debug!(host = %host, step, channel_ms = started.elapsed().as_millis() as u64, "channel open");
         let token = format!("@nixbuild-guard-{}", crate::secrets::random_salt());
         let sudo = privileged && !self.is_root();
+        let wrapped = guarded(command, &token, sudo)
+            .map_err(|_| session_error("the command holds a NUL byte".into()))?;
         let (mut reader, writer) = channel.split();
         writer
-            .exec(true, guarded(command, &token, sudo).into_bytes())
+            .exec(true, wrapped.into_bytes())
             .await
             .map_err(|e| session_error(format!("cannot start the command: {e}")))?;
         let input = stdin.map(<[u8]>::to_vec);
@@ -446,7 +447,8 @@ impl Remote {
         let conn = self.conn.clone();
         let host = self.endpoint.to_string();
         let step = step.to_string();
-        let kill = format!("kill -USR1 {}", quote(&pid.to_string()).expect("digits"));
+        // A number needs no quoting.
+        let kill = format!("kill -USR1 {pid}");
         let command = if sudo { self.privileged(&kill) } else { kill };
         tokio::spawn(async move {
             let sent = async {
@@ -583,9 +585,11 @@ mod tests {
             assert_eq!(guard_pid(TOKEN, line), None, "{line}");
         }
         // The guard runs as root when the command does.
-        let command = guarded("echo hi", TOKEN, true);
+        let command = guarded("echo hi", TOKEN, true).unwrap();
         assert!(command.starts_with("sudo -n -- sh -c "), "{command}");
-        assert!(guarded("echo hi", TOKEN, false).starts_with("sh -c "));
+        assert!(guarded("echo hi", TOKEN, false)
+            .unwrap()
+            .starts_with("sh -c "));
     }
 
     /// `guard.sh` under the local /bin/sh, in a process group of its own
