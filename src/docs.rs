@@ -890,9 +890,16 @@ terraform import toy_thing.x root@h:22
                 &[],
             ),
         );
+        walk(
+            "nixbuild_flake_outputs",
+            differences::<crate::resources::flake_outputs::FlakeOutputsState>(
+                &sources["nixbuild_flake_outputs"],
+                &[],
+            ),
+        );
         assert_eq!(
             resources.len() + sources.len(),
-            7,
+            8,
             "a new resource or data source: add its type to this test"
         );
         assert!(found.is_empty(), "{found:#?}");

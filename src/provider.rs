@@ -25,6 +25,7 @@ use crate::resources::builder::BuilderResource;
 use crate::resources::cache_proxy::CacheProxyResource;
 use crate::resources::cache_push::CachePushResource;
 use crate::resources::cachix_cache::CachixCacheDataSource;
+use crate::resources::flake_outputs::FlakeOutputsDataSource;
 use crate::resources::host::HostDataSource;
 use crate::resources::machines_file::MachinesFileResource;
 use crate::resources::state_upgrade::Upgrades;
@@ -196,6 +197,7 @@ impl NixbuildProvider {
             BuilderStatusDataSource::new(shared.clone()),
         );
         catalog.data_source("cachix_cache", CachixCacheDataSource::new(shared.clone()));
+        catalog.data_source("flake_outputs", FlakeOutputsDataSource::new(shared.clone()));
     }
 }
 

@@ -172,6 +172,13 @@ const CHANGES_SINCE_0_1_0: &[(&str, &str, Change, &str)] = &[
     // Installables as users write them, issue 26.
     (CACHE_PUSH, "attributes.installables.description", Changed,
      "quoted names (homeConfigurations.\"user@host\".activationPackage) with Nix's escapes, and what is refused"),
+    // Evaluation at plan time, issue 27.
+    (CACHE_PUSH, "attributes.evaluate_at_plan", Added,
+     "new argument: turns the plan's evaluation of the installables off"),
+    (CACHE_PUSH, "attributes.out_paths_missing_by_destination", Added,
+     "new computed attribute: the out paths each destination lacked when the plan evaluated them"),
+    (DATA_SOURCES, "nixbuild_flake_outputs", Added,
+     "new data source: a flake's out paths, evaluated on a builder, and which caches hold them"),
 ];
 
 /// The nixbuild provider's entry of `providers schema -json` output.

@@ -2,12 +2,16 @@
 //! may keep retrying, and whether a failure is a warning (the prior state is
 //! kept) or an error. Pure functions, so the whole table is unit-tested.
 //!
-//! | failure            | create | read (resource) | update | delete | data source |
-//! |--------------------|--------|-----------------|--------|--------|-------------|
-//! | unreachable        | error  | warning         | error  | error  | error       |
-//! | auth failed        | error  | warning         | error  | error  | error       |
-//! | host key mismatch  | error  | error           | error  | error  | error       |
-//! | interrupted (stop) | error  | error           | error  | error  | error       |
+//! | failure            | create | read (resource) | plan    | update | delete | data source |
+//! |--------------------|--------|-----------------|---------|--------|--------|-------------|
+//! | unreachable        | error  | warning         | warning | error  | error  | error       |
+//! | auth failed        | error  | warning         | warning | error  | error  | error       |
+//! | host key mismatch  | error  | error           | error   | error  | error  | error       |
+//! | interrupted (stop) | error  | error           | error   | error  | error  | error       |
+//!
+//! "plan" is a plan's optional look at a host (`nixbuild_cache_push`'s
+//! evaluation of its installables): a host that does not answer leaves
+//! values unknown until the apply, with a warning; it never fails the plan.
 //!
 //! A Read that cannot reach a host keeps the prior state, so `terraform plan`
 //! and `terraform destroy` of a dead fleet still work; a changed host key is
@@ -34,6 +38,10 @@ pub const READ_COMMAND_BUDGET: Duration = Duration::from_secs(120);
 pub const READ_WARNING_ADVICE: &str =
     "Drift cannot be checked until the host is back; destroy still works with on_destroy = \"keep\".";
 
+/// What a plan's warning adds: the plan goes on without the host.
+pub const PLAN_WARNING_ADVICE: &str =
+    "The plan goes on without it: what it would have evaluated is \"known after apply\".";
+
 /// The cause alone from a Read warning's `detail`, without the resource
 /// advice ([`READ_WARNING_ADVICE`]).
 pub fn cause_of(detail: &str) -> &str {
@@ -53,6 +61,8 @@ pub enum Purpose {
     Delete,
     /// A data source read: there is nothing to fall back to.
     DataSource,
+    /// A plan's optional look at a host: without it, values stay unknown.
+    Plan,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +76,7 @@ impl Purpose {
     /// configured `connect_timeout`.
     pub fn connect_budget(self, connect_timeout: Duration) -> Duration {
         match self {
-            Purpose::Read => connect_timeout.min(READ_CONNECT_BUDGET),
+            Purpose::Read | Purpose::Plan => connect_timeout.min(READ_CONNECT_BUDGET),
             // Create, update and delete may meet a host that is still booting;
             // a data source is often read right after its host was created.
             _ => connect_timeout,
@@ -77,9 +87,10 @@ impl Purpose {
     pub fn severity(self, error: &SshError) -> Severity {
         match (self, error) {
             (_, SshError::HostKeyMismatch { .. }) => Severity::Error,
-            (Purpose::Read, SshError::Unreachable { .. } | SshError::AuthFailed { .. }) => {
-                Severity::Warning
-            }
+            (
+                Purpose::Read | Purpose::Plan,
+                SshError::Unreachable { .. } | SshError::AuthFailed { .. },
+            ) => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -107,6 +118,10 @@ pub fn diagnose(purpose: Purpose, endpoint: &str, error: &SshError) -> (Severity
                 ),
             )
         }
+        (_, Severity::Warning) if purpose == Purpose::Plan => (
+            format!("{endpoint} did not answer: values stay unknown until the apply"),
+            format!("{error}. {PLAN_WARNING_ADVICE}"),
+        ),
         (_, Severity::Warning) => (
             format!("{endpoint} is unreachable; keeping the last known state"),
             format!("{error}. {READ_WARNING_ADVICE}"),
@@ -144,13 +159,30 @@ mod tests {
         }
     }
 
-    const ALL: [Purpose; 5] = [
+    const ALL: [Purpose; 6] = [
         Purpose::Create,
         Purpose::Read,
         Purpose::Update,
         Purpose::Delete,
         Purpose::DataSource,
+        Purpose::Plan,
     ];
+
+    fn looks_without_fallback(purpose: Purpose) -> bool {
+        matches!(purpose, Purpose::Read | Purpose::Plan)
+    }
+
+    #[test]
+    fn a_plan_warning_says_the_values_wait_for_the_apply() {
+        let (severity, summary, detail) =
+            diagnose(Purpose::Plan, "root@203.0.113.7:22", &unreachable());
+        assert_eq!(severity, Severity::Warning);
+        assert!(summary.contains("until the apply"), "{summary}");
+        assert!(detail.contains(PLAN_WARNING_ADVICE), "{detail}");
+        assert!(!detail.contains("Drift"), "{detail}");
+        let (severity, _, _) = diagnose(Purpose::Plan, "root@203.0.113.7:22", &mismatch());
+        assert_eq!(severity, Severity::Error, "a changed key fails the plan");
+    }
 
     #[test]
     fn a_data_source_reports_the_cause_without_the_resource_advice() {
@@ -163,9 +195,9 @@ mod tests {
     }
 
     #[test]
-    fn only_a_resource_read_turns_an_unreachable_host_into_a_warning() {
+    fn only_a_resource_read_or_a_plan_turns_an_unreachable_host_into_a_warning() {
         for purpose in ALL {
-            let want = if purpose == Purpose::Read {
+            let want = if looks_without_fallback(purpose) {
                 Severity::Warning
             } else {
                 Severity::Error
@@ -176,10 +208,10 @@ mod tests {
     }
 
     #[test]
-    fn only_a_resource_read_caps_the_connect_timeout() {
+    fn only_a_resource_read_or_a_plan_caps_the_connect_timeout() {
         let five_minutes = Duration::from_secs(300);
         for purpose in ALL {
-            let want = if purpose == Purpose::Read {
+            let want = if looks_without_fallback(purpose) {
                 READ_CONNECT_BUDGET
             } else {
                 five_minutes

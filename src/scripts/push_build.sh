@@ -6,7 +6,11 @@
 # built: Nix 2.8 reports a build's results sorted by derivation, so this is
 # how each installable's outputs are told apart; locked flakes answer from
 # Nix's evaluation cache).
-# Usage: push_build.sh NIX_SCRIPT SOURCE_SCRIPT HASH LEASE SECONDS KEEP FLAKE NARGS ARGS... INSTALLABLES...
+# Usage: push_build.sh MODE NIX_SCRIPT SOURCE_SCRIPT HASH LEASE SECONDS KEEP FLAKE NARGS ARGS... INSTALLABLES...
+#   MODE     `build`, or `evaluate`: the plan's evaluation, which builds and
+#            fetches nothing (`nix build --dry-run`, substituters not asked)
+#            and prints one `evaluated<TAB>JSON` line: the derivation and out
+#            paths of every installable, in installable order
 #   NIX_SCRIPT, SOURCE_SCRIPT  the texts of nix.sh and source.sh (run with sh -c)
 #   HASH     an uploaded `source` tree to build from (empty: none); without a
 #            verified copy on this builder it prints `source-missing` and ends
@@ -19,15 +23,21 @@
 # `nix build --json` output), then one `closure<TAB>JSON` line
 # (`nix path-info --json --recursive` of every output).
 set -eu
-nix_script=$1
-source_script=$2
-hash=$3
-lease=$4
-seconds=$5
-keep=$6
-flake=$7
-nargs=$8
-shift 8
+mode=$1
+nix_script=$2
+source_script=$3
+hash=$4
+lease=$5
+seconds=$6
+keep=$7
+flake=$8
+nargs=$9
+shift 9
+case $mode in build | evaluate) ;; *)
+  echo "push_build.sh: unknown mode $mode" >&2
+  exit 2
+  ;;
+esac
 
 nix() {
   sh -c "$nix_script" nix.sh "$@"
@@ -60,6 +70,19 @@ while [ "$i" -lt "$count" ]; do
   set -- "$@" "$arg"
   i=$((i + 1))
 done
+
+if [ "$mode" = evaluate ]; then
+  status=0
+  evaluated=$(nix build --dry-run --json --no-link --option substitute false "$@") || status=$?
+  if [ -n "$hash" ]; then
+    # Prune nothing at plan time: only a push prunes.
+    source_sh release "$lease" 0 >/dev/null ||
+      echo "push_build.sh: cannot release the source lease" >&2
+  fi
+  [ "$status" = 0 ] || exit "$status"
+  printf 'evaluated\t%s\n' "$evaluated"
+  exit 0
+fi
 
 # one J ARGS...: `nix build --json` of the build arguments and installable J.
 one() {

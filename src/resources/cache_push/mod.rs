@@ -4,6 +4,9 @@
 //!
 //! - [`validate`]: plan-time checks of every argument;
 //! - [`source`]: the local `source` tree, its content hash and tar stream;
+//! - [`evaluate`]: what to build, and the remote step that builds it or
+//!   (at plan time, and for `nixbuild_flake_outputs`) only evaluates it;
+//! - [`plan_eval`]: the plan's evaluation, bounded and optional;
 //! - [`push`]: the remote steps of one push;
 //! - [`destinations`]: the `store` blocks and the `cachix` block, and asking
 //!   each over HTTP what it lacks;
@@ -20,6 +23,8 @@
 
 mod closure;
 mod destinations;
+pub mod evaluate;
+mod plan_eval;
 mod push;
 pub mod source;
 pub mod upgrade;
@@ -45,7 +50,7 @@ use crate::secrets::Secret;
 use crate::tfschema::{or_diag, schema_of, Block, BlockList, Computed, Optional, Required};
 
 pub use closure::compile_exclude;
-pub use validate::{check_flake_ref, check_installable};
+pub use validate::{check_flake_ref, check_installable, validate_job};
 
 /// Default `source_keep`: uploaded trees a builder keeps.
 pub const SOURCE_KEEP: i64 = 5;
@@ -145,6 +150,9 @@ pub struct CachePushState {
     #[serde(with = "crate::schema::optional_block")]
     #[schemars(with = "Block<Timeouts>")]
     pub timeouts: Value<Timeouts>,
+    /// Evaluate the installables on the builder at plan time (`nix build --dry-run`: nothing is built or fetched), so the plan shows `out_paths` and `out_paths_missing_by_destination`, and a change of `source`, `flake` or `installables` that leaves the out paths as they were pushes nothing (only `source_hash` changes in place). It runs when the plan would push, when those inputs changed, and on every plan when the reference is not locked (a `flake` without a revision or `narHash`, such as `github:owner/repo`), so a moved upstream shows as new out paths. It needs the builder's host key at plan time (the pin in the state, or `ssh.host_key`); a builder that does not answer within its share of the time (a tenth of `timeouts.update`, or `timeouts.create` for a new push; 6 minutes by default), or whose evaluation fails, gives a warning and leaves the values unknown, as without it. A `source` tree the builder lacks is uploaded at plan time (the same content-addressed copy the push uses). Default `true`; `false` plans as before: any change of those inputs pushes again, and out paths are known after apply.
+    #[schemars(with = "Optional<bool>")]
+    pub evaluate_at_plan: Value<bool>,
     // Computed.
     /// Identifier of this push (a hash of the destination and the out paths).
     #[schemars(with = "Computed<String>")]
@@ -179,6 +187,9 @@ pub struct CachePushState {
     /// `missing_paths` per destination at the last refresh, keyed like `pushed_paths_by_destination` (destinations that cannot be checked over HTTP keep their last value).
     #[schemars(with = "Computed<BTreeMap<String, i64>>")]
     pub missing_paths_by_destination: Counts,
+    /// How many of `out_paths` each destination lacked when the plan evaluated them (keyed like `pushed_paths_by_destination`; a destination that cannot be asked over HTTP is left out): known in the plan that pushes them, so a pipeline can read what a push would upload before the apply. It counts the out paths, not their dependencies, which only the build knows. Null when the push was planned without evaluation (`evaluate_at_plan = false`, or a builder that did not answer).
+    #[schemars(with = "Computed<BTreeMap<String, i64>>")]
+    pub out_paths_missing_by_destination: Counts,
     /// URL where the first destination serves narinfos: the HTTP(S) store URI, `store.public_url`, or the Cachix cache's URI. Null for a non-HTTP store without `public_url`.
     #[schemars(with = "Computed<String>")]
     pub cache_url: Value<String>,
@@ -195,6 +206,28 @@ pub struct PushPrivate {
     /// `skip_upstream` is set (the refresh needs them to apply the filters).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub graph: Option<closure::Graph>,
+}
+
+/// What `state` builds, and from where.
+fn job(state: &CachePushState) -> evaluate::Job {
+    let origin = match (&state.flake, &state.source) {
+        (Value::Value(f), _) => evaluate::Origin::Flake(f.clone()),
+        (_, Value::Value(s)) => evaluate::Origin::Source {
+            path: s.clone(),
+            planned_hash: state.source_hash.as_ref_option().cloned(),
+            keep: state
+                .source_keep
+                .as_ref_option()
+                .map_or(SOURCE_KEEP, |n| *n)
+                .max(0) as u64,
+        },
+        _ => evaluate::Origin::None,
+    };
+    evaluate::Job {
+        origin,
+        installables: strings(&state.installables),
+        build_args: strings(&state.build_args),
+    }
 }
 
 /// The resource's schema: [`CachePushState`] and its timeouts' notes and
@@ -321,6 +354,19 @@ fn planned_cache_url(state: &CachePushState) -> Value<String> {
     }
 }
 
+/// The computed attributes a push sets: unknown until it ran (the plan's
+/// evaluation may then know the out paths).
+fn plan_push(state: &mut CachePushState) {
+    state.out_paths = Value::Unknown;
+    state.closure_paths = Value::Unknown;
+    state.closure_nar_size = Value::Unknown;
+    state.pushed_paths = Value::Unknown;
+    state.missing_paths = Value::Value(0);
+    state.pushed_paths_by_destination = Value::Unknown;
+    state.missing_paths_by_destination = Value::Unknown;
+    state.out_paths_missing_by_destination = Value::Unknown;
+}
+
 fn fingerprint(salt: &str, secrets: &[(String, Option<String>)]) -> String {
     let named: Vec<(&str, Option<String>)> = secrets
         .iter()
@@ -364,19 +410,6 @@ impl CachePushResource {
         time_limit: Duration,
         diags: &mut Diagnostics,
     ) -> Option<push::Request> {
-        let origin = match (&state.flake, &state.source) {
-            (Value::Value(f), _) => push::Origin::Flake(f.clone()),
-            (_, Value::Value(s)) => push::Origin::Source {
-                path: s.clone(),
-                planned_hash: state.source_hash.as_ref_option().cloned(),
-                keep: state
-                    .source_keep
-                    .as_ref_option()
-                    .map_or(SOURCE_KEEP, |n| *n)
-                    .max(0) as u64,
-            },
-            _ => push::Origin::None,
-        };
         let destinations = destinations::resolve(state, configured, &http::client());
         if destinations.is_empty() {
             diags.error_short(
@@ -386,9 +419,11 @@ impl CachePushResource {
             return None;
         }
         Some(push::Request {
-            origin,
-            installables: strings(&state.installables),
-            build_args: strings(&state.build_args),
+            job: job(state),
+            planned_out_paths: state
+                .out_paths
+                .is_value()
+                .then(|| strings(&state.out_paths)),
             destinations,
             filters: self.filters(state),
             time_limit,
@@ -462,6 +497,7 @@ impl CachePushResource {
             for counts in [
                 &mut state.pushed_paths_by_destination,
                 &mut state.missing_paths_by_destination,
+                &mut state.out_paths_missing_by_destination,
             ] {
                 if !counts.is_value() {
                     *counts = Value::Null;
@@ -508,6 +544,10 @@ impl CachePushResource {
         state.missing_paths_by_destination =
             counts(&outcome.pushed.keys().map(|k| (k.clone(), 0)).collect());
         state.cache_url = outcome.cache_url.into();
+        // What the plan's evaluation saw, if it ran.
+        if !state.out_paths_missing_by_destination.is_value() {
+            state.out_paths_missing_by_destination = Value::Null;
+        }
         let salt = crate::secrets::random_salt();
         let private = effective_secrets(&state, &configured).map(|secrets| PushPrivate {
             secrets: fingerprint(&salt, &secrets),
@@ -592,13 +632,15 @@ impl Resource for CachePushResource {
         let pins = configured.plan_pins(&Route::new(&state.host, &state.ssh), None, diags)?;
         (state.host_key, state.bastion_host_key) = (pins.host_key, pins.bastion_host_key);
         state.id = Value::Unknown;
-        state.out_paths = Value::Unknown;
-        state.closure_paths = Value::Unknown;
-        state.closure_nar_size = Value::Unknown;
-        state.pushed_paths = Value::Unknown;
-        state.missing_paths = Value::Value(0);
-        state.pushed_paths_by_destination = Value::Unknown;
-        state.missing_paths_by_destination = Value::Unknown;
+        plan_push(&mut state);
+        let budget = plan_eval::budget(&state, Operation::Create);
+        let evaluated = plan_eval::run(&state, &configured, budget, diags)
+            .await
+            .ok()?;
+        if let Some(e) = evaluated {
+            state.out_paths = known_strings(e.out_paths);
+            state.out_paths_missing_by_destination = e.missing;
+        }
         state.cache_url = planned_cache_url(&state);
         Some((state, None))
     }
@@ -644,10 +686,13 @@ impl Resource for CachePushResource {
         // being trusted on first use by a replacement.
         let destination_changed =
             destination_identity(&state) != destination_identity(&prior_state);
-        let changed = state.source_hash != prior_state.source_hash
+        // What may or may not change the out paths (the plan's evaluation
+        // tells, where it runs) …
+        let inputs_changed = state.source_hash != prior_state.source_hash
             || state.flake != prior_state.flake
-            || state.installables != prior_state.installables
-            || state.build_args != prior_state.build_args
+            || state.installables != prior_state.installables;
+        // … and what pushes again whatever they are.
+        let forced = state.build_args != prior_state.build_args
             || state.triggers != prior_state.triggers
             || destination_changed;
         // Other filters change what the destinations must hold.
@@ -664,20 +709,6 @@ impl Resource for CachePushResource {
             (None, _) => false,
         };
         let lost = matches!(prior_state.missing_paths, Value::Value(n) if n > 0);
-        let again = changed || filters_changed || lost || rotated;
-        if again {
-            state.out_paths = Value::Unknown;
-            state.closure_paths = Value::Unknown;
-            state.closure_nar_size = Value::Unknown;
-            state.pushed_paths = Value::Unknown;
-            state.missing_paths = Value::Value(0);
-            state.pushed_paths_by_destination = Value::Unknown;
-            state.missing_paths_by_destination = Value::Unknown;
-        }
-        if changed {
-            // The id names the destination and the out paths.
-            state.id = Value::Unknown;
-        }
         let prior = Prior::new(
             &prior_state.host,
             &prior_state.ssh,
@@ -687,6 +718,35 @@ impl Resource for CachePushResource {
         let pins =
             configured.plan_pins(&Route::new(&state.host, &state.ssh), Some(&prior), diags)?;
         (state.host_key, state.bastion_host_key) = (pins.host_key, pins.bastion_host_key);
+
+        let pushes_anyway = forced || filters_changed || lost || rotated;
+        let evaluated = if pushes_anyway || inputs_changed || plan_eval::is_unlocked(&state) {
+            let budget = plan_eval::budget(&state, Operation::Update);
+            plan_eval::run(&state, &configured, budget, diags)
+                .await
+                .ok()?
+        } else {
+            None
+        };
+        // Changed inputs whose out paths stay as they were build nothing;
+        // unchanged (unlocked) inputs whose out paths moved push them.
+        let outputs_changed = match &evaluated {
+            Some(e) => e.out_paths != strings(&prior_state.out_paths),
+            None => inputs_changed,
+        };
+        let changed = forced || outputs_changed;
+        let again = changed || filters_changed || lost || rotated;
+        if again {
+            plan_push(&mut state);
+            if let Some(e) = evaluated {
+                state.out_paths = known_strings(e.out_paths);
+                state.out_paths_missing_by_destination = e.missing;
+            }
+        }
+        if changed {
+            // The id names the destination and the out paths.
+            state.id = Value::Unknown;
+        }
         // A changed public_url moves where presence is checked.
         let cache_url = planned_cache_url(&state);
         if !destinations::stores(&state).is_empty() {

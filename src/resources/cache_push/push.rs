@@ -16,26 +16,14 @@ use crate::ssh::{Remote, SshError};
 
 use super::closure::{Filters, Graph};
 use super::destinations::{Destination, Kind};
-use super::source;
-
-/// Where the installables come from.
-pub enum Origin {
-    /// Installables are complete as given.
-    None,
-    Flake(String),
-    /// A local directory and its content hash as planned (if known); `keep`:
-    /// how many uploaded trees the builder keeps (0: no pruning).
-    Source {
-        path: String,
-        planned_hash: Option<String>,
-        keep: u64,
-    },
-}
+pub use super::evaluate::Failure;
+use super::evaluate::{is_source_missing, run_with_source, Job, Mode};
 
 pub struct Request {
-    pub origin: Origin,
-    pub installables: Vec<String>,
-    pub build_args: Vec<String>,
+    pub job: Job,
+    /// The out paths the plan evaluated, if it did: the build must produce
+    /// exactly these.
+    pub planned_out_paths: Option<Vec<String>>,
     pub destinations: Vec<Destination>,
     pub filters: Filters,
     /// The push's time limit: how long an uploaded tree stays leased.
@@ -56,32 +44,6 @@ pub struct Outcome {
     pub upstream_error: Option<String>,
 }
 
-/// A failed push: what to tell the user, and which argument it concerns.
-pub struct Failure {
-    pub summary: String,
-    pub detail: String,
-    pub attribute: AttributePath,
-}
-
-impl Failure {
-    fn new(summary: &str, detail: impl ToString, attribute: AttributePath) -> Self {
-        Self {
-            summary: summary.to_string(),
-            detail: detail.to_string(),
-            attribute,
-        }
-    }
-
-    fn ssh(summary: &str, e: SshError, attribute: AttributePath) -> Self {
-        match e.step() {
-            Some(step) if e.is_interrupted() => {
-                Self::new(&format!("Interrupted during step `{step}`"), e, attribute)
-            }
-            _ => Self::new(summary, e, attribute),
-        }
-    }
-}
-
 /// Relative to the login directory, which is where SSH sessions start.
 fn secret_path(kind: &str) -> String {
     format!(
@@ -97,54 +59,6 @@ async fn nix(remote: &Remote, step: &str, args: &[&str]) -> Result<String, SshEr
         .map(|out| out.stdout_text())
 }
 
-/// The content hash of `source`, which must be what the plan saw.
-fn check_source(path: &str, planned_hash: Option<&str>) -> Result<String, Failure> {
-    let hash = source::content_hash(path)
-        .map_err(|e| Failure::new("Cannot read source", e, AttributePath::new("source")))?;
-    if planned_hash.is_some_and(|planned| planned != hash) {
-        return Err(source_changed(path, &hash, planned_hash));
-    }
-    Ok(hash)
-}
-
-fn source_changed(path: &str, hash: &str, planned_hash: Option<&str>) -> Failure {
-    Failure::new(
-        "Source changed after the plan",
-        format!("`{path}` hashes to {hash}, the plan had {}: run terraform apply again to push the current tree", planned_hash.unwrap_or_default()),
-        AttributePath::new("source"),
-    )
-}
-
-/// Upload `source` (hashed `hash`) to the builder's content-addressed copies.
-async fn upload_source(remote: &Remote, path: &str, hash: &str) -> Result<(), Failure> {
-    let at = || AttributePath::new("source");
-    let (archived_hash, tar) =
-        source::archive(path).map_err(|e| Failure::new("Cannot read source", e, at()))?;
-    if archived_hash != hash {
-        return Err(source_changed(path, &archived_hash, Some(hash)));
-    }
-    tracing::info!(host = %remote.endpoint(), bytes = tar.len(), "uploading source {hash}");
-    let dir = remote
-        .run_script(
-            "upload source",
-            crate::scripts::SOURCE,
-            &["unpack", hash],
-            Some(&tar),
-            false,
-        )
-        .await
-        .map_err(|e| Failure::ssh("Cannot upload the source to the builder", e, at()))?
-        .stdout_text();
-    if !dir.trim().starts_with('/') {
-        return Err(Failure::new(
-            "Cannot place the source on the builder",
-            format!("source.sh printed `{}`, not a directory", dir.trim()),
-            at(),
-        ));
-    }
-    Ok(())
-}
-
 /// What the build step printed: the out paths (in installable order; outputs
 /// of one installable in output-name order; duplicates once) and the
 /// closure's path infos, or that the `source` tree is not on the builder yet.
@@ -157,7 +71,7 @@ enum Built {
 }
 
 fn parse_built(text: &str) -> Result<Built, String> {
-    if text.trim() == "source-missing" {
+    if is_source_missing(text) {
         return Ok(Built::SourceMissing);
     }
     let mut built = Vec::new();
@@ -188,112 +102,48 @@ fn parse_built(text: &str) -> Result<Built, String> {
     Ok(Built::Done { out_paths, infos })
 }
 
-/// Run the build step (`push_build.sh`) once.
-async fn run_build_step(
-    remote: &Remote,
-    request: &Request,
-    source: Option<(&str, &str, &str)>,
-    flake: &str,
-) -> Result<Built, Failure> {
-    let at = || AttributePath::new("installables");
-    let (hash, lease, seconds) = source.unwrap_or_default();
-    let keep = match &request.origin {
-        Origin::Source { keep, .. } => keep.to_string(),
-        _ => String::new(),
-    };
-    let nargs = request.build_args.len().to_string();
-    let mut args: Vec<&str> = vec![
-        crate::scripts::NIX,
-        crate::scripts::SOURCE,
-        hash,
-        lease,
-        seconds,
-        &keep,
-        flake,
-        &nargs,
-    ];
-    args.extend(request.build_args.iter().map(String::as_str));
-    // As Nix's command line reads them (quoted names percent-encoded); the
-    // plan validated them, so a failure here is the same refusal.
-    let in_flake = !matches!(request.origin, Origin::None);
-    let installables = request
-        .installables
-        .iter()
-        .map(|i| crate::nix::attr_path::cli_installable(i, in_flake))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Failure::new("Invalid installable", e, at()))?;
-    args.extend(installables.iter().map(String::as_str));
-    tracing::info!(host = %remote.endpoint(), "building {}", request.installables.join(" "));
-    let text = remote
-        .run_script("nix build", crate::scripts::PUSH_BUILD, &args, None, false)
-        .await
-        .map_err(|e| match e {
-            SshError::CommandFailed { host, exit, tail, .. } => Failure::new(
-                "Build failed",
-                format!(
-                    "`nix build` on {host} failed (exit status {}); last lines of the build log:\n{tail}{}",
-                    exit.map_or("none".to_string(), |c| c.to_string()),
-                    credentials_hint(&tail).unwrap_or_default()
-                ),
-                at(),
-            ),
-            other => Failure::ssh("Build failed", other, at()),
-        })?
-        .stdout_text();
-    parse_built(&text).map_err(|e| Failure::new("Unexpected build output", e, at()))
-}
-
-/// A refused download in a failed build's log: say where the builder's
-/// credentials go. GitHub and GitLab answer 404 for a private repository.
-fn credentials_hint(tail: &str) -> Option<&'static str> {
-    let refused = tail.contains("HTTP error 401") || tail.contains("HTTP error 403");
-    let private_repo = tail.contains("HTTP error 404")
-        && (tail.contains("/tarball/") || tail.contains("/repository/archive"));
-    (refused || private_repo).then_some(
-        "\n\nThe builder was refused a download. Give it credentials on its nixbuild_builder: `nix.netrc` (HTTP basic auth: tarballs, binary caches) or `nix.access_tokens` (github:, gitlab:, sourcehut:). Only root's Nix reads them: this push must log in as root.",
-    )
-}
-
-/// The `source` arguments of the build step.
-fn source_step<'a>(
-    source: &'a Option<(&str, String, String, String)>,
-) -> Option<(&'a str, &'a str, &'a str)> {
-    source
-        .as_ref()
-        .map(|(_, h, l, s)| (h.as_str(), l.as_str(), s.as_str()))
-}
-
 /// Take the source (uploading it if the builder lacks it), build, describe
 /// the closure: one remote command when the builder has the tree.
 async fn build(
     remote: &Remote,
     request: &Request,
 ) -> Result<(Option<String>, Vec<String>, Vec<PathInfo>), Failure> {
-    let (flake, source) = match &request.origin {
-        Origin::None => (String::new(), None),
-        Origin::Flake(f) => (f.clone(), None),
-        Origin::Source {
-            path, planned_hash, ..
-        } => {
-            let hash = check_source(path, planned_hash.as_deref())?;
-            let lease = crate::secrets::random_hex();
-            // The lease outlives the push's own time limit by a margin.
-            let seconds = (request.time_limit.as_secs() + 600).to_string();
-            (String::new(), Some((path.as_str(), hash, lease, seconds)))
+    // The lease outlives the push's own time limit by a margin.
+    let seconds = request.time_limit.as_secs() + 600;
+    let (text, source_hash) = run_with_source(remote, Mode::Build, &request.job, seconds).await?;
+    match parse_built(&text) {
+        Ok(Built::Done { out_paths, infos }) => {
+            check_planned(request.planned_out_paths.as_deref(), &out_paths)?;
+            Ok((source_hash, out_paths, infos))
         }
-    };
-    let mut built = run_build_step(remote, request, source_step(&source), &flake).await?;
-    if let (Built::SourceMissing, Some((path, hash, _, _))) = (&built, &source) {
-        upload_source(remote, path, hash).await?;
-        built = run_build_step(remote, request, source_step(&source), &flake).await?;
-    }
-    match built {
-        Built::Done { out_paths, infos } => Ok((source.map(|s| s.1), out_paths, infos)),
-        Built::SourceMissing => Err(Failure::new(
+        Ok(Built::SourceMissing) => Err(Failure::new(
             "Cannot place the source on the builder",
             "the builder still lacks the uploaded tree",
             AttributePath::new("source"),
         )),
+        Err(e) => Err(Failure::new(
+            "Unexpected build output",
+            e,
+            AttributePath::new("installables"),
+        )),
+    }
+}
+
+/// A build whose outputs are not those the plan evaluated (an impure
+/// derivation, or an input that moved between plan and apply) is an error:
+/// the plan promised those paths.
+fn check_planned(planned: Option<&[String]>, built: &[String]) -> Result<(), Failure> {
+    match planned {
+        Some(planned) if planned != built => Err(Failure::new(
+            "The build's outputs differ from the plan's",
+            format!(
+                "the plan evaluated the installables to\n  {}\nbut the build produced\n  {}\nAn input changed between plan and apply (an unlocked flake input, a moved branch), or the build is impure. Run `terraform plan` again; nothing was uploaded.",
+                planned.join("\n  "),
+                built.join("\n  ")
+            ),
+            AttributePath::new("installables"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -546,23 +396,6 @@ pub async fn run(remote: &Remote, request: &Request) -> Result<Outcome, Failure>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn refused_downloads_point_at_the_builder_credentials() {
-        for refused in [
-            "error: unable to download 'http://h/f.tar.gz': HTTP error 401 ('Unauthorized')",
-            "error: unable to download 'https://h/f.tar.gz': HTTP error 403 ('Forbidden')",
-            "error: unable to download 'https://api.github.com/repos/o/r/tarball/abc': HTTP error 404 ('')",
-        ] {
-            assert!(credentials_hint(refused).unwrap().contains("nix.netrc"), "{refused}");
-        }
-        for other in [
-            "error: unable to download 'https://h/f.tar.gz': HTTP error 404 ('')",
-            "nbt: deliberate failure for the test",
-        ] {
-            assert_eq!(credentials_hint(other), None, "{other}");
-        }
-    }
 
     #[test]
     fn parses_the_build_step() {

@@ -68,7 +68,10 @@ pub fn check_flake_ref(value: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub fn validate(config: &CachePushState, diags: &mut Diagnostics) {
+/// The checks of what to build and where: `host`, `ssh`, `flake` or
+/// `source`, `installables`, `build_args` (shared with
+/// `nixbuild_flake_outputs`, which reads these fields only).
+pub fn validate_job(config: &CachePushState, diags: &mut Diagnostics) {
     validate_host_and_ssh(&config.host, &config.ssh, diags);
 
     // Source: at most one of flake and source.
@@ -89,14 +92,6 @@ pub fn validate(config: &CachePushState, diags: &mut Diagnostics) {
             diags.error("Invalid source directory", e, AttributePath::new("source"));
         }
     }
-    if matches!(config.source_keep, Value::Value(n) if n < 0) {
-        diags.error(
-            "Invalid source_keep",
-            "`source_keep` is how many uploaded trees to keep: 0 (never prune) or more",
-            AttributePath::new("source_keep"),
-        );
-    }
-
     // Installables.
     let in_flake = match (&config.flake, &config.source) {
         (Value::Null, Value::Null) => Some(false),
@@ -161,8 +156,19 @@ pub fn validate(config: &CachePushState, diags: &mut Diagnostics) {
             }
         }
     }
+}
 
+pub fn validate(config: &CachePushState, diags: &mut Diagnostics) {
+    validate_job(config, diags);
+    if matches!(config.source_keep, Value::Value(n) if n < 0) {
+        diags.error(
+            "Invalid source_keep",
+            "`source_keep` is how many uploaded trees to keep: 0 (never prune) or more",
+            AttributePath::new("source_keep"),
+        );
+    }
     validate_destinations(config, diags);
+
     if let Value::Value(dest) = &config.cachix {
         let at = |name: &'static str| AttributePath::new("cachix").index(0).attribute(name);
         match &dest.cache {
