@@ -1427,3 +1427,372 @@ fn exclude_leaves_out_only_what_no_kept_path_needs() {
         tf.destroy();
     }
 }
+
+// ---------------------------------------------------------------------------
+// Evaluation at plan time (issue 27).
+
+/// `terraform plan -out` and the saved plan as `show -json`.
+fn saved_plan(tf: &Tf) -> Value {
+    tf.ok(&["plan", "-out=tfplan", "-no-color"]);
+    serde_json::from_str(&tf.ok(&["show", "-json", "tfplan"])).unwrap()
+}
+
+/// The planned change of the only resource in a saved plan.
+fn planned_change(plan: &Value) -> &Value {
+    let changes = plan["resource_changes"].as_array().unwrap();
+    let change = changes
+        .iter()
+        .find(|c| c["mode"] == "managed")
+        .unwrap_or_else(|| panic!("no managed change in {plan}"));
+    &change["change"]
+}
+
+/// Remote commands of this test on the builder since `before`: those that
+/// name `needle` (the test's source hash or repository).
+fn commands_naming(before: usize, needle: &str) -> Vec<String> {
+    let log = world().host(BUILDER).commands_log();
+    log[before.min(log.len())..]
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Requests that uploaded (PUT) any of `paths` to the world's cache.
+fn uploads_of(access_before: usize, paths: &[String]) -> Vec<String> {
+    let log = access_log();
+    log[access_before.min(log.len())..]
+        .lines()
+        .filter(|l| l.contains("PUT"))
+        .filter(|l| paths.iter().any(|p| l.contains(&hash_of(p))))
+        .map(str::to_string)
+        .collect()
+}
+
+fn pinned_source_push(tf: &Tf, flake: &Path, sk: &str, extra: &str) {
+    // `ssh.host_key`: the plan of the first push can evaluate too.
+    tf.write(&format!(
+        "{}{}",
+        provider_config(""),
+        push_resource(
+            "e",
+            &format!(
+                "  source       = {}\n  installables = [\"app\"]\n  ssh {{\n    host_key = {}\n  }}\n{extra}{}",
+                hcl(flake.to_str().unwrap()),
+                hcl(&world().host(BUILDER).host_key()),
+                store_block(sk)
+            )
+        )
+    ));
+}
+
+/// A comment-only change of the pushed flake: the plan evaluates it on the
+/// builder, finds the out paths unchanged and plans only the new
+/// `source_hash`; the apply runs nothing on the builder and uploads nothing;
+/// the plan after it is empty. A change of one derivation: the plan shows
+/// the new out path (known in the saved plan, with how many paths the cache
+/// lacks), and the apply pushes exactly it. The first plan of a push whose
+/// host key is configured knows its out paths too.
+#[test]
+fn plan_time_evaluation_builds_only_what_changed() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("plan-eval", &version));
+        let (sk, _) = signing_key("nbt-plan-eval-1");
+        pinned_source_push(&tf, &flake, &sk, "");
+        let first = saved_plan(&tf);
+        let change = planned_change(&first);
+        let planned_paths = strings(&change["after"]["out_paths"]);
+        assert_eq!(
+            planned_paths.len(),
+            1,
+            "out paths known in the first plan: {change}"
+        );
+        assert_eq!(
+            change["after"]["out_paths_missing_by_destination"][cache_url()],
+            1,
+            "{change}"
+        );
+        tf.ok(&["apply", "-no-color", "tfplan"]);
+        let before = tf.output("e");
+        assert_eq!(strings(&before["out_paths"]), planned_paths);
+        tf.assert_no_changes();
+
+        // A comment in flake.nix: another source_hash, the same derivations.
+        let text = std::fs::read_to_string(flake.join("flake.nix")).unwrap();
+        std::fs::write(flake.join("flake.nix"), format!("# a comment only\n{text}")).unwrap();
+        let plan = saved_plan(&tf);
+        let change = planned_change(&plan);
+        assert_eq!(change["actions"], serde_json::json!(["update"]), "{change}");
+        assert_eq!(
+            change["after"]["out_paths"], before["out_paths"],
+            "{change}"
+        );
+        assert_ne!(change["after"]["source_hash"], before["source_hash"]);
+        assert_eq!(
+            change["after"]["pushed_paths"], before["pushed_paths"],
+            "{change}"
+        );
+        assert_ne!(change["after_unknown"]["out_paths"], true, "{change}");
+        let new_hash = change["after"]["source_hash"].as_str().unwrap().to_string();
+        let commands_before = world().host(BUILDER).commands_log().len();
+        let access_before = access_log().len();
+        tf.ok(&["apply", "-no-color", "tfplan"]);
+        // Terraform plans the change again at apply: that plan reads the
+        // first one's record (no Nix); nothing builds.
+        let during_apply = commands_naming(commands_before, &new_hash);
+        assert!(during_apply.len() <= 1, "{during_apply:#?}");
+        assert!(
+            during_apply.iter().all(|c| !c.contains(" nixbuild build ")),
+            "the apply of an unchanged build started a build: {during_apply:#?}"
+        );
+        let closure = strings(&before["closure_paths"]);
+        assert_eq!(uploads_of(access_before, &closure), Vec::<String>::new());
+        let after = tf.output("e");
+        assert_eq!(after["source_hash"].as_str(), Some(new_hash.as_str()));
+        assert_eq!(after["out_paths"], before["out_paths"]);
+        assert_eq!(after["id"], before["id"]);
+        tf.assert_no_changes();
+
+        // One derivation changes: the plan knows its new out path.
+        std::fs::write(flake.join("message.txt"), "a changed message\n").unwrap();
+        let plan = saved_plan(&tf);
+        let change = planned_change(&plan);
+        let planned = strings(&change["after"]["out_paths"]);
+        assert_eq!(planned.len(), 1, "{change}");
+        assert_ne!(planned, strings(&before["out_paths"]));
+        assert!(planned[0].ends_with("-nbt-app"), "{planned:?}");
+        assert_eq!(
+            change["after"]["out_paths_missing_by_destination"][cache_url()],
+            1,
+            "{change}"
+        );
+        assert_eq!(change["after_unknown"]["pushed_paths"], true, "{change}");
+        assert!(narinfo(&planned[0]).is_none());
+        tf.ok(&["apply", "-no-color", "tfplan"]);
+        let pushed = tf.output("e");
+        assert_eq!(strings(&pushed["out_paths"]), planned);
+        assert_eq!(pushed["pushed_paths"], 1, "only the app was new: {pushed}");
+        assert!(narinfo(&planned[0]).is_some());
+        tf.assert_no_changes();
+        tf.destroy();
+    }
+}
+
+/// `evaluate_at_plan = false` plans as before: a comment-only change pushes
+/// again, out paths known after apply, and the plan connects to nothing.
+#[test]
+fn plan_time_evaluation_can_be_turned_off() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("plan-eval-off", &version));
+        let (sk, _) = signing_key("nbt-plan-eval-off-1");
+        pinned_source_push(&tf, &flake, &sk, "  evaluate_at_plan = false\n");
+        let change_of_first = saved_plan(&tf);
+        assert_eq!(
+            planned_change(&change_of_first)["after_unknown"]["out_paths"],
+            true,
+            "not evaluated"
+        );
+        tf.ok(&["apply", "-no-color", "tfplan"]);
+        tf.assert_no_changes();
+        let text = std::fs::read_to_string(flake.join("flake.nix")).unwrap();
+        std::fs::write(flake.join("flake.nix"), format!("# a comment only\n{text}")).unwrap();
+        let commands_before = world().host(BUILDER).commands_log().len();
+        let plan = saved_plan(&tf);
+        let change = planned_change(&plan);
+        let new_hash = change["after"]["source_hash"].as_str().unwrap().to_string();
+        assert_eq!(
+            commands_naming(commands_before, &new_hash),
+            Vec::<String>::new(),
+            "the plan evaluated"
+        );
+        assert_eq!(change["after_unknown"]["out_paths"], true, "{change}");
+        assert_eq!(change["after_unknown"]["pushed_paths"], true, "{change}");
+        tf.ok(&["apply", "-no-color", "tfplan"]);
+        assert!(tf.output("e")["out_paths_missing_by_destination"].is_null());
+        tf.assert_no_changes();
+        tf.destroy();
+    }
+}
+
+/// A builder that does not answer at plan time: a warning, the out paths
+/// unknown, the plan succeeds (exit 2: there is a change).
+#[test]
+fn unreachable_builder_at_plan_time_is_a_warning() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("plan-eval-dead", &version));
+        let (sk, _) = signing_key("nbt-plan-eval-dead-1");
+        pinned_source_push(&tf, &flake, &sk, "");
+        tf.apply();
+        std::fs::write(
+            flake.join("message.txt"),
+            "changed while the builder is away\n",
+        )
+        .unwrap();
+        // The same builder on a port nobody listens on.
+        let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let main_tf = std::fs::read_to_string(tf.dir.path().join("main.tf")).unwrap();
+        tf.write(&main_tf.replace(
+            "  ssh {\n    host_key",
+            &format!("  ssh {{\n    port = {dead_port}\n    host_key"),
+        ));
+        let (code, text) = tf.plan_exit_code();
+        assert_eq!(code, 2, "{text}");
+        assert!(text.contains("Warning:"), "{text}");
+        assert!(text.contains("did not answer"), "{text}");
+        assert!(
+            text.contains("out_paths") && text.contains("(known after apply)"),
+            "{text}"
+        );
+        tf.write(&main_tf);
+        tf.destroy();
+    }
+}
+
+/// `flake` without a revision: the plan evaluates it every time, so a new
+/// commit upstream shows as new out paths with no argument changed. A commit
+/// between plan and apply makes the build differ from the plan: the apply
+/// fails clearly and uploads nothing.
+#[test]
+fn unlocked_flake_moves_show_in_the_plan_and_a_move_after_it_fails_the_apply() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("plan-eval-unlocked", &version));
+        let repo = format!("nbt-{}", hash_of_text(&flake));
+        let locked = publish_git(&flake, &repo);
+        let unlocked = locked.split("&rev=").next().unwrap().to_string();
+        let www = world().json["cache"]["www_dir"].as_str().unwrap();
+        let bare = Path::new(www).join(format!("{repo}.git"));
+        let commit = |message: &str| {
+            std::fs::write(flake.join("message.txt"), message).unwrap();
+            sh(
+                &flake,
+                &format!(
+                    "git add -A && git -c user.name=t -c user.email=t@example.com commit -qm m && git push -q {0} main && git -C {0} update-server-info",
+                    bare.display()
+                ),
+            );
+        };
+        let (sk, _) = signing_key("nbt-plan-eval-unlocked-1");
+        tf.write(&format!(
+            "{}{}",
+            provider_config(""),
+            push_resource(
+                "u",
+                &format!(
+                    // Nix caches where a branch points for `tarball-ttl`.
+                    "  flake        = {}\n  installables = [\"app\"]\n  build_args   = [\"--option\", \"tarball-ttl\", \"0\"]\n{}",
+                    hcl(&unlocked),
+                    store_block(&sk)
+                )
+            )
+        ));
+        tf.apply();
+        let before = tf.output("u");
+        tf.assert_no_changes();
+        commit("upstream moved\n");
+        let plan = saved_plan(&tf);
+        let change = planned_change(&plan);
+        let planned = strings(&change["after"]["out_paths"]);
+        assert_eq!(planned.len(), 1, "{change}");
+        assert_ne!(planned, strings(&before["out_paths"]), "{change}");
+        // Upstream moves again before the apply: not what the plan showed.
+        commit("upstream moved again\n");
+        let access_before = access_log().len();
+        let out = tf.fails(&["apply", "-no-color", "tfplan"]);
+        assert!(
+            out.contains("The build's outputs differ from the plan's"),
+            "{out}"
+        );
+        assert!(out.contains(&planned[0]), "{out}");
+        assert!(
+            !access_log()[access_before.min(access_log().len())..].contains("PUT"),
+            "uploaded after the mismatch"
+        );
+        // The next plan shows the current upstream and applies.
+        tf.apply();
+        assert_ne!(strings(&tf.output("u")["out_paths"]), planned);
+        tf.assert_no_changes();
+        tf.destroy();
+        let _ = std::fs::remove_dir_all(&bare);
+    }
+}
+
+/// `nixbuild_flake_outputs`: the out paths a push records for the same
+/// installables, per installable with its derivation; which of them the
+/// cache holds follows the cache when a narinfo is deleted.
+#[test]
+fn flake_outputs_data_source_matches_the_push_and_follows_the_cache() {
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let flake = fixture(tf.dir.path(), &salt("flake-outputs", &version));
+        let (sk, _) = signing_key("nbt-flake-outputs-1");
+        let installables = r#"["tool", "packages.x86_64-linux.app"]"#;
+        tf.write(&format!(
+            "{}{}",
+            provider_config(""),
+            push_resource(
+                "p",
+                &format!(
+                    "  source       = {}\n  installables = {installables}\n{}",
+                    hcl(flake.to_str().unwrap()),
+                    store_block(&sk)
+                )
+            )
+        ));
+        tf.apply();
+        let pushed = strings(&tf.output("p")["out_paths"]);
+        tf.destroy();
+
+        let reader = Tf::new(&version);
+        reader.write(&format!(
+            r#"{}
+data "nixbuild_flake_outputs" "f" {{
+  host         = {host}
+  source       = {source}
+  installables = {installables}
+  caches       = [{cache}]
+}}
+
+output "f" {{
+  value = data.nixbuild_flake_outputs.f
+}}
+"#,
+            provider_config(""),
+            host = hcl(&world().host(BUILDER).address()),
+            source = hcl(flake.to_str().unwrap()),
+            cache = hcl(&cache_url()),
+        ));
+        reader.apply();
+        let f = reader.output("f");
+        assert_eq!(strings(&f["out_paths"]), pushed, "{f}");
+        assert_eq!(f["all_cached"], true, "{f}");
+        assert_eq!(
+            f["missing_paths_by_cache"][cache_url()],
+            serde_json::json!([])
+        );
+        assert_eq!(
+            strings(&f["out_paths_by_installable"]["tool"]),
+            [pushed[0].clone()]
+        );
+        let drvs = strings(&f["drv_paths"]);
+        assert_eq!(drvs.len(), 2);
+        assert!(drvs.iter().all(|d| d.ends_with(".drv")), "{drvs:?}");
+        assert_eq!(f["source_hash"].as_str().unwrap().len(), 64);
+        remove_narinfo_at(&cache_dir(), &pushed[1]);
+        reader.apply();
+        let f = reader.output("f");
+        assert_eq!(f["all_cached"], false, "{f}");
+        assert_eq!(
+            strings(&f["missing_paths_by_cache"][cache_url()]),
+            [pushed[1].clone()]
+        );
+        reader.destroy();
+    }
+}

@@ -206,7 +206,10 @@ output "out_paths" {{
         );
         tf.assert_no_changes();
 
-        std::fs::write(flake.join("message.txt"), "changed\n").unwrap();
+        // A new salt changes every `par` derivation (a new message would
+        // not: the plan's evaluation would find their out paths unchanged,
+        // and nothing would be pushed, nor pruned).
+        std::fs::write(flake.join("salt.txt"), salt("upload-changed", &version)).unwrap();
         let (code, plan) = tf.plan_exit_code();
         assert_eq!(code, 2, "a changed tracked file plans a push: {plan}");
         tf.ok(&["apply", "-auto-approve", "-no-color", "-parallelism=10"]);

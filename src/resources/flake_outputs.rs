@@ -212,7 +212,7 @@ impl DataSource for FlakeOutputsDataSource {
             .await?;
         let budget = crate::context::policy::READ_COMMAND_BUDGET;
         let evaluation: Evaluation =
-            match tokio::time::timeout(budget, evaluate::evaluate(&remote, &job)).await {
+            match tokio::time::timeout(budget, evaluate::evaluate(&remote, &job, None)).await {
                 Ok(Ok(e)) => e,
                 Ok(Err(f)) => {
                     diags.error(f.summary, f.detail, f.attribute);

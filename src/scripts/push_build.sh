@@ -10,7 +10,12 @@
 #   MODE     `build`, or `evaluate`: the plan's evaluation, which builds and
 #            fetches nothing (`nix build --dry-run`, substituters not asked)
 #            and prints one `evaluated<TAB>JSON` line: the derivation and out
-#            paths of every installable, in installable order
+#            paths of every installable, in installable order. In this mode
+#            KEEP is RECORD: a key (hex) under which the answer is kept in
+#            ~/.cache/nixbuild/evaluations; when a record with that key
+#            exists, it is printed as `recorded<TAB>JSON` and nothing else
+#            runs (Terraform plans each change again at apply: that plan must
+#            see what the first one saw). Records older than a week go.
 #   NIX_SCRIPT, SOURCE_SCRIPT  the texts of nix.sh and source.sh (run with sh -c)
 #   HASH     an uploaded `source` tree to build from (empty: none); without a
 #            verified copy on this builder it prints `source-missing` and ends
@@ -46,6 +51,19 @@ source_sh() {
   sh -c "$source_script" source.sh "$@"
 }
 
+records=${HOME:-/root}/.cache/nixbuild/evaluations
+if [ "$mode" = evaluate ] && [ -n "$keep" ]; then
+  case $keep in *[!0-9a-f]*)
+    echo "push_build.sh: bad record key $keep" >&2
+    exit 2
+    ;;
+  esac
+  if [ -f "$records/$keep" ]; then
+    printf 'recorded\t%s\n' "$(cat -- "$records/$keep")"
+    exit 0
+  fi
+fi
+
 if [ -n "$hash" ]; then
   dir=$(source_sh use "$hash" "$lease" "$seconds")
   if [ -z "$dir" ]; then
@@ -80,6 +98,15 @@ if [ "$mode" = evaluate ]; then
       echo "push_build.sh: cannot release the source lease" >&2
   fi
   [ "$status" = 0 ] || exit "$status"
+  if [ -n "$keep" ]; then
+    # Best effort: without the record, the apply's plan evaluates again.
+    {
+      mkdir -p -- "$records" &&
+        find "$records" -type f -mtime +7 -exec rm -f -- {} + &&
+        printf '%s' "$evaluated" >"$records/.$keep.$$" &&
+        mv -f -- "$records/.$keep.$$" "$records/$keep"
+    } 2>/dev/null || echo "push_build.sh: cannot record the evaluation" >&2
+  fi
   printf 'evaluated\t%s\n' "$evaluated"
   exit 0
 fi

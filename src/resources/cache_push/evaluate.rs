@@ -107,6 +107,8 @@ pub struct Evaluated {
 pub struct Evaluation {
     pub source_hash: Option<String>,
     pub installables: Vec<Evaluated>,
+    /// The answer was the record of an earlier evaluation (Nix did not run).
+    pub recorded: bool,
 }
 
 impl Evaluation {
@@ -190,12 +192,14 @@ struct SourceLease {
     seconds: String,
 }
 
-/// Run `push_build.sh` once in `mode`; its standard output.
+/// Run `push_build.sh` once in `mode`; its standard output. `record`: the
+/// key an evaluation is kept under (see [`evaluate`]).
 async fn run_step(
     remote: &Remote,
     mode: Mode,
     job: &Job,
     source: Option<&SourceLease>,
+    record: Option<&str>,
 ) -> Result<String, Failure> {
     let at = || AttributePath::new("installables");
     let (hash, lease, seconds) = source
@@ -205,6 +209,11 @@ async fn run_step(
         Origin::Flake(f) => (f.as_str(), String::new()),
         Origin::Source { keep, .. } => ("", keep.to_string()),
         Origin::None => ("", String::new()),
+    };
+    // In evaluate mode the KEEP argument is the record key.
+    let keep = match mode {
+        Mode::Build => keep,
+        Mode::Evaluate => record.unwrap_or_default().to_string(),
     };
     let nargs = job.build_args.len().to_string();
     let mut args: Vec<&str> = vec![
@@ -262,6 +271,7 @@ pub async fn run_with_source(
     mode: Mode,
     job: &Job,
     lease_seconds: u64,
+    record: Option<&str>,
 ) -> Result<(String, Option<String>), Failure> {
     let source = match &job.origin {
         Origin::Source {
@@ -274,10 +284,10 @@ pub async fn run_with_source(
         }),
         _ => None,
     };
-    let mut text = run_step(remote, mode, job, source.as_ref()).await?;
+    let mut text = run_step(remote, mode, job, source.as_ref(), record).await?;
     if let Some(s) = source.as_ref().filter(|_| is_source_missing(&text)) {
         upload_source(remote, &s.path, &s.hash).await?;
-        text = run_step(remote, mode, job, source.as_ref()).await?;
+        text = run_step(remote, mode, job, source.as_ref(), record).await?;
         if is_source_missing(&text) {
             return Err(Failure::new(
                 "Cannot place the source on the builder",
@@ -294,10 +304,23 @@ pub fn is_source_missing(text: &str) -> bool {
 }
 
 /// Evaluate the job's installables on `remote`: one remote command (two
-/// when a `source` tree must be uploaded first). Builds nothing.
-pub async fn evaluate(remote: &Remote, job: &Job) -> Result<Evaluation, Failure> {
+/// when a `source` tree must be uploaded first). Builds nothing. With
+/// `record`, the answer is kept on the builder under that key, and an
+/// answer already kept under it is returned without running Nix
+/// ([`Evaluation::recorded`]).
+pub async fn evaluate(
+    remote: &Remote,
+    job: &Job,
+    record: Option<&str>,
+) -> Result<Evaluation, Failure> {
     // A plan's lease only needs to outlive the evaluation.
-    let (text, source_hash) = run_with_source(remote, Mode::Evaluate, job, 600).await?;
+    let (text, source_hash) = run_with_source(remote, Mode::Evaluate, job, 600, record).await?;
+    let recorded = text.lines().any(|l| l.starts_with("recorded\t"));
+    // A recorded answer did not look at the source: its hash is the job's.
+    let source_hash = source_hash.or_else(|| match &job.origin {
+        Origin::Source { planned_hash, .. } => planned_hash.clone(),
+        _ => None,
+    });
     let installables = parse_evaluated(&text, &job.installables).map_err(|e| {
         Failure::new(
             "Unexpected evaluation output",
@@ -308,6 +331,7 @@ pub async fn evaluate(remote: &Remote, job: &Job) -> Result<Evaluation, Failure>
     Ok(Evaluation {
         source_hash,
         installables,
+        recorded,
     })
 }
 
@@ -315,7 +339,11 @@ pub async fn evaluate(remote: &Remote, job: &Job) -> Result<Evaluation, Failure>
 fn parse_evaluated(text: &str, installables: &[String]) -> Result<Vec<Evaluated>, String> {
     let json = text
         .lines()
-        .find_map(|l| l.trim_start_matches('\r').strip_prefix("evaluated\t"))
+        .map(|l| l.trim_start_matches('\r'))
+        .find_map(|l| {
+            l.strip_prefix("evaluated\t")
+                .or_else(|| l.strip_prefix("recorded\t"))
+        })
         .ok_or("no evaluation in the output")?;
     let built = parse_build_json(json)?;
     if built.len() != installables.len() {
@@ -370,7 +398,14 @@ mod tests {
         let e = Evaluation {
             source_hash: None,
             installables: parse_evaluated(text, &names).unwrap(),
+            recorded: false,
         };
+        let recorded = text.replace("evaluated\t", "recorded\t");
+        assert_eq!(
+            parse_evaluated(&recorded, &names).unwrap(),
+            e.installables,
+            "a recorded answer reads the same"
+        );
         assert_eq!(
             e.installables[0].drv_path.as_deref(),
             Some("/nix/store/1ivsab92yindjavx1qjqfjg18ydq2ci9-a.drv")

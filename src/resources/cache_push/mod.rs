@@ -206,6 +206,10 @@ pub struct PushPrivate {
     /// `skip_upstream` is set (the refresh needs them to apply the filters).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub graph: Option<closure::Graph>,
+    /// A random word each refresh writes: it keys the record of the plan's
+    /// evaluation that the apply's own plan reuses (see `plan_eval`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refreshed: Option<String>,
 }
 
 /// What `state` builds, and from where.
@@ -553,6 +557,7 @@ impl CachePushResource {
             secrets: fingerprint(&salt, &secrets),
             salt,
             graph: outcome.graph,
+            refreshed: Some(crate::secrets::random_hex()),
         });
         Some((state, private))
     }
@@ -586,6 +591,9 @@ impl Resource for CachePushResource {
         private_state: Self::PrivateState<'a>,
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let mut private = private_state.unwrap_or_default();
+        private.refreshed = Some(crate::secrets::random_hex());
+        let private_state = Some(private);
         let mut closure = strings(&state.closure_paths);
         if closure.is_empty() {
             closure = strings(&state.out_paths);
@@ -634,7 +642,7 @@ impl Resource for CachePushResource {
         state.id = Value::Unknown;
         plan_push(&mut state);
         let budget = plan_eval::budget(&state, Operation::Create);
-        let evaluated = plan_eval::run(&state, &configured, budget, diags)
+        let evaluated = plan_eval::run(&state, None, &configured, budget, diags)
             .await
             .ok()?;
         if let Some(e) = evaluated {
@@ -702,6 +710,8 @@ impl Resource for CachePushResource {
         // Push again when the inputs changed, the cache lost a path or a secret rotated.
         let configured = self.shared.get(diags)?;
         let rotated = match (&prior_private_state, effective_secrets(&state, &configured)) {
+            // Only a refresh's mark: no secrets were recorded.
+            (Some(private), _) if private.salt.is_empty() => false,
             (Some(private), Some(secrets)) => {
                 fingerprint(&private.salt, &secrets) != private.secrets
             }
@@ -722,7 +732,10 @@ impl Resource for CachePushResource {
         let pushes_anyway = forced || filters_changed || lost || rotated;
         let evaluated = if pushes_anyway || inputs_changed || plan_eval::is_unlocked(&state) {
             let budget = plan_eval::budget(&state, Operation::Update);
-            plan_eval::run(&state, &configured, budget, diags)
+            let refreshed = prior_private_state
+                .as_ref()
+                .and_then(|p| p.refreshed.as_deref());
+            plan_eval::run(&state, refreshed, &configured, budget, diags)
                 .await
                 .ok()?
         } else {

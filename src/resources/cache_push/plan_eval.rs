@@ -99,10 +99,50 @@ fn evaluable(state: &CachePushState) -> bool {
         && !state.bastion_host_key.is_unknown()
 }
 
+/// The key the plan's answer is kept under on the builder: the inputs, and
+/// the mark of the refresh this plan follows (`refreshed`: a random word
+/// each Read puts in the private state, `None` for a new push). Terraform
+/// plans every change again at apply, from the state the plan refreshed
+/// (the same mark): that plan finds the record and promises exactly what
+/// the first one did, with no evaluation and whether upstream moved or not.
+/// The next refresh makes a new mark, so the next plan evaluates afresh.
+pub fn record_key(state: &CachePushState, refreshed: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut part = |label: &str, value: &str| {
+        h.update(label.as_bytes());
+        h.update(b"=");
+        h.update(value.as_bytes());
+        h.update(b"\0");
+    };
+    part("v", "1");
+    part("refreshed", refreshed.unwrap_or("-"));
+    part(
+        "host",
+        state.host.as_ref_option().map_or("", String::as_str),
+    );
+    part(
+        "flake",
+        state.flake.as_ref_option().map_or("", String::as_str),
+    );
+    part(
+        "source_hash",
+        state.source_hash.as_ref_option().map_or("", String::as_str),
+    );
+    for i in strings(&state.installables) {
+        part("installable", &i);
+    }
+    for a in strings(&state.build_args) {
+        part("build_arg", &a);
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
 /// Evaluate `state` (planned, with its pins) at plan time, within `budget`.
 /// `Ok(None)`: not evaluated (not possible, or a warning was added).
 pub async fn run(
     state: &CachePushState,
+    refreshed: Option<&str>,
     configured: &Context,
     budget: Duration,
     diags: &mut Diagnostics,
@@ -115,7 +155,8 @@ pub async fn run(
     let target = Target::new(&host, &state.ssh)
         .pinned(state.host_key.as_ref_option().map(String::as_str))
         .pinned_bastion(state.bastion_host_key.as_ref_option().map(String::as_str));
-    let work = evaluate_on(&target, state, configured, diags);
+    let record = record_key(state, refreshed);
+    let work = evaluate_on(&target, state, &record, configured, diags);
     match tokio::time::timeout(budget, work).await {
         Ok(result) => result,
         Err(_) => {
@@ -136,6 +177,7 @@ pub async fn run(
 async fn evaluate_on(
     target: &Target<'_>,
     state: &CachePushState,
+    record: &str,
     configured: &Context,
     diags: &mut Diagnostics,
 ) -> Result<Option<PlanEvaluation>, PlanFails> {
@@ -144,8 +186,13 @@ async fn evaluate_on(
         Outcome::KeepState => return Ok(None),
         Outcome::Failed | Outcome::Interrupted => return Err(PlanFails),
     };
-    let evaluation = match evaluate::evaluate(&remote, &job(state)).await {
-        Ok(e) => e,
+    let evaluation = match evaluate::evaluate(&remote, &job(state), Some(record)).await {
+        Ok(e) => {
+            if e.recorded {
+                tracing::info!(host = %remote.endpoint(), "plan: reused the evaluation recorded by the plan this apply follows ({record})");
+            }
+            e
+        }
         Err(f) if f.is_interrupted() => {
             diags.error(f.summary, f.detail, f.attribute);
             return Err(PlanFails);
@@ -221,6 +268,26 @@ mod tests {
         ] {
             assert!(!is_locked(unlocked), "{unlocked}");
         }
+    }
+
+    #[test]
+    fn a_record_belongs_to_one_refresh_and_one_set_of_inputs() {
+        let state = CachePushState {
+            host: Value::Value("h".into()),
+            flake: Value::Value("github:o/r".into()),
+            installables: Value::Value(vec![Value::Value("a".into())]),
+            ..Default::default()
+        };
+        let key = record_key(&state, Some("n1"));
+        assert_eq!(key, record_key(&state, Some("n1")));
+        assert_eq!(key.len(), 32);
+        assert_ne!(key, record_key(&state, Some("n2")), "a new refresh");
+        assert_ne!(key, record_key(&state, None));
+        let other = CachePushState {
+            installables: Value::Value(vec![Value::Value("b".into())]),
+            ..state.clone()
+        };
+        assert_ne!(key, record_key(&other, Some("n1")), "other inputs");
     }
 
     #[test]

@@ -110,7 +110,8 @@ async fn build(
 ) -> Result<(Option<String>, Vec<String>, Vec<PathInfo>), Failure> {
     // The lease outlives the push's own time limit by a margin.
     let seconds = request.time_limit.as_secs() + 600;
-    let (text, source_hash) = run_with_source(remote, Mode::Build, &request.job, seconds).await?;
+    let (text, source_hash) =
+        run_with_source(remote, Mode::Build, &request.job, seconds, None).await?;
     match parse_built(&text) {
         Ok(Built::Done { out_paths, infos }) => {
             check_planned(request.planned_out_paths.as_deref(), &out_paths)?;
