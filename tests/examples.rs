@@ -25,6 +25,7 @@ const OFFLINE: &[&str] = &[
     "data-sources/nixbuild_host",
     "data-sources/nixbuild_builder_status",
     "data-sources/nixbuild_cachix_cache",
+    "data-sources/nixbuild_flake_outputs",
     "modules/builder",
     "modules/fleet",
     "environments/local",
