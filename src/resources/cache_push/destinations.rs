@@ -175,30 +175,56 @@ impl Destination {
 /// it must hold (`filters`, with the reference `graph` of the last push).
 /// Returns the total and the per-destination counts; a destination that
 /// cannot be asked (unreachable, or a non-HTTP store) keeps its `prior`
-/// count, with a warning when it was unreachable.
+/// count, with a warning when it was unreachable. All of it within `budget`
+/// (the read policy's): a cache that answers, but slowly, is a warning once
+/// the budget is spent, and the destinations not asked by then keep their
+/// prior counts.
 pub async fn refresh(
     destinations: &[Destination],
     filters: &Filters,
     closure: &[String],
     graph: Option<&Graph>,
     prior: &Value<BTreeMap<String, Value<i64>>>,
+    budget: std::time::Duration,
     diags: &mut Diagnostics,
 ) -> (i64, Value<BTreeMap<String, Value<i64>>>) {
     let started = std::time::Instant::now();
     let prior = prior.as_ref_option();
     let mut per = BTreeMap::new();
     let mut upstream = None;
+    let mut out_of_time = false;
     // One destination after the other; each asks its paths in parallel.
     for d in destinations {
-        let result = match d.lacking(closure).await {
-            Some(Ok(lacking)) => Some(
-                filters
-                    .to_get(closure, graph, lacking, &mut upstream)
-                    .await
-                    .map_err(|e| (e, AttributePath::new("skip_upstream"))),
-            ),
-            Some(Err(e)) => Some(Err((e, d.at.clone()))),
-            None => None,
+        let left = budget.saturating_sub(started.elapsed());
+        let ask = async {
+            match d.lacking(closure).await {
+                Some(Ok(lacking)) => Some(
+                    filters
+                        .to_get(closure, graph, lacking, &mut upstream)
+                        .await
+                        .map_err(|e| (e, AttributePath::new("skip_upstream"))),
+                ),
+                Some(Err(e)) => Some(Err((e, d.at.clone()))),
+                None => None,
+            }
+        };
+        let result = match tokio::time::timeout(left, ask).await {
+            Ok(result) => result,
+            Err(_) if out_of_time => None,
+            Err(_) => {
+                out_of_time = true;
+                diags.warning(
+                    "The binary cache answers too slowly",
+                    format!(
+                        "checking {} closure paths at {} took longer than {}. The push is kept as it was; the next refresh checks again.",
+                        closure.len(),
+                        d.name,
+                        humantime::format_duration(budget)
+                    ),
+                    d.at.clone(),
+                );
+                None
+            }
         };
         let count = match result {
             Some(Ok(missing)) => {
@@ -277,6 +303,73 @@ pub mod repeated_block {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cache that answers every request, but only after `delay`.
+    async fn slow_cache(delay: std::time::Duration) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while conn.read(&mut buf).await.is_ok_and(|n| n > 0) {
+                        tokio::time::sleep(delay).await;
+                        let answer = "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
+                        if conn.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    /// Issue 28, hole 8: a cache that answers each narinfo request within
+    /// the HTTP client's own timeout, but slowly, held the refresh (and so
+    /// `terraform plan`) for as long as its answers took, unbounded. Now the
+    /// refresh ends at its budget with a warning and the prior counts.
+    #[tokio::test]
+    async fn a_slow_cache_ends_the_refresh_at_its_budget() {
+        let url = slow_cache(std::time::Duration::from_secs(30)).await;
+        let client = http::client();
+        let destination = Destination {
+            name: url.clone(),
+            at: AttributePath::new("store").index(0),
+            kind: Kind::Store {
+                uri: url.clone(),
+                secret_key: None,
+                presence: Some(HttpCache::new(client.clone(), &url, HttpAuth::None)),
+            },
+        };
+        let closure = vec!["/nix/store/3z85mp8hy1d9h3xhrpw7nmfj9q4va65n-nbt-app".to_string()];
+        let prior = Value::Value(BTreeMap::from([(url.clone(), Value::Value(7))]));
+        let mut diags = Diagnostics::default();
+        let started = std::time::Instant::now();
+        let (total, per) = refresh(
+            &[destination],
+            &Filters::new(&client, &[], &[]),
+            &closure,
+            None,
+            &prior,
+            std::time::Duration::from_millis(300),
+            &mut diags,
+        )
+        .await;
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the refresh waited for the slow cache"
+        );
+        assert_eq!(total, 7, "the prior count is kept");
+        assert_eq!(per.as_ref_option().unwrap()[&url], Value::Value(7));
+        let text = format!("{:?}", diags.warnings);
+        assert!(text.contains("answers too slowly"), "{text}");
+        assert!(diags.errors.is_empty(), "a warning, not an error");
+    }
 
     /// A state written by 0.1.0 (one `store` block, none of the newer
     /// attributes) decodes, keeps its destination, and writes back as a list.

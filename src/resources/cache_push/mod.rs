@@ -609,6 +609,7 @@ impl Resource for CachePushResource {
             &closure,
             private_state.as_ref().and_then(|p| p.graph.as_ref()),
             &state.missing_paths_by_destination,
+            crate::context::policy::READ_COMMAND_BUDGET,
             diags,
         )
         .await;
