@@ -553,3 +553,79 @@ fn bad_input_fails_at_plan_time() {
         .collect();
     assert_bad_inputs_fail_at_plan(&cases, &|| proxy.connection_count());
 }
+
+/// Issue 28, hole 6: a create that fails after connecting (another process
+/// holds the port, so nginx cannot start) stays in the state, tainted, with
+/// the pinned host key; `destroy` then connects with that key and removes
+/// what the create installed (the unit, the TLS key). Before, the resource
+/// was forgotten: the enabled, restarting unit and the 0600 key stayed, and
+/// the next create trusted the host on first use again.
+#[test]
+fn a_failed_create_stays_tainted_with_its_pin_and_destroy_cleans_up() {
+    let _sd = exclusive("sd");
+    let w = world();
+    let sd = w.host("sd");
+    for version in terraform_versions() {
+        sd.reset();
+        let work = tempfile::tempdir().unwrap();
+        let addr = sd.address();
+        // Something else listens there, inside the host (a transient
+        // unit, so it outlives this exec): nginx cannot bind it.
+        let port = free_port(&addr);
+        sd.exec(&format!(
+            "systemd-run --quiet --unit nbt-occupant perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalAddr => \"{addr}:{port}\", Listen => 1, ReuseAddr => 1) or die $!; sleep 900'"
+        ));
+        sd.exec(&format!(
+            "i=0; until ss -ltn | grep -q ':{port} '; do i=$((i+1)); [ $i -lt 50 ] || exit 1; sleep 0.1; done"
+        ));
+        let (cert, key, _) = certificate(work.path(), &addr);
+        let tf = Tf::new(&version);
+        tf.write(&format!(
+            r#"{provider}
+resource "nixbuild_cache_proxy" "p" {{
+  host       = {host}
+  listen     = "{addr}:{port}"
+  on_destroy = "clean"
+  upstream {{
+    url = {cache}
+  }}
+  tls {{
+    certificate = {cert}
+    private_key = {key}
+  }}
+}}
+"#,
+            provider = provider_config(""),
+            host = hcl(&addr),
+            cache = hcl(w.json["cache"]["url"].as_str().unwrap()),
+            cert = hcl(&cert),
+            key = hcl(&key),
+        ));
+        let failed = tf.fails(&["apply", "-auto-approve", "-no-color"]);
+        assert!(failed.contains("cache proxy"), "{failed}");
+        assert!(
+            sd.try_exec("test -e /etc/nixbuild/cache-proxy/tls.key").0,
+            "the failed create left no key: the test does not reproduce the hole"
+        );
+        let shown: serde_json::Value = serde_json::from_str(&tf.ok(&["show", "-json"])).unwrap();
+        let resource = &shown["values"]["root_module"]["resources"][0];
+        assert_eq!(resource["address"], "nixbuild_cache_proxy.p", "{shown}");
+        assert_eq!(resource["tainted"], true, "{resource}");
+        assert_eq!(
+            resource["values"]["host_key"],
+            sd.host_key().as_str(),
+            "{resource}"
+        );
+        sd.exec("systemctl stop nbt-occupant");
+        tf.destroy();
+        assert!(
+            !sd.try_exec("test -e /etc/nixbuild/cache-proxy/tls.key").0,
+            "destroy left the TLS key"
+        );
+        assert!(
+            !sd.try_exec("systemctl is-enabled nixbuild-cache-proxy.service")
+                .0,
+            "destroy left the unit enabled"
+        );
+    }
+}

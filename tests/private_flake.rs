@@ -197,6 +197,9 @@ resource "nixbuild_cache_push" "p" {{
   host         = nixbuild_builder.b.host
   flake        = each.value
   installables = ["app"]
+  # The plan's evaluation would fetch the flake with the credentials the
+  # builder has at plan time: this test checks those of the apply's build.
+  evaluate_at_plan = false
   ssh {{
     host_key = nixbuild_builder.b.host_key
   }}

@@ -202,6 +202,32 @@ impl SeenKeys {
     }
 }
 
+/// The keys one operation's connection verified, noted as soon as it
+/// connects. The policy for an operation that fails after connecting,
+/// written once: a create stays in the state (Terraform taints it) holding
+/// these pins, so the re-apply replaces it against the same keys and
+/// `destroy` can clean up what it left, never trusting another key on first
+/// use; an update keeps its prior state (and pins).
+#[derive(Default)]
+pub struct KeysSeen(std::sync::Mutex<Option<SeenKeys>>);
+
+impl KeysSeen {
+    pub fn note(&self, remote: &Remote) {
+        *self.0.lock().expect("keys seen") = Some(SeenKeys::of(remote));
+    }
+
+    /// The keys of a connection that was made, if any.
+    pub fn take(&self) -> Option<SeenKeys> {
+        self.0.lock().expect("keys seen").take()
+    }
+
+    /// The pins a failed `purpose` keeps in the state: a create's, once it
+    /// connected; `None` otherwise (nothing to keep, or the prior state).
+    pub fn kept_by_failed(&self, purpose: Purpose) -> Option<SeenKeys> {
+        self.take().filter(|_| purpose == Purpose::Create)
+    }
+}
+
 /// A pin from state: none, or a key that must parse (else the state is corrupt).
 fn parse_pin(
     pinned: Option<&str>,

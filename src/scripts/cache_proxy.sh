@@ -153,4 +153,29 @@ while [ "$(systemctl is-active "$unit" 2>/dev/null)" != active ]; do
   fi
   sleep 0.2
 done
+# Active is not listening: nginx retries a port another process holds for
+# 2.5 s, then exits (and systemd restarts it). Wait until nginx holds every
+# TCP address it listens on (with ss), or the retries are over (without).
+addresses=$(sed -n 's/^[[:space:]]*listen[[:space:]][[:space:]]*\([^u;[:space:]][^;[:space:]]*\).*/\1/p' "$conf")
+restarts=$(systemctl show -p NRestarts --value "$unit" 2>/dev/null || echo 0)
+listening() {
+  command -v ss >/dev/null 2>&1 || return 1
+  held=$(ss -ltnpH 2>/dev/null)
+  for address in $addresses; do
+    printf '%s\n' "$held" | grep -F " $address " | grep -q nginx || return 1
+  done
+}
+i=0
+until listening; do
+  i=$((i + 1))
+  [ "$i" -le 25 ] || break
+  sleep 0.2
+done
+if ! listening && { [ "$(systemctl is-active "$unit" 2>/dev/null)" != active ] ||
+  [ "$(systemctl show -p NRestarts --value "$unit" 2>/dev/null || echo 0)" != "$restarts" ] ||
+  command -v ss >/dev/null 2>&1; }; then
+  echo "$unit does not listen on $(echo "$addresses" | tr '\n' ' '):" >&2
+  journalctl -u "$unit" -n 5 --no-pager >&2 2>/dev/null || true
+  exit 7
+fi
 echo "changed=$changed"

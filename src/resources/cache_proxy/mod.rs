@@ -19,7 +19,7 @@ use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
-use crate::context::{Context, Outcome, Prior, Purpose, Route, Shared, Target};
+use crate::context::{Context, KeysSeen, Outcome, Prior, Purpose, Route, Shared, Target};
 use crate::nix::conf::sha256_hex;
 use crate::resources::timeouts::Operation;
 use crate::ssh::{Remote, SshError};
@@ -325,6 +325,7 @@ impl CacheProxyResource {
             &private.salt,
             desired.private_key.as_ref().map(|k| k.expose()),
         );
+        let seen = KeysSeen::default();
         let work = async {
             let remote = configured
                 .connect_or_fail(
@@ -333,6 +334,7 @@ impl CacheProxyResource {
                     diags,
                 )
                 .await?;
+            seen.note(&remote);
             let applied = Self::script(
                 &remote,
                 "set up cache proxy",
@@ -360,8 +362,8 @@ impl CacheProxyResource {
                 }
             }
         };
-        let (remote, found) = match tokio::time::timeout(timeout, work).await {
-            Ok(result) => result?,
+        let worked = match tokio::time::timeout(timeout, work).await {
+            Ok(result) => result,
             Err(_) => {
                 diags.error(
                     format!("Setting up the cache proxy on {host} timed out"),
@@ -371,8 +373,18 @@ impl CacheProxyResource {
                     ),
                     AttributePath::new("timeouts"),
                 );
-                return None;
+                None
             }
+        };
+        let Some((remote, found)) = worked else {
+            // What the failed create installed (unit, TLS key) stays known:
+            // tainted, with its pins, so destroy or the re-apply cleans up
+            // against the same key.
+            let keys = seen.kept_by_failed(purpose)?;
+            state.host_key = Value::Value(keys.host_key);
+            state.bastion_host_key = keys.bastion_host_key.into();
+            settle_unknowns(&mut state);
+            return Some((state, Value::Value(private)));
         };
         Self::observe(&mut state, &remote, &found, &private);
         let drift = config_drift(&state);
@@ -385,7 +397,9 @@ impl CacheProxyResource {
                 ),
                 AttributePath::new("host"),
             );
-            return None;
+            // A create keeps what it found (tainted), an update its prior.
+            settle_unknowns(&mut state);
+            return (purpose == Purpose::Create).then_some((state, Value::Value(private)));
         }
         Some((state, Value::Value(private)))
     }
@@ -739,5 +753,23 @@ mod tests {
             e.iter().any(|e| e.contains("private_key_wo_version")),
             "{e:?}"
         );
+    }
+}
+
+/// Terraform refuses unknown values after an apply, a failed one too.
+fn settle_unknowns(state: &mut CacheProxyState) {
+    for value in [
+        &mut state.id,
+        &mut state.substituter_url,
+        &mut state.config_hash,
+    ] {
+        if !value.is_value() {
+            *value = Value::Null;
+        }
+    }
+    for list in [&mut state.trusted_public_keys, &mut state.drift] {
+        if !list.is_value() {
+            *list = Value::Null;
+        }
     }
 }

@@ -44,7 +44,9 @@ use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use crate::cache::http;
 use crate::cache::store;
-use crate::context::{Context, Prior, Purpose, Route, SeenKeys, Shared, SshBlock, Target};
+use crate::context::{
+    Context, KeysSeen, Prior, Purpose, Route, SeenKeys, Shared, SshBlock, Target,
+};
 use crate::resources::timeouts::{self, Defaults, Operation, Timeouts};
 use crate::secrets::Secret;
 use crate::tfschema::{or_diag, schema_of, Block, BlockList, Computed, Optional, Required};
@@ -447,13 +449,13 @@ impl CachePushResource {
         let request = self.request(&state, &configured, timeout, diags)?;
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         // The keys this push connected with, kept if the push then fails.
-        let seen: std::sync::Mutex<Option<SeenKeys>> = Default::default();
+        let seen = KeysSeen::default();
         let work = async {
             let target = Target::new(&host, &state.ssh)
                 .pinned(pinned_host_key.as_deref())
                 .pinned_bastion(state.bastion_host_key.as_ref_option().map(String::as_str));
             let remote = configured.connect_or_fail(&target, purpose, diags).await?;
-            *seen.lock().expect("seen keys") = Some(SeenKeys::of(&remote));
+            seen.note(&remote);
             match push::run(&remote, &request).await {
                 Ok(outcome) => Some(outcome),
                 Err(f) => {
@@ -476,12 +478,8 @@ impl CachePushResource {
                 None
             }
         };
-        let pins = seen.lock().expect("seen keys").take();
         let Some(outcome) = outcome else {
-            // A create that got as far as a connection stays in the state
-            // (Terraform taints it) with the keys it pinned: the re-apply
-            // replaces it against those keys, never trusting others.
-            let pins = pins.filter(|_| purpose == Purpose::Create)?;
+            let pins = seen.kept_by_failed(purpose)?;
             record_keys(&mut state, pins);
             state.id = Value::Value(format!("failed-{}", crate::secrets::random_salt()));
             for list in [&mut state.out_paths, &mut state.closure_paths] {
@@ -509,7 +507,7 @@ impl CachePushResource {
             }
             return Some((state, None));
         };
-        let pins = pins.expect("a push that ran was connected");
+        let pins = seen.take().expect("a push that ran was connected");
         if let Some(e) = &outcome.upstream_error {
             diags.warning(
                 "Cannot ask the skip_upstream caches",
