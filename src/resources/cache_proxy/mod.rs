@@ -631,6 +631,24 @@ impl Resource for CacheProxyResource {
     }
 }
 
+/// Terraform refuses unknown values after an apply, a failed one too.
+fn settle_unknowns(state: &mut CacheProxyState) {
+    for value in [
+        &mut state.id,
+        &mut state.substituter_url,
+        &mut state.config_hash,
+    ] {
+        if !value.is_value() {
+            *value = Value::Null;
+        }
+    }
+    for list in [&mut state.trusted_public_keys, &mut state.drift] {
+        if !list.is_value() {
+            *list = Value::Null;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -753,23 +771,5 @@ mod tests {
             e.iter().any(|e| e.contains("private_key_wo_version")),
             "{e:?}"
         );
-    }
-}
-
-/// Terraform refuses unknown values after an apply, a failed one too.
-fn settle_unknowns(state: &mut CacheProxyState) {
-    for value in [
-        &mut state.id,
-        &mut state.substituter_url,
-        &mut state.config_hash,
-    ] {
-        if !value.is_value() {
-            *value = Value::Null;
-        }
-    }
-    for list in [&mut state.trusted_public_keys, &mut state.drift] {
-        if !list.is_value() {
-            *list = Value::Null;
-        }
     }
 }
