@@ -1101,3 +1101,60 @@ resource "nixbuild_machines_file" "m" {{
     }
     bare.exec("rmdir /etc/nix 2>/dev/null || true");
 }
+
+/// Issue 28, hole 6: a remote machines file whose companion file cannot be
+/// written (here a directory stands where `.ssh_config` goes) after the
+/// machines file itself was: the create fails, but stays in the state
+/// (tainted, with the target's pinned key), so `destroy` removes the file it
+/// wrote. Before, the resource was forgotten and the file stayed.
+#[test]
+fn a_failed_companion_keeps_the_written_file_in_the_state() {
+    let w = world();
+    let _bare = exclusive("bare");
+    let bare = w.host("bare");
+    let remote_file = "/tmp/nbt-companion-machines";
+    for version in terraform_versions() {
+        bare.exec(&format!(
+            "rm -rf {remote_file} {remote_file}.ssh_config {remote_file}.known_hosts && mkdir {remote_file}.ssh_config"
+        ));
+        let tf = Tf::new(&version);
+        tf.write(&format!(
+            r#"{provider}
+resource "nixbuild_machines_file" "remote" {{
+  target {{
+    host = {host}
+    path = "{remote_file}"
+  }}
+  machine {{
+    uri        = "ssh-ng://nixbuild@builder-alias"
+    systems    = ["x86_64-linux"]
+    ssh_config = "Host builder-alias\n  HostName {h1}\n  Port 22\n"
+  }}
+}}
+"#,
+            provider = provider_config(""),
+            host = hcl(&bare.address()),
+            h1 = w.host("h1").address(),
+        ));
+        let failed = tf.fails(&["apply", "-auto-approve", "-no-color"]);
+        assert!(failed.contains(".ssh_config"), "{failed}");
+        assert!(
+            bare.try_exec(&format!("test -f {remote_file}")).0,
+            "the machines file was not written: the test does not reproduce the hole"
+        );
+        let shown: serde_json::Value = serde_json::from_str(&tf.ok(&["show", "-json"])).unwrap();
+        let resource = &shown["values"]["root_module"]["resources"][0];
+        assert_eq!(resource["tainted"], true, "{resource}");
+        assert_eq!(
+            resource["values"]["target_host_key"],
+            bare.host_key().as_str(),
+            "{resource}"
+        );
+        tf.destroy();
+        assert!(
+            !bare.try_exec(&format!("test -e {remote_file}")).0,
+            "destroy left the machines file"
+        );
+        bare.exec(&format!("rm -rf {remote_file}.ssh_config"));
+    }
+}

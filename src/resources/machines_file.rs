@@ -1010,10 +1010,17 @@ impl MachinesFileResource {
                     Some(k) => (Some(k.host_key.as_str()), k.bastion_host_key.as_deref()),
                     None => pins,
                 };
-                keys = self
+                match self
                     .write_file(diags, &location, content.as_bytes(), &mode, guarded, pins)
-                    .await?
-                    .or(seen);
+                    .await
+                {
+                    Some(written) => keys = written.or(seen),
+                    // The machines file is written (and maybe a companion):
+                    // the error is in `diags`, and the caller keeps the state
+                    // with the keys seen, so that what was written is this
+                    // resource's to remove (a create: tainted).
+                    None => return Some(seen),
+                }
             }
         }
         Some(keys)
@@ -1503,6 +1510,11 @@ impl Resource for MachinesFileResource {
         // configured, or unknown for a new bastion).
         let pins = (pins_of(&prior_state).0, pins_of(&state).1);
         let keys = self.write(diags, &state, false, pins).await?;
+        if !diags.errors.is_empty() {
+            // A companion failed after the file was written: keep what is true.
+            record_keys(&mut state, keys);
+            return Some((state, planned_private_state));
+        }
         // ssh files no machine needs any more go (if unchanged).
         if let Some(location) = Location::of(&state) {
             let now = ssh_files(&state, &location);

@@ -15,8 +15,9 @@ trap 'exit 143' TERM
 cat > "$tmp"
 chmod "$mode" "$tmp"
 # ln without -f refuses an existing target in one step, so a file that appears
-# between a check and the write is never clobbered.
-if ln -- "$tmp" "$path" 2>/dev/null; then
+# between a check and the write is never clobbered. But ln puts the link
+# inside a directory (or a symlink to one) at PATH: those are refused first.
+if [ ! -d "$path" ] && [ ! -L "$path" ] && ln -- "$tmp" "$path" 2>/dev/null; then
   exit 0
 fi
 if [ -e "$path" ] || [ -L "$path" ]; then

@@ -2,12 +2,14 @@
 # Remove a file only if it still holds what was written.
 # Usage: file_remove.sh PATH SHA256
 # Prints `removed`, `missing` (nothing to do) or `changed` (the file's SHA-256
-# differs from SHA256, or PATH is a symbolic link, so it was kept).
+# differs from SHA256, or PATH is a symbolic link or not a regular file, so
+# it was kept).
 set -eu
 path=$1
 expected=$2
-# A symbolic link is not what was written: never followed, kept.
-if [ -L "$path" ]; then
+# A symbolic link, a directory or anything but a regular file is not what
+# was written: never followed, kept.
+if [ -L "$path" ] || { [ -e "$path" ] && [ ! -f "$path" ]; }; then
   echo changed
   exit 0
 fi

@@ -20,5 +20,10 @@ chmod "$mode" "$tmp"
 if [ -L "$path" ]; then
   rm -f -- "$path"
 fi
+# A directory at PATH is someone's: mv would move the file into it.
+if [ -d "$path" ]; then
+  echo "$path is a directory; it was left untouched" >&2
+  exit 3
+fi
 mv -f -- "$tmp" "$path"
 trap - EXIT
