@@ -820,6 +820,13 @@ fn cachix_push_keeps_the_token_out_of_argv_logs_and_commands() {
         let commands = host.commands_log()[commands_before..].to_string();
         assert!(commands.contains("cachix"), "the push ran on {BUILDER}");
         assert!(!commands.contains(&token), "token in a remote command line");
+        // Issue 28: the credentials came on the push's stdin. Before, they
+        // were uploaded to a file by one command and removed by the next,
+        // so an interruption in between left them on the builder.
+        assert!(
+            !commands.contains("secrets/cachix-"),
+            "a Cachix credentials file was written on the builder"
+        );
         let trace_text = std::fs::read_to_string(&trace).unwrap();
         assert!(trace_text.len() > 1000, "TF_LOG=trace produced no log");
         assert!(

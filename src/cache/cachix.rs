@@ -1,9 +1,9 @@
 //! The Cachix destination: the Cachix API (`GET /cache/{name}` for the cache's
 //! URI, `POST /cache/{name}/narinfo` for the hashes it lacks) and the push
 //! itself, which runs the `cachix` CLI on the builder with the paths on stdin
-//! and the credentials in that one process's environment, read from a 0600
-//! file (see `scripts/cachix_push.sh`). Tokens never reach a command line, a
-//! log line or the Terraform state.
+//! and the credentials in that one process's environment, read from the same
+//! stdin before the paths (see `scripts/cachix_push.sh`): never a file on the
+//! builder, a command line, a log line or the Terraform state.
 
 use serde::Deserialize;
 
@@ -119,9 +119,9 @@ impl CachixApi {
     }
 }
 
-/// The content of the 0600 credentials file `cachix_push.sh` reads: one
-/// `NAME=value` line per credential that is set. Values hold no newline
-/// (checked at plan time).
+/// The credentials `cachix_push.sh` reads from its stdin (before an empty
+/// line and the paths): one `NAME=value` line per credential that is set.
+/// Values hold no newline (checked at plan time).
 pub fn credentials_file(auth_token: Option<&str>, signing_key: Option<&str>) -> String {
     let mut text = String::new();
     if let Some(token) = auth_token {
@@ -158,33 +158,50 @@ mod tests {
         assert_eq!(info.public_signing_keys, ["public-cache-1:abc="]);
     }
 
-    /// The credentials file, read back by the real script's parser under
-    /// /bin/sh, yields exactly the values (a token with shell syntax stays
-    /// inert).
+    /// The credentials, read back by the real script's parser under
+    /// /bin/sh from stdin, yield exactly the values (a token with shell
+    /// syntax stays inert), and the paths after the empty line stay on stdin
+    /// for cachix.
     #[test]
-    fn credentials_file_round_trips_through_the_script_parser() {
+    fn credentials_round_trip_through_the_script_parser() {
+        use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("creds");
         let token = "tok'$(touch pwned)\"`x` ;&";
-        std::fs::write(&file, credentials_file(Some(token), Some("key:abc="))).unwrap();
         let script = format!(
-            "{}\nread_credentials \"$1\"\nprintf '%s|%s' \"$auth_token\" \"$signing_key\"",
+            "{}\nread_credentials\nprintf '%s|%s|' \"$auth_token\" \"$signing_key\"\ncat",
             crate::scripts::CACHIX_PUSH
                 .split("# --- main ---")
                 .next()
                 .unwrap()
         );
-        let out = std::process::Command::new("/bin/sh")
+        let mut child = std::process::Command::new("/bin/sh")
             .current_dir(dir.path())
-            .args(["-c", &script, "sh", file.to_str().unwrap()])
-            .output()
+            .args(["-c", &script, "sh"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
+        let stdin = format!(
+            "{}\n/nix/store/a\n/nix/store/b\n",
+            credentials_file(Some(token), Some("key:abc="))
+        );
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{out:?}");
         assert_eq!(
             String::from_utf8(out.stdout).unwrap(),
-            format!("{token}|key:abc=")
+            format!("{token}|key:abc=|/nix/store/a\n/nix/store/b\n")
         );
         assert!(!dir.path().join("pwned").exists());
-        assert!(!file.exists(), "the credentials file must be removed");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing was written"
+        );
     }
 }

@@ -1,41 +1,35 @@
 #!/bin/sh
-# Push store paths to a Cachix cache with the cachix CLI. The paths come on
-# stdin (one per line) and go to `cachix push NAME` on its stdin. The auth
-# token and signing key come from a 0600 file the provider uploaded
-# (`CACHIX_AUTH_TOKEN=…` / `CACHIX_SIGNING_KEY=…` lines, read as data, never
-# evaluated); the file is removed before cachix starts, and the values are
+# Push store paths to a Cachix cache with the cachix CLI. Stdin holds the
+# credentials first (`CACHIX_AUTH_TOKEN=…` / `CACHIX_SIGNING_KEY=…` lines,
+# read as data, never evaluated), then one empty line, then the paths (one
+# per line), which go on to `cachix push NAME` on its stdin. The credentials
+# never touch the disk (an interrupted push leaves none behind) and are
 # placed in the environment of the cachix process only.
-# Usage: cachix_push.sh CREDENTIALS_FILE CACHE_NAME   (paths on stdin)
+# Usage: cachix_push.sh CACHE_NAME   (credentials, an empty line, paths on stdin)
 set -eu
 
-# read_credentials FILE: sets auth_token and signing_key, removes FILE.
+# read_credentials: sets auth_token and signing_key from stdin, up to the
+# first empty line. `read` takes one byte at a time from a pipe, so the
+# paths after it stay on stdin for cachix.
 read_credentials() {
   auth_token=
   signing_key=
-  if [ -n "$1" ]; then
-    while IFS= read -r line || [ -n "$line" ]; do
-      case $line in
-        CACHIX_AUTH_TOKEN=*) auth_token=${line#CACHIX_AUTH_TOKEN=} ;;
-        CACHIX_SIGNING_KEY=*) signing_key=${line#CACHIX_SIGNING_KEY=} ;;
-      esac
-    done <"$1"
-    rm -f -- "$1"
-  fi
+  while IFS= read -r line; do
+    case $line in
+      '') break ;;
+      CACHIX_AUTH_TOKEN=*) auth_token=${line#CACHIX_AUTH_TOKEN=} ;;
+      CACHIX_SIGNING_KEY=*) signing_key=${line#CACHIX_SIGNING_KEY=} ;;
+    esac
+  done
 }
 
 # --- main ---
-creds=$1
-cache=$2
-case $creds in
-  '' | /*) ;;
-  *) creds=$PWD/$creds ;;
-esac
-trap 'if [ -n "$creds" ]; then rm -f -- "$creds"; fi' EXIT
+cache=$1
 trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 141' PIPE
 trap 'exit 143' TERM
-read_credentials "$creds"
+read_credentials
 
 if command -v cachix >/dev/null 2>&1; then
   cachix=$(command -v cachix)

@@ -185,29 +185,20 @@ async fn push_cachix(
     missing: &[String],
 ) -> Result<(), Failure> {
     let at = || AttributePath::new("cachix");
-    let creds = if auth_token.is_some() || signing_key.is_some() {
-        let path = secret_path("cachix");
-        remote
-            .upload(
-                "upload cachix credentials",
-                &path,
-                "0600",
-                cachix::credentials_file(auth_token, signing_key).as_bytes(),
-                false,
-            )
-            .await
-            .map_err(|e| Failure::ssh("Cannot place the Cachix credentials", e, at()))?;
-        path
-    } else {
-        String::new()
-    };
-    let stdin = missing.iter().map(|p| format!("{p}\n")).collect::<String>();
+    // Credentials, an empty line, the paths: all on the script's stdin, so
+    // no credential file exists on the builder at any moment.
+    let mut stdin = cachix::credentials_file(auth_token, signing_key);
+    stdin.push('\n');
+    for p in missing {
+        stdin.push_str(p);
+        stdin.push('\n');
+    }
     tracing::info!(host = %remote.endpoint(), paths = missing.len(), "cachix push {cache}");
     remote
         .run_script(
             "cachix push",
             crate::scripts::CACHIX_PUSH,
-            &[&creds, cache],
+            &[cache],
             Some(stdin.as_bytes()),
             false,
         )
