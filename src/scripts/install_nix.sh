@@ -27,11 +27,28 @@ if command -v nix >/dev/null 2>&1; then
   exit 0
 fi
 
+# fetch URL FILE. An https:// URL is never followed to http:// (the
+# installer runs as root): curl is limited to https for the request and its
+# redirects; wget cannot be, so its redirects are checked afterwards.
 fetch() {
+  case $1 in
+    https://*) protocols='=https' ;;
+    *) protocols='=https,http' ;;
+  esac
   if command -v curl >/dev/null 2>&1; then
-    curl --proto '=https,http' -fsSL --retry 3 -o "$2" "$1"
+    curl --proto "$protocols" --proto-redir "$protocols" -fsSL --retry 3 -o "$2" "$1"
   elif command -v wget >/dev/null 2>&1; then
-    wget -q -O "$2" "$1"
+    wget -S -O "$2" "$1" 2>"$2.log" || {
+      cat "$2.log" >&2
+      rm -f -- "$2.log"
+      return 1
+    }
+    if [ "$protocols" = '=https' ] && grep -qi '^ *location: *http://' "$2.log"; then
+      rm -f -- "$2" "$2.log"
+      echo "refused: $1 redirects to plain http://" >&2
+      return 1
+    fi
+    rm -f -- "$2.log"
   else
     echo "neither curl nor wget is installed: cannot download $1" >&2
     exit 5

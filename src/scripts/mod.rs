@@ -222,4 +222,103 @@ mod tests {
         assert_eq!(pings, 3, "{out}");
         assert!(out.contains("nix-daemon answered after 44 polls"), "{out}");
     }
+
+    /// Issue 28: the installer download followed an https:// URL's redirect
+    /// to plain http:// (curl's `--proto` covers the first request only).
+    /// A local HTTPS server (a throwaway certificate, trusted through
+    /// CURL_CA_BUNDLE) redirects to a plain HTTP one: refused; a redirect to
+    /// https:// still works.
+    #[test]
+    fn the_installer_download_never_follows_https_to_http() {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{made:?}");
+        let server = r#"
+import http.server, ssl, sys, threading
+ports = {}
+class R(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/to-http":
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:%d/installer" % ports["http"])
+            self.end_headers()
+        elif self.path == "/to-https":
+            self.send_response(302)
+            self.send_header("Location", "https://127.0.0.1:%d/installer" % ports["https"])
+            self.end_headers()
+        else:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"echo installer\n")
+    def log_message(self, *a):
+        pass
+tls = http.server.HTTPServer(("127.0.0.1", 0), R)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+plain = http.server.HTTPServer(("127.0.0.1", 0), R)
+ports["https"], ports["http"] = tls.server_port, plain.server_port
+threading.Thread(target=plain.serve_forever, daemon=True).start()
+print(tls.server_port, flush=True)
+tls.serve_forever()
+"#;
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", server])
+            .arg(&cert)
+            .arg(&key)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().to_string();
+        let start = super::INSTALL_NIX.find("fetch() {").unwrap();
+        let end = start + super::INSTALL_NIX[start..].find("\n}\n").unwrap() + 3;
+        let script = format!(
+            "set -eu\n{}fetch \"$1\" \"$2\"\n",
+            &super::INSTALL_NIX[start..end]
+        );
+        let fetch = |path: &str| {
+            let out = dir.path().join("installer");
+            let _ = std::fs::remove_file(&out);
+            let run = std::process::Command::new("sh")
+                .args(["-c", &script, "sh"])
+                .arg(format!("https://127.0.0.1:{port}{path}"))
+                .arg(&out)
+                .env("CURL_CA_BUNDLE", &cert)
+                .output()
+                .unwrap();
+            (
+                run.status.success(),
+                std::fs::read_to_string(&out).unwrap_or_default(),
+            )
+        };
+        let (ok, body) = fetch("/to-https");
+        assert!(
+            ok && body == "echo installer\n",
+            "an https redirect works: {body}"
+        );
+        let (ok, _) = fetch("/to-http");
+        let _ = child.kill();
+        assert!(!ok, "followed https:// to http://");
+    }
 }
