@@ -319,6 +319,7 @@ tls.serve_forever()
         );
         let (ok, _) = fetch("/to-http");
         let _ = child.kill();
+        let _ = child.wait();
         assert!(!ok, "followed https:// to http://");
     }
 }
