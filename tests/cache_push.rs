@@ -1476,8 +1476,13 @@ fn uploads_of(access_before: usize, paths: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn pinned_source_push(tf: &Tf, flake: &Path, sk: &str, extra: &str) {
-    // `ssh.host_key`: the plan of the first push can evaluate too.
+/// A working directory with one push `e` of the fixture's `app` from
+/// `source`, with the builder's key in `ssh.host_key` (so even the first
+/// plan can evaluate), and `extra` arguments.
+fn pinned_source_push(name: &str, version: &str, extra: &str) -> (Tf, PathBuf) {
+    let tf = Tf::new(version);
+    let flake = fixture(tf.dir.path(), &salt(name, version));
+    let (sk, _) = signing_key(&format!("nbt-{name}-1"));
     tf.write(&format!(
         "{}{}",
         provider_config(""),
@@ -1487,10 +1492,17 @@ fn pinned_source_push(tf: &Tf, flake: &Path, sk: &str, extra: &str) {
                 "  source       = {}\n  installables = [\"app\"]\n  ssh {{\n    host_key = {}\n  }}\n{extra}{}",
                 hcl(flake.to_str().unwrap()),
                 hcl(&world().host(BUILDER).host_key()),
-                store_block(sk)
+                store_block(&sk)
             )
         )
     ));
+    (tf, flake)
+}
+
+/// A comment at the top of `flake.nix`: another tree, the same derivations.
+fn add_a_comment(flake: &Path) {
+    let text = std::fs::read_to_string(flake.join("flake.nix")).unwrap();
+    std::fs::write(flake.join("flake.nix"), format!("# a comment only\n{text}")).unwrap();
 }
 
 /// A comment-only change of the pushed flake: the plan evaluates it on the
@@ -1503,10 +1515,7 @@ fn pinned_source_push(tf: &Tf, flake: &Path, sk: &str, extra: &str) {
 #[test]
 fn plan_time_evaluation_builds_only_what_changed() {
     for version in terraform_versions() {
-        let tf = Tf::new(&version);
-        let flake = fixture(tf.dir.path(), &salt("plan-eval", &version));
-        let (sk, _) = signing_key("nbt-plan-eval-1");
-        pinned_source_push(&tf, &flake, &sk, "");
+        let (tf, flake) = pinned_source_push("plan-eval", &version, "");
         let first = saved_plan(&tf);
         let change = planned_change(&first);
         let planned_paths = strings(&change["after"]["out_paths"]);
@@ -1526,8 +1535,7 @@ fn plan_time_evaluation_builds_only_what_changed() {
         tf.assert_no_changes();
 
         // A comment in flake.nix: another source_hash, the same derivations.
-        let text = std::fs::read_to_string(flake.join("flake.nix")).unwrap();
-        std::fs::write(flake.join("flake.nix"), format!("# a comment only\n{text}")).unwrap();
+        add_a_comment(&flake);
         let plan = saved_plan(&tf);
         let change = planned_change(&plan);
         assert_eq!(change["actions"], serde_json::json!(["update"]), "{change}");
@@ -1591,10 +1599,8 @@ fn plan_time_evaluation_builds_only_what_changed() {
 #[test]
 fn plan_time_evaluation_can_be_turned_off() {
     for version in terraform_versions() {
-        let tf = Tf::new(&version);
-        let flake = fixture(tf.dir.path(), &salt("plan-eval-off", &version));
-        let (sk, _) = signing_key("nbt-plan-eval-off-1");
-        pinned_source_push(&tf, &flake, &sk, "  evaluate_at_plan = false\n");
+        let (tf, flake) =
+            pinned_source_push("plan-eval-off", &version, "  evaluate_at_plan = false\n");
         let change_of_first = saved_plan(&tf);
         assert_eq!(
             planned_change(&change_of_first)["after_unknown"]["out_paths"],
@@ -1603,8 +1609,7 @@ fn plan_time_evaluation_can_be_turned_off() {
         );
         tf.ok(&["apply", "-no-color", "tfplan"]);
         tf.assert_no_changes();
-        let text = std::fs::read_to_string(flake.join("flake.nix")).unwrap();
-        std::fs::write(flake.join("flake.nix"), format!("# a comment only\n{text}")).unwrap();
+        add_a_comment(&flake);
         let commands_before = world().host(BUILDER).commands_log().len();
         let plan = saved_plan(&tf);
         let change = planned_change(&plan);
@@ -1628,10 +1633,7 @@ fn plan_time_evaluation_can_be_turned_off() {
 #[test]
 fn unreachable_builder_at_plan_time_is_a_warning() {
     for version in terraform_versions() {
-        let tf = Tf::new(&version);
-        let flake = fixture(tf.dir.path(), &salt("plan-eval-dead", &version));
-        let (sk, _) = signing_key("nbt-plan-eval-dead-1");
-        pinned_source_push(&tf, &flake, &sk, "");
+        let (tf, flake) = pinned_source_push("plan-eval-dead", &version, "");
         tf.apply();
         std::fs::write(
             flake.join("message.txt"),
