@@ -229,6 +229,43 @@ data "nixbuild_host" "x" {{
     }
 }
 
+/// Issue 26, item 5: a key the host does not accept fails the read with
+/// "Login to … refused" (not "unreachable", not a generic connect error),
+/// naming the settings to check, at the `host` attribute, without retrying.
+#[test]
+fn a_refused_login_names_the_user_and_key_settings() {
+    let w = world();
+    let bare = w.host("bare");
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        let (stranger, _) = common::keypair(tf.dir.path(), "stranger");
+        tf.write(&format!(
+            r#"{provider}
+data "nixbuild_host" "x" {{
+  host = {addr}
+  ssh {{
+    private_key_file = {key}
+  }}
+}}
+"#,
+            provider = provider_config(""),
+            addr = hcl(&bare.address()),
+            key = hcl(&stranger),
+        ));
+        let text = tf.fails(&["plan", "-no-color"]);
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains(&format!("Login to root@{}:22 refused", bare.address())),
+            "{text}"
+        );
+        for setting in ["ssh.user", "ssh.private_key_file", "ssh.agent", "not retried"] {
+            assert!(flat.contains(setting), "{setting}: {text}");
+        }
+        assert!(flat.contains("on main.tf line"), "no attribute path: {text}");
+        assert!(!flat.contains("unreachable"), "{text}");
+    }
+}
+
 /// Bad input fails at plan time with the attribute's location, and no
 /// connection is made to the host.
 #[test]

@@ -38,6 +38,10 @@ pub const READ_COMMAND_BUDGET: Duration = Duration::from_secs(120);
 pub const READ_WARNING_ADVICE: &str =
     "Drift cannot be checked until the host is back; destroy still works with on_destroy = \"keep\".";
 
+/// What a refused login adds: where the login's user and key come from. It
+/// is not retried (the server's answer would not change).
+pub const LOGIN_ADVICE: &str = "The host answered and refused the key: check `ssh.user` and `ssh.private_key_file` (or the keys of the agent, `ssh.agent`), on the resource or in the provider's `ssh` block, against the host's authorized_keys. A refused login is not retried.";
+
 /// What a plan's warning adds: the plan goes on without the host.
 pub const PLAN_WARNING_ADVICE: &str =
     "The plan goes on without it: what it would have evaluated is \"known after apply\".";
@@ -118,13 +122,25 @@ pub fn diagnose(purpose: Purpose, endpoint: &str, error: &SshError) -> (Severity
                 ),
             )
         }
+        (SshError::AuthFailed { .. }, Severity::Warning) if purpose == Purpose::Plan => (
+            format!("Login to {endpoint} refused: values stay unknown until the apply"),
+            format!("{error}. {LOGIN_ADVICE} {PLAN_WARNING_ADVICE}"),
+        ),
         (_, Severity::Warning) if purpose == Purpose::Plan => (
             format!("{endpoint} did not answer: values stay unknown until the apply"),
             format!("{error}. {PLAN_WARNING_ADVICE}"),
         ),
+        (SshError::AuthFailed { .. }, Severity::Warning) => (
+            format!("Login to {endpoint} refused; keeping the last known state"),
+            format!("{error}. {LOGIN_ADVICE} {READ_WARNING_ADVICE}"),
+        ),
         (_, Severity::Warning) => (
             format!("{endpoint} is unreachable; keeping the last known state"),
             format!("{error}. {READ_WARNING_ADVICE}"),
+        ),
+        (SshError::AuthFailed { .. }, Severity::Error) => (
+            format!("Login to {endpoint} refused"),
+            format!("{error}. {LOGIN_ADVICE}"),
         ),
         (_, Severity::Error) => (format!("Cannot connect to {endpoint}"), error.to_string()),
     };
@@ -184,12 +200,32 @@ mod tests {
         assert_eq!(severity, Severity::Error, "a changed key fails the plan");
     }
 
+    /// Issue 26, item 5: a refused login says so (not "unreachable") and
+    /// names where the user and key come from, for every purpose.
+    #[test]
+    fn a_refused_login_is_named_as_such_with_the_settings_to_check() {
+        for purpose in ALL {
+            let (_, summary, detail) = diagnose(purpose, "root@203.0.113.7:22", &auth_failed());
+            assert!(
+                summary.starts_with("Login to root@203.0.113.7:22 refused"),
+                "{purpose:?}: {summary}"
+            );
+            assert!(!summary.contains("unreachable"), "{summary}");
+            for setting in ["ssh.user", "ssh.private_key_file", "ssh.agent"] {
+                assert!(detail.contains(setting), "{purpose:?}: {detail}");
+            }
+        }
+        let (_, summary, _) = diagnose(Purpose::Read, "root@203.0.113.7:22", &unreachable());
+        assert!(summary.contains("unreachable"), "{summary}");
+    }
+
     #[test]
     fn a_data_source_reports_the_cause_without_the_resource_advice() {
         let (_, _, detail) = diagnose(Purpose::Read, "root@203.0.113.7:22", &auth_failed());
         assert!(detail.contains(READ_WARNING_ADVICE), "{detail}");
         let cause = cause_of(&detail);
-        assert_eq!(cause, auth_failed().to_string());
+        assert!(cause.starts_with(&auth_failed().to_string()), "{cause}");
+        assert!(cause.contains("ssh.private_key_file"), "the login advice stays: {cause}");
         assert!(!cause.contains("Drift"));
         assert_eq!(cause_of("no advice here."), "no advice here.");
     }
