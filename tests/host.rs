@@ -258,10 +258,18 @@ data "nixbuild_host" "x" {{
             flat.contains(&format!("Login to root@{}:22 refused", bare.address())),
             "{text}"
         );
-        for setting in ["ssh.user", "ssh.private_key_file", "ssh.agent", "not retried"] {
+        for setting in [
+            "ssh.user",
+            "ssh.private_key_file",
+            "ssh.agent",
+            "not retried",
+        ] {
             assert!(flat.contains(setting), "{setting}: {text}");
         }
-        assert!(flat.contains("on main.tf line"), "no attribute path: {text}");
+        assert!(
+            flat.contains("on main.tf line"),
+            "no attribute path: {text}"
+        );
         assert!(!flat.contains("unreachable"), "{text}");
     }
 }

@@ -472,6 +472,11 @@ fn a_cachix_outage_does_not_fail_the_plan_of_an_applied_builder() {
             out.contains(&name) && out.contains("502"),
             "{version}: the create's error does not name the cache and the outage: {out}"
         );
+        // Issue 26, item 5: and says how to plan without the API.
+        assert!(
+            out.contains("Set `cachix.public_key`") && out.contains(": cache = "),
+            "{version}: the error does not point at cachix.public_key: {out}"
+        );
 
         tf.write(&builder(&cachix_provider(&api_url()), &block));
         tf.destroy();

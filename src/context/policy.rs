@@ -225,7 +225,10 @@ mod tests {
         assert!(detail.contains(READ_WARNING_ADVICE), "{detail}");
         let cause = cause_of(&detail);
         assert!(cause.starts_with(&auth_failed().to_string()), "{cause}");
-        assert!(cause.contains("ssh.private_key_file"), "the login advice stays: {cause}");
+        assert!(
+            cause.contains("ssh.private_key_file"),
+            "the login advice stays: {cause}"
+        );
         assert!(!cause.contains("Drift"));
         assert_eq!(cause_of("no advice here."), "no advice here.");
     }

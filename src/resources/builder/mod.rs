@@ -215,7 +215,7 @@ impl BuilderResource {
                 }
                 diags.error(
                     format!("Cannot look up the Cachix cache `{cache}`"),
-                    e,
+                    format!("{e}. Set `cachix.public_key` (the key shown on the cache's page, `{cache}-1:…`) to plan without the Cachix API."),
                     at("cache"),
                 );
                 return None;
