@@ -5,7 +5,7 @@ WORLD ?= /var/tmp/nixbuild-world
 CARGO ?= cargo
 export NIXBUILD_WORLD := $(WORLD)
 
-.PHONY: demo test world world-down unit lint tools docs docs-check examples-check bench clean
+.PHONY: demo test world world-down unit lint tools docs docs-check examples-check bench clean fuzz
 
 ## demo: start loopback test hosts and run examples/environments/local end to end
 demo: world
@@ -50,6 +50,11 @@ docs:
 ## bench: every benchmark (bench/all.sh: nixbuild_host read, cached cache_push, the plugin layer before/after (schema_optional), builder goals R1/R3/R4/R5 vs plain OpenSSH and remote-exec, time breakdown), then a summary of the goal ratios
 bench: world
 	bash bench/all.sh
+
+## fuzz: every fuzz target of fuzz/ (cargo-fuzz, nightly) for FUZZ_SECONDS each (default 600), one after another with one worker, then runs, exec/s, coverage and crashes per target (docs/fuzzing.md)
+FUZZ_SECONDS ?= 600
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
 clean:
 	$(CARGO) clean

@@ -326,4 +326,84 @@ mod tests {
         assert_eq!(cli_installable("nixpkgs#", false).unwrap(), "nixpkgs#");
         assert!(cli_installable(r#"nixpkgs#x."a"#, false).is_err());
     }
+
+    /// The path as a user writes it: every name quoted, with Nix's escapes.
+    fn written(path: &AttrPath) -> String {
+        let names: Vec<String> = path
+            .names
+            .iter()
+            .map(|n| format!("\"{}\"", n.replace('\\', "\\\\").replace('$', "\\$")))
+            .collect();
+        let outputs = path.outputs.as_ref().map(|o| format!("^{o}"));
+        let top = if path.top_level { "." } else { "" };
+        format!("{top}{}{}", names.join("."), outputs.unwrap_or_default())
+    }
+
+    /// How Nix's command line reads a fragment: outputs after `^`, then
+    /// percent-decoding, then a split at dots outside `"…"` (no escapes).
+    fn nix_reads(cli: &str) -> AttrPath {
+        let (path, outputs) = match cli.split_once('^') {
+            Some((p, o)) => (p, Some(o.to_string())),
+            None => (cli, None),
+        };
+        let mut bytes = Vec::new();
+        let mut rest = path.as_bytes();
+        while let Some((&b, tail)) = rest.split_first() {
+            if b == b'%' {
+                let hex = std::str::from_utf8(&tail[..2]).unwrap();
+                bytes.push(u8::from_str_radix(hex, 16).unwrap());
+                rest = &tail[2..];
+            } else {
+                assert!(!b" \\{}#".contains(&b), "{cli:?} is not a URL fragment");
+                bytes.push(b);
+                rest = tail;
+            }
+        }
+        let decoded = String::from_utf8(bytes).unwrap();
+        let (top_level, decoded) = match decoded.strip_prefix('.') {
+            Some(d) => (true, d),
+            None => (false, decoded.as_str()),
+        };
+        let (mut names, mut current, mut quoted) = (Vec::new(), String::new(), false);
+        for c in decoded.chars() {
+            match c {
+                '.' if !quoted => names.push(std::mem::take(&mut current)),
+                '"' => quoted = !quoted,
+                c => current.push(c),
+            }
+        }
+        names.push(current);
+        AttrPath {
+            top_level,
+            names,
+            outputs,
+        }
+    }
+
+    proptest::proptest! {
+        /// Property: any path whose names Nix can select (non-empty, no
+        /// `"`), written with Nix's escapes, parses to those names, and its
+        /// command-line form reads back (as Nix reads it) to the same path.
+        #[test]
+        fn written_paths_parse_and_render_for_nix(
+            names in proptest::collection::vec("[^\"]+", 1..5),
+            top_level in proptest::bool::ANY,
+            outputs in proptest::option::of("\\*|[a-z0-9_+.-]+(,[a-z0-9_+.-]+){0,2}"),
+        ) {
+            let path = AttrPath { top_level, names, outputs };
+            let text = written(&path);
+            proptest::prop_assert_eq!(AttrPath::parse(&text), Ok(path.clone()), "{}", text);
+            let cli = path.to_cli();
+            proptest::prop_assert_eq!(nix_reads(&cli), path, "{}", cli);
+        }
+
+        /// Property: the parser never panics, and whatever it accepts
+        /// renders to a form Nix reads back to the same path.
+        #[test]
+        fn any_text_parses_or_is_refused(text in "\\PC{0,40}") {
+            if let Ok(path) = AttrPath::parse(&text) {
+                proptest::prop_assert_eq!(nix_reads(&path.to_cli()), path);
+            }
+        }
+    }
 }

@@ -122,12 +122,18 @@ impl ManagedConf {
         let mut build_user = None;
         let mut extra: Option<String> = None;
         let words = |v: &str| v.split_whitespace().map(str::to_string).collect::<Vec<_>>();
-        for line in text.lines() {
+        // Lines with their ends: `extra_config` is kept byte for byte (a
+        // `\r\n` in it is the user's, and `lines()` would drop the `\r`).
+        for raw in text.split_inclusive('\n') {
             if let Some(extra) = extra.as_mut() {
-                extra.push_str(line);
-                extra.push('\n');
+                extra.push_str(raw);
+                if !raw.ends_with('\n') {
+                    extra.push('\n');
+                }
                 continue;
             }
+            let line = raw.strip_suffix('\n').unwrap_or(raw);
+            let line = line.strip_suffix('\r').unwrap_or(line);
             if line == "# extra_config" {
                 extra = Some(String::new());
                 continue;
@@ -336,6 +342,24 @@ mod tests {
         let mut expected = conf.clone();
         expected.trusted_users = vec!["alice".into()];
         assert_eq!(back, expected);
+    }
+
+    /// Found by the nix_conf fuzz target: `extra_config` with Windows line
+    /// ends lost its `\r`s on import, so the imported file rendered (and
+    /// hashed) differently from the one on the host.
+    #[test]
+    fn parse_keeps_crlf_in_extra_config() {
+        let conf = ManagedConf {
+            extra_config: Some("keep-outputs = true\r\nkeep-derivations = true\r".into()),
+            ..Default::default()
+        };
+        let (back, _) = ManagedConf::parse(&conf.render());
+        assert_eq!(back.extra_config, conf.extra_config);
+        assert_eq!(back.render(), conf.render());
+        let text = "max-jobs = 2\r\n# extra_config\r\nx = 1\r\n";
+        let (back, _) = ManagedConf::parse(text);
+        assert_eq!(back.max_jobs, Some(2));
+        assert_eq!(back.extra_config.as_deref(), Some("x = 1\r"));
     }
 
     #[test]

@@ -470,6 +470,10 @@ pub fn check_feature(feature: &str) -> Result<(), String> {
     if feature.is_empty() {
         return Err("a feature name is empty".into());
     }
+    if feature == DEFAULT {
+        // A list of just `-` renders as the column `-`: Nix's "default".
+        return Err("`-` is not a feature name: in the machines file it means \"none\"".into());
+    }
     if let Some(c) = feature.chars().find(|c| format_breaking(*c) || *c == ',') {
         return Err(format!(
             "feature `{feature}` contains {}; a feature is one word such as `kvm` or `big-parallel`",
@@ -673,6 +677,26 @@ ssh://d - - - - kvm,nixos-test big-parallel # trailing; ssh://e
             let e = check_uri(bad).expect_err(bad);
             assert!(e.contains(why), "{bad}: {e}");
         }
+    }
+
+    /// Found by the machines fuzz target: a mandatory (or supported) feature
+    /// list of just `-` passed `problems()` but rendered as the column `-`,
+    /// which Nix reads as no features at all.
+    #[test]
+    fn a_lone_dash_feature_is_refused() {
+        let text =
+            "ssh://.7 x86_64-lhnux,i686-linux /root/.ssh/nixbuild 8 2 k/builder.example.or ,- -\n";
+        let machines = parse(text).unwrap();
+        assert_eq!(machines[0].mandatory_features, ["-"]);
+        assert_eq!(
+            machines[0].problems(),
+            [(
+                "mandatory_features",
+                "`-` is not a feature name: in the machines file it means \"none\"".to_string()
+            )]
+        );
+        assert!(check_feature("-").is_err());
+        assert!(check_feature("a-b").is_ok());
     }
 
     #[test]

@@ -93,10 +93,17 @@ pub fn with_client_paths(
     } else {
         format!("{stanza}\n")
     };
-    match stanza.split_once('\n') {
-        Some((host_line, rest)) => format!("{host_line}\n{extra}{rest}"),
-        None => stanza,
+    // After the `Host` line: the first line that is not blank, as
+    // check_stanza reads it (before it, the lines would belong to the
+    // stanza above, or to every host).
+    let mut end = 0;
+    for line in stanza.split_inclusive('\n') {
+        end += line.len();
+        if !line.trim().is_empty() {
+            break;
+        }
     }
+    format!("{}{extra}{}", &stanza[..end], &stanza[end..])
 }
 
 /// Check a stanza (one `Host` line naming one alias, then `Keyword value`
@@ -223,6 +230,21 @@ mod tests {
             "Host nixbuild-203.0.113.7-2222\n  IdentityFile \"/root/.ssh/id builder\"\n  IdentitiesOnly yes\n  UserKnownHostsFile /etc/nix/kh\n  HostName"
         ));
         assert_eq!(check_stanza(&full).unwrap(), "nixbuild-203.0.113.7-2222");
+    }
+
+    /// Found by the ssh_config fuzz target: with blank lines before `Host`,
+    /// the client's paths went before the `Host` line (into the stanza above
+    /// it in the written file, or to every host).
+    #[test]
+    fn client_paths_follow_the_host_line_after_blank_lines() {
+        let s = "\n\n  Host ll\n  Port 2222\n";
+        assert_eq!(check_stanza(s).unwrap(), "ll");
+        let full = with_client_paths(s, Some("/k"), Some("/kh"));
+        assert_eq!(
+            full,
+            "\n\n  Host ll\n  IdentityFile /k\n  IdentitiesOnly yes\n  UserKnownHostsFile /kh\n  Port 2222\n"
+        );
+        assert_eq!(check_stanza(&full).unwrap(), "ll");
     }
 
     #[test]

@@ -121,4 +121,29 @@ mod tests {
         assert!(!is_hash_part("3z85mp8hy1d9h3xhrpw7nmfj9q4va65"));
         assert!(!is_hash_part("tz85mp8hy1d9h3xhrpw7nmfj9q4va65n"));
     }
+
+    proptest::proptest! {
+        /// Property: every `<hash>-<name>` made of valid parts parses to
+        /// those parts and prints back as written.
+        #[test]
+        fn valid_store_paths_parse_and_print_back(
+            hash in "[0-9a-df-np-sv-z]{32}",
+            name in "[a-zA-Z0-9+_?=-][a-zA-Z0-9+._?=-]{0,40}",
+        ) {
+            let text = format!("{STORE_DIR}/{hash}-{name}");
+            let path = StorePath::parse(&text).unwrap();
+            proptest::prop_assert_eq!(path.hash(), hash.as_str());
+            proptest::prop_assert_eq!(path.name(), name.as_str());
+            proptest::prop_assert_eq!(path.to_string(), text);
+        }
+
+        /// Property: any text is refused or prints back exactly.
+        #[test]
+        fn any_text_is_refused_or_prints_back(text in "(/nix/store/)?\\PC{0,50}") {
+            if let Ok(path) = StorePath::parse(&text) {
+                proptest::prop_assert_eq!(path.to_string(), text);
+                proptest::prop_assert!(is_hash_part(path.hash()));
+            }
+        }
+    }
 }

@@ -103,6 +103,31 @@ mod tests {
         assert_eq!(quote("a\0b"), Err(UnquotableError));
     }
 
+    /// `sh -c 'printf "<%s>" "$@"' sh <quoted>` run by /bin/sh: every word
+    /// the outer shell reads from `quoted`, each in `<…>`.
+    fn through_sh(quoted: &str) -> String {
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("sh -c 'printf \"<%s>\" \"$@\"' sh {quoted}"))
+            .output()
+            .expect("run /bin/sh");
+        assert!(out.status.success(), "sh failed for {quoted:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Property: any string without NUL reaches a program through a
+        /// shell as exactly that string, alone or among other words.
+        #[test]
+        fn any_string_round_trips_through_sh(value in "[^\\x00]*", other in "[^\\x00]{0,8}") {
+            proptest::prop_assert_eq!(through_sh(&quote(&value).unwrap()), format!("<{value}>"));
+            let both = quote_all([&value, &other]).unwrap();
+            proptest::prop_assert_eq!(through_sh(&both), format!("<{value}><{other}>"));
+        }
+    }
+
     #[test]
     fn quote_shape() {
         assert_eq!(quote("").unwrap(), "''");
