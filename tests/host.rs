@@ -235,6 +235,8 @@ data "nixbuild_host" "x" {{
 #[test]
 fn a_refused_login_names_the_user_and_key_settings() {
     let w = world();
+    // Other tests of this file count the connections `bare` sees.
+    let _bare = exclusive("bare");
     let bare = w.host("bare");
     for version in terraform_versions() {
         let tf = Tf::new(&version);
