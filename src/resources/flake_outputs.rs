@@ -15,15 +15,14 @@ use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, DataSource, Diagnostics};
 
-use crate::cache::http::{self, HttpAuth, HttpCache};
+use crate::cache::http::{self, HttpCache};
 use crate::cache::store;
 use crate::context::{Purpose, Shared, SshBlock, Target};
-use crate::nix::store_path::StorePath;
 use crate::resources::cache_push::evaluate::{self, Evaluation, Job, Origin};
-use crate::resources::cache_push::{self, CachePushState};
+use crate::resources::cache_push::{
+    self, known_strings, lacking_at, netrc_auth, strings, CachePushState, Strings,
+};
 use crate::tfschema::{schema_or_diag, Block, Computed, Optional, Required};
-
-type Strings = Value<Vec<Value<String>>>;
 
 /// Evaluates flake installables on a builder over SSH (`nix build --dry-run`: nothing is built or fetched) and returns their derivation and out paths, and which of them each given binary cache already holds. The out paths are those `nixbuild_cache_push` records for the same installables. Use it to wire store paths into other resources (a deployment, a NixOS host), or in a `check` block ("everything this commit needs is cached"). A `source` tree the builder lacks is uploaded first, to the same content-addressed place a push uses.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Default)]
@@ -92,20 +91,6 @@ impl FlakeOutputsState {
     }
 }
 
-fn strings(list: &Strings) -> Vec<String> {
-    list.as_ref_option()
-        .map(|l| {
-            l.iter()
-                .filter_map(|v| v.as_ref_option().cloned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn known(list: Vec<String>) -> Strings {
-    Value::Value(list.into_iter().map(Value::Value).collect())
-}
-
 pub struct FlakeOutputsDataSource {
     shared: Arc<Shared>,
 }
@@ -132,33 +117,6 @@ fn job_of(config: &FlakeOutputsState) -> Job {
         installables: strings(&config.installables),
         build_args: strings(&config.build_args),
     }
-}
-
-/// Which of `out_paths` the cache at `url` lacks.
-async fn lacking(
-    client: &reqwest::Client,
-    url: &str,
-    netrc: Option<&str>,
-    out_paths: &[String],
-) -> Result<Vec<String>, String> {
-    let auth = netrc
-        .and_then(|text| {
-            let host = reqwest::Url::parse(url).ok()?.host_str()?.to_string();
-            http::netrc_lookup(text, &host)
-        })
-        .unwrap_or(HttpAuth::None);
-    let cache = HttpCache::new(client.clone(), url, auth);
-    let hashes: Vec<String> = out_paths
-        .iter()
-        .map(|p| StorePath::parse(p).map(|s| s.hash().to_string()))
-        .collect::<Result<_, _>>()?;
-    let missing = cache.missing(&hashes).await.map_err(|e| e.to_string())?;
-    Ok(out_paths
-        .iter()
-        .zip(&hashes)
-        .filter(|(_, h)| missing.contains(h))
-        .map(|(p, _)| p.clone())
-        .collect())
 }
 
 #[async_trait]
@@ -235,14 +193,19 @@ impl DataSource for FlakeOutputsDataSource {
         let client = http::client();
         let mut missing_by_cache = BTreeMap::new();
         for (i, url) in strings(&config.caches).iter().enumerate() {
-            match lacking(&client, url, netrc.as_deref(), &out_paths).await {
+            let auth = netrc
+                .as_deref()
+                .map(|text| netrc_auth(text, url))
+                .unwrap_or_default();
+            let cache = HttpCache::new(client.clone(), url, auth);
+            match lacking_at(&cache, &out_paths).await {
                 Ok(missing) => {
-                    missing_by_cache.insert(url.clone(), known(missing));
+                    missing_by_cache.insert(url.clone(), known_strings(missing));
                 }
                 Err(e) => {
                     diags.error(
                         "Cannot ask the cache",
-                        e,
+                        e.to_string(),
                         AttributePath::new("caches").index(i as i64),
                     );
                     return None;
@@ -264,7 +227,7 @@ impl DataSource for FlakeOutputsDataSource {
         Some(FlakeOutputsState {
             id: Value::Value(id),
             source_hash: evaluation.source_hash.clone().into(),
-            drv_paths: known(
+            drv_paths: known_strings(
                 evaluation
                     .installables
                     .iter()
@@ -275,10 +238,10 @@ impl DataSource for FlakeOutputsDataSource {
                 evaluation
                     .installables
                     .iter()
-                    .map(|i| (i.installable.clone(), known(i.out_paths.clone())))
+                    .map(|i| (i.installable.clone(), known_strings(i.out_paths.clone())))
                     .collect(),
             ),
-            out_paths: known(out_paths),
+            out_paths: known_strings(out_paths),
             missing_paths_by_cache: Value::Value(missing_by_cache),
             all_cached: Value::Value(all_cached),
             ..config

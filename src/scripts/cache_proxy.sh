@@ -159,21 +159,32 @@ done
 addresses=$(sed -n 's/^[[:space:]]*listen[[:space:]][[:space:]]*\([^u;[:space:]][^;[:space:]]*\).*/\1/p' "$conf")
 restarts=$(systemctl show -p NRestarts --value "$unit" 2>/dev/null || echo 0)
 listening() {
-  command -v ss >/dev/null 2>&1 || return 1
   held=$(ss -ltnpH 2>/dev/null)
   for address in $addresses; do
     printf '%s\n' "$held" | grep -F " $address " | grep -q nginx || return 1
   done
 }
-i=0
-until listening; do
-  i=$((i + 1))
-  [ "$i" -le 25 ] || break
-  sleep 0.2
-done
-if ! listening && { [ "$(systemctl is-active "$unit" 2>/dev/null)" != active ] ||
-  [ "$(systemctl show -p NRestarts --value "$unit" 2>/dev/null || echo 0)" != "$restarts" ] ||
-  command -v ss >/dev/null 2>&1; }; then
+# Without ss: still active, not restarted, once nginx's retries are over.
+still_up() {
+  sleep 3
+  [ "$(systemctl is-active "$unit" 2>/dev/null)" = active ] &&
+    [ "$(systemctl show -p NRestarts --value "$unit" 2>/dev/null || echo 0)" = "$restarts" ]
+}
+up=no
+if command -v ss >/dev/null 2>&1; then
+  i=0
+  while [ "$i" -le 25 ]; do
+    if listening; then
+      up=yes
+      break
+    fi
+    i=$((i + 1))
+    sleep 0.2
+  done
+elif still_up; then
+  up=yes
+fi
+if [ "$up" = no ]; then
   echo "$unit does not listen on $(echo "$addresses" | tr '\n' ' '):" >&2
   journalctl -u "$unit" -n 5 --no-pager >&2 2>/dev/null || true
   exit 7

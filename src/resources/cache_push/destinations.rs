@@ -77,12 +77,40 @@ pub fn names(state: &CachePushState) -> Vec<(Option<String>, AttributePath)> {
 
 /// Credentials for narinfo checks of a store at `url` (its `netrc_file`).
 fn store_auth(dest: &StoreDest, url: &str) -> HttpAuth {
-    if let (Value::Value(file), Some(host)) = (&dest.netrc_file, store::url_host(url)) {
-        if let Ok(text) = std::fs::read_to_string(source::expand(file)) {
-            return http::netrc_lookup(&text, host).unwrap_or_default();
-        }
+    match &dest.netrc_file {
+        Value::Value(file) => std::fs::read_to_string(source::expand(file))
+            .map(|text| netrc_auth(&text, url))
+            .unwrap_or_default(),
+        _ => HttpAuth::None,
     }
-    HttpAuth::None
+}
+
+/// The entry of a netrc file (`text`) for the host of `url`.
+pub fn netrc_auth(text: &str, url: &str) -> HttpAuth {
+    store::url_host(url)
+        .and_then(|host| http::netrc_lookup(text, host))
+        .unwrap_or_default()
+}
+
+/// Which of `paths` the binary cache `cache` lacks (narinfo checks).
+pub async fn lacking_at(cache: &HttpCache, paths: &[String]) -> Result<Vec<String>, HttpError> {
+    lacking_by_hash(paths, |hashes| async move { cache.missing(&hashes).await }).await
+}
+
+/// Ask `missing` (hash parts in, hash parts out) which of `paths` are
+/// lacking, and answer with the paths.
+async fn lacking_by_hash<F, Fut>(paths: &[String], missing: F) -> Result<Vec<String>, HttpError>
+where
+    F: FnOnce(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>, HttpError>>,
+{
+    let pairs = hashes(paths);
+    let missing = missing(pairs.iter().map(|(_, h)| h.clone()).collect()).await?;
+    Ok(pairs
+        .into_iter()
+        .filter(|(_, h)| missing.contains(h))
+        .map(|(p, _)| p)
+        .collect())
 }
 
 /// Every destination of `state`, secrets resolved.
@@ -155,19 +183,16 @@ impl Destination {
     /// Which of `paths` this destination lacks, asked over HTTP; `None` when
     /// it cannot be asked that way (a non-HTTP store without `public_url`).
     pub async fn lacking(&self, paths: &[String]) -> Option<Result<Vec<String>, HttpError>> {
-        let pairs = hashes(paths);
-        let list: Vec<String> = pairs.iter().map(|(_, h)| h.clone()).collect();
-        let missing = match &self.kind {
-            Kind::Store { presence, .. } => presence.as_ref()?.missing(&list).await,
-            Kind::Cachix { api, cache, .. } => api.missing(cache, &list).await,
-        };
-        Some(missing.map(|missing| {
-            pairs
-                .into_iter()
-                .filter(|(_, h)| missing.contains(h))
-                .map(|(p, _)| p)
-                .collect()
-        }))
+        Some(match &self.kind {
+            Kind::Store { presence, .. } => lacking_at(presence.as_ref()?, paths).await,
+            Kind::Cachix { api, cache, .. } => {
+                lacking_by_hash(
+                    paths,
+                    |hashes| async move { api.missing(cache, &hashes).await },
+                )
+                .await
+            }
+        })
     }
 }
 

@@ -44,6 +44,8 @@ pub struct Failure {
     pub summary: String,
     pub detail: String,
     pub attribute: AttributePath,
+    /// Terraform's stop ended the step.
+    pub interrupted: bool,
 }
 
 impl Failure {
@@ -52,21 +54,20 @@ impl Failure {
             summary: summary.to_string(),
             detail: detail.to_string(),
             attribute,
+            interrupted: false,
         }
     }
 
     pub fn ssh(summary: &str, e: SshError, attribute: AttributePath) -> Self {
-        match e.step() {
-            Some(step) if e.is_interrupted() => {
-                Self::new(&format!("Interrupted during step `{step}`"), e, attribute)
-            }
-            _ => Self::new(summary, e, attribute),
+        let interrupted = e.is_interrupted();
+        let summary = match e.step() {
+            Some(step) if interrupted => format!("Interrupted during step `{step}`"),
+            _ => summary.to_string(),
+        };
+        Self {
+            interrupted,
+            ..Self::new(&summary, e, attribute)
         }
-    }
-
-    /// Terraform's stop ended the step.
-    pub fn is_interrupted(&self) -> bool {
-        self.summary.starts_with("Interrupted")
     }
 }
 
@@ -299,7 +300,7 @@ pub async fn run_with_source(
     Ok((text, source.map(|s| s.hash)))
 }
 
-pub fn is_source_missing(text: &str) -> bool {
+fn is_source_missing(text: &str) -> bool {
     text.trim() == "source-missing"
 }
 

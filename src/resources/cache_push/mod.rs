@@ -52,6 +52,7 @@ use crate::secrets::Secret;
 use crate::tfschema::{or_diag, schema_of, Block, BlockList, Computed, Optional, Required};
 
 pub use closure::compile_exclude;
+pub use destinations::{lacking_at, netrc_auth};
 pub use validate::{check_flake_ref, check_installable, validate_job};
 
 /// Default `source_keep`: uploaded trees a builder keeps.
@@ -65,7 +66,7 @@ pub const TIMEOUTS: Defaults = Defaults {
     delete: Duration::from_secs(60),
 };
 
-type Strings = Value<Vec<Value<String>>>;
+pub(crate) type Strings = Value<Vec<Value<String>>>;
 /// A number per destination name (`store.uri`, or `cachix:NAME`).
 type Counts = Value<BTreeMap<String, Value<i64>>>;
 
@@ -252,7 +253,8 @@ pub fn schema() -> Result<Schema, String> {
     Ok(schema)
 }
 
-fn strings(list: &Strings) -> Vec<String> {
+/// The known elements of a list attribute.
+pub(crate) fn strings(list: &Strings) -> Vec<String> {
     list.as_ref_option()
         .map(|l| {
             l.iter()
@@ -262,7 +264,7 @@ fn strings(list: &Strings) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn known_strings(list: Vec<String>) -> Strings {
+pub(crate) fn known_strings(list: Vec<String>) -> Strings {
     Value::Value(list.into_iter().map(Value::Value).collect())
 }
 

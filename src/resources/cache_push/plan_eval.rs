@@ -193,7 +193,7 @@ async fn evaluate_on(
             }
             e
         }
-        Err(f) if f.is_interrupted() => {
+        Err(f) if f.interrupted => {
             diags.error(f.summary, f.detail, f.attribute);
             return Err(PlanFails);
         }

@@ -17,7 +17,7 @@ use crate::ssh::{Remote, SshError};
 use super::closure::{Filters, Graph};
 use super::destinations::{Destination, Kind};
 pub use super::evaluate::Failure;
-use super::evaluate::{is_source_missing, run_with_source, Job, Mode};
+use super::evaluate::{run_with_source, Job, Mode};
 
 pub struct Request {
     pub job: Job,
@@ -61,19 +61,13 @@ async fn nix(remote: &Remote, step: &str, args: &[&str]) -> Result<String, SshEr
 
 /// What the build step printed: the out paths (in installable order; outputs
 /// of one installable in output-name order; duplicates once) and the
-/// closure's path infos, or that the `source` tree is not on the builder yet.
-enum Built {
-    SourceMissing,
-    Done {
-        out_paths: Vec<String>,
-        infos: Vec<PathInfo>,
-    },
+/// closure's path infos. (`run_with_source` has placed the `source` tree.)
+struct Built {
+    out_paths: Vec<String>,
+    infos: Vec<PathInfo>,
 }
 
 fn parse_built(text: &str) -> Result<Built, String> {
-    if is_source_missing(text) {
-        return Ok(Built::SourceMissing);
-    }
     let mut built = Vec::new();
     let mut infos = None;
     for line in text.lines() {
@@ -99,7 +93,7 @@ fn parse_built(text: &str) -> Result<Built, String> {
     if out_paths.is_empty() {
         return Err("nix build reported no outputs".into());
     }
-    Ok(Built::Done { out_paths, infos })
+    Ok(Built { out_paths, infos })
 }
 
 /// Take the source (uploading it if the builder lacks it), build, describe
@@ -112,22 +106,15 @@ async fn build(
     let seconds = request.time_limit.as_secs() + 600;
     let (text, source_hash) =
         run_with_source(remote, Mode::Build, &request.job, seconds, None).await?;
-    match parse_built(&text) {
-        Ok(Built::Done { out_paths, infos }) => {
-            check_planned(request.planned_out_paths.as_deref(), &out_paths)?;
-            Ok((source_hash, out_paths, infos))
-        }
-        Ok(Built::SourceMissing) => Err(Failure::new(
-            "Cannot place the source on the builder",
-            "the builder still lacks the uploaded tree",
-            AttributePath::new("source"),
-        )),
-        Err(e) => Err(Failure::new(
+    let Built { out_paths, infos } = parse_built(&text).map_err(|e| {
+        Failure::new(
             "Unexpected build output",
             e,
             AttributePath::new("installables"),
-        )),
-    }
+        )
+    })?;
+    check_planned(request.planned_out_paths.as_deref(), &out_paths)?;
+    Ok((source_hash, out_paths, infos))
 }
 
 /// A build whose outputs are not those the plan evaluated (an impure
@@ -391,13 +378,10 @@ mod tests {
 
     #[test]
     fn parses_the_build_step() {
-        assert!(matches!(
-            parse_built("source-missing\n"),
-            Ok(Built::SourceMissing)
-        ));
         let text = "built\t1\t[{\"drvPath\":\"/nix/store/54832j4wwvg1bh9rgbqp8nkfy9h69qcp-nbt-app.drv\",\"outputs\":{\"out\":\"/nix/store/3z85mp8hy1d9h3xhrpw7nmfj9q4va65n-nbt-app\"}}]\nbuilt\t0\t[{\"drvPath\":\"/nix/store/4bxa4ys6dya3qksr6fbfqqcvq6mc89kj-nbt-tool.drv\",\"outputs\":{\"out\":\"/nix/store/am9hm5lmdblnf9qbkmsk7dhq8glcqf46-nbt-tool\"}}]\nclosure\t[{\"path\":\"/nix/store/3z85mp8hy1d9h3xhrpw7nmfj9q4va65n-nbt-app\",\"narSize\":5}]\n";
-        match parse_built(text).unwrap() {
-            Built::Done { out_paths, infos } => {
+        {
+            let Built { out_paths, infos } = parse_built(text).unwrap();
+            {
                 assert_eq!(
                     out_paths,
                     [
@@ -408,7 +392,6 @@ mod tests {
                 );
                 assert_eq!(infos[0].nar_size, 5);
             }
-            Built::SourceMissing => panic!("not missing"),
         }
         assert!(parse_built("closure\t[]\n").is_err(), "no outputs");
     }
