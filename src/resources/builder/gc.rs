@@ -221,7 +221,7 @@ fn wants_schedule(value: &Value<GcBlock>) -> bool {
 
 /// `gc.sh MODE SCHEDULE AGE` as a step called `name`.
 fn step(name: &str, mode: &str, schedule: &str, age: &str) -> Step {
-    Step::new(name, crate::scripts::GC, &[mode, schedule, age])
+    Step::new(name, crate::scripts::GC, &[mode, schedule, age]).serves("gc")
 }
 
 /// `key` of a script's report (empty when absent).

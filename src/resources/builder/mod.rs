@@ -567,16 +567,19 @@ impl BuilderResource {
         } else {
             "false"
         };
-        steps.push(Step::new(
-            "install Nix",
-            crate::scripts::INSTALL_NIX,
-            &[
-                &state.install_method(),
-                &state.installer_url(),
-                daemon,
-                has_restart,
-            ],
-        ));
+        steps.push(
+            Step::new(
+                "install Nix",
+                crate::scripts::INSTALL_NIX,
+                &[
+                    &state.install_method(),
+                    &state.installer_url(),
+                    daemon,
+                    has_restart,
+                ],
+            )
+            .serves("nix"),
+        );
         // Before the config names the hook: the daemon never runs a missing one.
         steps.extend(push_hook::install_step(&state.push));
         let credentials =
@@ -596,7 +599,8 @@ impl BuilderResource {
                 &[MANAGED_CONF_PATH, NIX_CONF_PATH, INCLUDE_LINE],
             )
             .input(conf.render())
-            .reports_change(),
+            .reports_change()
+            .serves("nix"),
         );
         let keys = state.authorized_keys_file().expect("known at apply");
         let adopt = if adopt_existing { "yes" } else { "no" };
@@ -637,16 +641,21 @@ impl BuilderResource {
             Err(e) => {
                 let step = e.step().unwrap_or_default().to_string();
                 let is_check = steps[converge_steps..].iter().any(|s| s.name() == step);
+                let serves = steps
+                    .iter()
+                    .find(|s| s.name() == step)
+                    .and_then(Step::attribute);
                 return Err(if is_check {
                     Failure::Check(e)
                 } else {
-                    Failure::Step(step, e)
+                    Failure::Step(step, serves, e)
                 });
             }
         };
         let refused = |step: &str, reason: String| {
             Failure::Step(
                 step.to_string(),
+                None,
                 SshError::Refused {
                     host: remote.endpoint().to_string(),
                     step: step.to_string(),
@@ -716,15 +725,26 @@ impl BuilderResource {
                 .await;
             match converged {
                 Ok(facts) => Some((remote, facts)),
-                Err(Failure::Step(_, e) | Failure::Check(e)) if e.is_interrupted() => {
+                Err(Failure::Step(_, _, e) | Failure::Check(e)) if e.is_interrupted() => {
                     crate::context::interrupted(diags, &e, AttributePath::new("host"));
                     None
                 }
-                Err(Failure::Step(step, e)) => {
+                Err(Failure::Step(step, serves, e)) => {
+                    // At the block the step carries out (`gc`, `cachix`…),
+                    // so the user looks where the fix is. Terraform shows
+                    // a path that ends at a block as the resource, so the
+                    // detail names the block too.
+                    let (path, detail) = match serves {
+                        Some(block) => (
+                            AttributePath::new(block).index(0),
+                            format!("This step carries out the `{block}` block. {e}"),
+                        ),
+                        None => (AttributePath::new("host"), e.to_string()),
+                    };
                     diags.error(
                         format!("Bootstrapping {host} failed at step `{step}`"),
-                        e.to_string(),
-                        AttributePath::new("host"),
+                        detail,
+                        path,
                     );
                     None
                 }
@@ -920,7 +940,9 @@ fn read_checks(
 /// Why an apply's one command failed: a converge step (its name), or the
 /// check after it.
 enum Failure {
-    Step(String, SshError),
+    /// A step failed: its name, the attribute it serves (see
+    /// [`Step::serves`]; `host` when none), and the error.
+    Step(String, Option<&'static str>, SshError),
     Check(SshError),
 }
 
@@ -966,7 +988,7 @@ pub(super) fn build_user_step(mode: &str, user: &str, adopt: &str, keys: Option<
         "claim" => "claim build user",
         _ => "create build user",
     };
-    let step = Step::new(step, script, &[mode, user, ACCOUNT_RECORDS, adopt]);
+    let step = Step::new(step, script, &[mode, user, ACCOUNT_RECORDS, adopt]).serves("build_user");
     match keys {
         Some(keys) => step.input(keys),
         None => step,
@@ -1024,6 +1046,7 @@ fn restart_daemon_step(state: &BuilderState) -> Step {
         crate::scripts::RESTART_DAEMON,
         &[custom.as_str(), daemon],
     )
+    .serves("nix")
 }
 
 /// `cachix.sh`: converge the CLI and the watch-store service; with
@@ -1042,6 +1065,7 @@ fn cachix_step(cache: &str, install: bool, watch: bool, env: String) -> Step {
         ],
     )
     .input(env)
+    .serves("cachix")
 }
 
 /// Drift when no watch-store is wanted but its pieces are on the host.
