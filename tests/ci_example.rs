@@ -81,29 +81,11 @@ fn release_archive(dir: &Path) -> PathBuf {
     zip
 }
 
-/// Copy a directory tree, leaving out local Terraform leftovers.
-fn copy_tree(src: &Path, dest: &Path) {
-    std::fs::create_dir_all(dest).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with(".terraform") || name.contains(".tfstate") || name.ends_with(".tfvars")
-        {
-            continue;
-        }
-        if path.is_dir() {
-            copy_tree(&path, &dest.join(&name));
-        } else {
-            std::fs::copy(&path, dest.join(&name)).unwrap();
-        }
-    }
-}
-
 /// A fresh checkout of the user's repository: the examples under `infra/`,
 /// as the workflows expect, with dev's Hetzner part replaced by stand-ins.
 fn checkout(dir: &Path) -> PathBuf {
     let repo = common::repo_root();
-    copy_tree(&repo.join("examples"), &dir.join("infra"));
+    common::copy_tree(&repo.join("examples"), &dir.join("infra"));
     let env = dir.join(INFRA_DIR);
     // main.tf creates Hetzner servers; versions.tf requires hcloud, which
     // cannot be installed offline. Everything else of dev stays as it is.

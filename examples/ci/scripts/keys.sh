@@ -10,8 +10,9 @@
 #   TF_VAR_name_prefix   this run's name (key comments)
 #   RUNNER_EGRESS_CIDR   optional: the address the builders see this runner
 #                        from; default: asked from ipv4.icanhazip.com
-# Sets the TF_VAR_admin_ssh_*, TF_VAR_client_* and TF_VAR_ssh_allowed_cidrs
-# variables of environments/dev.
+# Sets environments/dev's TF_VAR_admin_ssh_private_key_file,
+# TF_VAR_admin_ssh_public_key, TF_VAR_client_ssh_key_path,
+# TF_VAR_client_public_keys and TF_VAR_ssh_allowed_cidrs.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
