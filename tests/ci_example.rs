@@ -97,10 +97,12 @@ fn checkout(dir: &Path) -> PathBuf {
         format!(
             "# STAND-IN for main.tf's Hetzner servers (tests/ci_example.rs): the\n\
              # loopback host {HOST}, which has no systemd, so its nix-daemon restarts\n\
-             # through the test world's supervisor.\n\
-             terraform {{\n  required_version = \">= 1.6\"\n  required_providers {{\n    nixbuild = {{\n      source = \"{}\"\n    }}\n  }}\n}}\n\n\
+             # through the test world's supervisor. The exact version: Terraform\n\
+             # installs a pre-release (0.2.0-dev) only when asked for exactly.\n\
+             terraform {{\n  required_version = \">= 1.6\"\n  required_providers {{\n    nixbuild = {{\n      source  = \"{}\"\n      version = \"{}\"\n    }}\n  }}\n}}\n\n\
              locals {{\n  builder_hosts = {{\n    for name in var.builder_names : name => {{\n      address                = {}\n      daemon_restart_command = {}\n    }}\n  }}\n}}\n",
             common::SOURCE,
+            env!("CARGO_PKG_VERSION"),
             hcl(&h.address()),
             hcl(&daemon_restart_command(&h)),
         ),
@@ -623,6 +625,22 @@ fn ci_example_scripts_build_push_and_destroy() {
             .unwrap_or_else(|| panic!("no pushed out path in the state: {outputs}"))
             .to_string();
         assert!(built.contains(&pushed_out), "{pushed_out} vs {built:?}");
+        // Built on the builder, not on the runner (--max-jobs 0) ...
+        let builder = w.host(HOST);
+        for path in &built {
+            assert!(
+                builder.try_exec(&format!("test -e {path}")).0,
+                "{path} is not in the builder's store: not built there"
+            );
+        }
+        // ... and the apply's push uploaded from the builder, with the cachix
+        // CLI (the stand-in records its calls) and the run's signing key.
+        let calls = std::fs::read_to_string(builder.field("cachix_log")).unwrap_or_default();
+        assert!(
+            calls.lines().any(|call| call.contains(&pushed_out)
+                && call.contains(&format!("\"CACHIX_SIGNING_KEY\":\"{bare_secret}\""))),
+            "no `cachix push` of {pushed_out} with the run's key on the builder"
+        );
 
         // ---- job `destroy`: a new runner, the run's state only.
         let mut destroy = Job::new("destroy", root, &env, &terraform);
