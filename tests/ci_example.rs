@@ -557,10 +557,31 @@ fn ci_example_scripts_build_push_and_destroy() {
                     build.var("TF_CLI_CONFIG_FILE").ends_with("terraform.rc"),
                     "install-provider.sh did not set TF_CLI_CONFIG_FILE"
                 ),
-                "flake-ref.sh" => assert_eq!(
-                    build.var("TF_VAR_flake_ref"),
-                    format!("git+{url}?ref={branch}&rev={rev}")
-                ),
+                "flake-ref.sh" => {
+                    let flake_ref = build.var("TF_VAR_flake_ref").to_string();
+                    assert_eq!(flake_ref, format!("git+{url}?ref={branch}&rev={rev}"));
+                    // Why the ref is named: with a bare rev, Nix looks in HEAD
+                    // (the default branch) only and cannot find the commit. First,
+                    // while this runner's git cache is empty, as on a new runner.
+                    let eval = |reference: &str| {
+                        build
+                            .command("nix")
+                            .args(["eval", "--raw"])
+                            .arg(format!("{reference}#packages.x86_64-linux.default.name"))
+                            .output()
+                            .unwrap()
+                    };
+                    assert!(
+                        !eval(&format!("git+{url}?rev={rev}")).status.success(),
+                        "a bare rev= of the PR commit was found: the commit is not PR-shaped"
+                    );
+                    let with_ref = eval(&flake_ref);
+                    assert!(
+                        with_ref.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&with_ref.stderr)
+                    );
+                }
                 "init.sh" => {
                     // Installed from the archive: the binary cargo built.
                     let installed = build.workspace.join(INFRA_DIR).join(format!(
