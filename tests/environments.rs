@@ -18,24 +18,6 @@ use serde_json::{json, Value};
 
 const BUILDERS: [&str; 2] = ["h1", "h2"];
 
-/// Copy `examples/` (without local Terraform leftovers) into `dest`.
-fn copy_tree(src: &Path, dest: &Path) {
-    std::fs::create_dir_all(dest).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with(".terraform") || name.contains(".tfstate") || name.ends_with(".tfvars")
-        {
-            continue;
-        }
-        if path.is_dir() {
-            copy_tree(&path, &dest.join(&name));
-        } else {
-            std::fs::copy(&path, dest.join(&name)).unwrap();
-        }
-    }
-}
-
 /// Terraform in `dir` (relative to the Tf's directory) via `-chdir`.
 fn tf_in(tf: &Tf, dir: &str, args: &[&str]) -> Output {
     let chdir = format!("-chdir={dir}");
@@ -195,7 +177,7 @@ fn local_environment_applies_and_its_outputs_work() {
     for version in terraform_versions() {
         let tf = Tf::new(&version);
         let root = tf.dir.path();
-        copy_tree(
+        common::copy_tree(
             &common::repo_root().join("examples"),
             &root.join("examples"),
         );
@@ -392,7 +374,7 @@ fn dev_and_prod_compositions_plan_with_defaults() {
     // dev's builders run watch-store, which needs a token at plan time.
     tf.env("CACHIX_AUTH_TOKEN", cachix["token"].as_str().unwrap());
     let root = tf.dir.path();
-    copy_tree(
+    common::copy_tree(
         &common::repo_root().join("examples"),
         &root.join("examples"),
     );

@@ -273,6 +273,7 @@ fn every_example_is_classified() {
         "data-sources/nixbuild_host/data-source.tf",
         "environments/local/flake/flake.nix",
         "ci/builders.yml",
+        "ci/forgejo.yml",
     ] {
         assert!(
             examples().join(file).is_file(),
@@ -427,22 +428,17 @@ fn hcloud_examples_validate_online_only() {
 }
 
 /// The CI recipe for temporary builders (examples/ci/builders.yml) is
-/// actionlint-clean with shellcheck over its `run:` blocks, and every
-/// `TF_VAR_x` it sets is a variable of environments/dev, which it applies.
+/// actionlint-clean with shellcheck over its `run:` blocks, every `run:` is
+/// a script of examples/ci/scripts (tests/ci_example.rs runs them), and
+/// every `TF_VAR_x` it or its scripts set is a variable of
+/// environments/dev, which it applies.
 #[test]
 fn ci_recipe_lints_and_matches_the_dev_variables() {
     let workflow = examples().join("ci/builders.yml");
-    let actionlint = actionlint();
-    let out = Command::new(&actionlint)
-        .arg("-shellcheck")
-        .arg("shellcheck")
-        .arg(&workflow)
-        .output()
-        .expect("run actionlint");
+    let out = actionlint_run(&workflow, &[]);
     assert!(
         out.status.success(),
-        "actionlint ({}) reports problems in examples/ci/builders.yml:\n{}{}",
-        actionlint.display(),
+        "actionlint reports problems in examples/ci/builders.yml:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -451,6 +447,163 @@ fn ci_recipe_lints_and_matches_the_dev_variables() {
         text.contains("INFRA_DIR: infra/environments/dev"),
         "the recipe applies environments/dev"
     );
+    let scripts = every_run_is_a_script("builders.yml", &text);
+    let all = format!("{text}\n{scripts}");
+    assert_tf_vars_are_dev_variables("builders.yml", &all, 12);
+    // Temporary builders: destroyed whatever happened, bounded in time,
+    // cleaned up by label, one run at a time per ref, secrets only behind an
+    // environment (builds behind a protected one, teardown behind one with no
+    // approval), never for forks; PR commits by an exact reference.
+    for needle in [
+        "if: always() && needs.build.result != 'skipped'",
+        "timeout-minutes: ${{ fromJSON(vars.BUILD_JOB_TIMEOUT_MINUTES || '240') }}",
+        "TF_VAR_push_create_timeout: ${{ vars.PUSH_CREATE_TIMEOUT || '3h' }}",
+        "schedule:",
+        "-l cleanup=ci",
+        "concurrency:",
+        "environment: builders\n",
+        "environment: builders-teardown\n",
+        "github.event.pull_request.head.repo.full_name == github.repository",
+        "backend \"${TF_BACKEND:-s3}\"",
+        "TF_VAR_name_prefix: ci-${{ github.run_id }}-${{ github.run_attempt }}",
+        "ssh-keygen -q -t ed25519",
+        "github:$FLAKE_REPOSITORY/$FLAKE_REV",
+        "ref=$FLAKE_GIT_REF&rev=$FLAKE_REV",
+        "TF_VAR_nix_access_tokens",
+        "CACHIX_SIGNING_KEY: ${{ secrets.CACHIX_SIGNING_KEY }}",
+    ] {
+        assert!(
+            all.contains(needle),
+            "examples/ci/builders.yml (or its scripts) lacks `{needle}`"
+        );
+    }
+    assert!(
+        !text.contains("BUILDERS_ADMIN_SSH_KEY"),
+        "a shared admin key makes two runs collide on Hetzner's key fingerprints"
+    );
+    // Jobs that see a secret are exactly those behind an environment; the
+    // build job's is the protected one, destroy and cleanup need no approval.
+    let bodies = job_bodies(&text);
+    assert!(
+        bodies.len() >= 4,
+        "checks, build, destroy, cleanup: {bodies:?}"
+    );
+    for job in &bodies {
+        if job.contains("secrets.") {
+            let env = if job.starts_with("  build:") {
+                "environment: builders\n"
+            } else {
+                "environment: builders-teardown\n"
+            };
+            assert!(
+                job.contains(env),
+                "a job reads secrets without `{}`:\n{job}",
+                env.trim()
+            );
+        }
+    }
+}
+
+/// The Forgejo Actions variant calls the same scripts. actionlint knows
+/// GitHub only: it refuses Forgejo's runner labels (`runs-on: docker`) and
+/// actions named by URL (`uses: https://github.com/...`), which Forgejo
+/// documents, and warns that node20 actions are deprecated on GitHub (the
+/// mirrored actions/checkout@v4 Forgejo's runners use). Exactly those
+/// findings are ignored; everything else (expressions, contexts, shellcheck
+/// of each `run:`) must be clean.
+#[test]
+fn forgejo_recipe_lints_and_runs_the_same_scripts() {
+    let workflow = examples().join("ci/forgejo.yml");
+    let out = actionlint_run(
+        &workflow,
+        &[
+            r#"label "docker" is unknown"#,
+            r#"specifying action "https://github\.com/[^"]+" in invalid format"#,
+            r#"runtime "node20" is deprecated"#,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "actionlint reports problems in examples/ci/forgejo.yml beyond Forgejo's known differences:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&workflow).unwrap();
+    let scripts = every_run_is_a_script("forgejo.yml", &text);
+    assert_tf_vars_are_dev_variables("forgejo.yml", &format!("{text}\n{scripts}"), 10);
+    let github = std::fs::read_to_string(examples().join("ci/builders.yml")).unwrap();
+    let runs = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.contains("run: infra/ci/scripts/"))
+            .map(|l| l.split("run: ").nth(1).unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(runs(&text), runs(&github), "forgejo.yml runs other steps");
+    for needle in [
+        "if: always() && needs.build.result != 'skipped'",
+        "concurrency:",
+        "FLAKE_FORGE: git",
+        "refs/pull/{0}/head",
+        "runs-on: docker",
+    ] {
+        assert!(
+            text.contains(needle),
+            "examples/ci/forgejo.yml lacks `{needle}`"
+        );
+    }
+}
+
+fn actionlint_run(workflow: &Path, ignore: &[&str]) -> Output {
+    let mut cmd = Command::new(actionlint());
+    cmd.arg("-shellcheck").arg("shellcheck");
+    for pattern in ignore {
+        cmd.arg("-ignore").arg(pattern);
+    }
+    cmd.arg(workflow).output().expect("run actionlint")
+}
+
+/// Every `run:` of the workflow is exactly one script of examples/ci/scripts
+/// (the workflow sees them as infra/ci/scripts), which exists and is
+/// executable. Returns the scripts' text.
+fn every_run_is_a_script(name: &str, text: &str) -> String {
+    let mut scripts = String::new();
+    let mut count = 0;
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim().trim_start_matches("- ");
+        let Some(run) = trimmed.strip_prefix("run:") else {
+            continue;
+        };
+        count += 1;
+        let run = run.trim();
+        let script = run.strip_prefix("infra/ci/scripts/").unwrap_or_else(|| {
+            panic!(
+                "examples/ci/{name}:{}: `run: {run}` is not a script of infra/ci/scripts",
+                n + 1
+            )
+        });
+        assert!(
+            script.ends_with(".sh") && !script.contains(char::is_whitespace),
+            "examples/ci/{name}:{}: `run: {run}` is not one script",
+            n + 1
+        );
+        let path = examples().join("ci/scripts").join(script);
+        let meta = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("examples/ci/{name}: {}: {e}", path.display()));
+        use std::os::unix::fs::PermissionsExt;
+        assert!(
+            meta.permissions().mode() & 0o111 != 0,
+            "{} is not executable",
+            path.display()
+        );
+        scripts.push_str(&std::fs::read_to_string(&path).unwrap());
+    }
+    assert!(count >= 10, "examples/ci/{name}: only {count} run: steps");
+    scripts.push_str(&std::fs::read_to_string(examples().join("ci/scripts/lib.sh")).unwrap());
+    scripts
+}
+
+/// Every `TF_VAR_x` in `text` is a variable of environments/dev.
+fn assert_tf_vars_are_dev_variables(name: &str, text: &str, at_least: usize) {
     let variables =
         std::fs::read_to_string(examples().join("environments/dev/variables.tf")).unwrap();
     let mut names: Vec<&str> = text
@@ -465,31 +618,20 @@ fn ci_recipe_lints_and_matches_the_dev_variables() {
         .collect();
     names.sort_unstable();
     names.dedup();
-    assert!(names.len() >= 8, "too few TF_VAR_ names found: {names:?}");
-    for name in names {
+    assert!(
+        names.len() >= at_least,
+        "too few TF_VAR_ names found: {names:?}"
+    );
+    for var in names {
         assert!(
-            variables.contains(&format!("variable \"{name}\" {{")),
-            "examples/ci/builders.yml sets TF_VAR_{name}, but environments/dev has no variable `{name}`"
+            variables.contains(&format!("variable \"{var}\" {{")),
+            "examples/ci/{name} (or a script) sets TF_VAR_{var}, but environments/dev has no variable `{var}`"
         );
     }
-    // Temporary builders: destroyed whatever happened, bounded in time,
-    // cleaned up by label, secrets only behind an environment, never for forks.
-    for needle in [
-        "if: always() && needs.build.result != 'skipped'",
-        "timeout-minutes:",
-        "schedule:",
-        "-l cleanup=ci",
-        "environment: builders",
-        "github.event.pull_request.head.repo.full_name == github.repository",
-        "backend \"s3\"",
-        "TF_VAR_name_prefix: ci-${{ github.run_id }}-${{ github.run_attempt }}",
-    ] {
-        assert!(
-            text.contains(needle),
-            "examples/ci/builders.yml lacks `{needle}`"
-        );
-    }
-    // Jobs that see a secret are exactly those behind the environment.
+}
+
+/// The jobs of a workflow, each from its key line to the next job's.
+fn job_bodies(text: &str) -> Vec<String> {
     let jobs = text.split("\njobs:\n").nth(1).expect("a jobs: section");
     let mut bodies: Vec<String> = Vec::new();
     for line in jobs.lines() {
@@ -501,18 +643,7 @@ fn ci_recipe_lints_and_matches_the_dev_variables() {
         body.push_str(line);
         body.push('\n');
     }
-    assert!(
-        bodies.len() >= 4,
-        "checks, build, destroy, cleanup: {bodies:?}"
-    );
-    for job in &bodies {
-        if job.contains("secrets.") {
-            assert!(
-                job.contains("environment: builders"),
-                "a job reads secrets without the `builders` environment:\n{job}"
-            );
-        }
-    }
+    bodies
 }
 
 /// actionlint: `$ACTIONLINT`, or where scripts/install-actionlint.sh puts it.
