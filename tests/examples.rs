@@ -554,3 +554,119 @@ fn readme_quickstart_validates_as_written() {
         eprintln!("README quickstart validated on Terraform {version}");
     }
 }
+
+/// The remote-state recipe of environments/dev and prod: each has a partial
+/// `backend "s3" {}` (backend.tf) and a complete S3-compatible configuration
+/// in backend.hcl.example. A real `terraform init -backend-config=…` with it,
+/// the endpoint pointed at a closed loopback port, must accept every argument
+/// and fail only when it reaches the store (path-style, at the bucket); on
+/// Terraform before 1.10 the one refused argument is `use_lockfile`, as the
+/// guide says, and the rest is accepted there too.
+#[test]
+fn backend_examples_configure_an_s3_compatible_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cli_config = tmp.path().join("empty.tfrc");
+    std::fs::write(&cli_config, "").unwrap();
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let endpoint = format!("http://127.0.0.1:{closed_port}");
+    for version in terraform_versions() {
+        let run = Run::new(&version, cli_config.clone());
+        let locking_supported = version_at_least(&version, 1, 10);
+        for env in ["dev", "prod"] {
+            let source = examples().join("environments").join(env);
+            let backend_tf = std::fs::read_to_string(source.join("backend.tf")).unwrap();
+            assert!(
+                backend_tf.contains("backend \"s3\" {}"),
+                "environments/{env}/backend.tf: a partial s3 backend expected"
+            );
+            let example = std::fs::read_to_string(source.join("backend.hcl.example")).unwrap();
+            let bucket = hcl_string_argument(&example, "bucket");
+            let key = hcl_string_argument(&example, "key");
+            assert_eq!(
+                key,
+                format!("nixbuild/{env}/terraform.tfstate"),
+                "{env}: its own state key"
+            );
+            assert!(example.contains("use_lockfile = true"), "{env}: locking on");
+            let real_endpoint = hcl_string_argument(&example, "s3");
+            let config = example.replace(&format!("\"{real_endpoint}\""), &format!("\"{endpoint}\""))
+                // One attempt: the store is unreachable on purpose.
+                + "max_retries = 1\n";
+            let dir = tmp.path().join(format!("{env}-{version}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("backend.tf"), &backend_tf).unwrap();
+            let init = |config: &str| {
+                std::fs::write(dir.join("backend.hcl"), config).unwrap();
+                let _ = std::fs::remove_dir_all(dir.join(".terraform"));
+                let out = Command::new(&run.bin)
+                    .args([
+                        "init",
+                        "-input=false",
+                        "-no-color",
+                        "-backend-config=backend.hcl",
+                    ])
+                    .current_dir(&dir)
+                    .env("TF_CLI_CONFIG_FILE", &run.cli_config)
+                    .env("HOME", tmp.path())
+                    .env("CHECKPOINT_DISABLE", "1")
+                    .env("AWS_ACCESS_KEY_ID", "test-access-key")
+                    .env("AWS_SECRET_ACCESS_KEY", "test-secret-key")
+                    .env_remove("AWS_PROFILE")
+                    .env_remove("TF_LOG")
+                    .output()
+                    .expect("run terraform init");
+                assert!(
+                    !out.status.success(),
+                    "{env} ({version}): init reached no store, yet succeeded"
+                );
+                String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr)
+            };
+            let reaches_the_store = |output: &str| {
+                assert!(
+                    output.contains(&format!("127.0.0.1:{closed_port}/{bucket}"))
+                        && output.contains("connection refused"),
+                    "{env} ({version}): init should accept backend.hcl.example and fail only at the \
+                     (closed) store, path-style:\n{output}"
+                );
+            };
+            let output = init(&config);
+            if locking_supported {
+                reaches_the_store(&output);
+            } else {
+                assert!(
+                    output.contains("Unsupported argument") && output.contains("use_lockfile"),
+                    "{env} ({version}): Terraform before 1.10 refuses use_lockfile:\n{output}"
+                );
+                let without_locking: String = config
+                    .lines()
+                    .filter(|l| !l.starts_with("use_lockfile"))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                reaches_the_store(&init(&without_locking));
+            }
+            eprintln!("environments/{env}: backend.hcl.example accepted by Terraform {version} (locking: {locking_supported})");
+        }
+    }
+}
+
+/// `major.minor` of a version string such as `1.15.5` is at least the given.
+fn version_at_least(version: &str, major: u32, minor: u32) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (m, n) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (m, n) >= (major, minor)
+}
+
+/// The string value of `name = "…"` in an HCL file (first occurrence).
+fn hcl_string_argument(text: &str, name: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find_map(|line| {
+            let (left, right) = line.split_once('=')?;
+            (left.trim() == name).then(|| right.trim().split('"').nth(1).map(str::to_string))?
+        })
+        .unwrap_or_else(|| panic!("no `{name} = \"…\"` in the backend example"))
+}
