@@ -676,6 +676,34 @@ fn backend_examples_configure_an_s3_compatible_store() {
     }
 }
 
+/// The backend arguments the CI pipeline guide shows are dev's
+/// backend.hcl.example, argument for argument (comments aside).
+#[test]
+fn ci_guide_shows_the_backend_example() {
+    let arguments = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| {
+                l.split('#')
+                    .next()
+                    .unwrap()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    let guide =
+        std::fs::read_to_string(common::repo_root().join("docs/guides/ci-pipeline.md")).unwrap();
+    let shown = guide_snippets(&guide)
+        .into_iter()
+        .find(|s| s.fragment && s.text.contains("use_lockfile"))
+        .expect("ci-pipeline.md shows the backend arguments");
+    let example =
+        std::fs::read_to_string(examples().join("environments/dev/backend.hcl.example")).unwrap();
+    assert_eq!(arguments(&shown.text), arguments(&example));
+}
+
 /// `major.minor` of a version string such as `1.15.5` is at least the given.
 fn version_at_least(version: &str, major: u32, minor: u32) -> bool {
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
