@@ -212,8 +212,11 @@ fn dev_overrides_config(dir: &Path) -> PathBuf {
     path
 }
 
-/// A CLI config that installs this provider from a filesystem mirror holding
-/// the cargo-built binary as version `0.1.0`, and every other provider from
+/// A CLI config that installs this provider from a scratch filesystem mirror
+/// holding the cargo-built binary as the release version of Cargo.toml's
+/// (`0.2.0` for `0.2.0-dev`: Terraform picks a pre-release only when a
+/// configuration names it, and the examples name no version), and every
+/// other provider from
 /// its registry. Unlike `dev_overrides`, `terraform init` then works on every
 /// version (Terraform 1.6 asks the registry for an overridden provider).
 fn mirror_config(dir: &Path) -> PathBuf {
@@ -222,7 +225,7 @@ fn mirror_config(dir: &Path) -> PathBuf {
         "aarch64" => "arm64",
         other => other,
     };
-    let version = env!("CARGO_PKG_VERSION");
+    let version = env!("CARGO_PKG_VERSION").split('-').next().unwrap();
     let mirror = dir.join("mirror");
     let platform_dir = mirror
         .join("registry.terraform.io")
