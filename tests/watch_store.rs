@@ -2,7 +2,8 @@
 //! systemd host sd, on every Terraform version: the signing key reaches the
 //! service (its 0600 environment file) and nothing else (unit file, process
 //! arguments, the TF_LOG=trace log, remote command lines, the state); a
-//! changed provider-level key plans an update; and a destroy right after a
+//! changed provider-level key plans an update, and the write-only form
+//! (Terraform >= 1.11) stays out of the state; and a destroy right after a
 //! build leaves every path built in the cache, because the destroy stops
 //! watch-store, which uploads its queue first.
 //!
@@ -17,6 +18,12 @@ use std::process::Command;
 
 use common::{exclusive, hcl, provider_config, repo_root, terraform_versions, world, Tf};
 
+/// Whether Terraform `version` has write-only arguments (1.11 on).
+fn knows_write_only(version: &str) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (1, 11)
+}
+
 /// Make the Cachix API stand-in accept `token`.
 fn register_token(token: &str) {
     use std::io::Write;
@@ -28,7 +35,10 @@ fn register_token(token: &str) {
 /// A fresh ed25519 key made by Nix on this machine: the base64 secret part,
 /// which is what `cachix generate-keypair` prints and cachix reads.
 fn cachix_signing_key(dir: &std::path::Path, name: &str) -> String {
-    let (sk, pk) = (dir.join(format!("{name}.sec")), dir.join(format!("{name}.pub")));
+    let (sk, pk) = (
+        dir.join(format!("{name}.sec")),
+        dir.join(format!("{name}.pub")),
+    );
     let status = Command::new("nix-store")
         .arg("--generate-binary-cache-key")
         .args([name, sk.to_str().unwrap(), pk.to_str().unwrap()])
@@ -40,15 +50,8 @@ fn cachix_signing_key(dir: &std::path::Path, name: &str) -> String {
 }
 
 fn sha256(text: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 fn config(token: &str, signing_key: &str) -> String {
@@ -147,20 +150,40 @@ fn watch_store_signs_with_the_key_and_uploads_its_queue_before_destroy() {
             env,
             format!("CACHIX_AUTH_TOKEN={token}\nCACHIX_SIGNING_KEY={key}")
         );
-        assert_eq!(sd.exec("stat -c '%a %U' /etc/nixbuild/cachix.env"), "600 root");
+        assert_eq!(
+            sd.exec("stat -c '%a %U' /etc/nixbuild/cachix.env"),
+            "600 root"
+        );
         let unit = sd.exec("systemctl cat nixbuild-cachix-watch-store");
         assert!(unit.contains("watch-store public-cache"), "{unit}");
         assert!(!unit.contains(&key), "signing key in the unit: {unit}");
-        assert!(unit.contains("KillMode=mixed") && unit.contains("TimeoutStopSec=600"), "{unit}");
+        assert!(
+            unit.contains("KillMode=mixed") && unit.contains("TimeoutStopSec=600"),
+            "{unit}"
+        );
         let ps = sd.exec("ps -eo args");
-        assert!(ps.contains("watch-store public-cache"), "watch-store not running: {ps}");
+        assert!(
+            ps.contains("watch-store public-cache"),
+            "watch-store not running: {ps}"
+        );
         assert!(!ps.contains(&key), "signing key in a process's arguments");
-        let trace_text = std::fs::read_to_string(&trace).unwrap();
-        assert!(trace_text.contains("nixbuild"), "the trace log is empty?");
-        assert!(!trace_text.contains(&key), "signing key in the TF_LOG=trace log");
-        let commands = sd.commands_log()[commands_before..].to_string();
-        assert!(commands.contains("root\t"), "no command of this run recorded");
-        assert!(!commands.contains(&key), "signing key on a remote command line");
+        // (Windows of this run: a missing or empty text must not pass.)
+        let places = [
+            (
+                "the TF_LOG=trace log",
+                std::fs::read_to_string(&trace).unwrap(),
+                "nixbuild",
+            ),
+            (
+                "a remote command line",
+                sd.commands_log()[commands_before..].to_string(),
+                "root\t",
+            ),
+        ];
+        for (place, text, sign_of_life) in places {
+            assert!(text.contains(sign_of_life), "{place}: nothing of this run");
+            assert!(!text.contains(&key), "signing key in {place}");
+        }
         assert!(!tf.state_text().contains(&key), "signing key in the state");
 
         // watch-store signs with it: the stand-in records which key it got.
@@ -171,7 +194,10 @@ fn watch_store_signs_with_the_key_and_uploads_its_queue_before_destroy() {
             if let Some(info) = narinfo(&built) {
                 break info;
             }
-            assert!(std::time::Instant::now() < deadline, "{built} not pushed within 30 s");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{built} not pushed within 30 s"
+            );
             std::thread::sleep(std::time::Duration::from_millis(300));
         };
         assert!(info.contains("Sig: public-cache-1:"), "not signed:\n{info}");
@@ -196,22 +222,58 @@ fn watch_store_signs_with_the_key_and_uploads_its_queue_before_destroy() {
         assert!(sd.exec("cat /etc/nixbuild/cachix.env").contains(&rotated));
         assert!(!tf.state_text().contains(&rotated));
 
+        // The write-only form (Terraform >= 1.11): on the host, never in the
+        // state; adding it plans an update, a new version rotates it.
+        if knows_write_only(&version) {
+            let own = cachix_signing_key(tf.dir.path(), "own");
+            tf.write(&config(&token, &rotated).replace(
+                "watch_store = true",
+                &format!(
+                    "watch_store = true\n    signing_key_wo = {}\n    signing_key_wo_version = 1",
+                    hcl(&own)
+                ),
+            ));
+            let (code, plan) = tf.plan_exit_code();
+            assert_eq!(code, 2, "adding signing_key_wo plans nothing: {plan}");
+            assert!(!plan.contains(&own), "the key in the plan");
+            tf.apply();
+            tf.assert_no_changes();
+            assert!(sd.exec("cat /etc/nixbuild/cachix.env").contains(&own));
+            assert!(
+                !tf.state_text().contains(&own),
+                "signing_key_wo in the state"
+            );
+            assert!(!std::fs::read_to_string(&trace).unwrap().contains(&own));
+        }
+
         // Builds, then at once destroy: every path reaches the cache,
-        // uploaded by watch-store as it stops.
+        // uploaded by watch-store as it stops. The large ones keep it busy
+        // uploading, so the small ones built after them are still in its
+        // queue when the destroy stops it.
         let nonce = format!("ws-destroy-{}-{}", std::process::id(), version);
-        let built = build_on_sd(&nonce, 3, 5);
+        let mut built = build_on_sd(&format!("{nonce}-large"), 3, 5);
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        built.extend(build_on_sd(&format!("{nonce}-small"), 3, 0));
         let not_yet = built.iter().filter(|p| narinfo(p).is_none()).count();
         tf.destroy();
         for path in &built {
-            let info = narinfo(path).unwrap_or_else(|| panic!("{path} not in the cache after destroy"));
+            let info =
+                narinfo(path).unwrap_or_else(|| panic!("{path} not in the cache after destroy"));
             assert!(info.contains("Sig: public-cache-1:"), "{info}");
         }
-        let journal = sd.exec("journalctl -u nixbuild-cachix-watch-store -o cat --no-pager | tail -n 30");
+        let journal =
+            sd.exec("journalctl -u nixbuild-cachix-watch-store -o cat --no-pager | tail -n 40");
+        let stop = journal
+            .rsplit_once("Stopped watching /nix/store and waiting for queue to empty")
+            .unwrap_or_else(|| {
+                panic!("watch-store was not stopped gracefully ({not_yet} of 6 not uploaded before destroy):\n{journal}")
+            })
+            .1;
         assert!(
-            journal.contains("Stopped watching /nix/store and waiting for queue to empty"),
-            "watch-store was not stopped gracefully ({not_yet} of 3 were not uploaded before destroy):\n{journal}"
+            stop.contains("Waiting to finish: 1 pushing, 2 in queue"),
+            "the small paths were not in watch-store's queue at the stop:\n{journal}"
         );
-        assert!(journal.contains("Done."), "{journal}");
+        assert!(stop.contains("Done."), "{journal}");
         assert_eq!(
             sd.exec("test -e /etc/systemd/system/nixbuild-cachix-watch-store.service && echo left || echo gone"),
             "gone"
