@@ -280,3 +280,91 @@ fn watch_store_signs_with_the_key_and_uploads_its_queue_before_destroy() {
         );
     }
 }
+
+/// The stand-in's caches file on sd: `down-cache` is a cache whose store
+/// refuses every connection (nothing listens on port 9 of loopback).
+fn add_down_cache() {
+    let root = world().host("sd").field("root");
+    let file = std::path::Path::new(&root).join("etc/cachix-standin/caches");
+    let caches = std::fs::read_to_string(&file).unwrap();
+    if !caches.contains("down-cache ") {
+        std::fs::write(&file, format!("{caches}down-cache http://127.0.0.1:9\n")).unwrap();
+    }
+}
+
+/// With the cache down, watch-store gives up on its queue when it is
+/// stopped (as cachix does once its retries are spent): the destroy fails
+/// within `timeouts.delete`, names how many paths were queued and keeps the
+/// builder; the next destroy, with nothing left to wait for, succeeds.
+#[test]
+fn destroy_with_the_cache_down_fails_naming_the_queued_paths() {
+    let _sd = exclusive("sd");
+    let w = world();
+    let sd = w.host("sd");
+    for version in terraform_versions() {
+        sd.reset();
+        install_standin();
+        add_down_cache();
+        let tf = Tf::new(&version);
+        let token = format!(
+            "nbt-ws-down-{}-{}",
+            version.replace('.', ""),
+            std::process::id()
+        );
+        register_token(&token);
+        let key = cachix_signing_key(tf.dir.path(), "down-cache-1");
+        let public = std::fs::read_to_string(tf.dir.path().join("down-cache-1.pub")).unwrap();
+        tf.write(
+            &config(&token, &key)
+                .replace("\"public-cache\"", "\"down-cache\"")
+                .replace(
+                    "watch_store = true",
+                    &format!(
+                        "watch_store = true\n    public_key  = {}",
+                        hcl(public.trim())
+                    ),
+                )
+                .replace(
+                    "on_destroy = \"clean\"",
+                    "on_destroy = \"clean\"\n  timeouts {\n    delete = \"2m\"\n  }",
+                ),
+        );
+        tf.apply();
+        tf.assert_no_changes();
+        assert!(sd
+            .exec("systemctl cat nixbuild-cachix-watch-store")
+            .contains("TimeoutStopSec=120"));
+        let nonce = format!("ws-down-{}-{}", std::process::id(), version);
+        let built = build_on_sd(&nonce, 2, 0);
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let started = std::time::Instant::now();
+        let text = tf.fails(&["destroy", "-auto-approve", "-no-color"]);
+        let took = started.elapsed();
+        eprintln!("[timing] watch-store destroy with the cache down ({version}): {took:.1?}");
+        assert!(
+            took < std::time::Duration::from_secs(150),
+            "took {took:?}:\n{text}"
+        );
+        assert!(
+            text.contains("exited without uploading its queue"),
+            "{text}"
+        );
+        assert!(text.contains("2 store paths were still queued"), "{text}");
+        assert!(
+            text.contains("cachix[0].watch_store") || text.contains("watch_store"),
+            "{text}"
+        );
+        // Kept in the state; the service gave up, so nothing is left to wait for.
+        assert!(
+            tf.state_text().contains("nixbuild_builder"),
+            "the builder left the state"
+        );
+        tf.destroy();
+        for path in &built {
+            assert!(
+                narinfo(path).is_none(),
+                "{path} reached a cache that is down?"
+            );
+        }
+    }
+}
