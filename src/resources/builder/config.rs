@@ -855,6 +855,65 @@ mod tests {
     const KEY: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl client";
 
+    /// Signing keys are checked at plan time, at their attribute path, in
+    /// both forms; both forms at once, or a version alone, are refused.
+    #[test]
+    fn cachix_signing_keys_are_checked_at_their_paths() {
+        use base64::Engine;
+        let good = base64::engine::general_purpose::STANDARD.encode([1u8; 64]);
+        let errors = |cachix: CachixBlock| {
+            let mut diags = Diagnostics::default();
+            validate(
+                &BuilderState {
+                    cachix: Value::Value(cachix),
+                    ..Default::default()
+                },
+                &mut diags,
+            );
+            diags
+                .errors
+                .iter()
+                .map(|d| format!("{}: {} @ {}", d.summary, d.detail, d.attribute))
+                .collect::<Vec<_>>()
+        };
+        let secret = |s: &str| Value::Value(Secret::new(s));
+        let block = |key: Value<Secret>, wo: Value<Secret>, version: Value<i64>| CachixBlock {
+            cache: Value::Value("c".into()),
+            signing_key: key,
+            signing_key_wo: wo,
+            signing_key_wo_version: version,
+            ..Default::default()
+        };
+        assert!(errors(block(secret(&good), Value::Null, Value::Null)).is_empty());
+        assert!(errors(block(Value::Null, secret(&good), Value::Value(1))).is_empty());
+        let bad = errors(block(
+            secret(&format!("c-1:{good}")),
+            Value::Null,
+            Value::Null,
+        ));
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert!(
+            bad[0].starts_with("Invalid Cachix signing key") && bad[0].contains("NAME:BASE64"),
+            "{bad:?}"
+        );
+        assert!(bad[0].contains("signing_key"), "{bad:?}");
+        assert!(!bad[0].contains(&good), "the key in the message: {bad:?}");
+        let short = errors(block(Value::Null, secret("AAAA"), Value::Value(1)));
+        assert_eq!(short.len(), 1, "{short:?}");
+        assert!(short[0].contains("decodes to 3 bytes") && short[0].contains("signing_key_wo"));
+        let both = errors(block(secret(&good), secret(&good), Value::Null));
+        assert!(
+            both.iter()
+                .any(|e| e.contains("Both `signing_key` and `signing_key_wo`")),
+            "{both:?}"
+        );
+        let version = errors(block(Value::Null, Value::Null, Value::Value(2)));
+        assert!(
+            version.iter().any(|e| e.contains("signing_key_wo_version")),
+            "{version:?}"
+        );
+    }
+
     #[test]
     fn authorized_keys_are_single_lines() {
         assert!(check_authorized_key(KEY).is_ok());
