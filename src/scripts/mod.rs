@@ -30,6 +30,10 @@ pub const BUILD_USER: &str = include_str!("build_user.sh");
 /// Cachix CLI and the watch-store service; env file on stdin.
 pub const CACHIX: &str = include_str!("cachix.sh");
 
+/// Stop the watch-store service at destroy and wait until it has uploaded
+/// its queue: `watch_store_stop.sh UNIT SECONDS RESTART`.
+pub const WATCH_STORE_STOP: &str = include_str!("watch_store_stop.sh");
+
 /// Restart the Nix daemon (systemd or a user command).
 pub const RESTART_DAEMON: &str = include_str!("restart_daemon.sh");
 

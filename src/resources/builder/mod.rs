@@ -13,6 +13,7 @@ pub mod monitoring;
 pub mod nix_credentials;
 pub mod push_hook;
 pub mod status;
+pub mod watch_store;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,7 @@ use config::{
     known_strings, str_list, BuilderPrivate, BuilderState, ACCOUNT_RECORDS, CACHIX_ENV_FILE,
     WATCH_STORE_UNIT,
 };
+use watch_store::{Secrets, WatchStoreSecret};
 
 /// Where the Cachix substituter comes from, as far as the plan knows.
 #[derive(Clone, Debug, PartialEq)]
@@ -95,27 +97,17 @@ impl BuilderResource {
     /// The Cachix token in effect: `cachix.auth_token_wo`, else
     /// `cachix.auth_token`, else the provider's.
     fn token(configured: &Context, state: &BuilderState) -> SecretValue {
-        let own = state
-            .cachix
-            .as_ref_option()
-            .map(|c| write_only::effective(&c.auth_token, &c.auth_token_wo))
-            .unwrap_or_default();
-        configured.cachix.auth_token(&own)
+        WatchStoreSecret::AuthToken.in_effect(configured, state)
     }
 
     /// The secret arguments of `state` whose value comes from their
-    /// write-only twin (the token only where it is written: with
-    /// `watch_store`), sorted: what [`BuilderPrivate::write_only`] records.
+    /// write-only twin (the Cachix secrets only where they are written:
+    /// with `watch_store`), sorted: what [`BuilderPrivate::write_only`] records.
     fn write_only_args(state: &BuilderState) -> Vec<String> {
-        let mut args: Vec<String> = Vec::new();
-        if state.watch_store()
-            && state
-                .cachix
-                .as_ref_option()
-                .is_some_and(|c| !c.auth_token_wo.is_null())
-        {
-            args.push(TOKEN_ARG.into());
-        }
+        let mut args: Vec<String> = watch_store::write_only_args(state)
+            .into_iter()
+            .map(String::from)
+            .collect();
         args.extend(
             nix_credentials::write_only_args(&state.nix_block())
                 .into_iter()
@@ -430,7 +422,7 @@ impl BuilderResource {
         state: &BuilderState,
         facts: &Facts,
         private: &BuilderPrivate,
-        token: Option<&str>,
+        secrets: &Secrets,
     ) -> Vec<String> {
         let mut drift = Vec::new();
         let user = state.build_user_name().unwrap_or_default();
@@ -470,15 +462,7 @@ impl BuilderResource {
                     }
                 ));
             }
-            // A token from `auth_token_wo` is not in the state a refresh
-            // sees: only a new `auth_token_wo_version` rotates it.
-            let write_only = private.write_only.iter().any(|a| a == TOKEN_ARG);
-            if !write_only
-                && fingerprint(&private.token_salt, token.unwrap_or_default())
-                    != private.token_fingerprint
-            {
-                drift.push("the Cachix auth token changed".into());
-            }
+            drift.extend(secrets.drift(private));
         } else {
             drift.extend(leftover_watch_store(facts));
         }
@@ -492,7 +476,7 @@ impl BuilderResource {
         remote: &Remote,
         facts: &Facts,
         private: &mut BuilderPrivate,
-        token: Option<&str>,
+        secrets: &Secrets,
     ) {
         private.nix_snapshot = facts.nix_snapshot();
         private.foreign_user = legacy::foreign_user_finding(private, foreign_user(state, facts));
@@ -507,7 +491,7 @@ impl BuilderResource {
         if state.nix_block().system_features.is_null() {
             state.supported_features = str_list(&facts.features);
         }
-        state.drift = str_list(&Self::drift(state, facts, private, token));
+        state.drift = str_list(&Self::drift(state, facts, private, secrets));
         state.config_hash = Value::Value(facts.config_sha256.clone());
         Self::derive(state, &host);
     }
@@ -539,7 +523,7 @@ impl BuilderResource {
         state: &BuilderState,
         private: &BuilderPrivate,
         target: &CachixTarget,
-        token: Option<&str>,
+        secrets: &Secrets,
         previous_user: Option<&str>,
     ) -> Result<(Facts, Vec<String>), Failure> {
         let user = state.build_user_name().expect("known at apply");
@@ -614,15 +598,17 @@ impl BuilderResource {
             .as_ref_option()
             .and_then(|c| c.cache.as_ref_option().cloned())
             .unwrap_or_default();
-        let env = match (state.watch_store(), token) {
-            (true, Some(token)) => format!("CACHIX_AUTH_TOKEN={token}\n"),
-            _ => String::new(),
+        let env = if state.watch_store() {
+            secrets.env_file()
+        } else {
+            String::new()
         };
         steps.push(cachix_step(
             &cache,
             state.cachix_install(),
             state.watch_store(),
             env,
+            state.timeout(Operation::Delete),
         ));
         // A new trusted user, config or credential reaches the daemon only
         // when it restarts.
@@ -699,7 +685,7 @@ impl BuilderResource {
             .cachix_target(&configured, &state, Some(&private), diags)
             .await?;
         Self::remember_cachix(&mut private, &state, &target);
-        let token = Self::token(&configured, &state);
+        let secrets = Secrets::in_effect(&configured, &state);
         // The key this apply connected with, kept if a later step fails.
         let seen_key: std::sync::Mutex<Option<(crate::ssh::HostKey, SeenKeys)>> =
             Default::default();
@@ -719,7 +705,7 @@ impl BuilderResource {
                     &state,
                     &private,
                     &target,
-                    token.secret().map(Secret::expose),
+                    &secrets,
                     previous_user.as_deref(),
                 )
                 .await;
@@ -790,22 +776,9 @@ impl BuilderResource {
         nix_credentials::record_applied(&state, &mut private);
         private.push_key_digest = push_hook::applied_key_digest(&state.push, &private.token_salt);
         private.write_only = Self::write_only_args(&state);
-        private.token_fingerprint = if state.watch_store() {
-            fingerprint(
-                &private.token_salt,
-                token.secret().map(Secret::expose).unwrap_or_default(),
-            )
-        } else {
-            String::new()
-        };
+        secrets.record(&state, &mut private);
         state.config_hash = Value::Null;
-        Self::observe(
-            &mut state,
-            &remote,
-            &facts,
-            &mut private,
-            token.secret().map(Secret::expose),
-        );
+        Self::observe(&mut state, &remote, &facts, &mut private, &secrets);
         add_drift(&mut state, monitoring_drift);
         let expected = Self::desired_hash(&state, &target);
         if expected != state.config_hash {
@@ -959,17 +932,6 @@ fn add_drift(state: &mut BuilderState, more: Vec<String>) {
 /// import has seen (an import ID without a key): the next apply confirms it.
 pub const PIN_UNCONFIRMED: &str = "host key pinned by an import, not yet confirmed against ssh.host_key: the host is read again after the next apply";
 
-/// The private state's name of the Cachix token argument.
-const TOKEN_ARG: &str = "cachix.auth_token";
-
-/// Fingerprint of the Cachix token, keyed by the resource's salt.
-fn fingerprint(salt: &str, token: &str) -> String {
-    if token.is_empty() {
-        return String::new();
-    }
-    crate::secrets::fingerprint(salt, &[("cachix_auth_token", Some(token.to_string()))])
-}
-
 fn new_salt() -> String {
     crate::secrets::random_salt()
 }
@@ -1049,10 +1011,18 @@ fn restart_daemon_step(state: &BuilderState) -> Step {
     .serves("nix")
 }
 
-/// `cachix.sh`: converge the CLI and the watch-store service; with
-/// `watch = false`, remove a service and token file left on the host.
-fn cachix_step(cache: &str, install: bool, watch: bool, env: String) -> Step {
+/// `cachix.sh`: converge the CLI and the watch-store service (whose stop
+/// may take `stop_timeout`: it uploads its queue); with `watch = false`,
+/// remove a service and token file left on the host.
+fn cachix_step(
+    cache: &str,
+    install: bool,
+    watch: bool,
+    env: String,
+    stop_timeout: std::time::Duration,
+) -> Step {
     let flag = |b: bool| if b { "true" } else { "false" };
+    let stop_seconds = stop_timeout.as_secs().max(1).to_string();
     Step::new(
         "cachix",
         crate::scripts::CACHIX,
@@ -1062,6 +1032,7 @@ fn cachix_step(cache: &str, install: bool, watch: bool, env: String) -> Step {
             flag(watch),
             WATCH_STORE_UNIT,
             CACHIX_ENV_FILE,
+            &stop_seconds,
         ],
     )
     .input(env)
@@ -1185,7 +1156,7 @@ impl Resource for BuilderResource {
                 return Some((state, private_state));
             }
         };
-        let token = Self::token(&configured, &state);
+        let secrets = Secrets::in_effect(&configured, &state);
         let mut state = state;
         let mut private = private;
         if private.imported {
@@ -1204,13 +1175,7 @@ impl Resource for BuilderResource {
             }
             private.imported = false;
         }
-        Self::observe(
-            &mut state,
-            &remote,
-            &facts,
-            &mut private,
-            token.secret().map(Secret::expose),
-        );
+        Self::observe(&mut state, &remote, &facts, &mut private, &secrets);
         add_drift(&mut state, monitoring_drift);
         Some((state, Value::Value(private)))
     }
@@ -1425,6 +1390,8 @@ impl Resource for BuilderResource {
         let delete_timeout = state.timeout(Operation::Delete);
         let deadline = tokio::time::Instant::now() + delete_timeout;
         let has_push = state.push.is_value();
+        // watch-store uploads what it queued when it is stopped: stop it first.
+        let has_watch = state.watch_store();
         if !state.on_destroy_clean() {
             // `keep`: touch nothing. A replacement at the same address
             // inherits the pin.
@@ -1432,7 +1399,7 @@ impl Resource for BuilderResource {
             let pinned = state.host_key.as_ref_option().map(String::as_str);
             let target = Self::target(&state, &host, pinned);
             configured.remember_pin(&target);
-            if !has_push {
+            if !has_push && !has_watch {
                 // No connection at all: the host is usually gone.
                 return Some(());
             }
@@ -1447,21 +1414,45 @@ impl Resource for BuilderResource {
                     .await
                 {
                     Outcome::Connected(remote) => {
-                        push_hook::drain(&remote, deadline, &host, diags).await
+                        if has_watch {
+                            // `keep`: the service runs again afterwards.
+                            watch_store::stop(&remote, deadline, true, &host, diags).await?;
+                        }
+                        if has_push {
+                            push_hook::drain(&remote, deadline, &host, diags).await
+                        } else {
+                            Some(())
+                        }
                     }
                     Outcome::Interrupted => {
                         diags.errors.extend(attempt.errors);
                         None
                     }
                     Outcome::KeepState | Outcome::Failed => {
+                        // What would have been uploaded, and where it was queued.
+                        let (what, lost, path) = if has_push {
+                            (
+                                "Push queue",
+                                "Builds still queued on the host for the `push` store",
+                                AttributePath::new("push"),
+                            )
+                        } else {
+                            (
+                                "cachix watch-store queue",
+                                "Paths watch-store had queued",
+                                AttributePath::new("cachix")
+                                    .index(0)
+                                    .attribute("watch_store"),
+                            )
+                        };
                         for d in attempt.errors.into_iter().chain(attempt.warnings) {
                             diags.warning(
-                                format!("Push queue of {host} not checked: {}", d.summary),
+                                format!("{what} of {host} not checked: {}", d.summary),
                                 format!(
-                                    "{} Builds still queued on the host for the `push` store, if any, are not uploaded; the builder is destroyed (on_destroy = \"keep\" touches nothing on the host).",
+                                    "{} {lost}, if any, are not uploaded; the builder is destroyed (on_destroy = \"keep\" touches nothing on the host).",
                                     d.detail
                                 ),
-                                AttributePath::new("push"),
+                                path.clone(),
                             );
                         }
                         Some(())
@@ -1470,8 +1461,16 @@ impl Resource for BuilderResource {
             };
             return match tokio::time::timeout_at(deadline, work).await {
                 Ok(result) => result,
-                Err(_) => {
+                Err(_) if has_push => {
                     push_hook::timed_out(&host, delete_timeout, diags);
+                    None
+                }
+                Err(_) => {
+                    diags.error(
+                        format!("Stopping cachix watch-store of {host} timed out"),
+                        "the builder is kept so that the paths watch-store queued are not lost: raise `timeouts.delete` and destroy again",
+                        AttributePath::new("timeouts"),
+                    );
                     None
                 }
             };
@@ -1490,6 +1489,10 @@ impl Resource for BuilderResource {
                     diags,
                 )
                 .await?;
+            // What watch-store queued reaches the cache before it goes.
+            if has_watch {
+                watch_store::stop(&remote, deadline, false, &host, diags).await?;
+            }
             // Every queued build reaches the store before the hook goes.
             if has_push {
                 push_hook::drain(&remote, deadline, &host, diags).await?;
@@ -1501,7 +1504,7 @@ impl Resource for BuilderResource {
             // Only what this resource created: an account it did not create stays.
             steps.extend([
                 build_user_step("release", &user, "no", None),
-                cachix_step("", false, false, String::new()),
+                cachix_step("", false, false, String::new(), delete_timeout),
                 monitoring::clean_step(),
                 nix_credentials::clean_step(),
                 gc::clean_step(),
@@ -1694,7 +1697,7 @@ mod tests {
             token_salt: "salt".into(),
             ..Default::default()
         };
-        private.token_fingerprint = fingerprint(&private.token_salt, "tok");
+        Secrets::of(Some("tok"), None).record(&planned, &mut private);
         let facts = Facts {
             unit: "active".into(),
             user: true,
@@ -1702,7 +1705,7 @@ mod tests {
             ..Default::default()
         };
         let token_drift = |state: &BuilderState, private: &BuilderPrivate, token: Option<&str>| {
-            BuilderResource::drift(state, &facts, private, token)
+            BuilderResource::drift(state, &facts, private, &Secrets::of(token, None))
                 .into_iter()
                 .filter(|d| d.contains("Cachix auth token"))
                 .count()
@@ -1748,11 +1751,7 @@ mod tests {
     }
 
     #[test]
-    fn fingerprints_depend_on_salt_and_secret() {
-        assert_eq!(fingerprint("s", ""), "");
-        assert_ne!(fingerprint("s", "a"), fingerprint("s", "b"));
-        assert_ne!(fingerprint("s", "a"), fingerprint("t", "a"));
-        assert!(!fingerprint("s", "token").contains("token"));
+    fn salts_differ() {
         assert_ne!(new_salt(), new_salt());
     }
 }
