@@ -195,11 +195,11 @@ fn an_existing_account_is_never_taken_or_deleted() {
         let begun = steps_begun(&log);
         assert_eq!(
             begun,
-            ["probe host", "check build user"],
+            ["probe host", "check host owner", "check build user"],
             "{version}: steps of the refused apply"
         );
         assert!(
-            log.contains(" stop 1"),
+            log.contains(" stop 2"),
             "{version}: the apply did not stop at the owner check"
         );
 
