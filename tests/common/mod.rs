@@ -460,7 +460,66 @@ impl Tf {
     }
 
     pub fn destroy(&self) {
+        let owners = self.builder_owner_ids();
         self.ok(&["destroy", "-auto-approve", "-no-color"]);
+        release_host_claims(&owners);
+    }
+
+    /// The owner ids of the `nixbuild_builder` resources in this state (each
+    /// resource's own `owner_id`: issue 28).
+    pub fn builder_owner_ids(&self) -> Vec<String> {
+        let Ok(state) = serde_json::from_str::<Value>(&self.state_text()) else {
+            return vec![];
+        };
+        let mut ids = Vec::new();
+        for resource in state["resources"].as_array().into_iter().flatten() {
+            if resource["type"] != "nixbuild_builder" {
+                continue;
+            }
+            for instance in resource["instances"].as_array().into_iter().flatten() {
+                let id = instance["attributes"]["owner_id"].as_str();
+                if let Some(id) = id.filter(|id| !id.is_empty()) {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+        ids
+    }
+}
+
+/// The host claim (`/etc/nixbuild/owner`) of a builder whose state a test
+/// drops: a builder destroyed with `on_destroy = "keep"`, or left in a
+/// state's temp dir, keeps its claim on the shared host, where a real host
+/// would go with it. Without this, the next test's builder (another state)
+/// would be refused as the second owner of that host. The build-user
+/// records those builders wrote lose their owner line: like records from
+/// before owner ids, the next builder that claims the host claims them.
+pub fn release_host_claims(owners: &[String]) {
+    if owners.is_empty() {
+        return;
+    }
+    let hosts = world().json["hosts"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for name in hosts.keys() {
+        // Owner ids are hex (the provider makes them): safe in a pattern.
+        let script: String = owners
+            .iter()
+            .map(|owner| {
+                format!(
+                    "! grep -qx 'owner={owner}' /etc/nixbuild/owner 2>/dev/null || rm -f /etc/nixbuild/owner; \
+                     for r in /etc/nixbuild/users/*; do [ ! -f \"$r\" ] || sed -i '/^owner={owner}$/d' \"$r\"; done; "
+                )
+            })
+            .collect();
+        let _ = world().host(name).try_exec(&script);
+    }
+}
+
+impl Drop for Tf {
+    fn drop(&mut self) {
+        release_host_claims(&self.builder_owner_ids());
     }
 }
 

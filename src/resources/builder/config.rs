@@ -212,6 +212,9 @@ pub struct BuilderState {
     /// `user@host:port` of the administrative connection.
     #[schemars(with = "Computed<String>")]
     pub id: Value<String>,
+    /// This resource's owner id: random, made when it is created (a state from an earlier release gets one at its first refresh). The host's claim (`/etc/nixbuild/owner`) and the build user's record name it; an apply, a refresh and `on_destroy = "clean"` touch only objects that carry it. Another resource names it in `adopt_owner` to take this one's objects over.
+    #[schemars(with = "Computed<String>")]
+    pub owner_id: Value<String>,
     /// The host's public key line, pinned on create: every later connection must present it.
     #[schemars(with = "Computed<String>")]
     pub host_key: Value<String>,
@@ -304,11 +307,6 @@ pub struct BuilderPrivate {
     pub cachix_cache: String,
     pub cachix_uri: String,
     pub cachix_key: String,
-    /// This resource's owner id (random, made by the plan of its create, or
-    /// by the first apply or clean of a state from before owner ids): in the
-    /// host's claim and in the build user's record, so that it changes only
-    /// what it owns. Empty: not known yet (see `legacy`).
-    pub owner_id: String,
     /// The owner id of another resource that the last Read found owning this
     /// host (empty: none), so the plan can refuse before any apply.
     pub other_owner: String,

@@ -448,7 +448,7 @@ impl BuilderResource {
         if !facts.include {
             drift.push(format!("{NIX_CONF_PATH} no longer includes nixbuild.conf"));
         }
-        let other = ownership::other_owner_found(private, &facts.host_owner);
+        let other = ownership::other_owner_found(state, &facts.host_owner);
         if !other.is_empty() {
             drift.push(format!(
                 "the host's builder objects belong to another nixbuild_builder resource (owner id {other}, {OWNER_FILE})"
@@ -508,7 +508,7 @@ impl BuilderResource {
     ) {
         private.nix_snapshot = facts.nix_snapshot();
         private.foreign_user = legacy::foreign_user_finding(private, foreign_user(state, facts));
-        private.other_owner = ownership::other_owner_found(private, &facts.host_owner);
+        private.other_owner = ownership::other_owner_found(state, &facts.host_owner);
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         state.id = Value::Value(remote.endpoint().to_string());
         state.host_key = Value::Value(remote.host_key().openssh_line());
@@ -565,7 +565,7 @@ impl BuilderResource {
         let user = state.build_user_name().expect("known at apply");
         let adopt_existing = state.adopt_existing();
         let adopt = if adopt_existing { "yes" } else { "no" };
-        let owner = &Owner::known(state, private);
+        let owner = &Owner::known(state);
         // NixOS generates its own Nix config: stop before anything changes.
         let mut steps =
             vec![Step::new(PROBE_STEP, crate::scripts::NIXOS_CHECK, &[]).stop_on("nixos=yes")];
@@ -720,7 +720,7 @@ impl BuilderResource {
             .await?;
         Self::remember_cachix(&mut private, &state, &target);
         // Made now for a state from before owner ids.
-        Owner::of(&state, &mut private);
+        Owner::of(&mut state);
         let token = Self::token(&configured, &state);
         // The key this apply connected with, kept if a later step fails.
         let seen_key: std::sync::Mutex<Option<(crate::ssh::HostKey, SeenKeys)>> =
@@ -904,7 +904,7 @@ fn checks(state: &BuilderState, private: &BuilderPrivate, dump: bool, refresh: b
         state,
         dump,
         Some(&private.nix_snapshot),
-        &private.owner_id,
+        &state.owner_id.as_ref_option().cloned().unwrap_or_default(),
     )];
     steps.extend(monitoring::check_step(&state.monitoring));
     steps.extend(gc::check_step(&state.gc));
@@ -1213,8 +1213,8 @@ impl Resource for BuilderResource {
         if private.imported {
             // An import manages the host as it finds it: the resource whose
             // claim it finds is this one from now on.
-            if private.owner_id.is_empty() {
-                private.owner_id = facts.host_owner.clone();
+            if !facts.host_owner.is_empty() {
+                state.owner_id = Value::Value(facts.host_owner.clone());
             }
             match &facts.config_text {
                 Some(text) => state.adopt(
@@ -1230,6 +1230,11 @@ impl Resource for BuilderResource {
                 ),
             }
             private.imported = false;
+        }
+        // A state from an earlier release: its id from now on (this Read
+        // claims nothing; the next apply or clean claims an unclaimed host).
+        if !state.owner_id.is_value() {
+            state.owner_id = Value::Value(ownership::new_owner_id());
         }
         Self::observe(
             &mut state,
@@ -1269,6 +1274,8 @@ impl Resource for BuilderResource {
         state.supported_features = Value::Unknown;
         state.config_hash = Self::desired_hash(&state, &target);
         state.drift = Value::Value(vec![]);
+        // Made by the apply: Terraform plans twice, and the two must agree.
+        state.owner_id = Value::Unknown;
         Self::derive(&mut state, host.as_deref().unwrap_or_default());
         if let Some(host) = &host {
             gc::check_at_plan(
@@ -1285,7 +1292,6 @@ impl Resource for BuilderResource {
             imported: false,
             pin_from_import: false,
             records_ownership: true,
-            owner_id: ownership::new_owner_id(),
             ..Default::default()
         };
         Self::remember_cachix(&mut private, &state, &target);
@@ -1312,7 +1318,7 @@ impl Resource for BuilderResource {
         Self::check_plan(&configured, &state, diags);
         if let Some(private) = prior_private_state.as_ref_option() {
             refuse_foreign_user(&state, &private.foreign_user, &host_of(&state), diags);
-            ownership::refuse_other_owner(&state, private, &host_of(&state), diags);
+            ownership::warn_other_owner(&state, private, &host_of(&state), diags);
         }
         let target = self
             .cachix_target(
@@ -1331,6 +1337,11 @@ impl Resource for BuilderResource {
         };
         state.config_hash = Self::desired_hash(&state, &target);
         state.drift = Value::Value(vec![]);
+        // A state from an earlier release gets its id at a refresh; without
+        // one (`-refresh=false`), the apply makes it.
+        if state.owner_id.is_null() {
+            state.owner_id = Value::Unknown;
+        }
         Self::derive(&mut state, &host);
         let mut private = prior_private_state
             .as_option()
@@ -1448,10 +1459,10 @@ impl Resource for BuilderResource {
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<()> {
         let configured = self.shared.get(diags)?;
-        let mut private = private_state.as_option().unwrap_or_default();
-        let legacy_state = legacy::is_legacy(&private);
-        // A state from before owner ids cleans a host nobody claimed.
-        let owner = Owner::of(&state, &mut private);
+        let legacy_state = legacy::is_legacy(&private_state.as_option().unwrap_or_default());
+        // A state from before owner ids (not refreshed since) cleans a host
+        // nobody claimed.
+        let owner = Owner::of(&mut state.clone());
         // Everything below, the push queue's upload included, within
         // `timeouts.delete`.
         let delete_timeout = state.timeout(Operation::Delete);

@@ -1,5 +1,5 @@
 //! Ownership per resource (issue 28, hole 5). Every `nixbuild_builder`
-//! resource has an owner id (random, in its private state). The host keeps
+//! resource has an owner id (random, the computed `owner_id`). The host keeps
 //! which resource owns its managed objects in a claim file
 //! ([`OWNER_FILE`], `host_owner.sh`): those objects are one per host
 //! (`nixbuild.conf`, the include line, the watch-store, push, monitoring and
@@ -29,23 +29,21 @@ pub struct Owner {
 }
 
 impl Owner {
-    /// The owner of `private` (made now for a state from before owner ids:
-    /// it claims what it finds unclaimed) and `state`'s `adopt_owner`.
-    pub fn of(state: &BuilderState, private: &mut BuilderPrivate) -> Self {
-        if private.owner_id.is_empty() {
-            private.owner_id = new_owner_id();
+    /// The owner of `state` (made now, into `state`, when it has no id yet:
+    /// it claims what it finds unclaimed) and its `adopt_owner`.
+    pub fn of(state: &mut BuilderState) -> Self {
+        if !state.owner_id.is_value() {
+            state.owner_id = tf_provider::value::Value::Value(new_owner_id());
         }
-        Self {
-            id: private.owner_id.clone(),
-            adopt: state.adopt_owner(),
-        }
+        Self::known(state)
     }
 
-    /// The owner of `private`, whose id [`of`](Self::of) has made.
-    pub fn known(state: &BuilderState, private: &BuilderPrivate) -> Self {
-        debug_assert!(!private.owner_id.is_empty(), "owner id made before");
+    /// The owner of `state`, whose id [`of`](Self::of) has made.
+    pub fn known(state: &BuilderState) -> Self {
+        let id = state.owner_id.as_ref_option().cloned().unwrap_or_default();
+        debug_assert!(!id.is_empty(), "owner id made before");
         Self {
-            id: private.owner_id.clone(),
+            id,
             adopt: state.adopt_owner(),
         }
     }
@@ -133,8 +131,12 @@ impl OtherOwner {
 }
 
 /// Plan-time half of the rule: the last Read found the host owned by another
-/// resource, and the configuration does not take it over.
-pub fn refuse_other_owner(
+/// resource, and the configuration does not take it over. A warning, not an
+/// error: Terraform's destroy plans the configuration first (its refresh),
+/// and an error there would keep a resource that owns nothing from being
+/// destroyed. The refresh's drift plans an update, which the apply refuses
+/// with the same message before changing anything.
+pub fn warn_other_owner(
     state: &BuilderState,
     private: &BuilderPrivate,
     host: &str,
@@ -147,7 +149,7 @@ pub fn refuse_other_owner(
         id: private.other_owner.clone(),
         ..Default::default()
     };
-    diags.error(
+    diags.warning(
         format!("{host} belongs to another nixbuild_builder resource"),
         other.message(host),
         AttributePath::new("host"),
@@ -155,10 +157,11 @@ pub fn refuse_other_owner(
 }
 
 /// The host's owner as a Read sees it: another resource's id, or empty
-/// (none, this resource's, or, for a state without an id yet, none to
-/// compare with but also none claimed).
-pub fn other_owner_found(private: &BuilderPrivate, host_owner: &str) -> String {
-    if host_owner.is_empty() || host_owner == private.owner_id {
+/// (none, or this resource's).
+pub fn other_owner_found(state: &BuilderState, host_owner: &str) -> String {
+    if host_owner.is_empty()
+        || state.owner_id.as_ref_option().map(String::as_str) == Some(host_owner)
+    {
         String::new()
     } else {
         host_owner.to_string()
@@ -185,25 +188,25 @@ mod tests {
 
     #[test]
     fn a_state_without_an_owner_id_gets_one_once() {
-        let mut private = BuilderPrivate::default();
-        let state = BuilderState::default();
-        let first = Owner::of(&state, &mut private);
+        let mut state = BuilderState::default();
+        let first = Owner::of(&mut state);
         assert_eq!(first.id.len(), 32);
         assert!(super::super::config::check_owner_id(&first.id).is_ok());
-        assert_eq!(Owner::of(&state, &mut private).id, first.id);
+        assert_eq!(Owner::of(&mut state).id, first.id);
+        assert_eq!(Owner::known(&state).id, first.id);
     }
 
     #[test]
     fn only_another_id_is_another_owner() {
-        let private = BuilderPrivate {
-            owner_id: "aa".into(),
+        let state = BuilderState {
+            owner_id: tf_provider::value::Value::Value("aa".into()),
             ..Default::default()
         };
-        assert_eq!(other_owner_found(&private, ""), "");
-        assert_eq!(other_owner_found(&private, "aa"), "");
-        assert_eq!(other_owner_found(&private, "bb"), "bb");
-        // Without an id yet (a state from before owner ids), any claim is
-        // another resource's: this one never claimed the host.
-        assert_eq!(other_owner_found(&BuilderPrivate::default(), "bb"), "bb");
+        assert_eq!(other_owner_found(&state, ""), "");
+        assert_eq!(other_owner_found(&state, "aa"), "");
+        assert_eq!(other_owner_found(&state, "bb"), "bb");
+        // Without an id yet, any claim is another resource's: this one
+        // never claimed the host.
+        assert_eq!(other_owner_found(&BuilderState::default(), "bb"), "bb");
     }
 }
