@@ -17,7 +17,7 @@ use tf_provider::{
     AttributePath, DataSource, Diagnostics, DynamicDataSource, DynamicResource, Provider, Resource,
 };
 
-use crate::context::credentials::{validate_secret, CachixBlock};
+use crate::context::credentials::{validate_secret, validate_signing_key, CachixBlock};
 use crate::context::settings::validate_block;
 use crate::context::{CachixSettings, Context, Shared, SshBlock};
 use crate::resources::builder::status::BuilderStatusDataSource;
@@ -105,7 +105,7 @@ impl Provider for NixbuildProvider {
         if let Value::Value(cachix) = &config.cachix {
             let at = |name: &'static str| AttributePath::new("cachix").index(0).attribute(name);
             validate_secret(&cachix.auth_token, at("auth_token"), diags);
-            validate_secret(&cachix.signing_key, at("signing_key"), diags);
+            validate_signing_key(&cachix.signing_key, at("signing_key"), diags);
             if let Value::Value(url) = &cachix.api_url {
                 if let Err(e) = check_cachix_api_url(url) {
                     diags.error(

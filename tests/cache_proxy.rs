@@ -495,7 +495,8 @@ fn proxy_caches_for_builders_and_outlives_its_upstream() {
     }
 }
 
-/// A host without systemd is refused at plan time, before anything is installed.
+/// A host without systemd is refused at plan time (its key known: a plan
+/// never trusts a host key on first use), before anything is installed.
 #[test]
 fn a_host_without_systemd_fails_at_plan_time() {
     let w = world();
@@ -503,9 +504,10 @@ fn a_host_without_systemd_fails_at_plan_time() {
     for version in terraform_versions() {
         let tf = Tf::new(&version);
         tf.write(&format!(
-            "{}\nresource \"nixbuild_cache_proxy\" \"p\" {{\n  host = {}\n  upstream {{\n    url = \"http://127.0.0.1:1\"\n  }}\n}}\n",
+            "{}\nresource \"nixbuild_cache_proxy\" \"p\" {{\n  host = {}\n  ssh {{\n    host_key = {}\n  }}\n  upstream {{\n    url = \"http://127.0.0.1:1\"\n  }}\n}}\n",
             provider_config(""),
-            hcl(&h1.address())
+            hcl(&h1.address()),
+            hcl(&h1.host_key())
         ));
         let text = tf.fails(&["plan", "-no-color"]);
         assert!(text.contains("does not run systemd"), "{text}");

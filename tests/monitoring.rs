@@ -2,11 +2,14 @@
 //! supported Terraform version: on the systemd host sd (the distribution's
 //! Nix and node exporter, from the packages the world prefetched), the
 //! exporter answers with the Nix metrics, a stopped exporter is drift that
-//! the next apply repairs, and removing the block removes the units.
+//! the next apply repairs, and removing the block removes the units; on a
+//! host without systemd the failed step's error points at the block.
 
 mod common;
 
-use common::{exclusive, hcl, provider_config, terraform_versions, world, Tf};
+use common::{
+    daemon_restart_command, exclusive, hcl, provider_config, terraform_versions, world, Tf,
+};
 
 fn config(port: u16, monitoring: bool) -> String {
     let sd = world().host("sd");
@@ -142,5 +145,57 @@ fn node_exporter_reports_nix_metrics_and_goes_with_the_block() {
             );
         }
         tf.destroy();
+    }
+}
+
+/// Issue 26, item 5: a failed bootstrap step points at the block it carries
+/// out, not at `host`. The namespace host h3 runs no systemd, so the
+/// `set up monitoring` step fails, and the error names the `monitoring` block.
+#[test]
+fn a_failed_step_points_at_its_block() {
+    let _h3 = exclusive("h3");
+    let h3 = world().host("h3");
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        tf.write(&format!(
+            r#"{provider}
+resource "nixbuild_builder" "b" {{
+  host       = {host}
+  on_destroy = "clean"
+  nix {{
+    install                = "none"
+    daemon_restart_command = {restart}
+  }}
+  build_user {{
+    name = "nbstepblock"
+  }}
+  monitoring {{
+    listen = "127.0.0.1:9"
+  }}
+}}
+"#,
+            provider = provider_config(""),
+            host = hcl(&h3.address()),
+            restart = hcl(&daemon_restart_command(&h3)),
+        ));
+        let text = tf.fails(&["apply", "-auto-approve", "-no-color"]);
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("failed at step `set up monitoring`")
+                && flat.contains("monitoring needs systemd"),
+            "{version}: {text}"
+        );
+        // The path ends at the block (Terraform shows such a path as the
+        // resource), and the detail names the block.
+        assert!(
+            flat.contains("This step carries out the `monitoring` block."),
+            "{version}: the error does not point at the monitoring block: {text}"
+        );
+        // The failed create stays tainted in the state: destroy cleans up.
+        tf.destroy();
+        assert!(
+            !h3.try_exec("id nbstepblock").0,
+            "{version}: clean left the build user"
+        );
     }
 }

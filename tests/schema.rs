@@ -48,7 +48,7 @@ const CHANGES_SINCE_0_1_0: &[(&str, &str, Change, &str)] = &[
     (BUILDER, "attributes.on_destroy.description", Changed,
      "`clean` removes only what this resource created, and the token file"),
     (BUILDER, "block_types.cachix.block.attributes.watch_store.description", Changed,
-     "turning it off removes the service and its token file; leftovers show as drift"),
+     "turning it off removes the service and its token file; leftovers show as drift; destroy stops it and waits for its queue (issue 26)"),
     (BUILDER, "block_types.nix.block.attributes.installer_url.description", Changed,
      "plain http:// installer URLs are refused (the script runs as root)"),
     (MACHINES_FILE, "attributes.file_permission.description", Changed,
@@ -161,6 +161,14 @@ const CHANGES_SINCE_0_1_0: &[(&str, &str, Change, &str)] = &[
      "new write-only argument: the Cachix token kept out of state and plan (Terraform >= 1.11)"),
     (BUILDER, "block_types.cachix.block.attributes.auth_token_wo_version", Added,
      "new argument: a new version writes the current auth_token_wo"),
+    // The watch-store signs with the ADR's key; destroy lets it upload its
+    // queue first (issue 26 item 3).
+    (BUILDER, "block_types.cachix.block.attributes.signing_key", Added,
+     "new argument: the Cachix signing key watch-store signs with (sensitive)"),
+    (BUILDER, "block_types.cachix.block.attributes.signing_key_wo", Added,
+     "new write-only argument: the signing key kept out of state and plan (Terraform >= 1.11)"),
+    (BUILDER, "block_types.cachix.block.attributes.signing_key_wo_version", Added,
+     "new argument: a new version writes the current signing_key_wo"),
     (BUILDER, "block_types.nix.block.attributes.access_tokens_wo", Added,
      "new write-only argument: access tokens kept out of state and plan"),
     (BUILDER, "block_types.nix.block.attributes.access_tokens_wo_version", Added,

@@ -5,7 +5,8 @@
 //! import is checked against `ssh.host_key` (before any login), a bastion's
 //! key is pinned in state (machines file and cache proxy), a host whose key
 //! type changed is the host-key error at once, and a dead host's refresh
-//! warns quickly whatever `connect_timeout` says.
+//! warns quickly whatever `connect_timeout` says, and a plan never trusts a
+//! host key on first use.
 //!
 //! "Another host at the same address" is a second sshd started by the test
 //! inside a test host's namespace, with host keys of its own (same users,
@@ -1032,5 +1033,84 @@ resource "nixbuild_cache_push" "p" {{
         tf.apply();
         tf.assert_no_changes();
         tf.destroy();
+    }
+}
+
+/// Row 9: a plan never trusts a host key on first use (issue 28, item 9).
+/// The plan-time checks of a new object (a builder's `gc.schedule`, a cache
+/// proxy's systemd check; a replacement is a new object to the provider,
+/// so it was the same with the pin of the object it replaces) logged in
+/// with whatever key the host showed. Now they look at the host only with
+/// a key they can compare: `ssh.host_key` here; with it, the same plan does
+/// log in and finds the host without systemd (so the count without it can
+/// fail).
+#[test]
+fn a_plan_never_trusts_a_host_key_on_first_use() {
+    let sshd = SecondSshd::start("bare", 2217, &["ed25519"]);
+    let config = |host_key: Option<&str>| {
+        let key_line = host_key
+            .map(|k| format!("host_key = {}", hcl(k)))
+            .unwrap_or_default();
+        format!(
+            r#"{provider}
+resource "nixbuild_builder" "b" {{
+  host = {host}
+  ssh {{
+    port = {port}
+    {key_line}
+  }}
+  gc {{
+    schedule = "daily"
+  }}
+}}
+
+resource "nixbuild_cache_proxy" "p" {{
+  host   = {host}
+  listen = "127.0.0.1:1"
+  ssh {{
+    port = {port}
+    {key_line}
+  }}
+  upstream {{
+    url = "http://127.0.0.1:1"
+  }}
+}}
+"#,
+            provider = provider_config(""),
+            host = hcl(&sshd.address),
+            port = sshd.port,
+        )
+    };
+    let key = sshd.key("ed25519");
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        for host_key in [None, Some(key.as_str())] {
+            tf.write(&config(host_key));
+            let logins = sshd.logins();
+            let (code, plan) = tf.plan_exit_code();
+            if host_key.is_none() {
+                // Nothing known about the host: both checks wait for the apply.
+                assert_eq!(code, 2, "{version}: {plan}");
+                assert_eq!(
+                    sshd.logins(),
+                    logins,
+                    "{version}: the plan logged in with a key it never verified: {}",
+                    sshd.log_text()
+                );
+            } else {
+                // "bare" runs no systemd: both checks say so at plan time.
+                assert_eq!(code, 1, "{version}: {plan}");
+                let plan = flat(&plan);
+                assert_eq!(
+                    plan.matches("does not run systemd").count(),
+                    2,
+                    "{version}: {plan}"
+                );
+                assert!(
+                    sshd.logins() > logins,
+                    "{version}: with ssh.host_key the plan's checks never looked at the host"
+                );
+            }
+        }
     }
 }

@@ -14,7 +14,8 @@ set -euo pipefail
 
 APT_PACKAGES=(openssh-server openssh-client nix-bin nginx-light libnginx-mod-http-dav-ext
   protobuf-compiler libprotobuf-dev shellcheck iproute2 sudo python3 python3-venv curl git
-  debootstrap systemd-container rsync openssl)
+  debootstrap systemd-container rsync openssl
+  jq unzip) # jq, unzip: the CI example's scripts (tests/ci_example.rs)
 
 install_packages() {
   local p missing=()

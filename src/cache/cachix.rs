@@ -23,6 +23,36 @@ pub struct CacheInfo {
     pub public_signing_keys: Vec<String>,
 }
 
+/// What a Cachix signing key must be, as the cachix CLI reads
+/// `CACHIX_SIGNING_KEY`: the base64 of a 64-byte ed25519 secret key, the
+/// form `cachix generate-keypair` prints (cachix
+/// src/Cachix/Client/Secrets.hs, `parseSigningKeyLenient` and
+/// `exportSigningKey`; the CLI decodes leniently and would sign with
+/// whatever bytes come out, so the shape is checked here instead). The
+/// error never repeats the key.
+pub fn check_signing_key(value: &str) -> Result<(), String> {
+    use base64::Engine;
+    crate::secrets::check_single_line(value)?;
+    let key = value.trim();
+    if key.contains(':') {
+        return Err("is in Nix's `NAME:BASE64` form: cachix takes only the base64 part after the colon (what `cachix generate-keypair` prints)".into());
+    }
+    let engines = [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+    ];
+    let Some(bytes) = engines.iter().find_map(|e| e.decode(key).ok()) else {
+        return Err("is not base64: a Cachix signing key is the base64 of a 64-byte ed25519 secret key, as `cachix generate-keypair` prints it".into());
+    };
+    if bytes.len() != 64 {
+        return Err(format!(
+            "decodes to {} bytes: a Cachix signing key is the base64 of a 64-byte ed25519 secret key, as `cachix generate-keypair` prints it",
+            bytes.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Whether `name` can be a Cachix cache name (lowercase letters, digits, `-`).
 pub fn valid_cache_name(name: &str) -> bool {
     !name.is_empty()
@@ -136,6 +166,34 @@ pub fn credentials_file(auth_token: Option<&str>, signing_key: Option<&str>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signing_keys_are_base64_of_64_bytes() {
+        use base64::Engine;
+        let b64 = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![7u8; n]);
+        let key = b64(64);
+        assert!(check_signing_key(&key).is_ok());
+        assert!(
+            check_signing_key(&format!("{key}\n")).is_ok(),
+            "file() keeps a newline"
+        );
+        assert!(check_signing_key(key.trim_end_matches('=')).is_ok());
+        let errors = [
+            (format!("cache-1:{key}"), "NAME:BASE64"),
+            ("@@secret-value@@".to_string(), "not base64"),
+            (b64(32), "decodes to 32 bytes"),
+            (String::new(), "empty"),
+            (format!("{key}\n{key}"), "control character"),
+        ];
+        for (bad, why) in errors {
+            let e = check_signing_key(&bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+            assert!(
+                bad.len() < 8 || !e.contains(&bad[..8]),
+                "the key is repeated: {e}"
+            );
+        }
+    }
 
     #[test]
     fn cache_names() {

@@ -89,30 +89,45 @@ impl CachixSettings {
     /// The provider block's values, else the environment's. Errors (a value
     /// that is not one line) name the attribute or the variable.
     pub fn configure(block: &CachixBlock, diags: &mut Diagnostics) -> Self {
-        let resolve =
-            |value: &Value<Secret>, name: &'static str, env: &str, diags: &mut Diagnostics| {
-                let (text, source) = match value.as_ref_option() {
-                    Some(s) => (s.expose().to_string(), format!("cachix.{name}")),
-                    None => match std::env::var(env).ok().filter(|v| !v.is_empty()) {
-                        Some(v) => (v, format!("the {env} environment variable")),
-                        None => return None,
-                    },
-                };
-                match Secret::single_line(&text) {
-                    Ok(secret) => Some(secret),
-                    Err(e) => {
-                        diags.error(
-                            format!("Invalid Cachix {}", name.replace('_', " ")),
-                            format!("{source} {e}"),
-                            AttributePath::new("cachix").index(0).attribute(name),
-                        );
-                        None
-                    }
-                }
+        let resolve = |value: &Value<Secret>,
+                       name: &'static str,
+                       env: &str,
+                       check: fn(&str) -> Result<(), String>,
+                       diags: &mut Diagnostics| {
+            let (text, source) = match value.as_ref_option() {
+                Some(s) => (s.expose().to_string(), format!("cachix.{name}")),
+                None => match std::env::var(env).ok().filter(|v| !v.is_empty()) {
+                    Some(v) => (v, format!("the {env} environment variable")),
+                    None => return None,
+                },
             };
+            match check(&text).and_then(|()| Secret::single_line(&text)) {
+                Ok(secret) => Some(secret),
+                Err(e) => {
+                    diags.error(
+                        format!("Invalid Cachix {}", name.replace('_', " ")),
+                        format!("{source} {e}"),
+                        AttributePath::new("cachix").index(0).attribute(name),
+                    );
+                    None
+                }
+            }
+        };
         Self {
-            auth_token: resolve(&block.auth_token, "auth_token", TOKEN_ENV, diags),
-            signing_key: resolve(&block.signing_key, "signing_key", SIGNING_KEY_ENV, diags),
+            auth_token: resolve(
+                &block.auth_token,
+                "auth_token",
+                TOKEN_ENV,
+                check_single_line,
+                diags,
+            ),
+            signing_key: resolve(
+                &block.signing_key,
+                "signing_key",
+                SIGNING_KEY_ENV,
+                crate::cache::cachix::check_signing_key,
+                diags,
+            ),
             api_url: block
                 .api_url
                 .clone()
@@ -129,6 +144,16 @@ impl CachixSettings {
     /// The signing key for a resource whose own argument is `resource`.
     pub fn signing_key(&self, resource: &Value<Secret>) -> SecretValue {
         fallback(resource, &self.signing_key)
+    }
+}
+
+/// Plan-time check of a Cachix signing key argument at `path`: one line and
+/// the shape cachix takes ([`crate::cache::cachix::check_signing_key`]).
+pub fn validate_signing_key(value: &Value<Secret>, path: AttributePath, diags: &mut Diagnostics) {
+    if let Value::Value(secret) = value {
+        if let Err(e) = crate::cache::cachix::check_signing_key(secret.expose()) {
+            diags.error("Invalid Cachix signing key", format!("the value {e}"), path);
+        }
     }
 }
 

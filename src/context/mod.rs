@@ -356,6 +356,15 @@ impl Context {
             return Outcome::Failed;
         };
         settings.connect_timeout = purpose.connect_budget(settings.connect_timeout);
+        // A plan looks at a host only with a key it already trusts (the
+        // configured `ssh.host_key`, the state's pin, or one this process
+        // verified, e.g. at the refresh of the object a replacement
+        // replaces): trust on first use is the apply's, where the state
+        // records the key.
+        if purpose == Purpose::Plan && !self.pool.knows_host_keys(&settings) {
+            tracing::debug!(host = %settings.endpoint, "plan: no known host key, the host is not contacted before the apply");
+            return Outcome::KeepState;
+        }
         // Each attempt is bounded by the budget already; this bounds the whole
         // (a bastion first, then the target) for certain.
         let limit = settings.connect_timeout * 2 + std::time::Duration::from_secs(5);

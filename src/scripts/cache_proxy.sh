@@ -47,10 +47,11 @@ case "$mode" in
       systemctl daemon-reload
     fi
     rm -rf -- "$conf_dir" "$cache_dir"
+    nb_remove_stale_policy_rc
     echo "removed"
     exit 0
     ;;
-  apply) ;;
+  apply) nb_remove_stale_policy_rc ;;
   *)
     echo "unknown mode $mode" >&2
     exit 2
@@ -69,18 +70,7 @@ if [ -z "$(nginx_bin)" ]; then
   }
   # The package would start its own nginx with the default site on port 80:
   # keep it from starting for the install (unless the host has its own policy).
-  policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    policy=/usr/sbin/policy-rc.d
-    printf '#!/bin/sh\nexit 101\n' >"$policy"
-    chmod 755 "$policy"
-  fi
-  install_nginx() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx; }
-  install_nginx || { apt-get update -q && install_nginx; }
-  status=$?
-  [ -z "$policy" ] || rm -f -- "$policy"
-  [ "$status" = 0 ] || exit "$status"
-  systemctl disable --now nginx.service >/dev/null 2>&1 || true
+  nb_apt_install nginx nginx.service || exit $?
   echo "installed nginx (its own nginx.service is left disabled)"
 fi
 

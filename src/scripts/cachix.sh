@@ -1,8 +1,11 @@
 #!/bin/sh
 # Converge the Cachix CLI and the watch-store service (check-then-act).
-# Usage: cachix.sh CACHE INSTALL WATCH UNIT ENV_FILE
+# Usage: cachix.sh CACHE INSTALL WATCH UNIT ENV_FILE STOP_SECONDS
 #   INSTALL/WATCH: true | false. stdin: the environment file content
-#   (CACHIX_AUTH_TOKEN=…), written 0600 root-only; never on a command line.
+#   (CACHIX_AUTH_TOKEN=…, CACHIX_SIGNING_KEY=…), written 0600 root-only;
+#   never on a command line. STOP_SECONDS: the unit's TimeoutStopSec (the
+#   builder's delete timeout: on SIGTERM watch-store uploads its queue
+#   before it exits, and destroy waits for that).
 #   WATCH=false (also: no cachix block, and on_destroy = "clean") stops and
 #   removes the service and deletes the token file, when they are there.
 set -eu
@@ -11,6 +14,7 @@ install=$2
 watch=$3
 unit=$4
 env_file=$5
+stop_seconds=$6
 PATH="$PATH:/nix/var/nix/profiles/default/bin:/usr/local/bin"
 export PATH
 unit_path="/etc/systemd/system/$unit"
@@ -73,6 +77,9 @@ EnvironmentFile=$env_file
 ExecStart=$cachix_bin watch-store $cache
 Restart=always
 RestartSec=5
+# SIGTERM to cachix only (not to what it runs), then time to upload its queue.
+KillMode=mixed
+TimeoutStopSec=$stop_seconds
 
 [Install]
 WantedBy=multi-user.target

@@ -35,6 +35,10 @@ pub const HOST_OWNER: &str = include_str!("host_owner.sh");
 /// Cachix CLI and the watch-store service; env file on stdin.
 pub const CACHIX: &str = include_str!("cachix.sh");
 
+/// Stop the watch-store service at destroy and wait until it has uploaded
+/// its queue: `watch_store_stop.sh UNIT SECONDS RESTART`.
+pub const WATCH_STORE_STOP: &str = include_str!("watch_store_stop.sh");
+
 /// Restart the Nix daemon (systemd or a user command).
 pub const RESTART_DAEMON: &str = include_str!("restart_daemon.sh");
 
@@ -69,13 +73,24 @@ pub const CACHIX_PUSH: &str = include_str!("cachix_push.sh");
 /// Content-addressed `source` trees: `source.sh has|unpack HASH`.
 pub const SOURCE: &str = include_str!("source.sh");
 
-/// The nginx binary-cache proxy service:
-/// `cache_proxy.sh apply|check|clean CONF_DIR UNIT CACHE_DIR` (files on stdin for `apply`).
-pub const CACHE_PROXY: &str = include_str!("cache_proxy.sh");
+/// `nb_apt_install PACKAGE SERVICE` (a package installed without starting its
+/// service; the temporary policy-rc.d never outlives the script, see the file),
+/// prepended to [`CACHE_PROXY`] and [`MONITORING`].
+pub const APT_INSTALL: &str = include_str!("apt_install.sh");
 
-/// The builder's monitoring (node exporter + Nix metrics timer):
+/// The nginx binary-cache proxy service (with [`APT_INSTALL`]):
+/// `cache_proxy.sh apply|check|clean CONF_DIR UNIT CACHE_DIR` (files on stdin for `apply`).
+pub const CACHE_PROXY: &str = concat!(
+    include_str!("apt_install.sh"),
+    include_str!("cache_proxy.sh")
+);
+
+/// The builder's monitoring (node exporter + Nix metrics timer; with [`APT_INSTALL`]):
 /// `monitoring.sh apply|check|clean LISTEN`, [`NIX_METRICS`] on stdin for `apply`.
-pub const MONITORING: &str = include_str!("monitoring.sh");
+pub const MONITORING: &str = concat!(
+    include_str!("apt_install.sh"),
+    include_str!("monitoring.sh")
+);
 
 /// Nix facts for the node exporter's textfile collector: `nix_metrics.sh DIR`.
 pub const NIX_METRICS: &str = include_str!("nix_metrics.sh");

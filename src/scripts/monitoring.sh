@@ -88,10 +88,11 @@ case "$mode" in
     for leftover in "$script" "$textfiles"; do
       if [ -e "$leftover" ] || [ -L "$leftover" ]; then rm -rf -- "$leftover"; fi
     done
+    nb_remove_stale_policy_rc
     echo "removed"
     exit 0
     ;;
-  apply) ;;
+  apply) nb_remove_stale_policy_rc ;;
   *)
     echo "unknown mode $mode" >&2
     exit 2
@@ -107,18 +108,7 @@ if [ ! -x /usr/bin/prometheus-node-exporter ]; then
     echo "prometheus-node-exporter is not installed and this host has no apt-get: install it first" >&2
     exit 5
   }
-  policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    policy=/usr/sbin/policy-rc.d
-    printf '#!/bin/sh\nexit 101\n' >"$policy"
-    chmod 755 "$policy"
-  fi
-  install_exporter() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus-node-exporter; }
-  install_exporter || { apt-get update -q && install_exporter; }
-  status=$?
-  [ -z "$policy" ] || rm -f -- "$policy"
-  [ "$status" = 0 ] || exit "$status"
-  systemctl disable --now prometheus-node-exporter.service >/dev/null 2>&1 || true
+  nb_apt_install prometheus-node-exporter prometheus-node-exporter.service || exit $?
 fi
 
 mkdir -p -- "$(dirname -- "$script")" "$textfiles"

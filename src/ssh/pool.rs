@@ -142,6 +142,27 @@ impl Pool {
             .cloned()
     }
 
+    /// Whether a connection with `settings` would compare every host key
+    /// it meets (the target's and its bastion's) with a known one: given in
+    /// `settings`, or pinned earlier in this process. `false` means it would
+    /// trust a key on first use.
+    pub fn knows_host_keys(&self, settings: &Settings) -> bool {
+        let settings = without_self_jump(settings);
+        let state = self.state.lock().expect("pool lock");
+        let known = |key: &Option<HostKey>, route: Route| {
+            key.is_some() || state.pinned.contains_key(&route)
+        };
+        let bastion_known = settings.bastion.as_ref().is_none_or(|b| {
+            let jump = Route {
+                host: b.endpoint.host.clone(),
+                port: b.endpoint.port,
+                bastion: None,
+            };
+            known(&b.host_key, jump)
+        });
+        bastion_known && known(&settings.host_key, Route::of(&settings))
+    }
+
     /// Record `key` as the one `settings`' route must present for the rest of
     /// this process, without connecting (e.g. the pin of a resource being
     /// replaced, so that its successor does not trust another key on first use).

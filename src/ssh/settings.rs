@@ -60,7 +60,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     })
 }
 
-/// Check a host name or address: non-empty, no spaces, no user part, not an option.
+/// Check a host name or address: non-empty, no spaces, no user part, not an
+/// option, nothing but the characters of names and addresses.
 pub fn check_host(host: &str) -> Result<(), String> {
     if host.trim().is_empty() {
         return Err("must not be empty".into());
@@ -76,8 +77,17 @@ pub fn check_host(host: &str) -> Result<(), String> {
     if host.starts_with('-') {
         return Err(format!("`{host}` must not start with `-`"));
     }
-    if host.contains('/') {
-        return Err(format!("`{host}` is not a host name or address"));
+    // Everything else a name or address holds: letters and digits (IDN
+    // names too), `.`, `-`, `_`, and `:`, `%`, `[`, `]` of IPv6. The rest
+    // (`,`, `*`, `?`, `!`, quotes, `#`…) would make the builder's
+    // `Host nixbuild-<host>-<port>` alias an ssh_config pattern or comment.
+    if let Some(c) = host
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%' | '[' | ']')))
+    {
+        return Err(format!(
+            "`{host}` is not a host name or address: `{c}` is in neither (letters, digits, `.`, `-`, `_`; `:` and `%` in IPv6 addresses)"
+        ));
     }
     Ok(())
 }
@@ -169,8 +179,20 @@ mod tests {
         assert!(check_host("203.0.113.7").is_ok());
         assert!(check_host("builder-1.example.com").is_ok());
         assert!(check_host("2001:db8::1").is_ok());
+        assert!(check_host("[2001:db8::1]").is_ok());
+        assert!(check_host("fe80::1%eth0").is_ok());
+        assert!(check_host("build_1.internal").is_ok());
+        assert!(check_host("bücher.example").is_ok());
         for bad in ["", " ", "a b", "root@h", "-oProxyCommand=x", "h/x", "a\nb"] {
             assert!(check_host(bad).is_err(), "{bad:?}");
+        }
+        // Each would turn the ssh_config alias into a pattern, a list or a comment.
+        for bad in ["a,b", "h*", "h?", "!h", "h#x", "h\"x", "h'x", "h;x", "h$x"] {
+            let err = check_host(bad).unwrap_err();
+            assert!(
+                err.contains("is not a host name or address"),
+                "{bad:?}: {err}"
+            );
         }
         assert!(check_user("root").is_ok());
         assert!(check_user("nix_build-1").is_ok());

@@ -28,6 +28,7 @@ pub struct Step {
     reports_change: bool,
     only_after_change: bool,
     stop_on: Option<String>,
+    serves: Option<&'static str>,
 }
 
 impl Step {
@@ -40,7 +41,20 @@ impl Step {
             reports_change: false,
             only_after_change: false,
             stop_on: None,
+            serves: None,
         }
+    }
+
+    /// The configuration block (a top-level block such as `gc`) this step
+    /// carries out: where an error of the step points the user.
+    pub fn serves(mut self, attribute: &'static str) -> Self {
+        self.serves = Some(attribute);
+        self
+    }
+
+    /// See [`Step::serves`].
+    pub fn attribute(&self) -> Option<&'static str> {
+        self.serves
     }
 
     /// What the script reads on stdin.

@@ -218,6 +218,25 @@ pub fn terraform_host() -> PathBuf {
     .clone()
 }
 
+/// Copy a directory tree (e.g. `examples/`, so relative module sources keep
+/// working), leaving out what a local `terraform` run may have left behind.
+pub fn copy_tree(src: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with(".terraform") || name.contains(".tfstate") || name.ends_with(".tfvars")
+        {
+            continue;
+        }
+        if path.is_dir() {
+            copy_tree(&path, &dest.join(&name));
+        } else {
+            std::fs::copy(&path, dest.join(&name)).unwrap();
+        }
+    }
+}
+
 /// The provider binary cargo built for these tests.
 pub fn provider_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_terraform-provider-nixbuild"))

@@ -29,12 +29,18 @@ module "fleet" {
 
   machines_file_path = var.machines_file_path
 
-  # Build each installable on the first builder; push what Cachix lacks.
+  # Private flakes (the pushes below fetch var.flake_ref on the builders).
+  nix_access_tokens = var.nix_access_tokens
+  nix_netrc         = var.nix_netrc
+
+  # Build each installable (heavy packages and activation packages) on the
+  # first builder; push what Cachix lacks.
   pushes = {
     for installable in var.push_installables : installable => {
-      flake        = var.flake_ref
-      installables = [installable]
-      cachix       = var.cachix_cache
+      flake          = var.flake_ref
+      installables   = [installable]
+      cachix         = var.cachix_cache
+      create_timeout = var.push_create_timeout
     }
   }
   # on_destroy = "keep": the servers are destroyed with the builders.

@@ -23,9 +23,9 @@ variable "builder_names" {
 }
 
 variable "server_type" {
-  description = "Hetzner server type of the builders."
+  description = "Hetzner server type of the builders. The default, cx43 (8 vCPU, 16 GB RAM), fits ADR-018's heavy builds (~12 GB RAM each); cx23 (4 GB) runs them out of memory."
   type        = string
-  default     = "cx23"
+  default     = "cx43"
 }
 
 variable "location" {
@@ -84,8 +84,28 @@ variable "cachix_public_key" {
 }
 
 variable "flake_ref" {
-  description = "Flake the pushes build, pinned to a revision, e.g. git+https://git.example.com/infra/packages.git?ref=main&rev=<sha>."
+  description = "Flake the pushes build, pinned to a revision: github:OWNER/REPO/<sha> (any commit, pull request heads included; private repositories with nix_access_tokens), or git+https://git.example.com/infra/packages.git?ref=<branch or refs/pull/N/head>&rev=<sha> (Nix looks for a bare rev in HEAD only)."
   type        = string
+}
+
+variable "push_create_timeout" {
+  description = "How long one push (build on a builder and upload) may take. ADR-018's heavy packages take 1-2 hours cold; keep it below the CI job's timeout."
+  type        = string
+  default     = "3h"
+}
+
+variable "nix_access_tokens" {
+  description = "Access tokens for private github:/gitlab: flakes, by host (e.g. { \"github.com\" = <token> }; in CI the run's GITHUB_TOKEN). Written to a root-only file on the builders; sensitive in the state. Tokens apply to github:/gitlab:/sourcehut: references, not git+https."
+  type        = map(string)
+  default     = null
+  sensitive   = true
+}
+
+variable "nix_netrc" {
+  description = "netrc content for private tarball flakes and binary caches on the builders (machine HOST login USER password SECRET). Written to a root-only file; sensitive in the state."
+  type        = string
+  default     = null
+  sensitive   = true
 }
 
 variable "push_installables" {

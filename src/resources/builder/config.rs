@@ -16,7 +16,7 @@ use super::gc::GcBlock;
 use super::monitoring::MonitoringBlock;
 use super::push_hook::PushBlock;
 use crate::cache::cachix::valid_cache_name;
-use crate::context::credentials::validate_secret;
+use crate::context::credentials::{validate_secret, validate_signing_key};
 use crate::context::SshBlock;
 use crate::nix::conf::{
     check_feature, check_public_key, check_substituter, check_system, ManagedConf,
@@ -157,7 +157,7 @@ pub struct CachixBlock {
     /// Install the cachix CLI when it is missing (default `false`).
     #[schemars(with = "Optional<bool>")]
     pub install: Value<bool>,
-    /// Run `cachix watch-store` as the systemd service `nixbuild-cachix-watch-store`, pushing every new store path (default `false`). Its token lives in a root-only 0600 file. Setting it to `false`, or removing the `cachix` block, stops and removes the service and deletes the token file; a service or token file left on the host shows as drift.
+    /// Run `cachix watch-store` as the systemd service `nixbuild-cachix-watch-store`, pushing every new store path (default `false`). Its token and signing key live in a root-only 0600 file. Setting it to `false`, or removing the `cachix` block, stops and removes the service and deletes the token file; a service or token file left on the host shows as drift. Destroy stops the service first, with either `on_destroy`, and waits within `timeouts.delete` until it exits: on SIGTERM, `cachix watch-store` stops watching and uploads every path it has already queued before it exits (the unit gives it `timeouts.delete` as `TimeoutStopSec` and signals only its main process). When it exits without uploading them (e.g. the cache is down) or the timeout passes, the destroy fails, says how many paths were still queued (as watch-store last reported) and keeps the builder. What is still building when the destroy starts is not queued yet: destroy after the builds end. With `on_destroy = "keep"` the service is started again afterwards; a host that cannot be reached gets a warning.
     #[schemars(with = "Optional<bool>")]
     pub watch_store: Value<bool>,
     /// Cachix auth token for this builder. Default: the provider's `cachix.auth_token` (recommended: then the token stays out of the state).
@@ -169,6 +169,36 @@ pub struct CachixBlock {
     /// Any number, stored in the state: changing it plans an update that writes the current `auth_token_wo` to the host. Only with `auth_token_wo`.
     #[schemars(with = "Optional<i64>")]
     pub auth_token_wo_version: Value<i64>,
+    /// Cachix signing key for caches whose paths the client signs: the base64 secret key `cachix generate-keypair` prints (64 bytes; checked at plan time). With `watch_store`, it is written over stdin into the service's root-only 0600 environment file as `CACHIX_SIGNING_KEY`, which `cachix watch-store` signs with; it is never on a command line, in the unit file or in a log. Default: the provider's `cachix.signing_key` (or `CACHIX_SIGNING_KEY`; recommended: then the key stays out of the state). A changed provider-level key plans an update.
+    #[schemars(with = "Optional<Secret>")]
+    pub signing_key: Value<Secret>,
+    /// Write-only (Terraform ≥ 1.11): a Cachix signing key for this builder, like `signing_key`, but never stored in the state or the plan. Adding or removing it plans an update; a new value alone does not (it may differ on every run, e.g. from an ephemeral resource): bump `signing_key_wo_version` to write it. Conflicts with `signing_key`.
+    #[schemars(with = "Optional<Secret>")]
+    pub signing_key_wo: Value<Secret>,
+    /// Any number, stored in the state: changing it plans an update that writes the current `signing_key_wo` to the host. Only with `signing_key_wo`.
+    #[schemars(with = "Optional<i64>")]
+    pub signing_key_wo_version: Value<i64>,
+}
+
+impl CachixBlock {
+    /// The secret arguments with their write-only twins: the auth token and
+    /// the signing key, in the order of [`super::WATCH_STORE_SECRETS`].
+    pub fn secret_pairs(&self) -> [Pair<'_, Secret>; 2] {
+        [
+            Pair {
+                name: "auth_token",
+                plain: &self.auth_token,
+                write_only: &self.auth_token_wo,
+                version: &self.auth_token_wo_version,
+            },
+            Pair {
+                name: "signing_key",
+                plain: &self.signing_key,
+                write_only: &self.signing_key_wo,
+                version: &self.signing_key_wo_version,
+            },
+        ]
+    }
 }
 
 /// Bootstraps a host into a Nix remote builder over SSH and keeps it converged: installs Nix, writes the managed Nix config, creates the SSH build user, trusts the cache's keys and optionally runs `cachix watch-store`. Every step checks before it acts, so a re-apply after a failure resumes. Drift (an edited config, a removed build user, a stopped service) shows as a planned update.
@@ -269,6 +299,10 @@ pub struct BuilderState {
 pub struct BuilderPrivate {
     pub token_salt: String,
     pub token_fingerprint: String,
+    /// The same of the Cachix signing key the last apply wrote into the
+    /// watch-store environment (empty: none; also in a state from before
+    /// the key existed).
+    pub signing_key_fingerprint: String,
     /// Set by import: the next Read takes the arguments from the host.
     pub imported: bool,
     /// The build user the last Read found on the host as an account this
@@ -562,16 +596,14 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
         }
         validate_secret(&cachix.auth_token, at("auth_token"), diags);
         validate_secret(&cachix.auth_token_wo, at("auth_token_wo"), diags);
-        Pair {
-            name: "auth_token",
-            plain: &cachix.auth_token,
-            write_only: &cachix.auth_token_wo,
-            version: &cachix.auth_token_wo_version,
+        validate_signing_key(&cachix.signing_key, at("signing_key"), diags);
+        validate_signing_key(&cachix.signing_key_wo, at("signing_key_wo"), diags);
+        for pair in cachix.secret_pairs() {
+            pair.validate(
+                |name| AttributePath::new("cachix").index(0).attribute(name),
+                diags,
+            );
         }
-        .validate(
-            |name| AttributePath::new("cachix").index(0).attribute(name),
-            diags,
-        );
     }
     super::monitoring::validate(&config.monitoring, diags);
     super::push_hook::validate(config, diags);
@@ -861,6 +893,65 @@ mod tests {
 
     const KEY: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl client";
+
+    /// Signing keys are checked at plan time, at their attribute path, in
+    /// both forms; both forms at once, or a version alone, are refused.
+    #[test]
+    fn cachix_signing_keys_are_checked_at_their_paths() {
+        use base64::Engine;
+        let good = base64::engine::general_purpose::STANDARD.encode([1u8; 64]);
+        let errors = |cachix: CachixBlock| {
+            let mut diags = Diagnostics::default();
+            validate(
+                &BuilderState {
+                    cachix: Value::Value(cachix),
+                    ..Default::default()
+                },
+                &mut diags,
+            );
+            diags
+                .errors
+                .iter()
+                .map(|d| format!("{}: {} @ {}", d.summary, d.detail, d.attribute))
+                .collect::<Vec<_>>()
+        };
+        let secret = |s: &str| Value::Value(Secret::new(s));
+        let block = |key: Value<Secret>, wo: Value<Secret>, version: Value<i64>| CachixBlock {
+            cache: Value::Value("c".into()),
+            signing_key: key,
+            signing_key_wo: wo,
+            signing_key_wo_version: version,
+            ..Default::default()
+        };
+        assert!(errors(block(secret(&good), Value::Null, Value::Null)).is_empty());
+        assert!(errors(block(Value::Null, secret(&good), Value::Value(1))).is_empty());
+        let bad = errors(block(
+            secret(&format!("c-1:{good}")),
+            Value::Null,
+            Value::Null,
+        ));
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert!(
+            bad[0].starts_with("Invalid Cachix signing key") && bad[0].contains("NAME:BASE64"),
+            "{bad:?}"
+        );
+        assert!(bad[0].contains("signing_key"), "{bad:?}");
+        assert!(!bad[0].contains(&good), "the key in the message: {bad:?}");
+        let short = errors(block(Value::Null, secret("AAAA"), Value::Value(1)));
+        assert_eq!(short.len(), 1, "{short:?}");
+        assert!(short[0].contains("decodes to 3 bytes") && short[0].contains("signing_key_wo"));
+        let both = errors(block(secret(&good), secret(&good), Value::Null));
+        assert!(
+            both.iter()
+                .any(|e| e.contains("Both `signing_key` and `signing_key_wo`")),
+            "{both:?}"
+        );
+        let version = errors(block(Value::Null, Value::Null, Value::Value(2)));
+        assert!(
+            version.iter().any(|e| e.contains("signing_key_wo_version")),
+            "{version:?}"
+        );
+    }
 
     #[test]
     fn authorized_keys_are_single_lines() {

@@ -221,7 +221,7 @@ fn wants_schedule(value: &Value<GcBlock>) -> bool {
 
 /// `gc.sh MODE SCHEDULE AGE` as a step called `name`.
 fn step(name: &str, mode: &str, schedule: &str, age: &str) -> Step {
-    Step::new(name, crate::scripts::GC, &[mode, schedule, age])
+    Step::new(name, crate::scripts::GC, &[mode, schedule, age]).serves("gc")
 }
 
 /// `key` of a script's report (empty when absent).
@@ -235,8 +235,10 @@ fn report(text: &str, key: &str) -> String {
 
 /// Plan time: a schedule on a reachable host without systemd is an error now,
 /// not halfway through an apply; so is a calendar expression that the host's
-/// systemd refuses. An unreachable host (still booting, or not created yet)
-/// is left to the apply, which checks again.
+/// systemd refuses. An unreachable host (still booting, or not created yet),
+/// or one whose host key is not known yet (a plan never trusts on first use,
+/// not even for the replacement of a pinned object), is left to the apply,
+/// which checks again.
 pub async fn check_at_plan(
     configured: &Context,
     value: &Value<GcBlock>,
@@ -248,7 +250,7 @@ pub async fn check_at_plan(
     }
     let schedule = periodic(value).map(|(s, _)| s).unwrap_or_default();
     let mut quiet = Diagnostics::default();
-    let Outcome::Connected(remote) = configured.connect(target, Purpose::Read, &mut quiet).await
+    let Outcome::Connected(remote) = configured.connect(target, Purpose::Plan, &mut quiet).await
     else {
         // Not connected (unreachable, not created yet, settings still
         // unknown): the apply checks again and says why. A changed host key

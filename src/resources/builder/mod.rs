@@ -14,6 +14,7 @@ pub mod nix_credentials;
 mod ownership;
 pub mod push_hook;
 pub mod status;
+pub mod watch_store;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,7 @@ use config::{
     OWNER_FILE, WATCH_STORE_UNIT,
 };
 use ownership::Owner;
+use watch_store::{Secrets, WatchStoreSecret};
 
 /// Where the Cachix substituter comes from, as far as the plan knows.
 #[derive(Clone, Debug, PartialEq)]
@@ -97,27 +99,17 @@ impl BuilderResource {
     /// The Cachix token in effect: `cachix.auth_token_wo`, else
     /// `cachix.auth_token`, else the provider's.
     fn token(configured: &Context, state: &BuilderState) -> SecretValue {
-        let own = state
-            .cachix
-            .as_ref_option()
-            .map(|c| write_only::effective(&c.auth_token, &c.auth_token_wo))
-            .unwrap_or_default();
-        configured.cachix.auth_token(&own)
+        WatchStoreSecret::AuthToken.in_effect(configured, state)
     }
 
     /// The secret arguments of `state` whose value comes from their
-    /// write-only twin (the token only where it is written: with
-    /// `watch_store`), sorted: what [`BuilderPrivate::write_only`] records.
+    /// write-only twin (the Cachix secrets only where they are written:
+    /// with `watch_store`), sorted: what [`BuilderPrivate::write_only`] records.
     fn write_only_args(state: &BuilderState) -> Vec<String> {
-        let mut args: Vec<String> = Vec::new();
-        if state.watch_store()
-            && state
-                .cachix
-                .as_ref_option()
-                .is_some_and(|c| !c.auth_token_wo.is_null())
-        {
-            args.push(TOKEN_ARG.into());
-        }
+        let mut args: Vec<String> = watch_store::write_only_args(state)
+            .into_iter()
+            .map(String::from)
+            .collect();
         args.extend(
             nix_credentials::write_only_args(&state.nix_block())
                 .into_iter()
@@ -432,7 +424,7 @@ impl BuilderResource {
         state: &BuilderState,
         facts: &Facts,
         private: &BuilderPrivate,
-        token: Option<&str>,
+        secrets: &Secrets,
     ) -> Vec<String> {
         let mut drift = Vec::new();
         let user = state.build_user_name().unwrap_or_default();
@@ -482,15 +474,7 @@ impl BuilderResource {
                     }
                 ));
             }
-            // A token from `auth_token_wo` is not in the state a refresh
-            // sees: only a new `auth_token_wo_version` rotates it.
-            let write_only = private.write_only.iter().any(|a| a == TOKEN_ARG);
-            if !write_only
-                && fingerprint(&private.token_salt, token.unwrap_or_default())
-                    != private.token_fingerprint
-            {
-                drift.push("the Cachix auth token changed".into());
-            }
+            drift.extend(secrets.drift(private));
         } else {
             drift.extend(leftover_watch_store(facts));
         }
@@ -504,7 +488,7 @@ impl BuilderResource {
         remote: &Remote,
         facts: &Facts,
         private: &mut BuilderPrivate,
-        token: Option<&str>,
+        secrets: &Secrets,
     ) {
         private.nix_snapshot = facts.nix_snapshot();
         private.foreign_user = legacy::foreign_user_finding(private, foreign_user(state, facts));
@@ -520,7 +504,7 @@ impl BuilderResource {
         if state.nix_block().system_features.is_null() {
             state.supported_features = str_list(&facts.features);
         }
-        state.drift = str_list(&Self::drift(state, facts, private, token));
+        state.drift = str_list(&Self::drift(state, facts, private, secrets));
         state.config_hash = Value::Value(facts.config_sha256.clone());
         Self::derive(state, &host);
     }
@@ -559,7 +543,7 @@ impl BuilderResource {
         state: &BuilderState,
         private: &BuilderPrivate,
         target: &CachixTarget,
-        token: Option<&str>,
+        secrets: &Secrets,
         previous_user: Option<&str>,
     ) -> Result<(Facts, Vec<String>), Failure> {
         let user = state.build_user_name().expect("known at apply");
@@ -590,16 +574,19 @@ impl BuilderResource {
         } else {
             "false"
         };
-        steps.push(Step::new(
-            "install Nix",
-            crate::scripts::INSTALL_NIX,
-            &[
-                &state.install_method(),
-                &state.installer_url(),
-                daemon,
-                has_restart,
-            ],
-        ));
+        steps.push(
+            Step::new(
+                "install Nix",
+                crate::scripts::INSTALL_NIX,
+                &[
+                    &state.install_method(),
+                    &state.installer_url(),
+                    daemon,
+                    has_restart,
+                ],
+            )
+            .serves("nix"),
+        );
         // Before the config names the hook: the daemon never runs a missing one.
         steps.extend(push_hook::install_step(&state.push));
         let credentials =
@@ -619,7 +606,8 @@ impl BuilderResource {
                 &[MANAGED_CONF_PATH, NIX_CONF_PATH, INCLUDE_LINE],
             )
             .input(conf.render())
-            .reports_change(),
+            .reports_change()
+            .serves("nix"),
         );
         let keys = state.authorized_keys_file().expect("known at apply");
         steps.push(build_user_step("ensure", &user, adopt, owner, Some(keys)).reports_change());
@@ -632,15 +620,17 @@ impl BuilderResource {
             .as_ref_option()
             .and_then(|c| c.cache.as_ref_option().cloned())
             .unwrap_or_default();
-        let env = match (state.watch_store(), token) {
-            (true, Some(token)) => format!("CACHIX_AUTH_TOKEN={token}\n"),
-            _ => String::new(),
+        let env = if state.watch_store() {
+            secrets.env_file()
+        } else {
+            String::new()
         };
         steps.push(cachix_step(
             &cache,
             state.cachix_install(),
             state.watch_store(),
             env,
+            state.timeout(Operation::Delete),
         ));
         // A new trusted user, config or credential reaches the daemon only
         // when it restarts.
@@ -659,16 +649,21 @@ impl BuilderResource {
             Err(e) => {
                 let step = e.step().unwrap_or_default().to_string();
                 let is_check = steps[converge_steps..].iter().any(|s| s.name() == step);
+                let serves = steps
+                    .iter()
+                    .find(|s| s.name() == step)
+                    .and_then(Step::attribute);
                 return Err(if is_check {
                     Failure::Check(e)
                 } else {
-                    Failure::Step(step, e)
+                    Failure::Step(step, serves, e)
                 });
             }
         };
         let refused = |step: &str, reason: String| {
             Failure::Step(
                 step.to_string(),
+                None,
                 SshError::Refused {
                     host: remote.endpoint().to_string(),
                     step: step.to_string(),
@@ -721,7 +716,7 @@ impl BuilderResource {
         Self::remember_cachix(&mut private, &state, &target);
         // Made now for a state from before owner ids.
         Owner::of(&mut state);
-        let token = Self::token(&configured, &state);
+        let secrets = Secrets::in_effect(&configured, &state);
         // The key this apply connected with, kept if a later step fails.
         let seen_key: std::sync::Mutex<Option<(crate::ssh::HostKey, SeenKeys)>> =
             Default::default();
@@ -741,21 +736,32 @@ impl BuilderResource {
                     &state,
                     &private,
                     &target,
-                    token.secret().map(Secret::expose),
+                    &secrets,
                     previous_user.as_deref(),
                 )
                 .await;
             match converged {
                 Ok(facts) => Some((remote, facts)),
-                Err(Failure::Step(_, e) | Failure::Check(e)) if e.is_interrupted() => {
+                Err(Failure::Step(_, _, e) | Failure::Check(e)) if e.is_interrupted() => {
                     crate::context::interrupted(diags, &e, AttributePath::new("host"));
                     None
                 }
-                Err(Failure::Step(step, e)) => {
+                Err(Failure::Step(step, serves, e)) => {
+                    // At the block the step carries out (`gc`, `cachix`…),
+                    // so the user looks where the fix is. Terraform shows
+                    // a path that ends at a block as the resource, so the
+                    // detail names the block too.
+                    let (path, detail) = match serves {
+                        Some(block) => (
+                            AttributePath::new(block).index(0),
+                            format!("This step carries out the `{block}` block. {e}"),
+                        ),
+                        None => (AttributePath::new("host"), e.to_string()),
+                    };
                     diags.error(
                         format!("Bootstrapping {host} failed at step `{step}`"),
-                        e.to_string(),
-                        AttributePath::new("host"),
+                        detail,
+                        path,
                     );
                     None
                 }
@@ -801,22 +807,9 @@ impl BuilderResource {
         nix_credentials::record_applied(&state, &mut private);
         private.push_key_digest = push_hook::applied_key_digest(&state.push, &private.token_salt);
         private.write_only = Self::write_only_args(&state);
-        private.token_fingerprint = if state.watch_store() {
-            fingerprint(
-                &private.token_salt,
-                token.secret().map(Secret::expose).unwrap_or_default(),
-            )
-        } else {
-            String::new()
-        };
+        secrets.record(&state, &mut private);
         state.config_hash = Value::Null;
-        Self::observe(
-            &mut state,
-            &remote,
-            &facts,
-            &mut private,
-            token.secret().map(Secret::expose),
-        );
+        Self::observe(&mut state, &remote, &facts, &mut private, &secrets);
         add_drift(&mut state, monitoring_drift);
         let expected = Self::desired_hash(&state, &target);
         if expected != state.config_hash {
@@ -952,7 +945,9 @@ fn read_checks(
 /// Why an apply's one command failed: a converge step (its name), or the
 /// check after it.
 enum Failure {
-    Step(String, SshError),
+    /// A step failed: its name, the attribute it serves (see
+    /// [`Step::serves`]; `host` when none), and the error.
+    Step(String, Option<&'static str>, SshError),
     Check(SshError),
 }
 
@@ -968,17 +963,6 @@ fn add_drift(state: &mut BuilderState, more: Vec<String>) {
 /// The drift a refresh reports instead of reading a host whose key only an
 /// import has seen (an import ID without a key): the next apply confirms it.
 pub const PIN_UNCONFIRMED: &str = "host key pinned by an import, not yet confirmed against ssh.host_key: the host is read again after the next apply";
-
-/// The private state's name of the Cachix token argument.
-const TOKEN_ARG: &str = "cachix.auth_token";
-
-/// Fingerprint of the Cachix token, keyed by the resource's salt.
-fn fingerprint(salt: &str, token: &str) -> String {
-    if token.is_empty() {
-        return String::new();
-    }
-    crate::secrets::fingerprint(salt, &[("cachix_auth_token", Some(token.to_string()))])
-}
 
 fn new_salt() -> String {
     crate::secrets::random_salt()
@@ -1008,7 +992,8 @@ pub(super) fn build_user_step(
         step,
         script,
         &[mode, user, ACCOUNT_RECORDS, adopt, &owner.id, &owner.adopt],
-    );
+    )
+    .serves("build_user");
     match keys {
         Some(keys) => step.input(keys),
         None => step,
@@ -1070,12 +1055,21 @@ fn restart_daemon_step(state: &BuilderState) -> Step {
         crate::scripts::RESTART_DAEMON,
         &[custom.as_str(), daemon],
     )
+    .serves("nix")
 }
 
-/// `cachix.sh`: converge the CLI and the watch-store service; with
-/// `watch = false`, remove a service and token file left on the host.
-fn cachix_step(cache: &str, install: bool, watch: bool, env: String) -> Step {
+/// `cachix.sh`: converge the CLI and the watch-store service (whose stop
+/// may take `stop_timeout`: it uploads its queue); with `watch = false`,
+/// remove a service and token file left on the host.
+fn cachix_step(
+    cache: &str,
+    install: bool,
+    watch: bool,
+    env: String,
+    stop_timeout: std::time::Duration,
+) -> Step {
     let flag = |b: bool| if b { "true" } else { "false" };
+    let stop_seconds = stop_timeout.as_secs().max(1).to_string();
     Step::new(
         "cachix",
         crate::scripts::CACHIX,
@@ -1085,9 +1079,11 @@ fn cachix_step(cache: &str, install: bool, watch: bool, env: String) -> Step {
             flag(watch),
             WATCH_STORE_UNIT,
             CACHIX_ENV_FILE,
+            &stop_seconds,
         ],
     )
     .input(env)
+    .serves("cachix")
 }
 
 /// Drift when no watch-store is wanted but its pieces are on the host.
@@ -1207,7 +1203,7 @@ impl Resource for BuilderResource {
                 return Some((state, private_state));
             }
         };
-        let token = Self::token(&configured, &state);
+        let secrets = Secrets::in_effect(&configured, &state);
         let mut state = state;
         let mut private = private;
         if private.imported {
@@ -1236,13 +1232,7 @@ impl Resource for BuilderResource {
         if !state.owner_id.is_value() {
             state.owner_id = Value::Value(ownership::new_owner_id());
         }
-        Self::observe(
-            &mut state,
-            &remote,
-            &facts,
-            &mut private,
-            token.secret().map(Secret::expose),
-        );
+        Self::observe(&mut state, &remote, &facts, &mut private, &secrets);
         add_drift(&mut state, monitoring_drift);
         Some((state, Value::Value(private)))
     }
@@ -1468,6 +1458,8 @@ impl Resource for BuilderResource {
         let delete_timeout = state.timeout(Operation::Delete);
         let deadline = tokio::time::Instant::now() + delete_timeout;
         let has_push = state.push.is_value();
+        // watch-store uploads what it queued when it is stopped: stop it first.
+        let has_watch = state.watch_store();
         if !state.on_destroy_clean() {
             // `keep`: touch nothing. A replacement at the same address
             // inherits the pin.
@@ -1475,7 +1467,7 @@ impl Resource for BuilderResource {
             let pinned = state.host_key.as_ref_option().map(String::as_str);
             let target = Self::target(&state, &host, pinned);
             configured.remember_pin(&target);
-            if !has_push {
+            if !has_push && !has_watch {
                 // No connection at all: the host is usually gone.
                 return Some(());
             }
@@ -1490,21 +1482,45 @@ impl Resource for BuilderResource {
                     .await
                 {
                     Outcome::Connected(remote) => {
-                        push_hook::drain(&remote, deadline, &host, diags).await
+                        if has_watch {
+                            // `keep`: the service runs again afterwards.
+                            watch_store::stop(&remote, deadline, true, &host, diags).await?;
+                        }
+                        if has_push {
+                            push_hook::drain(&remote, deadline, &host, diags).await
+                        } else {
+                            Some(())
+                        }
                     }
                     Outcome::Interrupted => {
                         diags.errors.extend(attempt.errors);
                         None
                     }
                     Outcome::KeepState | Outcome::Failed => {
+                        // What would have been uploaded, and where it was queued.
+                        let (what, lost, path) = if has_push {
+                            (
+                                "Push queue",
+                                "Builds still queued on the host for the `push` store",
+                                AttributePath::new("push"),
+                            )
+                        } else {
+                            (
+                                "cachix watch-store queue",
+                                "Paths watch-store had queued",
+                                AttributePath::new("cachix")
+                                    .index(0)
+                                    .attribute("watch_store"),
+                            )
+                        };
                         for d in attempt.errors.into_iter().chain(attempt.warnings) {
                             diags.warning(
-                                format!("Push queue of {host} not checked: {}", d.summary),
+                                format!("{what} of {host} not checked: {}", d.summary),
                                 format!(
-                                    "{} Builds still queued on the host for the `push` store, if any, are not uploaded; the builder is destroyed (on_destroy = \"keep\" touches nothing on the host).",
+                                    "{} {lost}, if any, are not uploaded; the builder is destroyed (on_destroy = \"keep\" touches nothing on the host).",
                                     d.detail
                                 ),
-                                AttributePath::new("push"),
+                                path.clone(),
                             );
                         }
                         Some(())
@@ -1513,8 +1529,16 @@ impl Resource for BuilderResource {
             };
             return match tokio::time::timeout_at(deadline, work).await {
                 Ok(result) => result,
-                Err(_) => {
+                Err(_) if has_push => {
                     push_hook::timed_out(&host, delete_timeout, diags);
+                    None
+                }
+                Err(_) => {
+                    diags.error(
+                        format!("Stopping cachix watch-store of {host} timed out"),
+                        "the builder is kept so that the paths watch-store queued are not lost: raise `timeouts.delete` and destroy again",
+                        AttributePath::new("timeouts"),
+                    );
                     None
                 }
             };
@@ -1533,6 +1557,10 @@ impl Resource for BuilderResource {
                     diags,
                 )
                 .await?;
+            // What watch-store queued reaches the cache before it goes.
+            if has_watch {
+                watch_store::stop(&remote, deadline, false, &host, diags).await?;
+            }
             // Every queued build reaches the store before the hook goes.
             if has_push {
                 push_hook::drain(&remote, deadline, &host, diags).await?;
@@ -1545,7 +1573,7 @@ impl Resource for BuilderResource {
             // Only what this resource created: an account it did not create stays.
             steps.extend([
                 build_user_step("release", &user, "no", &owner, None),
-                cachix_step("", false, false, String::new()),
+                cachix_step("", false, false, String::new(), delete_timeout),
                 monitoring::clean_step(),
                 nix_credentials::clean_step(),
                 gc::clean_step(),
@@ -1752,7 +1780,7 @@ mod tests {
             token_salt: "salt".into(),
             ..Default::default()
         };
-        private.token_fingerprint = fingerprint(&private.token_salt, "tok");
+        Secrets::of(Some("tok"), None).record(&planned, &mut private);
         let facts = Facts {
             unit: "active".into(),
             user: true,
@@ -1760,7 +1788,7 @@ mod tests {
             ..Default::default()
         };
         let token_drift = |state: &BuilderState, private: &BuilderPrivate, token: Option<&str>| {
-            BuilderResource::drift(state, &facts, private, token)
+            BuilderResource::drift(state, &facts, private, &Secrets::of(token, None))
                 .into_iter()
                 .filter(|d| d.contains("Cachix auth token"))
                 .count()
@@ -1806,11 +1834,7 @@ mod tests {
     }
 
     #[test]
-    fn fingerprints_depend_on_salt_and_secret() {
-        assert_eq!(fingerprint("s", ""), "");
-        assert_ne!(fingerprint("s", "a"), fingerprint("s", "b"));
-        assert_ne!(fingerprint("s", "a"), fingerprint("t", "a"));
-        assert!(!fingerprint("s", "token").contains("token"));
+    fn salts_differ() {
         assert_ne!(new_salt(), new_salt());
     }
 }

@@ -53,7 +53,7 @@ fn listen(block: &MonitoringBlock) -> String {
 
 /// `monitoring.sh MODE LISTEN` as a step called `name`.
 fn step(name: &str, mode: &str, listen: &str) -> Step {
-    Step::new(name, crate::scripts::MONITORING, &[mode, listen])
+    Step::new(name, crate::scripts::MONITORING, &[mode, listen]).serves("monitoring")
 }
 
 /// Apply: set up the exporter and the timer (the metrics script on stdin),

@@ -261,6 +261,7 @@ fn step(name: &str, mode: &str, stdin: String) -> Step {
         &[mode, CREDENTIALS_CONF_PATH, NETRC_PATH],
     )
     .input(stdin)
+    .serves("nix")
 }
 
 /// Apply: write the wanted files, remove the others; reports `changed=yes`

@@ -301,7 +301,7 @@ WantedBy=paths.target
 
 /// `push_hook_setup.sh MODE` as a step called `name`.
 fn step(name: &str, mode: &str) -> Step {
-    Step::new(name, crate::scripts::PUSH_HOOK_SETUP, &[mode])
+    Step::new(name, crate::scripts::PUSH_HOOK_SETUP, &[mode]).serves("push")
 }
 
 /// Apply, before the managed config names the hook: write the hook, its
@@ -339,6 +339,7 @@ pub fn drain_step(within: std::time::Duration) -> Step {
         crate::scripts::PUSH_HOOK_SETUP,
         &["drain", &seconds],
     )
+    .serves("push")
 }
 
 /// The drain's report (`builds=N paths=M`).

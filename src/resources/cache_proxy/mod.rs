@@ -260,15 +260,16 @@ impl CacheProxyResource {
     }
 
     /// Plan time: a host that is reachable and runs no systemd is an error
-    /// now, not halfway through an apply. An unreachable host is checked by
-    /// the apply (it may still be booting).
+    /// now, not halfway through an apply. An unreachable host (it may still
+    /// be booting), or one whose host key is not known yet (a plan never
+    /// trusts on first use), is checked by the apply.
     async fn check_systemd(configured: &Context, state: &CacheProxyState, diags: &mut Diagnostics) {
         let Value::Value(host) = &state.host else {
             return;
         };
         let mut quiet = Diagnostics::default();
         let outcome = configured
-            .connect(&Self::target(state, host, None), Purpose::Read, &mut quiet)
+            .connect(&Self::target(state, host, None), Purpose::Plan, &mut quiet)
             .await;
         let Outcome::Connected(remote) = outcome else {
             diags.errors.extend(quiet.errors);

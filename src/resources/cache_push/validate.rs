@@ -196,7 +196,11 @@ pub fn validate(config: &CachePushState, diags: &mut Diagnostics) {
                         format!("`{name}` is empty or contains spaces or control characters"),
                         at(name),
                     );
+                    continue;
                 }
+            }
+            if name == "signing_key" {
+                crate::context::credentials::validate_signing_key(value, at(name), diags);
             }
         }
     }
