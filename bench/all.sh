@@ -9,7 +9,7 @@ bench=$(cd "$(dirname "$0")" && pwd)
 log=${BENCH_LOG:-$(mktemp --suffix=.bench.log)}
 : >"$log"
 failed=()
-for script in host_read.sh cache_push.sh schema_optional.sh builder.sh breakdown.sh; do
+for script in host_read.sh cache_push.sh schema_optional.sh builder.sh breakdown.sh load.sh; do
   echo "== bench/$script" | tee -a "$log"
   bash "$bench/$script" 2>&1 | tee -a "$log" || failed+=("$script")
 done

@@ -656,10 +656,18 @@ fn ci_example_scripts_build_push_and_destroy() {
         }
         // ... and the apply's push uploaded from the builder, with the cachix
         // CLI (the stand-in records its calls) and the run's signing key.
+        // The stand-in records the key's SHA-256, never the key.
+        let key_sha256: String = {
+            use sha2::Digest;
+            sha2::Sha256::digest(bare_secret.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
         let calls = std::fs::read_to_string(builder.field("cachix_log")).unwrap_or_default();
         assert!(
             calls.lines().any(|call| call.contains(&pushed_out)
-                && call.contains(&format!("\"CACHIX_SIGNING_KEY\":\"{bare_secret}\""))),
+                && call.contains(&format!("\"CACHIX_SIGNING_KEY_SHA256\":\"{key_sha256}\""))),
             "no `cachix push` of {pushed_out} with the run's key on the builder"
         );
 

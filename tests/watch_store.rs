@@ -35,18 +35,8 @@ fn register_token(token: &str) {
 /// A fresh ed25519 key made by Nix on this machine: the base64 secret part,
 /// which is what `cachix generate-keypair` prints and cachix reads.
 fn cachix_signing_key(dir: &std::path::Path, name: &str) -> String {
-    let (sk, pk) = (
-        dir.join(format!("{name}.sec")),
-        dir.join(format!("{name}.pub")),
-    );
-    let status = Command::new("nix-store")
-        .arg("--generate-binary-cache-key")
-        .args([name, sk.to_str().unwrap(), pk.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let secret = std::fs::read_to_string(sk).unwrap();
-    secret.trim().split_once(':').unwrap().1.to_string()
+    let (secret, _) = common::nix_signing_key(dir, name);
+    secret.split_once(':').unwrap().1.to_string()
 }
 
 fn sha256(text: &str) -> String {

@@ -53,24 +53,6 @@ fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A fresh binary-cache key pair made by Nix on this machine: (secret, public).
-fn signing_key(dir: &Path, name: &str) -> (String, String) {
-    let (sk, pk) = (
-        dir.join(format!("{name}.sec")),
-        dir.join(format!("{name}.pub")),
-    );
-    let status = Command::new("nix-store")
-        .arg("--generate-binary-cache-key")
-        .args([name, sk.to_str().unwrap(), pk.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    (
-        std::fs::read_to_string(sk).unwrap().trim().to_string(),
-        std::fs::read_to_string(pk).unwrap().trim().to_string(),
-    )
-}
-
 /// The part of a `name:base64` key that is secret.
 fn key_secret(key: &str) -> String {
     key.split_once(':').unwrap().1.to_string()
@@ -240,8 +222,8 @@ impl H3Secrets {
         Self {
             token: format!("ghp_wo{}", random_hex(12)),
             password: format!("nbt-wo-{}", random_hex(12)),
-            push_key: signing_key(dir, &format!("wo-push-{round}")).0,
-            store_key: signing_key(dir, &format!("wo-store-{round}")),
+            push_key: common::nix_signing_key(dir, &format!("wo-push-{round}")).0,
+            store_key: common::nix_signing_key(dir, &format!("wo-store-{round}")),
         }
     }
 

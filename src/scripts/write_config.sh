@@ -33,7 +33,9 @@ if [ ! -f "$managed" ] || ! printf '%s' "$wanted" | cmp -s - "$managed"; then
   trap '[ -z "$new" ] || rm -f "$new"' EXIT
   # The provider's stop (guard.sh) sends SIGTERM: exit through the EXIT trap.
   trap 'exit 143' TERM
-  printf '%s' "$wanted" >"$new"
+  # Through cat, which names the cause of a failed write ("No space left on
+  # device"); dash's printf says only "I/O error".
+  printf '%s' "$wanted" | cat >"$new"
   chmod 0644 "$new"
   mv -f "$new" "$managed"
   new=

@@ -878,3 +878,26 @@ pub fn bad_input_config(kind: &str, port: u16, body: &str) -> String {
         provider_config("").replacen("ssh {", &format!("ssh {{\n    port = {port}"), 1)
     )
 }
+
+/// A fresh binary-cache key pair made by `nix-store
+/// --generate-binary-cache-key` in `dir`: (secret, public), trimmed
+/// `name:base64` lines.
+pub fn nix_signing_key(dir: &Path, name: &str) -> (String, String) {
+    let (sk, pk) = (
+        dir.join(format!("{name}.sec")),
+        dir.join(format!("{name}.pub")),
+    );
+    let status = Command::new("nix-store")
+        .arg("--generate-binary-cache-key")
+        .args([name, sk.to_str().unwrap(), pk.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "nix-store --generate-binary-cache-key {name}"
+    );
+    (
+        std::fs::read_to_string(sk).unwrap().trim().to_string(),
+        std::fs::read_to_string(pk).unwrap().trim().to_string(),
+    )
+}
