@@ -646,6 +646,76 @@ fn a_second_state_never_touches_the_first_ones_builder() {
     }
 }
 
+/// A builder replaced on its host (`-replace`, as Terraform also replaces a
+/// tainted create that was cut) with `on_destroy = "keep"`: the old object
+/// leaves its claim and build user on the host, and the new one takes both
+/// over in the same apply instead of refusing them as another's. A later
+/// apply in another state is still refused.
+#[test]
+fn a_replacement_inherits_what_it_replaces() {
+    let w = world();
+    let _h1 = exclusive("h1");
+    let h1 = w.host("h1");
+    for version in terraform_versions() {
+        h1.exec(&format!(
+            "userdel -r nbrepl 2>/dev/null; rm -f {RECORDS}/nbrepl*; true"
+        ));
+        let tf = Tf::new(&version);
+        let (_, client_pub) = keypair(tf.dir.path(), "client");
+        let keep = builder_config(&h1, "nbrepl", "", &client_pub)
+            .replace("on_destroy = \"clean\"", "on_destroy = \"keep\"");
+        tf.write(&keep);
+        tf.apply();
+        let old = tf.builder_owner_ids().pop().expect("owner id in state");
+        assert_eq!(claim_of(&h1), old, "{version}: host claim");
+        let uid = h1.exec("id -u nbrepl");
+
+        tf.ok(&[
+            "apply",
+            "-auto-approve",
+            "-no-color",
+            "-replace=nixbuild_builder.b",
+        ]);
+        tf.assert_no_changes();
+        let new = tf.builder_owner_ids().pop().expect("owner id in state");
+        assert_ne!(old, new, "{version}: a new object has a new owner id");
+        assert_eq!(
+            claim_of(&h1),
+            new,
+            "{version}: the claim moved to the new object"
+        );
+        let record = h1.exec(&format!("cat {RECORDS}/nbrepl"));
+        assert!(
+            record.contains(&format!("owner={new}")),
+            "{version}: the build user's record was not handed over: {record}"
+        );
+        assert_eq!(h1.exec("id -u nbrepl"), uid, "{version}: same account");
+
+        // Only a replacement inherits: another state is still refused.
+        let other = Tf::new(&version);
+        other.write(&keep);
+        let text = other.fails(&["apply", "-auto-approve", "-no-color"]);
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains(&format!("owner id {new}")),
+            "{version}: another state was not refused: {text}"
+        );
+        other.destroy();
+        assert_eq!(
+            claim_of(&h1),
+            new,
+            "{version}: the refused one took the claim"
+        );
+
+        // Clean up through the owner: its clean destroy removes all.
+        tf.write(&keep.replace("on_destroy = \"keep\"", "on_destroy = \"clean\""));
+        tf.apply();
+        tf.destroy();
+        assert!(!h1.try_exec("id nbrepl").0, "{version}: account left");
+        assert!(!h1.try_exec("test -e /etc/nixbuild/owner").0);
+    }
+}
+
 /// Two builder resources on one host in one state: they are applied at the
 /// same time, and exactly one of them owns the host; the other fails naming
 /// it, having changed nothing. The clean destroy of both removes the owner's

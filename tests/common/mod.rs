@@ -291,6 +291,9 @@ pub struct Tf {
     bin: PathBuf,
     pub dir: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// Every builder owner id this state held: their host claims go when
+    /// the test ends (see [`release_host_claims`]).
+    owners_seen: std::sync::Mutex<Vec<String>>,
 }
 
 impl Tf {
@@ -318,6 +321,7 @@ impl Tf {
                 cli_config.to_string_lossy().into(),
             )],
             dir,
+            owners_seen: Default::default(),
         }
     }
 
@@ -369,7 +373,24 @@ impl Tf {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run terraform")
+        // A destroy takes builders off shared hosts that, in real use, go
+        // with them: their claims go too (see `release_host_claims`).
+        let before = self.builder_owner_ids();
+        let output = self.command(args).output().expect("run terraform");
+        let after = self.builder_owner_ids();
+        let gone: Vec<_> = before
+            .iter()
+            .filter(|o| !after.contains(o))
+            .cloned()
+            .collect();
+        release_host_claims(&gone);
+        let mut seen = self.owners_seen.lock().expect("owners seen");
+        for owner in after {
+            if !seen.contains(&owner) {
+                seen.push(owner);
+            }
+        }
+        output
     }
 
     /// [`run`](Self::run), but give up (kill Terraform and return `None`) after
@@ -479,9 +500,7 @@ impl Tf {
     }
 
     pub fn destroy(&self) {
-        let owners = self.builder_owner_ids();
         self.ok(&["destroy", "-auto-approve", "-no-color"]);
-        release_host_claims(&owners);
     }
 
     /// The owner ids of the `nixbuild_builder` resources in this state (each
@@ -538,7 +557,9 @@ pub fn release_host_claims(owners: &[String]) {
 
 impl Drop for Tf {
     fn drop(&mut self) {
-        release_host_claims(&self.builder_owner_ids());
+        let mut owners = std::mem::take(self.owners_seen.get_mut().expect("owners seen"));
+        owners.extend(self.builder_owner_ids());
+        release_host_claims(&owners);
     }
 }
 

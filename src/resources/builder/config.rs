@@ -344,6 +344,10 @@ pub struct BuilderPrivate {
     /// The owner id of another resource that the last Read found owning this
     /// host (empty: none), so the plan can refuse before any apply.
     pub other_owner: String,
+    /// The owner id the object this create replaces left on the host (empty:
+    /// none): the create takes its claim over. Only during the create.
+    #[serde(skip)]
+    pub predecessor_owner: String,
 }
 
 /// The resource's schema: [`BuilderState`] and its timeouts' defaults.

@@ -549,7 +549,7 @@ impl BuilderResource {
         let user = state.build_user_name().expect("known at apply");
         let adopt_existing = state.adopt_existing();
         let adopt = if adopt_existing { "yes" } else { "no" };
-        let owner = &Owner::known(state);
+        let owner = &Owner::applying(state, &private.predecessor_owner);
         // NixOS generates its own Nix config: stop before anything changes.
         let mut steps =
             vec![Step::new(PROBE_STEP, crate::scripts::NIXOS_CHECK, &[]).stop_on("nixos=yes")];
@@ -716,6 +716,11 @@ impl BuilderResource {
         Self::remember_cachix(&mut private, &state, &target);
         // Made now for a state from before owner ids.
         Owner::of(&mut state);
+        if purpose == Purpose::Create {
+            // A replacement takes over what the object it replaces left.
+            let target = Self::target(&state, &host, None);
+            private.predecessor_owner = configured.take_left_owner(&target).unwrap_or_default();
+        }
         let secrets = Secrets::in_effect(&configured, &state);
         // The key this apply connected with, kept if a later step fails.
         let seen_key: std::sync::Mutex<Option<(crate::ssh::HostKey, SeenKeys)>> =
@@ -1467,6 +1472,7 @@ impl Resource for BuilderResource {
             let pinned = state.host_key.as_ref_option().map(String::as_str);
             let target = Self::target(&state, &host, pinned);
             configured.remember_pin(&target);
+            configured.leave_owner(&target, &owner.id);
             if !has_push && !has_watch {
                 // No connection at all: the host is usually gone.
                 return Some(());

@@ -48,6 +48,18 @@ impl Owner {
         }
     }
 
+    /// The owner of `state` during an apply: a create that replaces an
+    /// object which left its claim on the host (`predecessor`, see
+    /// [`Context::take_left_owner`](crate::context::Context::take_left_owner))
+    /// takes that claim over, unless `adopt_owner` names another.
+    pub fn applying(state: &BuilderState, predecessor: &str) -> Self {
+        let mut owner = Self::known(state);
+        if owner.adopt.is_empty() {
+            owner.adopt = predecessor.to_string();
+        }
+        owner
+    }
+
     fn step(&self, name: &str, mode: &str, user: &str) -> Step {
         Step::new(
             name,
