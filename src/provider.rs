@@ -137,6 +137,7 @@ impl Provider for NixbuildProvider {
             ssh_defaults: config.ssh.as_option(),
             cachix,
             pool: Pool::new(max_sessions),
+            successors: Default::default(),
         });
         Some(())
     }

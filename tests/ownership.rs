@@ -195,11 +195,11 @@ fn an_existing_account_is_never_taken_or_deleted() {
         let begun = steps_begun(&log);
         assert_eq!(
             begun,
-            ["probe host", "check build user"],
+            ["probe host", "check host owner", "check build user"],
             "{version}: steps of the refused apply"
         );
         assert!(
-            log.contains(" stop 1"),
+            log.contains(" stop 2"),
             "{version}: the apply did not stop at the owner check"
         );
 
@@ -517,4 +517,302 @@ fn bad_inputs_are_refused_before_any_connection() {
         connections,
         "bare's sshd saw a connection"
     );
+}
+
+/// What a second builder resource could change on a host: every builder
+/// object the first one owns (its account byte for byte, the managed config,
+/// nix.conf, the host's claim and the build-user records).
+fn builder_objects(host: &Host, user: &str) -> String {
+    format!(
+        "{}\n{}",
+        account_snapshot(host, user),
+        host.exec(&format!(
+            "sha256sum /etc/nix/nix.conf /etc/nix/nixbuild.conf; cat /etc/nixbuild/owner; \
+             for r in {RECORDS}/*; do echo \"$r\"; cat \"$r\"; done"
+        ))
+    )
+}
+
+/// The host's claim names this owner id.
+fn claim_of(host: &Host) -> String {
+    host.exec("sed -n 's/^owner=//p' /etc/nixbuild/owner 2>/dev/null || true")
+        .trim()
+        .to_string()
+}
+
+/// Issue 28, hole 5: two builder resources on one host, in two states (the
+/// benchmark's situation). The second one's apply fails naming the first
+/// one's owner id and `adopt_owner`, before it changes anything, with the
+/// same or another build user; its destroy (`clean`) leaves the host alone;
+/// the first one still plans nothing and its clean destroy removes its
+/// objects. Then `adopt_owner` moves them to the second on request.
+#[test]
+fn a_second_state_never_touches_the_first_ones_builder() {
+    let w = world();
+    let _h1 = exclusive("h1");
+    let h1 = w.host("h1");
+    for version in terraform_versions() {
+        h1.exec(&format!(
+            "for u in nbown-a nbown-b; do userdel -r $u 2>/dev/null; rm -f {RECORDS}/$u*; done; true"
+        ));
+        let first = Tf::new(&version);
+        let (_, client_pub) = keypair(first.dir.path(), "client");
+        first.write(&builder_config(&h1, "nbown-a", "", &client_pub));
+        first.apply();
+        first.assert_no_changes();
+        let owner_a = first.builder_owner_ids().pop().expect("owner id in state");
+        assert_eq!(claim_of(&h1), owner_a, "{version}: host claim");
+        assert!(h1
+            .exec(&format!("cat {RECORDS}/nbown-a"))
+            .contains(&format!("owner={owner_a}")));
+        let before = builder_objects(&h1, "nbown-a");
+
+        // The second state, with another build user and with the same one.
+        let second = Tf::new(&version);
+        for user in ["nbown-b", "nbown-a"] {
+            second.write(&builder_config(&h1, user, "", &client_pub));
+            let text = second.fails(&["apply", "-auto-approve", "-no-color"]);
+            let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                flat.contains("belong to another nixbuild_builder resource")
+                    && flat.contains(&format!("owner id {owner_a}"))
+                    && flat.contains(&format!("adopt_owner = \"{owner_a}\"")),
+                "{version}, {user}: the error does not name the other owner: {text}"
+            );
+            assert_eq!(
+                builder_objects(&h1, "nbown-a"),
+                before,
+                "{version}, {user}: the first one's objects changed"
+            );
+            assert!(!h1.try_exec("id nbown-b").0, "{version}: nbown-b created");
+        }
+        // The refused create is in the second state (tainted, with its
+        // pin); its clean destroy warns and leaves the host alone.
+        let text = second.ok(&["destroy", "-auto-approve", "-no-color"]);
+        assert!(
+            text.contains("was not cleaned: another nixbuild_builder resource owns it"),
+            "{version}: no warning from the second one's clean destroy: {text}"
+        );
+        assert_eq!(
+            builder_objects(&h1, "nbown-a"),
+            before,
+            "{version}: the second one's destroy changed the first one's objects"
+        );
+
+        // The first one is unaffected: no drift, no change planned.
+        first.assert_no_changes();
+
+        // Taking over on request: the second state names the first one's id.
+        second.write(&builder_config(&h1, "nbown-a", "", &client_pub).replace(
+            "on_destroy = \"clean\"",
+            &format!("on_destroy = \"clean\"\n  adopt_owner = {}", hcl(&owner_a)),
+        ));
+        second.apply();
+        second.assert_no_changes();
+        let owner_b = second.builder_owner_ids().pop().expect("owner id in state");
+        assert_ne!(owner_a, owner_b);
+        assert_eq!(claim_of(&h1), owner_b, "{version}: taken over");
+        assert!(h1
+            .exec(&format!("cat {RECORDS}/nbown-a"))
+            .contains(&format!("owner={owner_b}")));
+        // The first one now sees another owner: drift at refresh (a planned
+        // change, with a warning), a refused apply that changes nothing,
+        // and a clean destroy that leaves the host to the second.
+        let taken = builder_objects(&h1, "nbown-a");
+        let (code, text) = first.plan_exit_code();
+        assert!(
+            code == 2
+                && text.contains("belongs to another nixbuild_builder resource")
+                && text.contains(&owner_b),
+            "{version}: the first one's plan shows no change or warning: {text}"
+        );
+        let text = first.fails(&["apply", "-auto-approve", "-no-color"]);
+        assert!(
+            text.contains(&format!("owner id {owner_b}")),
+            "{version}: {text}"
+        );
+        assert_eq!(builder_objects(&h1, "nbown-a"), taken, "{version}");
+        let text = first.ok(&["destroy", "-auto-approve", "-no-color"]);
+        assert!(text.contains("was not cleaned"), "{version}: {text}");
+        assert_eq!(builder_objects(&h1, "nbown-a"), taken, "{version}");
+        second.assert_no_changes();
+
+        // The owner's clean destroy removes its objects and its claim.
+        second.destroy();
+        assert!(!h1.try_exec("id nbown-a").0, "{version}: account left");
+        assert!(!h1.try_exec("test -e /etc/nix/nixbuild.conf").0);
+        assert!(!h1.try_exec("test -e /etc/nixbuild/owner").0);
+        assert!(!h1.try_exec(&format!("test -e {RECORDS}/nbown-a")).0);
+    }
+}
+
+/// A builder replaced on its host (`-replace`, as Terraform also replaces a
+/// tainted create that was cut) with `on_destroy = "keep"`: the old object
+/// leaves its claim and build user on the host, and the new one takes both
+/// over in the same apply instead of refusing them as another's. A later
+/// apply in another state is still refused.
+#[test]
+fn a_replacement_inherits_what_it_replaces() {
+    let w = world();
+    let _h1 = exclusive("h1");
+    let h1 = w.host("h1");
+    for version in terraform_versions() {
+        h1.exec(&format!(
+            "userdel -r nbrepl 2>/dev/null; rm -f {RECORDS}/nbrepl*; true"
+        ));
+        let tf = Tf::new(&version);
+        let (_, client_pub) = keypair(tf.dir.path(), "client");
+        let keep = builder_config(&h1, "nbrepl", "", &client_pub)
+            .replace("on_destroy = \"clean\"", "on_destroy = \"keep\"");
+        tf.write(&keep);
+        tf.apply();
+        let old = tf.builder_owner_ids().pop().expect("owner id in state");
+        assert_eq!(claim_of(&h1), old, "{version}: host claim");
+        let uid = h1.exec("id -u nbrepl");
+
+        tf.ok(&[
+            "apply",
+            "-auto-approve",
+            "-no-color",
+            "-replace=nixbuild_builder.b",
+        ]);
+        tf.assert_no_changes();
+        let new = tf.builder_owner_ids().pop().expect("owner id in state");
+        assert_ne!(old, new, "{version}: a new object has a new owner id");
+        assert_eq!(
+            claim_of(&h1),
+            new,
+            "{version}: the claim moved to the new object"
+        );
+        let record = h1.exec(&format!("cat {RECORDS}/nbrepl"));
+        assert!(
+            record.contains(&format!("owner={new}")),
+            "{version}: the build user's record was not handed over: {record}"
+        );
+        assert_eq!(h1.exec("id -u nbrepl"), uid, "{version}: same account");
+
+        // Only a replacement inherits: another state is still refused.
+        let other = Tf::new(&version);
+        other.write(&keep);
+        let text = other.fails(&["apply", "-auto-approve", "-no-color"]);
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains(&format!("owner id {new}")),
+            "{version}: another state was not refused: {text}"
+        );
+        other.destroy();
+        assert_eq!(
+            claim_of(&h1),
+            new,
+            "{version}: the refused one took the claim"
+        );
+
+        // Clean up through the owner: its clean destroy removes all.
+        tf.write(&keep.replace("on_destroy = \"keep\"", "on_destroy = \"clean\""));
+        tf.apply();
+        tf.destroy();
+        assert!(!h1.try_exec("id nbrepl").0, "{version}: account left");
+        assert!(!h1.try_exec("test -e /etc/nixbuild/owner").0);
+    }
+}
+
+/// Two builder resources on one host in one state: they are applied at the
+/// same time, and exactly one of them owns the host; the other fails naming
+/// it, having changed nothing. The clean destroy of both removes the owner's
+/// objects and leaves nothing behind.
+#[test]
+fn two_builders_of_one_state_on_one_host_get_one_owner() {
+    let w = world();
+    let _h1 = exclusive("h1");
+    let h1 = w.host("h1");
+    let users = ["nbone-a", "nbone-b"];
+    for version in terraform_versions() {
+        h1.exec(&format!(
+            "for u in {}; do userdel -r $u 2>/dev/null; rm -f {RECORDS}/$u*; done; true",
+            users.join(" ")
+        ));
+        let tf = Tf::new(&version);
+        let (_, client_pub) = keypair(tf.dir.path(), "client");
+        let one = builder_config(&h1, users[0], "", &client_pub);
+        let other = builder_config(&h1, users[1], "", &client_pub);
+        // The second resource without the provider block, renamed.
+        let other = other[other.find("resource").unwrap()..].replace("\"b\"", "\"c\"");
+        tf.write(&format!("{one}\n{other}"));
+        let text = tf.fails(&["apply", "-auto-approve", "-no-color"]);
+        assert!(
+            text.contains("another nixbuild_builder resource"),
+            "{version}: no ownership error: {text}"
+        );
+        let created: Vec<_> = users
+            .iter()
+            .filter(|u| h1.try_exec(&format!("id {u}")).0)
+            .collect();
+        assert_eq!(created.len(), 1, "{version}: accounts created: {created:?}");
+        let owners = tf.builder_owner_ids();
+        assert_eq!(owners.len(), 2, "{version}: both in the state");
+        assert!(owners.contains(&claim_of(&h1)), "{version}: claim");
+        let conf = h1.exec("cat /etc/nix/nixbuild.conf");
+        assert!(
+            conf.contains(&format!("extra-trusted-users = {}", created[0])),
+            "{version}: the config is not the owner's: {conf}"
+        );
+        // Destroy everything (the refused one is tainted): the owner's
+        // objects go, the other's destroy touches nothing.
+        tf.destroy();
+        for user in users {
+            assert!(
+                !h1.try_exec(&format!("id {user}")).0,
+                "{version}: {user} left"
+            );
+        }
+        assert!(!h1.try_exec("test -e /etc/nix/nixbuild.conf").0);
+        assert!(!h1.try_exec("test -e /etc/nixbuild/owner").0);
+    }
+}
+
+/// Issue 28, item 9: a build user's account and its record come together. A
+/// record that cannot be written (here: its directory is a file) used to
+/// leave the new account behind without a record, which every later apply
+/// then refused as someone else's. Now the apply fails before the account
+/// exists, and succeeds once the records can be written.
+#[test]
+fn a_build_user_is_never_left_without_its_record() {
+    let w = world();
+    let _h1 = exclusive("h1");
+    let h1 = w.host("h1");
+    let version = terraform_versions().remove(0);
+    h1.exec(&format!(
+        "userdel -r nbrec 2>/dev/null; rm -f {RECORDS}/nbrec*; rm -f /etc/nixbuild/owner; true"
+    ));
+    let tf = Tf::new(&version);
+    let (_, client_pub) = keypair(tf.dir.path(), "client");
+    tf.write(&builder_config(&h1, "nbrec", "", &client_pub));
+    // Restores the records directory even when an assertion fails.
+    struct Restore<'a>(&'a Host<'a>);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            self.0.exec(&format!(
+                "[ -d {RECORDS}.saved ] && rm -f {RECORDS} && mv {RECORDS}.saved {RECORDS}; true"
+            ));
+        }
+    }
+    h1.exec(&format!("mv {RECORDS} {RECORDS}.saved && touch {RECORDS}"));
+    let restore = Restore(&h1);
+    let text = tf.fails(&["apply", "-auto-approve", "-no-color"]);
+    assert!(
+        text.contains("create build user"),
+        "{version}: not the build user's step: {text}"
+    );
+    assert!(
+        !h1.try_exec("id nbrec").0,
+        "{version}: the account was left behind without its record"
+    );
+    drop(restore);
+    tf.apply();
+    tf.assert_no_changes();
+    assert!(h1
+        .exec(&format!("cat {RECORDS}/nbrec"))
+        .contains("name=nbrec"));
+    tf.destroy();
+    assert!(!h1.try_exec("id nbrec").0, "{version}: account left");
 }

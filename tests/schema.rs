@@ -29,6 +29,12 @@ const DATA_SOURCES: &str = "data_source_schemas";
 /// Every difference from 0.1.0, relative to the provider's entry, and why
 /// (docs/decisions.md, "Schema changes since 0.1.0", says the same).
 const CHANGES_SINCE_0_1_0: &[(&str, &str, Change, &str)] = &[
+    // Ownership per resource, issue 28 hole 5: each builder resource has an
+    // owner id, and takes another's objects over only when told to.
+    (BUILDER, "attributes.owner_id", Added,
+     "new computed attribute: the resource's owner id, named in the host's claim and records"),
+    (BUILDER, "attributes.adopt_owner", Added,
+     "new argument: take over the objects another builder resource owns on the host"),
     // Ownership of accounts (2b88ef7): the builder never takes or deletes an
     // account it did not create; inputs refused at plan time.
     (BUILDER, "block_types.build_user.block.attributes.adopt_existing", Added,

@@ -9,12 +9,14 @@
 //! - [`settings`]: the `ssh` block, its validation and resolution;
 //! - [`credentials`]: Cachix secrets and their fallbacks;
 //! - [`pins`]: the host-key pins a plan promises, for every resource;
-//! - [`policy`]: per purpose, time budgets and warning-or-error.
+//! - [`policy`]: per purpose, time budgets and warning-or-error;
+//! - [`successors`]: what a replaced object hands the next one at its address.
 
 pub mod credentials;
 pub mod pins;
 pub mod policy;
 pub mod settings;
+pub mod successors;
 
 use std::sync::{Arc, RwLock};
 
@@ -33,6 +35,7 @@ pub struct Context {
     pub ssh_defaults: Option<SshBlock>,
     pub cachix: CachixSettings,
     pub pool: Pool,
+    pub successors: successors::Successors,
 }
 
 /// The provider's slot for its [`Context`], shared with everything it serves.
@@ -494,6 +497,7 @@ mod tests {
             ssh_defaults: None,
             cachix: CachixSettings::default(),
             pool: Pool::new(1),
+            successors: Default::default(),
         }
     }
 

@@ -21,8 +21,11 @@ pub struct Facts {
     pub include: bool,
     pub user: bool,
     pub user_keys_sha256: String,
-    /// Who owns the build user's account: `created`, `adopted`, `foreign`, `absent`.
+    /// Who owns the build user's account: `created`, `adopted`, `other`
+    /// (another builder resource), `foreign`, `absent`.
     pub user_owner: String,
+    /// The owner id of the host's owner claim (empty: none).
+    pub host_owner: String,
     pub unit: String,
     /// The watch-store token file exists.
     pub cachix_env: bool,
@@ -64,6 +67,7 @@ impl Facts {
             user: get("user") == "yes",
             user_keys_sha256: get("user_keys_sha256").to_string(),
             user_owner: get("user_owner").to_string(),
+            host_owner: get("host_owner").to_string(),
             unit: get("unit").to_string(),
             cachix_env: get("cachix_env") == "yes",
             features: get("features")

@@ -1,13 +1,19 @@
 #!/bin/sh
 # The SSH build user, and the record of what nixbuild_builder did to it, so
 # that it never changes or deletes an account it did not create.
-# Usage: build_user.sh MODE NAME RECORD_DIR ADOPT
-#   owner:   print owner=created|adopted|foreign|absent (read-only).
+# Usage: build_user.sh MODE NAME RECORD_DIR ADOPT OWNER_ID ADOPT_OWNER_ID
+#   OWNER_ID: the resource's owner id, written into every record it writes;
+#   a record with another id (unless ADOPT_OWNER_ID) is another resource's.
+#   owner:   print owner=created|adopted|other|foreign|absent (read-only),
+#            and refuse=yes when ensure would refuse the account.
 #   ensure:  create the account (recorded as created), or, with ADOPT=yes, adopt
 #            an existing one (recorded as adopted; its own authorized_keys are
 #            saved once). Then write authorized_keys from stdin. Refuses (exit 3,
 #            nothing changed) an account this provider did not create unless
-#            ADOPT=yes. Prints changed=yes when the account or its groups changed.
+#            ADOPT=yes, and (exit 3) another resource's account. A new account
+#            and its record come together: the record's file is made before
+#            useradd, and the account is deleted again if the record cannot be
+#            written. Prints changed=yes when the account or its groups changed.
 #   claim:   record a foreign account as created (a builder from release 0.1.0,
 #            which kept no records, made or took it and deletes it on clean).
 #   release: undo ensure: delete an account it created (with its home); give an
@@ -19,10 +25,12 @@ mode=$1
 name=$2
 records=$3
 adopt=$4
+owner_id=$5
+adopt_owner_id=$6
 record="$records/$name"
 saved_keys="$records/$name.authorized_keys"
 PATH="$PATH:/usr/sbin:/sbin"
-owner=$(account_owner "$name" "$records")
+owner=$(account_owner "$name" "$records" "$owner_id" "$adopt_owner_id")
 
 home_of() { getent passwd "$name" | cut -d: -f6; }
 
@@ -34,13 +42,23 @@ has_processes() {
   return 1
 }
 
-write_record() { # ORIGIN GROUPS KEYS
+# A new file for the record, beside it (renamed over it by write_record).
+record_file() {
   mkdir -p "$records"
   chmod 0700 "$records"
-  next=$(mktemp "$record.XXXXXX")
-  printf 'origin=%s\nuid=%s\ngroups=%s\nkeys=%s\n' "$1" "$(id -u "$name")" "$2" "$3" >"$next"
+  mktemp "$record.XXXXXX"
+}
+
+write_record() { # ORIGIN GROUPS KEYS [FILE from record_file]
+  next=${4:-$(record_file)}
+  printf 'origin=%s\nuid=%s\nname=%s\nowner=%s\ngroups=%s\nkeys=%s\n' \
+    "$1" "$(id -u "$name")" "$name" "$owner_id" "$2" "$3" >"$next"
   chmod 0600 "$next"
   mv -f "$next" "$record"
+}
+
+other_owner_message() {
+  echo "the account $name belongs to another nixbuild_builder (owner id $(account_record_owner "$name" "$records"), record $record): refusing to change it (destroy that resource first, or set adopt_owner = \"$(account_record_owner "$name" "$records")\" to take over its objects)" >&2
 }
 
 recorded() { sed -n "s/^$1=//p" "$record" 2>/dev/null || true; }
@@ -48,10 +66,15 @@ recorded() { sed -n "s/^$1=//p" "$record" 2>/dev/null || true; }
 case "$mode" in
   owner)
     echo "owner=$owner"
+    # What ensure would refuse (the caller stops there, before any change).
+    case "$owner" in
+      other) echo "refuse=yes" ;;
+      foreign) [ "$adopt" = yes ] || echo "refuse=yes" ;;
+    esac
     exit 0
     ;;
   claim)
-    if [ "$owner" = foreign ]; then
+    if [ "$owner" = foreign ] && [ ! -L "$record" ]; then
       write_record created "" none
       echo "claimed $name"
     fi
@@ -85,7 +108,11 @@ case "$mode" in
         fi
         echo "gave $name back"
         ;;
-      *) echo "left $name alone ($owner)" ;;
+      *)
+        # Another resource's record (or none) stays as it is.
+        echo "left $name alone ($owner)"
+        exit 0
+        ;;
     esac
     rm -f "$record" "$saved_keys"
     exit 0
@@ -101,20 +128,43 @@ changed=no
 socket_group=nix-users
 case "$owner" in
   absent)
+    # The record's file first: a records directory that cannot be written
+    # fails here, before there is an account without a record (which every
+    # later apply would refuse as foreign).
+    pending=$(record_file)
+    # Until the record is in place, a failure (or a stop) deletes the new
+    # account again.
+    account_made=no
+    undo_account() {
+      rm -f "$pending"
+      if [ "$account_made" = yes ]; then
+        userdel -r "$name" 2>/dev/null || userdel "$name" || true
+      fi
+    }
+    trap undo_account EXIT
+    trap 'exit 143' TERM
     # '*' instead of a locked '!' password: sshd without PAM refuses key
     # logins to locked accounts. In the daemon socket's group from the
     # start: one useradd instead of a useradd and a usermod (each rewrites
     # /etc/passwd, /etc/group and their shadows).
     if getent group "$socket_group" >/dev/null 2>&1; then
+      account_made=yes
       useradd --create-home --shell /bin/sh -p '*' -G "$socket_group" "$name"
       groups=$socket_group
     else
+      account_made=yes
       useradd --create-home --shell /bin/sh -p '*' "$name"
       groups=
     fi
     rm -f "$saved_keys"
-    write_record created "$groups" none
+    write_record created "$groups" none "$pending"
+    account_made=no
+    trap - EXIT
     changed=yes
+    ;;
+  other)
+    other_owner_message
+    exit 3
     ;;
   foreign)
     if [ "$adopt" != yes ]; then
@@ -130,6 +180,16 @@ case "$owner" in
     fi
     write_record adopted "" "$keys"
     changed=yes
+    ;;
+esac
+
+# A record from before owner ids, or the one of the owner this resource
+# takes over (adopt_owner), is claimed: it names this resource from now on.
+case "$owner" in
+  created | adopted)
+    if [ "$(account_record_owner "$name" "$records")" != "$owner_id" ]; then
+      write_record "$owner" "$(recorded groups)" "$(recorded keys)"
+    fi
     ;;
 esac
 

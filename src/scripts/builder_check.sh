@@ -2,8 +2,10 @@
 # Report the builder's managed pieces as key=value lines (read-only): managed
 # config hash, nix.conf include, build user and its keys, the watch-store
 # service and its token file, and Nix's effective system features.
-# Usage: builder_check.sh BUILD_USER MANAGED_PATH NIX_CONF INCLUDE_LINE UNIT DUMP RECORD_DIR ENV_FILE
+# Usage: builder_check.sh BUILD_USER MANAGED_PATH NIX_CONF INCLUDE_LINE UNIT DUMP RECORD_DIR ENV_FILE OWNER_FILE OWNER_ID
 #   RECORD_DIR: where build_user.sh records the accounts it created or adopted.
+#   OWNER_FILE: the host's owner claim (host_owner.sh); `host_owner=` is the
+#   owner id it names. OWNER_ID: the resource's own (empty: not known yet).
 #   DUMP=yes also prints the managed config and authorized_keys (base64), which
 #   import reads the arguments back from.
 set -u
@@ -15,6 +17,8 @@ unit=$5
 dump=$6
 records=$7
 env_file=$8
+owner_file=$9
+owner_id=${10}
 # Needs account_owner (account.sh) prepended; after nix_fingerprint.sh, no
 # features line when Nix is unchanged.
 PATH="$PATH:/nix/var/nix/profiles/default/bin"
@@ -54,12 +58,19 @@ echo "include=$include_found"
 if [ "$user_found" = yes ]; then
   echo "user=yes"
   echo "user_keys_sha256=$user_keys_sha256"
-  echo "user_owner=$(account_owner "$user" "$records")"
+  echo "user_owner=$(account_owner "$user" "$records" "$owner_id")"
 else
   echo "user=no"
   echo "user_keys_sha256="
   echo "user_owner=absent"
 fi
+host_owner=
+if [ -f "$owner_file" ]; then
+  while IFS='=' read -r field value; do
+    [ "$field" != owner ] || host_owner=$value
+  done <"$owner_file"
+fi
+echo "host_owner=$host_owner"
 if [ -f "/etc/systemd/system/$unit" ]; then
   echo "unit=$(systemctl is-active "$unit" 2>/dev/null || true)"
 else

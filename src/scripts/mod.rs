@@ -23,9 +23,14 @@ pub const WRITE_CONFIG: &str = include_str!("write_config.sh");
 pub const ACCOUNT: &str = include_str!("account.sh");
 
 /// The build user and the record of ownership:
-/// `build_user.sh owner|ensure|release NAME RECORD_DIR ADOPT`; authorized_keys
+/// `build_user.sh owner|ensure|claim|release NAME RECORD_DIR ADOPT OWNER_ID
+/// ADOPT_OWNER_ID`; authorized_keys
 /// on stdin for `ensure`. Needs [`ACCOUNT`] prepended.
 pub const BUILD_USER: &str = include_str!("build_user.sh");
+
+/// The host's owner claim (which builder resource owns its managed objects):
+/// `host_owner.sh claim|release FILE OWNER_ID ADOPT_OWNER_ID BUILD_USER`.
+pub const HOST_OWNER: &str = include_str!("host_owner.sh");
 
 /// Cachix CLI and the watch-store service; env file on stdin.
 pub const CACHIX: &str = include_str!("cachix.sh");

@@ -291,6 +291,9 @@ pub struct Tf {
     bin: PathBuf,
     pub dir: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// Every builder owner id this state held: their host claims go when
+    /// the test ends (see [`release_host_claims`]).
+    owners_seen: std::sync::Mutex<Vec<String>>,
 }
 
 impl Tf {
@@ -318,6 +321,7 @@ impl Tf {
                 cli_config.to_string_lossy().into(),
             )],
             dir,
+            owners_seen: Default::default(),
         }
     }
 
@@ -369,7 +373,24 @@ impl Tf {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run terraform")
+        // A destroy takes builders off shared hosts that, in real use, go
+        // with them: their claims go too (see `release_host_claims`).
+        let before = self.builder_owner_ids();
+        let output = self.command(args).output().expect("run terraform");
+        let after = self.builder_owner_ids();
+        let gone: Vec<_> = before
+            .iter()
+            .filter(|o| !after.contains(o))
+            .cloned()
+            .collect();
+        release_host_claims(&gone);
+        let mut seen = self.owners_seen.lock().expect("owners seen");
+        for owner in after {
+            if !seen.contains(&owner) {
+                seen.push(owner);
+            }
+        }
+        output
     }
 
     /// [`run`](Self::run), but give up (kill Terraform and return `None`) after
@@ -480,6 +501,65 @@ impl Tf {
 
     pub fn destroy(&self) {
         self.ok(&["destroy", "-auto-approve", "-no-color"]);
+    }
+
+    /// The owner ids of the `nixbuild_builder` resources in this state (each
+    /// resource's own `owner_id`: issue 28).
+    pub fn builder_owner_ids(&self) -> Vec<String> {
+        let Ok(state) = serde_json::from_str::<Value>(&self.state_text()) else {
+            return vec![];
+        };
+        let mut ids = Vec::new();
+        for resource in state["resources"].as_array().into_iter().flatten() {
+            if resource["type"] != "nixbuild_builder" {
+                continue;
+            }
+            for instance in resource["instances"].as_array().into_iter().flatten() {
+                let id = instance["attributes"]["owner_id"].as_str();
+                if let Some(id) = id.filter(|id| !id.is_empty()) {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+        ids
+    }
+}
+
+/// The host claim (`/etc/nixbuild/owner`) of a builder whose state a test
+/// drops: a builder destroyed with `on_destroy = "keep"`, or left in a
+/// state's temp dir, keeps its claim on the shared host, where a real host
+/// would go with it. Without this, the next test's builder (another state)
+/// would be refused as the second owner of that host. The build-user
+/// records those builders wrote lose their owner line: like records from
+/// before owner ids, the next builder that claims the host claims them.
+pub fn release_host_claims(owners: &[String]) {
+    if owners.is_empty() {
+        return;
+    }
+    let hosts = world().json["hosts"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for name in hosts.keys() {
+        // Owner ids are hex (the provider makes them): safe in a pattern.
+        let script: String = owners
+            .iter()
+            .map(|owner| {
+                format!(
+                    "! grep -qx 'owner={owner}' /etc/nixbuild/owner 2>/dev/null || rm -f /etc/nixbuild/owner; \
+                     for r in /etc/nixbuild/users/*; do [ ! -f \"$r\" ] || sed -i '/^owner={owner}$/d' \"$r\"; done; "
+                )
+            })
+            .collect();
+        let _ = world().host(name).try_exec(&script);
+    }
+}
+
+impl Drop for Tf {
+    fn drop(&mut self) {
+        let mut owners = std::mem::take(self.owners_seen.get_mut().expect("owners seen"));
+        owners.extend(self.builder_owner_ids());
+        release_host_claims(&owners);
     }
 }
 

@@ -60,6 +60,8 @@ pub const WATCH_STORE_UNIT: &str = "nixbuild-cachix-watch-store.service";
 pub const CACHIX_ENV_FILE: &str = "/etc/nixbuild/cachix.env";
 /// Where the host records which accounts nixbuild_builder created or adopted.
 pub const ACCOUNT_RECORDS: &str = "/etc/nixbuild/users";
+/// The host's owner claim: which builder resource owns the managed objects.
+pub const OWNER_FILE: &str = "/etc/nixbuild/owner";
 
 /// How Nix is installed and configured. The managed settings live in `/etc/nix/nixbuild.conf`, included from `nix.conf`; your own `nix.conf` lines are kept.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
@@ -230,6 +232,9 @@ pub struct BuilderState {
     /// What destroy does: `keep` (default: nothing on the host, and no connection unless there is a `push` block, whose queue destroy uploads first; the host is usually destroyed with it) or `clean` (remove only what this resource created: the build user if this provider created it, the managed config, the watch-store service and its token file, the monitoring and gc units, the push hook with its key, queue and units, the Nix credential files).
     #[schemars(with = "Optional<String>")]
     pub on_destroy: Value<String>,
+    /// Take over the objects another `nixbuild_builder` resource owns on this host: that resource's owner id, as the error refusing this one names it. Every builder resource has its own owner id; the host keeps which one owns its managed objects (`/etc/nixbuild/owner`), and each build-user record under `/etc/nixbuild/users/` names its owner. An apply, a refresh and `on_destroy = "clean"` touch only their own resource's objects: another resource's on the same host (in another state, or in this one) are an error naming it, and nothing is changed. With `adopt_owner` set to that id, the apply makes them this resource's (the host's claim and the build user's record); the other resource then no longer owns anything there, and its `clean` destroy leaves the host alone. Only the named owner is taken over: a host owned by another id is still refused.
+    #[schemars(with = "Optional<String>")]
+    pub adopt_owner: Value<String>,
     #[serde(with = "crate::schema::optional_block")]
     #[schemars(with = "Block<Timeouts>")]
     pub timeouts: Value<Timeouts>,
@@ -237,6 +242,9 @@ pub struct BuilderState {
     /// `user@host:port` of the administrative connection.
     #[schemars(with = "Computed<String>")]
     pub id: Value<String>,
+    /// This resource's owner id: random, made when it is created (a state from an earlier release gets one at its first refresh). The host's claim (`/etc/nixbuild/owner`) and the build user's record name it; an apply, a refresh and `on_destroy = "clean"` touch only objects that carry it. Another resource names it in `adopt_owner` to take this one's objects over.
+    #[schemars(with = "Computed<String>")]
+    pub owner_id: Value<String>,
     /// The host's public key line, pinned on create: every later connection must present it.
     #[schemars(with = "Computed<String>")]
     pub host_key: Value<String>,
@@ -333,6 +341,13 @@ pub struct BuilderPrivate {
     pub cachix_cache: String,
     pub cachix_uri: String,
     pub cachix_key: String,
+    /// The owner id of another resource that the last Read found owning this
+    /// host (empty: none), so the plan can refuse before any apply.
+    pub other_owner: String,
+    /// The owner id the object this create replaces left on the host (empty:
+    /// none): the create takes its claim over. Only during the create.
+    #[serde(skip)]
+    pub predecessor_owner: String,
 }
 
 /// The resource's schema: [`BuilderState`] and its timeouts' defaults.
@@ -388,6 +403,22 @@ fn check_authorized_key(key: &str) -> Result<(), String> {
     })
 }
 
+/// An owner id as the provider makes them (lowercase hex): it goes into a
+/// remote command's arguments and the host's records.
+pub fn check_owner_id(id: &str) -> Result<(), String> {
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        return Err(format!(
+            "`{id}` is not an owner id (lowercase hex, as the error naming the other owner shows it)"
+        ));
+    }
+    Ok(())
+}
+
 /// Plan-time checks of every argument. Unknown values are skipped.
 pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
     validate_host_and_ssh(&config.host, &config.ssh, diags);
@@ -398,6 +429,11 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
                 format!("`{on_destroy}` is not `keep` or `clean`"),
                 AttributePath::new("on_destroy"),
             );
+        }
+    }
+    if let Value::Value(owner) = &config.adopt_owner {
+        if let Err(e) = check_owner_id(owner) {
+            diags.error("Invalid adopt_owner", e, AttributePath::new("adopt_owner"));
         }
     }
     if let Value::Value(nix) = &config.nix {
@@ -663,6 +699,13 @@ impl BuilderState {
             .as_ref_option()
             .and_then(|p| Protocol::parse(p))
             .unwrap_or(Protocol::SshNg)
+    }
+    /// The owner id whose objects this resource takes over (empty: none).
+    pub fn adopt_owner(&self) -> String {
+        self.adopt_owner
+            .as_ref_option()
+            .cloned()
+            .unwrap_or_default()
     }
     pub fn adopt_existing(&self) -> bool {
         self.user_block().adopt_existing.as_option() == Some(true)

@@ -8,6 +8,7 @@
 //! state lacks `records_ownership` (every later build sets it).
 
 use super::config::BuilderPrivate;
+use super::ownership::Owner;
 use crate::ssh::steps::Step;
 
 /// Whether `private` was written by a build that kept no ownership records.
@@ -27,8 +28,8 @@ pub fn foreign_user_finding(private: &BuilderPrivate, found: String) -> String {
 
 /// Record a 0.1.0 builder's build user as created by this provider (nothing
 /// happens when the host already has a record, or no such account).
-pub fn claim_build_user_step(user: &str) -> Step {
-    super::build_user_step("claim", user, "no", None)
+pub fn claim_build_user_step(user: &str, owner: &Owner) -> Step {
+    super::build_user_step("claim", user, "no", owner, None)
 }
 
 #[cfg(test)]

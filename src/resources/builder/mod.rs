@@ -11,6 +11,7 @@ pub mod gc;
 mod legacy;
 pub mod monitoring;
 pub mod nix_credentials;
+mod ownership;
 pub mod push_hook;
 pub mod status;
 pub mod watch_store;
@@ -39,8 +40,9 @@ use crate::ssh::{Remote, SshError};
 use crate::write_only;
 use config::{
     known_strings, str_list, BuilderPrivate, BuilderState, ACCOUNT_RECORDS, CACHIX_ENV_FILE,
-    WATCH_STORE_UNIT,
+    OWNER_FILE, WATCH_STORE_UNIT,
 };
+use ownership::Owner;
 use watch_store::{Secrets, WatchStoreSecret};
 
 /// Where the Cachix substituter comes from, as far as the plan knows.
@@ -438,8 +440,18 @@ impl BuilderResource {
         if !facts.include {
             drift.push(format!("{NIX_CONF_PATH} no longer includes nixbuild.conf"));
         }
+        let other = ownership::other_owner_found(state, &facts.host_owner);
+        if !other.is_empty() {
+            drift.push(format!(
+                "the host's builder objects belong to another nixbuild_builder resource (owner id {other}, {OWNER_FILE})"
+            ));
+        }
         if !facts.user {
             drift.push(format!("build user `{user}` is missing"));
+        } else if facts.user_owner == "other" {
+            drift.push(format!(
+                "build user `{user}` belongs to another nixbuild_builder resource (its record in {ACCOUNT_RECORDS} names another owner id)"
+            ));
         } else if facts.user_owner == "foreign" && !legacy::is_legacy(private) {
             drift.push(format!(
                 "build user `{user}` is an account nixbuild_builder did not create (no record in {ACCOUNT_RECORDS})"
@@ -480,6 +492,7 @@ impl BuilderResource {
     ) {
         private.nix_snapshot = facts.nix_snapshot();
         private.foreign_user = legacy::foreign_user_finding(private, foreign_user(state, facts));
+        private.other_owner = ownership::other_owner_found(state, &facts.host_owner);
         let host = state.host.as_ref_option().cloned().unwrap_or_default();
         state.id = Value::Value(remote.endpoint().to_string());
         state.host_key = Value::Value(remote.host_key().openssh_line());
@@ -497,7 +510,12 @@ impl BuilderResource {
     }
 
     /// The builder check's step (`dump`: also the whole managed config).
-    fn check_step(state: &BuilderState, dump: bool, known: Option<&NixSnapshot>) -> Step {
+    fn check_step(
+        state: &BuilderState,
+        dump: bool,
+        known: Option<&NixSnapshot>,
+        owner_id: &str,
+    ) -> Step {
         let user = state.build_user_name().unwrap_or_default();
         Facts::check_step(
             &[
@@ -509,6 +527,8 @@ impl BuilderResource {
                 if dump { "yes" } else { "no" },
                 ACCOUNT_RECORDS,
                 CACHIX_ENV_FILE,
+                OWNER_FILE,
+                owner_id,
             ],
             known,
         )
@@ -528,21 +548,24 @@ impl BuilderResource {
     ) -> Result<(Facts, Vec<String>), Failure> {
         let user = state.build_user_name().expect("known at apply");
         let adopt_existing = state.adopt_existing();
+        let adopt = if adopt_existing { "yes" } else { "no" };
+        let owner = &Owner::applying(state, &private.predecessor_owner);
         // NixOS generates its own Nix config: stop before anything changes.
         let mut steps =
             vec![Step::new(PROBE_STEP, crate::scripts::NIXOS_CHECK, &[]).stop_on("nixos=yes")];
+        // Before any change: another resource's host stays untouched.
+        steps.push(owner.check_step(&user));
         if legacy::is_legacy(private) {
             steps.push(legacy::claim_build_user_step(
                 previous_user.unwrap_or(&user),
+                owner,
             ));
         }
-        // Before any change: an account this provider did not create stays untouched.
-        let owner = build_user_step("owner", &user, "no", None);
-        steps.push(if adopt_existing {
-            owner
-        } else {
-            owner.stop_on("owner=foreign")
-        });
+        // Before any change: an account this resource did not create (or
+        // another resource's) stays untouched.
+        steps.push(build_user_step("owner", &user, adopt, owner, None).stop_on("refuse=yes"));
+        // The first write: the host is this resource's from here on.
+        steps.push(owner.claim_step(&user));
         let daemon = if state.daemon() { "true" } else { "false" };
         // Without systemd no installer starts a daemon: the script refuses a
         // multi-user install unless this command can start one.
@@ -587,10 +610,9 @@ impl BuilderResource {
             .serves("nix"),
         );
         let keys = state.authorized_keys_file().expect("known at apply");
-        let adopt = if adopt_existing { "yes" } else { "no" };
-        steps.push(build_user_step("ensure", &user, adopt, Some(keys)).reports_change());
+        steps.push(build_user_step("ensure", &user, adopt, owner, Some(keys)).reports_change());
         if let Some(old) = previous_user.filter(|old| *old != user) {
-            steps.push(build_user_step("release", old, "no", None));
+            steps.push(build_user_step("release", old, "no", owner, None));
         }
         // Also without a `cachix` block: a service or token left behind goes.
         let cache = state
@@ -655,12 +677,19 @@ impl BuilderResource {
         {
             return Err(refused(PROBE_STEP, "this is a NixOS host: its nix.conf is generated by NixOS. Configure Nix, the build user and Cachix in the NixOS configuration (nix.settings, users.users, nix.buildMachines) instead of nixbuild_builder".into()));
         }
-        if !adopt_existing
-            && out
-                .stdout(OWNER_STEP)
-                .is_some_and(|o| o.contains("owner=foreign"))
-        {
-            return Err(refused(OWNER_STEP, foreign_user_message(&user)));
+        if let Some(other) = ownership::OtherOwner::in_output(&out) {
+            let host = remote.endpoint().to_string();
+            return Err(refused(ownership::CHECK_STEP, other.message(&host)));
+        }
+        if let Some(found) = out.stdout(OWNER_STEP) {
+            if found.lines().any(|l| l == "refuse=yes") {
+                let message = if found.lines().any(|l| l == "owner=other") {
+                    other_owners_user_message(&user)
+                } else {
+                    foreign_user_message(&user)
+                };
+                return Err(refused(OWNER_STEP, message));
+            }
         }
         read_checks(remote, state, private, false, &out).map_err(Failure::Check)
     }
@@ -685,6 +714,13 @@ impl BuilderResource {
             .cachix_target(&configured, &state, Some(&private), diags)
             .await?;
         Self::remember_cachix(&mut private, &state, &target);
+        // Made now for a state from before owner ids.
+        Owner::of(&mut state);
+        if purpose == Purpose::Create {
+            // A replacement takes over what the object it replaces left.
+            let target = Self::target(&state, &host, None);
+            private.predecessor_owner = configured.take_left_owner(&target).unwrap_or_default();
+        }
         let secrets = Secrets::in_effect(&configured, &state);
         // The key this apply connected with, kept if a later step fails.
         let seen_key: std::sync::Mutex<Option<(crate::ssh::HostKey, SeenKeys)>> =
@@ -866,6 +902,7 @@ fn checks(state: &BuilderState, private: &BuilderPrivate, dump: bool, refresh: b
         state,
         dump,
         Some(&private.nix_snapshot),
+        &state.owner_id.as_ref_option().cloned().unwrap_or_default(),
     )];
     steps.extend(monitoring::check_step(&state.monitoring));
     steps.extend(gc::check_step(&state.gc));
@@ -936,9 +973,15 @@ fn new_salt() -> String {
     crate::secrets::random_salt()
 }
 
-/// `build_user.sh MODE NAME RECORD_DIR ADOPT` (with its `account_owner`) as a
-/// step; `keys` (authorized_keys) on stdin.
-pub(super) fn build_user_step(mode: &str, user: &str, adopt: &str, keys: Option<String>) -> Step {
+/// `build_user.sh MODE NAME RECORD_DIR ADOPT OWNER_ID ADOPT_OWNER_ID` (with
+/// its `account_owner`) as a step; `keys` (authorized_keys) on stdin.
+pub(super) fn build_user_step(
+    mode: &str,
+    user: &str,
+    adopt: &str,
+    owner: &Owner,
+    keys: Option<String>,
+) -> Step {
     let script = format!(
         "{}\n{}",
         crate::scripts::ACCOUNT,
@@ -950,7 +993,12 @@ pub(super) fn build_user_step(mode: &str, user: &str, adopt: &str, keys: Option<
         "claim" => "claim build user",
         _ => "create build user",
     };
-    let step = Step::new(step, script, &[mode, user, ACCOUNT_RECORDS, adopt]).serves("build_user");
+    let step = Step::new(
+        step,
+        script,
+        &[mode, user, ACCOUNT_RECORDS, adopt, &owner.id, &owner.adopt],
+    )
+    .serves("build_user");
     match keys {
         Some(keys) => step.input(keys),
         None => step,
@@ -959,6 +1007,10 @@ pub(super) fn build_user_step(mode: &str, user: &str, adopt: &str, keys: Option<
 
 /// The build user's owner check's step name.
 const OWNER_STEP: &str = "check build user";
+
+fn other_owners_user_message(user: &str) -> String {
+    format!("the account `{user}` was created or adopted by another nixbuild_builder resource (its record in {ACCOUNT_RECORDS}/{user} names another owner id); nothing was changed. Choose another build_user.name, or take that resource's objects over with adopt_owner (its owner id is in the record)")
+}
 
 fn foreign_user_message(user: &str) -> String {
     format!("the account `{user}` already exists on the host and was not created by nixbuild_builder; nothing was changed. Choose another build_user.name, or set build_user.adopt_existing = true to manage that account as the build user (it is then never deleted)")
@@ -1160,6 +1212,11 @@ impl Resource for BuilderResource {
         let mut state = state;
         let mut private = private;
         if private.imported {
+            // An import manages the host as it finds it: the resource whose
+            // claim it finds is this one from now on.
+            if !facts.host_owner.is_empty() {
+                state.owner_id = Value::Value(facts.host_owner.clone());
+            }
             match &facts.config_text {
                 Some(text) => state.adopt(
                     text,
@@ -1174,6 +1231,11 @@ impl Resource for BuilderResource {
                 ),
             }
             private.imported = false;
+        }
+        // A state from an earlier release: its id from now on (this Read
+        // claims nothing; the next apply or clean claims an unclaimed host).
+        if !state.owner_id.is_value() {
+            state.owner_id = Value::Value(ownership::new_owner_id());
         }
         Self::observe(&mut state, &remote, &facts, &mut private, &secrets);
         add_drift(&mut state, monitoring_drift);
@@ -1207,6 +1269,8 @@ impl Resource for BuilderResource {
         state.supported_features = Value::Unknown;
         state.config_hash = Self::desired_hash(&state, &target);
         state.drift = Value::Value(vec![]);
+        // Made by the apply: Terraform plans twice, and the two must agree.
+        state.owner_id = Value::Unknown;
         Self::derive(&mut state, host.as_deref().unwrap_or_default());
         if let Some(host) = &host {
             gc::check_at_plan(
@@ -1249,6 +1313,7 @@ impl Resource for BuilderResource {
         Self::check_plan(&configured, &state, diags);
         if let Some(private) = prior_private_state.as_ref_option() {
             refuse_foreign_user(&state, &private.foreign_user, &host_of(&state), diags);
+            ownership::warn_other_owner(&state, private, &host_of(&state), diags);
         }
         let target = self
             .cachix_target(
@@ -1267,6 +1332,11 @@ impl Resource for BuilderResource {
         };
         state.config_hash = Self::desired_hash(&state, &target);
         state.drift = Value::Value(vec![]);
+        // A state from an earlier release gets its id at a refresh; without
+        // one (`-refresh=false`), the apply makes it.
+        if state.owner_id.is_null() {
+            state.owner_id = Value::Unknown;
+        }
         Self::derive(&mut state, &host);
         let mut private = prior_private_state
             .as_option()
@@ -1385,6 +1455,9 @@ impl Resource for BuilderResource {
     ) -> Option<()> {
         let configured = self.shared.get(diags)?;
         let legacy_state = legacy::is_legacy(&private_state.as_option().unwrap_or_default());
+        // A state from before owner ids (not refreshed since) cleans a host
+        // nobody claimed.
+        let owner = Owner::of(&mut state.clone());
         // Everything below, the push queue's upload included, within
         // `timeouts.delete`.
         let delete_timeout = state.timeout(Operation::Delete);
@@ -1399,6 +1472,7 @@ impl Resource for BuilderResource {
             let pinned = state.host_key.as_ref_option().map(String::as_str);
             let target = Self::target(&state, &host, pinned);
             configured.remember_pin(&target);
+            configured.leave_owner(&target, &owner.id);
             if !has_push && !has_watch {
                 // No connection at all: the host is usually gone.
                 return Some(());
@@ -1497,13 +1571,14 @@ impl Resource for BuilderResource {
             if has_push {
                 push_hook::drain(&remote, deadline, &host, diags).await?;
             }
-            let mut steps = Vec::new();
+            // Another resource's host is left alone (checked read-only first).
+            let mut steps = vec![owner.check_step(&user)];
             if legacy_state {
-                steps.push(legacy::claim_build_user_step(&user));
+                steps.push(legacy::claim_build_user_step(&user, &owner));
             }
             // Only what this resource created: an account it did not create stays.
             steps.extend([
-                build_user_step("release", &user, "no", None),
+                build_user_step("release", &user, "no", &owner, None),
                 cachix_step("", false, false, String::new(), delete_timeout),
                 monitoring::clean_step(),
                 nix_credentials::clean_step(),
@@ -1515,15 +1590,29 @@ impl Resource for BuilderResource {
                 ),
                 restart_daemon_step(&state),
                 push_hook::clean_step(),
+                owner.release_step(),
             ]);
-            let result = remote.run_steps("clean builder", &steps, true).await;
-            if let Err(e) = result {
-                diags.error(
-                    format!("Cleaning {host} failed"),
-                    e.to_string(),
+            let out = match remote.run_steps("clean builder", &steps, true).await {
+                Ok(out) => out,
+                Err(e) => {
+                    diags.error(
+                        format!("Cleaning {host} failed"),
+                        e.to_string(),
+                        AttributePath::new("on_destroy"),
+                    );
+                    return None;
+                }
+            };
+            if let Some(other) = ownership::OtherOwner::in_output(&out) {
+                // This resource owns nothing there: it goes, the host stays.
+                diags.warning(
+                    format!("{host} was not cleaned: another nixbuild_builder resource owns it"),
+                    format!(
+                        "{} This destroy removed the resource from the state only.",
+                        other.message(&host)
+                    ),
                     AttributePath::new("on_destroy"),
                 );
-                return None;
             }
             Some(())
         };
