@@ -1410,13 +1410,14 @@ fn cache_proxy_ssh_cut(version: &str) -> String {
     // apply) cleans what it left.
     assert_tainted_with_pin(&tf, &sd);
     assert_no_partial_files(&sd, "/etc/nixbuild /etc/systemd/system");
-    // The fault clears when the cut install's package manager has ended on
-    // the host: the cut does not stop it (the provider's stop needs a live
-    // connection), and until it ends a re-apply fails on dpkg's lock
-    // ("Could not get lock /var/lib/dpkg/lock-frontend"; see the doc).
+    // The cut stops the install on the host too (the guard watches its
+    // session's sshd): its package manager is gone within seconds, and the
+    // re-apply does not meet dpkg's lock. Before, apt-get ran on to its end
+    // and a re-apply meanwhile failed with "Could not get lock
+    // /var/lib/dpkg/lock-frontend".
     wait_until(
-        "the cut install's apt-get to end",
-        Duration::from_secs(180),
+        "the cut install's apt-get to be stopped",
+        Duration::from_secs(30),
         || {
             !sd.try_exec("grep -qxE 'apt-get|apt|dpkg' /proc/[0-9]*/comm")
                 .0
@@ -1535,11 +1536,13 @@ and durations replaced).
   same atomic file writes as the builder's, which those rows cover. Its
   failed create keeping a tainted state is also tested in
   tests/cache_proxy.rs.
-- Found by the cache-proxy row: a cut connection does not stop what the
-  install started on the host (the provider's stop reaches a command over a
-  live connection only). The package manager runs on to its end, and a
-  re-apply before then fails with dpkg's lock error; the row waits for it to
-  end before the re-apply, as a user would have to.
+- Found by the cache-proxy row, and fixed: a cut connection did not stop
+  what the install started on the host (the provider's stop reaches a
+  command over a live connection only), so the package manager ran on and a
+  re-apply meanwhile failed with dpkg's lock error. Every remote command's
+  guard now watches its session's sshd process and stops the command when
+  the connection is gone (tests/cut_connection.rs); the row checks that the
+  package manager is gone within 30 s of the cut.
 - Settings update or machines-file write with an SSH cut or a crash, and
   bootstrap with a full `/etc`: the same step runner and the same atomic
   writes as the rows above; a row each would add minutes, not a new path.

@@ -10,12 +10,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::remote::{file, running, ssh_settings as settings, wait_for};
 use common::*;
 use terraform_provider_nixbuild::interrupt;
-use terraform_provider_nixbuild::ssh::auth::{decode_key, read_key_file, Credentials};
 use terraform_provider_nixbuild::ssh::exec::STOP_WAIT;
-use terraform_provider_nixbuild::ssh::settings::Endpoint;
-use terraform_provider_nixbuild::ssh::{Pool, Remote, Settings, SshError};
+use terraform_provider_nixbuild::ssh::{Pool, Remote, SshError};
 
 /// A step with a cleanup trap and a long child: records who runs it and the
 /// child's pid in /tmp on the host (`$1` names the files), then waits.
@@ -27,53 +26,6 @@ sleep 300 &
 echo "$!" >"/tmp/$marker.pid"
 wait
 "#;
-
-fn settings(host: &str, port: u16, user: &str, connect_timeout: Duration) -> Settings {
-    let pem = read_key_file(&world().key("ed25519")).unwrap();
-    Settings {
-        endpoint: Endpoint {
-            host: host.into(),
-            port,
-            user: user.into(),
-        },
-        credentials: Credentials {
-            keys: vec![decode_key(&pem, None).unwrap()],
-            agent: false,
-        },
-        host_key: None,
-        connect_timeout,
-        bastion: None,
-    }
-}
-
-/// Whether `pid` names a process that runs (not gone, not a zombie: the test
-/// hosts' orphans are never reaped).
-fn running(host: &Host, pid: &str) -> bool {
-    let (found, state) = host.try_exec(&format!(
-        "sed 's/.*) //' /proc/{pid}/stat 2>/dev/null | cut -c1"
-    ));
-    found && !state.is_empty() && state != "Z"
-}
-
-fn file(host: &Host, path: &str) -> Option<String> {
-    let (found, text) = host.try_exec(&format!("cat {path} 2>/dev/null"));
-    (found && !text.is_empty()).then_some(text)
-}
-
-fn wait_for(host: &Host, path: &str) -> String {
-    let started = Instant::now();
-    loop {
-        if let Some(text) = file(host, path) {
-            return text;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{path} never appeared on {}",
-            host.name
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn interrupted_step(result: Result<impl std::fmt::Debug, SshError>) -> (String, String) {
     match result {
