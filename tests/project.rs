@@ -360,3 +360,54 @@ fn ci_runs_make_lint_and_releases_carry_the_licence() {
         "release archives do not include LICENSE"
     );
 }
+
+/// Issue 29: one version everywhere. Cargo.toml's version (which the binary,
+/// the flake's package and the release archives take) has its CHANGELOG
+/// section with a date and a compare link, "Upgrading from 0.1.0" stays in
+/// it, the flake reads the version from Cargo.toml, and the README's mirror
+/// recipe takes it from Cargo.toml instead of naming a release.
+#[test]
+fn the_version_agrees_everywhere() {
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        !version.contains('-'),
+        "Cargo.toml says {version}: a release carries no pre-release suffix"
+    );
+    let changelog = std::fs::read_to_string(root().join("CHANGELOG.md")).unwrap();
+    let heading = format!("\n## [{version}] - ");
+    let at = changelog
+        .find(&heading)
+        .unwrap_or_else(|| panic!("CHANGELOG.md has no `## [{version}] - DATE` section"));
+    let section = &changelog[at + 1..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    assert!(
+        section.contains("### Upgrading from 0.1.0"),
+        "the {version} section lost \"Upgrading from 0.1.0\""
+    );
+    let unreleased = &changelog[changelog.find("## [Unreleased]").unwrap()..at];
+    assert!(
+        !unreleased.contains("\n- "),
+        "entries left under Unreleased above {version}"
+    );
+    assert!(
+        changelog.contains(&format!("\n[{version}]: https://")),
+        "CHANGELOG.md has no link for [{version}]"
+    );
+    let flake = std::fs::read_to_string(root().join("flake.nix")).unwrap();
+    assert!(
+        flake.contains("version = cargoToml.package.version;"),
+        "flake.nix does not take the version from Cargo.toml"
+    );
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(
+        readme.contains("version=$(sed -n 's/^version = \"\\(.*\\)\"$/\\1/p' Cargo.toml")
+            && readme.contains("terraform-provider-nixbuild_v$version"),
+        "the README's mirror recipe does not take the version from Cargo.toml"
+    );
+    for stale in ["nixbuild/0.1.0/", "terraform-provider-nixbuild_v0.1.0"] {
+        assert!(
+            !readme.contains(stale),
+            "the README installs a build as a release it is not: {stale}"
+        );
+    }
+}
