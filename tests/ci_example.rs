@@ -34,7 +34,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{daemon_restart_command, exclusive, hcl, provider_binary, terraform_versions, world};
+use common::{
+    daemon_restart_command, exclusive, hcl, provider_binary, terraform_versions, world, StateClaims,
+};
 use serde_json::Value;
 
 /// The builder host the "cloud" hands out.
@@ -539,6 +541,9 @@ fn ci_example_scripts_build_push_and_destroy() {
         ] {
             build_env.insert(k.into(), v.into());
         }
+        // The "cloud" host stays in the test world: its builder's claim goes
+        // with the state, as a destroyed server's would.
+        let mut claims = StateClaims::of(&root.join("state/run.tfstate"));
         let mut build = Job::new("build", root, &build_env, &terraform);
         let mut admin_key = None;
         for script in &build_steps {
@@ -671,6 +676,7 @@ fn ci_example_scripts_build_push_and_destroy() {
             "no `cachix push` of {pushed_out} with the run's key on the builder"
         );
 
+        claims.note();
         // ---- job `destroy`: a new runner, the run's state only.
         let mut destroy = Job::new("destroy", root, &env, &terraform);
         destroy

@@ -508,22 +508,61 @@ impl Tf {
     /// The owner ids of the `nixbuild_builder` resources in this state (each
     /// resource's own `owner_id`: issue 28).
     pub fn builder_owner_ids(&self) -> Vec<String> {
-        let Ok(state) = serde_json::from_str::<Value>(&self.state_text()) else {
-            return vec![];
-        };
-        let mut ids = Vec::new();
-        for resource in state["resources"].as_array().into_iter().flatten() {
-            if resource["type"] != "nixbuild_builder" {
-                continue;
-            }
-            for instance in resource["instances"].as_array().into_iter().flatten() {
-                let id = instance["attributes"]["owner_id"].as_str();
-                if let Some(id) = id.filter(|id| !id.is_empty()) {
-                    ids.push(id.to_string());
-                }
+        builder_owner_ids_in(&self.state_text())
+    }
+}
+
+/// The owner ids of the `nixbuild_builder` resources in a state file's text.
+pub fn builder_owner_ids_in(state_text: &str) -> Vec<String> {
+    let Ok(state) = serde_json::from_str::<Value>(state_text) else {
+        return vec![];
+    };
+    let mut ids = Vec::new();
+    for resource in state["resources"].as_array().into_iter().flatten() {
+        if resource["type"] != "nixbuild_builder" {
+            continue;
+        }
+        for instance in resource["instances"].as_array().into_iter().flatten() {
+            let id = instance["attributes"]["owner_id"].as_str();
+            if let Some(id) = id.filter(|id| !id.is_empty()) {
+                ids.push(id.to_string());
             }
         }
-        ids
+    }
+    ids
+}
+
+/// The builders of a state file that a test drives without [`Tf`] (e.g. the
+/// CI example's jobs): [`note`](Self::note) the ids it holds before a
+/// destroy; when dropped, the claims of every id noted or still in the state
+/// are released (see [`release_host_claims`]).
+pub struct StateClaims {
+    path: PathBuf,
+    seen: Vec<String>,
+}
+
+impl StateClaims {
+    pub fn of(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            seen: vec![],
+        }
+    }
+
+    pub fn note(&mut self) {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        for id in builder_owner_ids_in(&text) {
+            if !self.seen.contains(&id) {
+                self.seen.push(id);
+            }
+        }
+    }
+}
+
+impl Drop for StateClaims {
+    fn drop(&mut self) {
+        self.note();
+        release_host_claims(&self.seen);
     }
 }
 
