@@ -218,13 +218,16 @@ type Page = (&'static str, Vec<u8>);
 
 /// The HTTPS stand-in: serves `pages` (path → response) on 127.0.0.1 with a
 /// certificate for [`HOST`] from a throwaway CA (`ca` is its PEM file), one
-/// thread per connection, and logs every request path.
+/// thread per connection, and logs every request path. [`HOST`] is in
+/// `/etc/hosts` while it lives.
 struct Https {
     port: u16,
     ca: PathBuf,
     pages: Arc<Mutex<HashMap<String, Page>>>,
     log: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
+    /// [`HOST`] resolves while the server lives.
+    _hosts: HostsLine,
 }
 
 impl Https {
@@ -284,6 +287,7 @@ impl Https {
             pages,
             log,
             _dir: dir,
+            _hosts: HostsLine::add(),
         }
     }
 
@@ -568,22 +572,19 @@ fn init_installs_the_signed_release_from_a_registry_and_applies() {
     let zip_sum = sha256_hex(&std::fs::read(&zip).unwrap());
     assert_eq!(signed_zip_sum(&release), zip_sum, "SHA256SUMS vs the zip");
     // `h1:` of the package, and a `zh:` for every file SHA256SUMS lists (the
-    // zip and the manifest), all computed from the files themselves.
+    // zip, the manifest), each hashed here from the file itself.
     let expected = {
         let mut h = vec![h1_of_zip(&zip)];
-        for entry in std::fs::read_dir(&release).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if !name.starts_with(SUMS) {
-                h.push(format!("zh:{}", sha256_hex(&std::fs::read(&path).unwrap())));
-            }
+        let sums = std::fs::read_to_string(release.join(SUMS)).unwrap();
+        for name in sums.lines().filter_map(|l| l.split_whitespace().nth(1)) {
+            let bytes = std::fs::read(release.join(name.trim_start_matches('*'))).unwrap();
+            h.push(format!("zh:{}", sha256_hex(&bytes)));
         }
         h.sort();
         h
     };
     assert!(expected.contains(&format!("zh:{zip_sum}")));
     let id = key_id(&key);
-    let _hosts = HostsLine::add();
     let server = Https::start();
     server.registry(NAMESPACE, &release, &key);
     let source = source(&server, NAMESPACE);
@@ -622,7 +623,6 @@ fn init_installs_from_a_network_mirror() {
     let (release, key) = artifacts();
     let zip = release.join(ZIP);
     let h1 = h1_of_zip(&zip);
-    let _hosts = HostsLine::add();
     let server = Https::start();
     server.registry(NAMESPACE, &release, &key);
     // A network mirror's paths start with the source's host name, and
@@ -687,7 +687,6 @@ fn init_installs_from_a_network_mirror() {
 #[test]
 fn init_refuses_a_tampered_archive_or_checksum_file() {
     let (release, key) = artifacts();
-    let _hosts = HostsLine::add();
     let server = Https::start();
     let work = tempfile::tempdir().unwrap();
     // Each case: a copy of the release with one change, served under its own
@@ -699,19 +698,14 @@ fn init_refuses_a_tampered_archive_or_checksum_file() {
             |dir| flip_byte(&dir.join(ZIP), Byte::Middle),
         ),
         ("tampered-sums", SIGNATURE_FAILS, |dir| {
-            // Another checksum for the manifest (the archive's line stays
-            // right), not signed again.
-            let sums = std::fs::read_to_string(dir.join(SUMS)).unwrap();
-            let changed: String = sums
-                .lines()
-                .map(|l| match l.strip_prefix('0') {
-                    Some(rest) if l.ends_with("_manifest.json") => format!("1{rest}\n"),
-                    _ if l.ends_with("_manifest.json") => format!("0{}\n", &l[1..]),
-                    _ => format!("{l}\n"),
-                })
-                .collect();
-            assert_ne!(changed, sums);
-            std::fs::write(dir.join(SUMS), changed).unwrap();
+            // One more line (an archive for another platform), not signed
+            // again; the zip's own line stays right.
+            let mut sums = std::fs::read_to_string(dir.join(SUMS)).unwrap();
+            sums.push_str(&format!(
+                "{}  terraform-provider-nixbuild_{VERSION}_darwin_arm64.zip\n",
+                "0".repeat(64)
+            ));
+            std::fs::write(dir.join(SUMS), sums).unwrap();
         }),
         ("tampered-signature", SIGNATURE_FAILS, |dir| {
             // The last byte is always in the signature value itself.
