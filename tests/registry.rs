@@ -41,8 +41,9 @@ fn artifacts() -> (PathBuf, PathBuf) {
     static ARTIFACTS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     ARTIFACTS
         .get_or_init(|| {
-            let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
-                .join(format!("registry-artifacts-{}", std::process::id()));
+            // One directory, emptied first: a run leaves one copy behind.
+            let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("registry-artifacts");
+            let _ = std::fs::remove_dir_all(&root);
             let (out, gnupg, stage) = (root.join("out"), root.join("gnupg"), root.join("stage"));
             for dir in [&out, &gnupg, &stage] {
                 std::fs::create_dir_all(dir).unwrap();
@@ -95,6 +96,10 @@ fn artifacts() -> (PathBuf, PathBuf) {
             gpg(&["--detach-sign", "--output", &format!("{SUMS}.sig"), SUMS]);
             let key = root.join("public.asc");
             std::fs::write(&key, gpg(&["--armor", "--export"])).unwrap();
+            // gpg started an agent for this home: stop it.
+            run(Command::new("gpgconf")
+                .env("GNUPGHOME", &gnupg)
+                .args(["--kill", "gpg-agent"]));
             (out, key)
         })
         .clone()
