@@ -4,8 +4,9 @@
 //! supported Terraform version. Terraform checks the archive against the
 //! signed `SHA256SUMS` and writes the lock file; the test recomputes both
 //! hashes itself. A configuration then applies with the installed provider
-//! against a test host. A changed archive or a changed `SHA256SUMS` (signature
-//! no longer matching) is refused by `init`.
+//! against a test host. `init` refuses a changed archive, a changed
+//! `SHA256SUMS` or signature, and a signature by a key the registry does not
+//! name.
 //!
 //! The registry is a stand-in (nothing real can run here): [`Https`], a small
 //! HTTPS server on 127.0.0.1 speaking the provider registry protocol
@@ -690,13 +691,13 @@ fn init_installs_from_a_network_mirror() {
 }
 
 #[test]
-fn init_refuses_a_tampered_archive_or_checksum_file() {
+fn init_refuses_a_tampered_or_foreign_signed_release() {
     let (release, key) = artifacts();
     let server = Https::start();
     let work = tempfile::tempdir().unwrap();
     // Each case: a copy of the release with one change, served under its own
     // namespace, and what init's error must say.
-    let cases: [(&str, &str, Tamper); 3] = [
+    let cases: [(&str, &str, Tamper); 4] = [
         (
             "tampered-archive",
             "archive has incorrect checksum zh:",
@@ -712,6 +713,34 @@ fn init_refuses_a_tampered_archive_or_checksum_file() {
             ));
             std::fs::write(dir.join(SUMS), sums).unwrap();
         }),
+        (
+            "other-key",
+            "authentication signature from unknown issuer",
+            |dir| {
+                // A good signature, by a key the registry does not name.
+                let home = tempfile::tempdir().unwrap();
+                let gpg = |args: &[&str]| {
+                    run(Command::new("gpg")
+                        .env("GNUPGHOME", home.path())
+                        .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+                        .args(args)
+                        .current_dir(dir))
+                };
+                gpg(&[
+                    "--quick-gen-key",
+                    "someone else <x@nixbuild.test>",
+                    "ed25519",
+                    "sign",
+                    "1d",
+                ]);
+                let sig = format!("{SUMS}.sig");
+                std::fs::remove_file(dir.join(&sig)).unwrap();
+                gpg(&["--detach-sign", "--output", &sig, SUMS]);
+                run(Command::new("gpgconf")
+                    .env("GNUPGHOME", home.path())
+                    .args(["--kill", "gpg-agent"]));
+            },
+        ),
         ("tampered-signature", SIGNATURE_FAILS, |dir| {
             // The last byte is always in the signature value itself.
             flip_byte(&dir.join(format!("{SUMS}.sig")), Byte::Last)
