@@ -180,10 +180,12 @@ fn edit_hosts(edit: impl FnOnce(String) -> String) {
     let mut text = String::new();
     file.read_to_string(&mut text).unwrap();
     let new = edit(text);
-    // In place (the file may be a bind mount, which a rename cannot replace).
-    file.set_len(0).unwrap();
+    // In place (the file may be a bind mount, which a rename cannot
+    // replace), overwriting and then cutting the end, never emptying it: the
+    // edits keep every line before ours, so a reader meanwhile sees them.
     std::io::Seek::rewind(&mut file).unwrap();
     file.write_all(new.as_bytes()).unwrap();
+    file.set_len(new.len() as u64).unwrap();
     file.sync_all().unwrap();
 }
 
