@@ -860,6 +860,72 @@ fn import_checks_the_host_key() {
     }
 }
 
+/// Row 6 for `nixbuild_machines_file` (issue 28, "on every path"): after an
+/// import without a key in its ID, a configuration whose
+/// `target.ssh.host_key` names another key stops the plan with the host-key
+/// error, and the refresh before it does not log in with the import's pin.
+#[test]
+fn machines_file_import_checks_the_host_key() {
+    let _h3 = exclusive("h3");
+    let h3 = world().host("h3");
+    let other_key = world().host("h2").host_key();
+    let remote_file = format!("/tmp/nixbuild-trust-import-{}", std::process::id());
+    h3.exec(&format!(
+        "printf 'ssh-ng://nixbuild@192.0.2.7 aarch64-linux\\n' > {remote_file}"
+    ));
+    let config = |key: &str| {
+        format!(
+            r#"{provider}
+resource "nixbuild_machines_file" "m" {{
+  target {{
+    host = {host}
+    path = {path}
+    ssh {{
+      host_key = {key}
+    }}
+  }}
+  machine {{
+    uri     = "ssh-ng://nixbuild@192.0.2.7"
+    systems = ["aarch64-linux"]
+  }}
+}}
+"#,
+            provider = provider_config(""),
+            host = hcl(&h3.address()),
+            path = hcl(&remote_file),
+            key = hcl(key),
+        )
+    };
+    let id = format!("root@{}:22:{remote_file}", h3.address());
+    for version in terraform_versions() {
+        let tf = Tf::new(&version);
+        tf.write(&config(&other_key));
+        tf.ok(&["import", "-no-color", "nixbuild_machines_file.m", &id]);
+        let sshd_window = window_start(&h3.sshd_log());
+        let text = tf.fails(&["plan", "-no-color"]);
+        assert_host_key_error(&text);
+        let window = h3.sshd_log()[sshd_window..].to_string();
+        assert!(
+            !window.contains("Accepted publickey"),
+            "{version}: the plan logged in with the import's pin: {window}"
+        );
+        let text = tf.fails(&["apply", "-auto-approve", "-no-color"]);
+        assert_host_key_error(&text);
+        tf.ok(&["state", "rm", "nixbuild_machines_file.m"]);
+
+        // With the host's own key configured, the keyless import is
+        // confirmed by one apply, and then plans nothing.
+        tf.write(&config(&h3.host_key()));
+        tf.ok(&["import", "-no-color", "nixbuild_machines_file.m", &id]);
+        tf.apply();
+        tf.assert_no_changes();
+        tf.ok(&["state", "rm", "nixbuild_machines_file.m"]);
+    }
+    h3.exec(&format!(
+        "rm -f {remote_file} {remote_file}.ssh_config {remote_file}.known_hosts"
+    ));
+}
+
 /// A machines file on a target that goes away: the refresh with
 /// `connect_timeout = "5m"` warns within seconds, keeps the state and plans
 /// nothing. Prints the time to the warning and the connection attempts, for

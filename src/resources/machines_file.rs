@@ -340,6 +340,16 @@ fn import_state(id: &str) -> Result<MachinesFileState, String> {
     })
 }
 
+/// Private state: whether the target's pin is only the first key an import
+/// without a key in its ID saw (cleared by the first apply). While it is, a
+/// refresh does not log in with it: the plan compares it with a configured
+/// `target.ssh.host_key` first (issue 28: the refresh logged in before).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct MachinesFilePrivate {
+    pub pin_from_import: bool,
+}
+
 /// An imported state takes the file as found: its machines, its content and
 /// its hash (so destroy may remove it while it stays unchanged).
 fn adopt_found(state: &mut MachinesFileState, found: String) -> Result<(), String> {
@@ -964,7 +974,7 @@ impl MachinesFileResource {
         &self,
         diags: &mut Diagnostics,
         state: &MachinesFileState,
-        prior: Option<(&MachinesFileState, bool)>,
+        prior: Option<(&MachinesFileState, bool, bool)>,
     ) -> Option<PlannedPins> {
         let here = match &state.target {
             Value::Value(here) => here,
@@ -972,14 +982,15 @@ impl MachinesFileResource {
             Value::Unknown => return Some(PlannedPins::UNKNOWN),
         };
         let configured = self.shared.get(diags)?;
-        let prior = prior.and_then(|(p, replaced)| {
+        let prior = prior.and_then(|(p, replaced, pin_from_import)| {
             let there = p.target.as_ref_option()?;
             let prior = Prior::new(
                 &there.host,
                 &there.ssh,
                 &p.target_host_key,
                 &p.target_bastion_host_key,
-            );
+            )
+            .pinned_at_import(pin_from_import);
             Some(if replaced { prior.replacing() } else { prior })
         });
         let now = Route::new(&here.host, &here.ssh).nested(AttributePath::new("target").index(0));
@@ -1296,7 +1307,7 @@ impl MachinesFileResource {
 #[async_trait]
 impl Resource for MachinesFileResource {
     type State<'a> = MachinesFileState;
-    type PrivateState<'a> = ValueEmpty;
+    type PrivateState<'a> = Value<MachinesFilePrivate>;
     type ProviderMetaState<'a> = ValueEmpty;
 
     fn schema(&self, diags: &mut Diagnostics) -> Option<Schema> {
@@ -1325,6 +1336,22 @@ impl Resource for MachinesFileResource {
         let Some(location) = Location::of(&state) else {
             return Some((state, private_state));
         };
+        let from_import = private_state
+            .as_ref_option()
+            .is_some_and(|p| p.pin_from_import);
+        if from_import && state.id.is_value() {
+            // Imported without a key: the pin is only what the import saw.
+            // The configuration (which a refresh cannot see) may name
+            // another key, so no login with it: the plan compares it, and
+            // the apply it plans rewrites the file with the pin confirmed.
+            diags.warning(
+                format!("{} is not read until an apply confirms its host key", location.describe()),
+                "The import ID named no host key, so the target's key is only the first one the import saw. This refresh did not log in with it: the plan checks it against `target.ssh.host_key` (if set) and plans an update whose apply writes the file with that key.",
+                location.attribute(),
+            );
+            state.content = Value::Value(String::new());
+            return Some((state, private_state));
+        }
         let mut seen = None;
         let read = (self.read_file(diags, &location, pins_of(&state), &mut seen)).await;
         if let Some(keys) = seen {
@@ -1461,7 +1488,14 @@ impl Resource for MachinesFileResource {
         }
         // The same file on the same host keeps its pin unless the
         // configuration names another key (the re-key of a re-installed host).
-        let pins = self.planned_pins(diags, &state, Some((&prior_state, !replace.is_empty())))?;
+        let from_import = prior_private_state
+            .as_ref_option()
+            .is_some_and(|p| p.pin_from_import);
+        let pins = self.planned_pins(
+            diags,
+            &state,
+            Some((&prior_state, !replace.is_empty(), from_import)),
+        )?;
         state.target_host_key = pins.host_key;
         state.target_bastion_host_key = pins.bastion_host_key;
         Some((state, prior_private_state, replace))
@@ -1526,7 +1560,8 @@ impl Resource for MachinesFileResource {
             }
         }
         record_keys(&mut state, keys);
-        Some((state, planned_private_state))
+        // The pin is confirmed: the plan compared it, the apply used it.
+        Some((state, Value::Value(MachinesFilePrivate::default())))
     }
 
     async fn destroy<'a>(
@@ -1559,7 +1594,12 @@ impl Resource for MachinesFileResource {
         id: String,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         match import_state(&id) {
-            Ok(state) => Some((state, Default::default())),
+            Ok(state) => {
+                let private = MachinesFilePrivate {
+                    pin_from_import: state.target.is_value() && state.target_host_key.is_null(),
+                };
+                Some((state, Value::Value(private)))
+            }
             Err(e) => {
                 diags.root_error("Invalid import ID", format!("`{id}`: {e}"));
                 None
