@@ -138,9 +138,8 @@ pub(super) fn compute_client_outputs(state: &mut MachinesFileState, machines: Op
     };
 }
 
-/// The host key a remote target will be pinned to, as far as the plan knows:
-/// an explicit `ssh.host_key` (normalised), else unknown until the first
-/// connection; null without a target.
+/// The permission the file is written with: `file_permission`, else
+/// [`DEFAULT_FILE_PERMISSION`].
 pub(super) fn file_mode(state: &MachinesFileState) -> String {
     state
         .file_permission
