@@ -24,7 +24,7 @@ fn committed_docs_match_the_schema() {
         .expect("run gen-docs");
     assert!(
         out.status.success(),
-        "docs/ is out of date with the schema descriptions or examples/; run `make docs` and commit the result.\n{}{}",
+        "docs/ is out of date with the schema descriptions or examples/ (run `make docs` and commit the result), or breaks the Registry rules of src/docs/registry.rs.\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

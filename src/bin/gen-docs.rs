@@ -1,7 +1,8 @@
 //! `gen-docs`: writes the Registry docs (`docs/index.md`, `docs/resources/`,
 //! `docs/data-sources/`) from the provider's schema descriptions and the
 //! examples in `examples/`. With `--check`, writes nothing and exits 1 when
-//! the committed docs differ, listing the files. `make docs` runs it.
+//! the committed docs differ, listing the files, or when a page breaks the
+//! Registry's rules ([`docs::registry`]). `make docs` runs it.
 //!
 //! Usage: gen-docs [--check] [--root DIR]   (DIR: the repository, default `.`)
 
@@ -54,6 +55,16 @@ fn run(root: &std::path::Path, check: bool) -> Result<ExitCode, String> {
     if check {
         let committed = docs::read_committed(root, &expected).map_err(|e| e.to_string())?;
         let drift = docs::diff(&expected, &committed);
+        let resources: Vec<&str> = schemas.resources.keys().map(String::as_str).collect();
+        let data_sources: Vec<&str> = schemas.data_sources.keys().map(String::as_str).collect();
+        let problems = docs::registry::check(root, docs::PROVIDER_NAME, &resources, &data_sources);
+        if !problems.is_empty() {
+            eprintln!("docs/ breaks the Terraform Registry's rules (tfplugindocs validate):");
+            for p in &problems {
+                eprintln!("  {p}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
         if drift.is_empty() {
             println!("docs are up to date ({} pages)", expected.len());
             return Ok(ExitCode::SUCCESS);
