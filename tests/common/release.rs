@@ -140,9 +140,9 @@ pub fn release_artifacts() -> &'static Release {
             .env("GPG_PRIVATE_KEY", secret)
             .env_remove("PASSPHRASE")
             .current_dir(&root);
-        // What cargo sets for a test binary (CARGO_MANIFEST_DIR, CARGO_PKG_*,
-        // ...) would reach build scripts that watch it (ring's does) and
-        // make the script's build differ from a plain `scripts/release.sh`.
+        // What cargo sets for a test binary (CARGO_MANIFEST_DIR, OUT_DIR,
+        // CARGO_PKG_*, ...) would reach build scripts that watch it (ring's
+        // does) and make the script's build differ from a plain run.
         for (key, _) in std::env::vars_os() {
             let key = key.to_string_lossy();
             if key.starts_with("CARGO_PKG_")
@@ -154,6 +154,7 @@ pub fn release_artifacts() -> &'static Release {
                     "CARGO_PRIMARY_PACKAGE",
                     "CARGO_TARGET_TMPDIR",
                     "CARGO_RUSTC_CURRENT_DIR",
+                    "OUT_DIR",
                 ]
                 .contains(&key.as_ref())
             {
