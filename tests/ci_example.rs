@@ -34,9 +34,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{
-    daemon_restart_command, exclusive, hcl, provider_binary, terraform_versions, world, StateClaims,
-};
+use common::{daemon_restart_command, exclusive, hcl, terraform_versions, world, StateClaims};
 use serde_json::Value;
 
 /// The builder host the "cloud" hands out.
@@ -47,40 +45,25 @@ const INFRA_DIR: &str = "infra/environments/dev";
 /// (`<cache>-1`); the stand-in CLI names the bare secret the same way.
 const CACHE: &str = "public-cache";
 
-/// The release archive of issue 29's shape, made from the cargo-built
-/// binary: `terraform-provider-nixbuild_<version>_<os>_<arch>.zip` holding
-/// `terraform-provider-nixbuild_v<version>`. The one place that makes it,
-/// until the release script exists.
-fn release_archive(dir: &Path) -> PathBuf {
-    let version = env!("CARGO_PKG_VERSION");
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
-    let staging = dir.join("release");
-    std::fs::create_dir_all(&staging).unwrap();
-    let binary = format!("terraform-provider-nixbuild_v{version}");
-    std::fs::copy(provider_binary(), staging.join(&binary)).unwrap();
-    let zip = dir.join(format!(
-        "terraform-provider-nixbuild_{version}_{}_{arch}.zip",
-        std::env::consts::OS
-    ));
-    // python3's zipfile stores the file under the name given (no directory)
-    // and keeps its mode, as a release zip does.
-    let out = Command::new("python3")
-        .args(["-m", "zipfile", "-c"])
-        .arg(&zip)
-        .arg(&binary)
-        .current_dir(&staging)
+/// The linux_amd64 archive `scripts/release.sh` builds (the static musl
+/// binary), shared with the other tests that need it (tests/common/release.rs).
+fn release_archive() -> PathBuf {
+    common::release::release_artifacts().zip()
+}
+
+/// The binary inside that archive.
+fn archived_binary() -> Vec<u8> {
+    let out = Command::new("unzip")
+        .arg("-p")
+        .arg(release_archive())
+        .arg(format!(
+            "terraform-provider-nixbuild_v{}",
+            env!("CARGO_PKG_VERSION")
+        ))
         .output()
-        .expect("run python3 -m zipfile");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    zip
+        .expect("unzip runs");
+    assert!(out.status.success() && !out.stdout.is_empty());
+    out.stdout
 }
 
 /// A fresh checkout of the user's repository: the examples under `infra/`,
@@ -470,7 +453,7 @@ fn ci_example_scripts_build_push_and_destroy() {
         let salt = common::salt("ci-example", &version).replace('.', "_");
         let (url, branch, rev, served) = pull_request_repository(root, &salt);
         let _served = RemoveDir(served);
-        let archive = release_archive(root);
+        let archive = release_archive();
 
         // The run's signing key: a Nix key named as Cachix names the cache's
         // key; CACHIX_SIGNING_KEY is its bare secret, as `cachix
@@ -588,7 +571,7 @@ fn ci_example_scripts_build_push_and_destroy() {
                     );
                 }
                 "init.sh" => {
-                    // Installed from the archive: the binary cargo built.
+                    // Installed from the archive: the release binary.
                     let installed = build.workspace.join(INFRA_DIR).join(format!(
                         ".terraform/providers/registry.terraform.io/{}/{}/linux_amd64/terraform-provider-nixbuild_v{}",
                         common::SOURCE,
@@ -601,7 +584,7 @@ fn ci_example_scripts_build_push_and_destroy() {
                             installed.display(),
                             build.log
                         )),
-                        std::fs::read(provider_binary()).unwrap(),
+                        archived_binary(),
                         "terraform init did not install the archive's binary"
                     );
                     let lock = std::fs::read_to_string(

@@ -264,26 +264,50 @@ fn registry_manifest_declares_protocol_6() {
     );
 }
 
-/// The release assets follow the Terraform Registry's layout.
+/// The release assets follow the Terraform Registry's layout, and every one
+/// comes from scripts/release.sh (tests/release.rs checks what it writes): the
+/// workflow builds, zips, sums and signs through it and nothing else.
 #[test]
 fn release_workflow_produces_registry_assets() {
     let release = read(".github/workflows/release.yml");
     for needle in [
         "tags: [\"v*\"]",
-        "${NAME}_${VERSION}_${OS}_${ARCH}.zip",
-        "${NAME}_v${VERSION}",
-        "_manifest.json",
-        "_SHA256SUMS",
-        "--detach-sign",
+        "bash scripts/release.sh zip \"$TARGET\" \"$OS\" \"$ARCH\" dist",
+        "bash scripts/release.sh sums dist",
         "secrets.GPG_PRIVATE_KEY",
         "secrets.PASSPHRASE",
-        "x86_64-unknown-linux-gnu",
-        "aarch64-unknown-linux-gnu",
+        "x86_64-unknown-linux-musl",
+        "aarch64-unknown-linux-musl",
         "x86_64-apple-darwin",
         "aarch64-apple-darwin",
         "gh release create",
     ] {
         assert!(release.contains(needle), "release.yml lacks `{needle}`");
+    }
+    for made_elsewhere in [
+        "zip -",
+        "sha256sum",
+        "--detach-sign",
+        "cargo build",
+        "cargo zigbuild",
+    ] {
+        assert!(
+            !release.contains(made_elsewhere),
+            "release.yml makes artifacts itself (`{made_elsewhere}`): scripts/release.sh does"
+        );
+    }
+    let script = read("scripts/release.sh");
+    for needle in [
+        "${NAME}_${VERSION}_${os}_${arch}.zip",
+        "${NAME}_v${VERSION}",
+        "_manifest.json",
+        "_SHA256SUMS",
+        "--detach-sign",
+    ] {
+        assert!(
+            script.contains(needle),
+            "scripts/release.sh lacks `{needle}`"
+        );
     }
 }
 
@@ -354,10 +378,11 @@ fn ci_runs_make_lint_and_releases_carry_the_licence() {
     assert!(cargo.contains("license = \"Apache-2.0\""));
     let licence = std::fs::read_to_string(root().join("LICENSE")).expect("LICENSE file");
     assert!(licence.contains("Apache License") && licence.contains("Version 2.0"));
-    let release = std::fs::read_to_string(root().join(".github/workflows/release.yml")).unwrap();
+    let script = std::fs::read_to_string(root().join("scripts/release.sh")).unwrap();
     assert!(
-        release.contains("zip -9") && release.contains(" LICENSE README.md)"),
-        "release archives do not include LICENSE"
+        script.contains("cp \"$ROOT/LICENSE\"")
+            && script.contains("zip -q -9 -X \"$zip\" \"${NAME}_v${VERSION}\" LICENSE"),
+        "scripts/release.sh's archives do not include LICENSE"
     );
 }
 

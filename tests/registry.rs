@@ -21,9 +21,9 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
-use common::{hcl, provider_binary, repo_root, terraform_versions, world, Tf};
+use common::{hcl, terraform_versions, world, Tf};
 use sha2::{Digest, Sha256};
 
 /// Host name of the registry stand-in (a reserved `.test` name).
@@ -33,77 +33,13 @@ const NAMESPACE: &str = "my-modular-workspace";
 const ZIP: &str = "terraform-provider-nixbuild_0.2.0_linux_amd64.zip";
 const SUMS: &str = "terraform-provider-nixbuild_0.2.0_SHA256SUMS";
 
-// TEMPORARY until scripts/release.sh lands: replace with
-// common::release::release_artifacts().
-/// The release directory (zip, manifest, SHA256SUMS, SHA256SUMS.sig) and the
-/// armored public key that signed it, made once per test process the way
-/// `scripts/release.sh` makes them.
+/// The release directory (zip, manifest, SHA256SUMS, SHA256SUMS.sig) that
+/// `scripts/release.sh` made, once per checkout, with a throwaway key, and
+/// that key's armored public half.
 fn artifacts() -> (PathBuf, PathBuf) {
-    static ARTIFACTS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    ARTIFACTS
-        .get_or_init(|| {
-            // One directory, emptied first: a run leaves one copy behind.
-            let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("registry-artifacts");
-            let _ = std::fs::remove_dir_all(&root);
-            let (out, gnupg, stage) = (root.join("out"), root.join("gnupg"), root.join("stage"));
-            for dir in [&out, &gnupg, &stage] {
-                std::fs::create_dir_all(dir).unwrap();
-            }
-            std::fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-                .unwrap();
-            std::fs::copy(
-                provider_binary(),
-                stage.join(format!("terraform-provider-nixbuild_v{VERSION}")),
-            )
-            .unwrap();
-            std::fs::copy(repo_root().join("LICENSE"), stage.join("LICENSE")).unwrap();
-            std::fs::copy(
-                repo_root().join("terraform-registry-manifest.json"),
-                out.join(format!(
-                    "terraform-provider-nixbuild_{VERSION}_manifest.json"
-                )),
-            )
-            .unwrap();
-            run(Command::new("python3")
-                .args([
-                    "-c",
-                    "import sys, zipfile\n\
-                     with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED) as z:\n\
-                     \x20   for name in sys.argv[2:]:\n\
-                     \x20       z.write(name)",
-                ])
-                .arg(out.join(ZIP))
-                .arg(format!("terraform-provider-nixbuild_v{VERSION}"))
-                .arg("LICENSE")
-                .current_dir(&stage));
-            run(Command::new("sh")
-                .args(["-c", &format!("sha256sum *.zip *_manifest.json > {SUMS}")])
-                .current_dir(&out));
-            let gpg = |args: &[&str]| {
-                let mut cmd = Command::new("gpg");
-                cmd.env("GNUPGHOME", &gnupg)
-                    .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
-                    .args(args)
-                    .current_dir(&out);
-                run(&mut cmd)
-            };
-            gpg(&[
-                "--quick-gen-key",
-                "nixbuild test release <release@nixbuild.test>",
-                "ed25519",
-                "sign",
-                "1d",
-            ]);
-            gpg(&["--detach-sign", "--output", &format!("{SUMS}.sig"), SUMS]);
-            let key = root.join("public.asc");
-            std::fs::write(&key, gpg(&["--armor", "--export"])).unwrap();
-            // gpg started an agent for this home: stop it.
-            run(Command::new("gpgconf")
-                .env("GNUPGHOME", &gnupg)
-                .args(["--kill", "gpg-agent"]));
-            (out, key)
-        })
-        .clone()
+    let release = common::release::release_artifacts();
+    assert_eq!(release.version, VERSION, "the release script's version");
+    (release.dir.clone(), release.public_key.clone())
 }
 
 fn run(cmd: &mut Command) -> String {

@@ -15,7 +15,12 @@ set -euo pipefail
 APT_PACKAGES=(openssh-server openssh-client nix-bin nginx-light libnginx-mod-http-dav-ext
   protobuf-compiler libprotobuf-dev shellcheck iproute2 sudo python3 python3-venv curl git
   debootstrap systemd-container rsync openssl
-  jq unzip) # jq, unzip: the CI example's scripts (tests/ci_example.rs)
+  jq unzip # jq, unzip: the CI example's scripts (tests/ci_example.rs)
+  musl-tools binutils zip gnupg) # scripts/release.sh (tests/release.rs): musl-gcc, readelf, zip, gpg
+
+# The Rust target of the static release binary (scripts/release.sh), for the
+# toolchain that runs the tests: rustup's, or a sysroot that already has it.
+RUST_TARGETS=(x86_64-unknown-linux-musl)
 
 install_packages() {
   local p missing=()
@@ -154,6 +159,20 @@ install_terraforms() {
   done
 }
 
+install_rust_targets() {
+  local t libdir
+  for t in "${RUST_TARGETS[@]}"; do
+    libdir=$(rustc --print target-libdir --target "$t" 2>/dev/null) || libdir=""
+    if [ -n "$libdir" ] && compgen -G "$libdir/libstd-*.rlib" >/dev/null; then
+      log "rust target $t: present"
+      continue
+    fi
+    command -v rustup >/dev/null || die "rust target $t is missing and rustup is not on PATH (rustup target add $t)"
+    log "rust target $t: rustup target add"
+    quietly rustup rustup target add "$t" || die "rustup target add $t failed"
+  done
+}
+
 # The group of the daemon socket that Debian's nix-setup-systemd would create;
 # nix-bin alone does not, and the namespace hosts' copies of /etc need it.
 ensure_nix_users_group() {
@@ -164,4 +183,5 @@ install_packages
 ensure_nix_users_group
 stop_system_services
 install_terraforms
+install_rust_targets
 log "install: done"

@@ -13,6 +13,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use serde_json::Value;
 
+pub mod release;
+
 /// Source address of the provider in test configurations.
 pub const SOURCE: &str = "my-modular-workspace/nixbuild";
 
