@@ -1,6 +1,8 @@
-//! `nixbuild_builder` arguments and attributes: the state shape, the schema
-//! (whose descriptions are the docs), plan-time validation with attribute
-//! paths, and the desired host configuration derived from the arguments.
+//! `nixbuild_builder` arguments and attributes: the state shape, every
+//! block's schema type (whose descriptions are the docs), and the plan-time
+//! validation of the core arguments with attribute paths. The bottom of this
+//! directory: it imports no block file (the blocks' own checks run from
+//! `mod.rs`, the managed config is assembled in `nix_conf.rs`).
 
 use crate::context::settings::validate_host_and_ssh;
 use std::collections::BTreeMap;
@@ -12,15 +14,10 @@ use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
 use super::build_keys::{self, Protocol, PROTOCOLS};
-use super::gc::GcBlock;
-use super::monitoring::MonitoringBlock;
-use super::push_hook::PushBlock;
 use crate::cache::cachix::valid_cache_name;
 use crate::context::credentials::{validate_secret, validate_signing_key};
 use crate::context::SshBlock;
-use crate::nix::conf::{
-    check_feature, check_public_key, check_substituter, check_system, ManagedConf,
-};
+use crate::nix::conf::{check_feature, check_public_key, check_substituter, check_system};
 use crate::resources::timeouts::{self, Defaults, Operation, Timeouts};
 use crate::secrets::Secret;
 use crate::ssh::settings::check_user;
@@ -42,6 +39,9 @@ pub fn known_strings(list: &StrList) -> Option<Vec<String>> {
             .collect(),
     }
 }
+
+/// Host name → access token (`nix.access_tokens`).
+pub type TokenMap = Value<BTreeMap<String, Value<Secret>>>;
 
 pub fn str_list(items: &[String]) -> StrList {
     Value::Value(items.iter().cloned().map(Value::Value).collect())
@@ -105,7 +105,7 @@ pub struct NixBlock {
     pub daemon_restart_command: Value<String>,
     /// Access tokens Nix sends when it fetches `github:`, `gitlab:` and `sourcehut:` flakes and inputs of private repositories, by host name: the input's host, `github.com` unless its `host=` says otherwise (e.g. `{ "github.com" = var.github_token }`). They are written over the SSH channel's stdin as `extra-access-tokens` (your own `nix.conf` tokens stay) into the root-only (0600) file `/etc/nix/nixbuild-credentials.conf`, which the managed config includes; they are never on a command line or in a log. Only root's Nix reads them: a `nixbuild_cache_push` logging in as root (the default `ssh.user`) fetches with them, the build user does not see them. Changing a token updates the file in place; removing the map, or `on_destroy = "clean"`, deletes it. Terraform keeps every argument in the state, so the tokens are there as a sensitive value (pass them from a sensitive variable); the private state keeps only a salted fingerprint of what was written. To keep them out of the state and the plan, use `access_tokens_wo` instead (Terraform ≥ 1.11). Tokens are single words without `#`, checked at plan time.
     #[schemars(with = "Optional<BTreeMap<String, Secret>>")]
-    pub access_tokens: super::nix_credentials::TokenMap,
+    pub access_tokens: TokenMap,
     /// Content of a netrc file (`machine HOST login USER password SECRET` entries) for HTTP basic auth, which Nix's downloader uses for every URL: private flakes and inputs fetched as `http(s)://…` tarballs, and private substituters (binary caches) the daemon downloads from. It is written over stdin into the root-only (0600) file `/etc/nix/nixbuild.netrc`, and `netrc-file` points there. Nix reads one netrc file, so this one replaces the default `/etc/nix/netrc` (and a `netrc-file` of your own `nix.conf`): put every entry here. Changing it updates the file in place; removing it, or `on_destroy = "clean"`, deletes it. Sensitive and in the state like `access_tokens`; `netrc_wo` keeps it out of both.
     #[schemars(with = "Optional<Secret>")]
     pub netrc: Value<Secret>,
@@ -142,6 +142,54 @@ pub struct BuildUserBlock {
     /// Give the client keys a shell (default `false`). By default every key line is `restrict,command="… exec <protocol program>" <key>`: the key can build (no pty, no port, agent or X11 forwarding, no other command). `true` writes plain key lines, for users who also log in interactively.
     #[schemars(with = "Optional<bool>")]
     pub allow_shell: Value<bool>,
+}
+
+/// Disk policy: Nix's own garbage collection during builds (`min_free` / `max_free`, written as `min-free` / `max-free` into the managed config) and, on systemd hosts, an optional periodic collection (`schedule`): the timer `nixbuild-gc.timer` runs `nix-collect-garbage` (with `--delete-older-than` when `delete_older_than` is set) at low CPU and I/O priority. Changing a value updates the builder in place. A changed, stopped or removed timer shows as drift. Removing the block (or `on_destroy = "clean"`) removes the settings and the units.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct GcBlock {
+    /// When free space on the store's file system drops below this during a build, Nix collects garbage until `max_free` is free. A size in bytes with an optional binary suffix `K`, `M`, `G` or `T` (e.g. `"10G"` = 10 × 1024³ bytes); written to the managed config in bytes.
+    #[schemars(with = "Optional<String>")]
+    pub min_free: Value<String>,
+    /// How much free space a collection triggered by `min_free` stops at (same size format, larger than `min_free`; needs `min_free`). Default: Nix's own (collect all garbage).
+    #[schemars(with = "Optional<String>")]
+    pub max_free: Value<String>,
+    /// When to collect garbage periodically, as a systemd `OnCalendar=` expression such as `"daily"`, `"weekly"` or `"Sun *-*-* 03:00:00"` (checked with `systemd-analyze calendar` on the host at plan time when the host is reachable). Needs systemd on the host: a host without systemd is a plan-time error. Missed runs (host off) are caught up at boot. Omit for no periodic collection.
+    #[schemars(with = "Optional<String>")]
+    pub schedule: Value<String>,
+    /// With `schedule`: first delete profile generations older than this many days (`"30d"`), as `nix-collect-garbage --delete-older-than`, so that their closures can be collected too. Default: keep every generation and collect only what no generation uses.
+    #[schemars(with = "Optional<String>")]
+    pub delete_older_than: Value<String>,
+}
+
+/// Prometheus monitoring (systemd hosts): the distribution's `prometheus-node-exporter` (installed when missing; its own service stays disabled) runs as `nixbuild-node-exporter`, and the timer `nixbuild-nix-metrics` writes Nix facts for its textfile collector every minute: `nix_store_size_bytes`, `nix_store_filesystem_free_bytes`, `nix_store_filesystem_size_bytes`, `nix_builds_running`, `nix_daemon_up`, `nix_metrics_last_run_timestamp_seconds`. A stopped service shows as drift. Removing the block (or `on_destroy = "clean"`) removes the units; the package stays.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct MonitoringBlock {
+    /// Address and port the exporter listens on (`ADDRESS:PORT`, `[IPv6]:PORT` or `PORT`). Default: `"0.0.0.0:9100"`. Open it only to the Prometheus server.
+    #[schemars(with = "Optional<String>")]
+    pub listen: Value<String>,
+}
+
+/// Push every build to a binary cache or any store `nix copy --to` writes (the generic form of `cachix.watch_store`). Installs a Nix `post-build-hook` (`/etc/nixbuild/push/hook`, named in the managed `nixbuild.conf`) that the daemon runs as root after every build, also the builds it runs for remote clients through a machines file. The hook only queues the built paths and returns: a worker signs each path (with its closure) with `secret_key` and copies it with `nix copy --to`, one queue entry after another, so a slow or unreachable store never holds up or fails a build. On systemd hosts the worker is `nixbuild-push.service`, started by `nixbuild-push.path` when builds are queued, and logs to its journal; elsewhere the hook starts it in the background and it logs to `/var/log/nixbuild-push.log`. A failed push is logged and retried by the next run (after the next build) for a day. A changed or removed file, or (systemd) a stopped `nixbuild-push.path`, shows as drift. Destroying the builder, with either `on_destroy`, first runs the worker until nothing is queued, within `timeouts.delete` (builds still running then are not waited for: destroy builders after their builds); paths still queued after that (the store is down) fail the destroy with their count, and the builder stays in the state, so a later destroy uploads them. With `on_destroy = "keep"` a builder that cannot be reached (a short connect, as a refresh makes) is destroyed with a warning: its queue goes with it. Removing the block (or `on_destroy = "clean"`, after that upload) removes the hook line, the files, the queue and the units; removing the block by an apply discards what is still queued.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct PushBlock {
+    /// Destination store, as `nix copy --to` takes it: `https://…`/`http://…` (HTTP PUT), `s3://bucket?…`, `file:///dir`, `ssh-ng://user@host`, `ssh://…`, `gs://…`. The worker runs as root on the builder, with root's Nix configuration (credentials such as `netrc-file` or AWS profiles come from there). No `secret-key=` parameter: use `secret_key`.
+    #[schemars(with = "Required<String>")]
+    pub store_uri: Value<String>,
+    /// Binary-cache secret key (`name:base64`, as `nix-store --generate-binary-cache-key` writes it) the worker signs every pushed path with. It travels over the SSH channel's stdin into a root-only 0600 file on the builder (`/etc/nixbuild/push/secret-key`), never on a command line; a refresh compares the file's SHA-256 with this value's, so a changed file shows as drift. It is kept in the state (marked sensitive); `secret_key_wo` keeps it out. One of the two is required.
+    #[schemars(with = "Optional<Secret>")]
+    pub secret_key: Value<Secret>,
+    /// Write-only (Terraform ≥ 1.11): the signing key, like `secret_key`, written to the same root-only file, but never stored in the state or the plan. A refresh still notices a changed or removed key file, through a keyed fingerprint of its SHA-256 in the private state. A new value alone plans no update (it may differ on every run, e.g. from an ephemeral resource): bump `secret_key_wo_version` to write it. Conflicts with `secret_key`.
+    #[schemars(with = "Optional<Secret>")]
+    pub secret_key_wo: Value<Secret>,
+    /// Any number, stored in the state: changing it plans an update that writes the current `secret_key_wo` to the builder. Only with `secret_key_wo`.
+    #[schemars(with = "Optional<i64>")]
+    pub secret_key_wo_version: Value<i64>,
+    /// Regular expressions matched against the name of each built path, the part after `<hash>-` (`hello-2.12`, `hello-2.12-doc`), anywhere in the name unless anchored with `^…$`; a matching out path is not pushed (it still is when a pushed path references it: a binary cache must hold every reference of a path it holds). They are matched on the builder with `grep -E`, so only the syntax both `grep -E` and `nixbuild_cache_push`'s `exclude` read is accepted: no `\d`-style escape classes, `(?…)` groups or lazy quantifiers (write `[0-9]`, plain groups).
+    #[schemars(with = "Optional<Vec<String>>")]
+    pub exclude: StrList,
 }
 
 /// A Cachix binary cache this builder substitutes from and, optionally, pushes to.
@@ -182,7 +230,7 @@ pub struct CachixBlock {
 
 impl CachixBlock {
     /// The secret arguments with their write-only twins: the auth token and
-    /// the signing key, in the order of [`super::WATCH_STORE_SECRETS`].
+    /// the signing key, in the order of the watch-store secrets.
     pub fn secret_pairs(&self) -> [Pair<'_, Secret>; 2] {
         [
             Pair {
@@ -539,7 +587,6 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
                 }
             }
         }
-        super::nix_credentials::validate(nix, diags);
         if let Value::Value(cmd) = &nix.daemon_restart_command {
             if cmd.trim().is_empty() {
                 diags.error(
@@ -609,9 +656,6 @@ pub fn validate(config: &BuilderState, diags: &mut Diagnostics) {
             );
         }
     }
-    super::monitoring::validate(&config.monitoring, diags);
-    super::push_hook::validate(config, diags);
-    super::gc::validate(&config.gc, diags);
     timeouts::validate(&config.timeouts, diags);
 }
 
@@ -743,151 +787,6 @@ impl BuilderState {
                 .map(|k| build_keys::line(k, restricted_to))
                 .collect(),
         )
-    }
-
-    /// The managed Nix config, given the Cachix substituter and key (if any).
-    /// `None` while an argument is unknown.
-    pub fn managed_conf(&self, cachix: Option<(&str, &str)>) -> Option<ManagedConf> {
-        self.managed_conf_with(cachix, None)
-    }
-
-    /// [`managed_conf`](Self::managed_conf); `include_credentials`, when
-    /// given, says whether the credentials file is included (for a prior
-    /// state whose credentials came from write-only arguments it does not
-    /// hold), else the arguments say.
-    pub fn managed_conf_with(
-        &self,
-        cachix: Option<(&str, &str)>,
-        include_credentials: Option<bool>,
-    ) -> Option<ManagedConf> {
-        if self.nix.is_unknown() || self.build_user.is_unknown() || self.push.is_unknown() {
-            return None;
-        }
-        let nix = self.nix_block();
-        if nix.max_jobs.is_unknown() || nix.cores.is_unknown() || nix.extra_config.is_unknown() {
-            return None;
-        }
-        let include_credentials = match include_credentials {
-            Some(include) => include,
-            None => super::nix_credentials::wanted(&nix)?.any(),
-        };
-        let (min_free, max_free) = super::gc::sizes(&self.gc)?;
-        let mut trusted_users = vec![self.build_user_name()?];
-        trusted_users.extend(known_strings(&nix.trusted_users)?);
-        let mut substituters = known_strings(&nix.substituters)?;
-        let mut keys = known_strings(&nix.trusted_public_keys)?;
-        if let Some((uri, key)) = cachix {
-            substituters.push(uri.to_string());
-            keys.push(key.to_string());
-        }
-        Some(ManagedConf {
-            max_jobs: nix.max_jobs.as_option(),
-            cores: nix.cores.as_option(),
-            min_free,
-            max_free,
-            system_features: match &nix.system_features {
-                Value::Null => None,
-                list => Some(known_strings(list)?),
-            },
-            extra_platforms: known_strings(&nix.extra_platforms)?,
-            trusted_users,
-            substituters,
-            trusted_public_keys: keys,
-            extra_config: nix.extra_config.as_option(),
-            cachix_cache: match cachix {
-                Some(_) => self
-                    .cachix
-                    .as_ref_option()
-                    .and_then(|c| c.cache.as_ref_option().cloned()),
-                None => None,
-            },
-            post_build_hook: self
-                .push
-                .as_ref_option()
-                .map(|_| super::push_hook::HOOK_PATH.to_string()),
-            include_credentials,
-        })
-    }
-
-    /// Import: take the arguments from what is on the host (the managed config
-    /// and the build user's keys). Arguments that describe *how* to converge
-    /// (install method, restart command, secrets, on_destroy, timeouts) cannot
-    /// be read back; they stay null.
-    /// `adopted_account`: the host records the build user as adopted.
-    pub fn adopt(
-        &mut self,
-        config_text: &str,
-        keys_text: Option<&str>,
-        watch_store: bool,
-        adopted_account: bool,
-    ) {
-        let (conf, user) = ManagedConf::parse(config_text);
-        let list = |items: &[String]| {
-            if items.is_empty() {
-                Value::Null
-            } else {
-                str_list(items)
-            }
-        };
-        let cachix_entries = usize::from(conf.cachix_cache.is_some());
-        let without_cachix =
-            |items: &[String]| list(&items[..items.len().saturating_sub(cachix_entries)]);
-        self.nix = Value::Value(NixBlock {
-            max_jobs: conf.max_jobs.into(),
-            cores: conf.cores.into(),
-            system_features: conf
-                .system_features
-                .as_deref()
-                .map(str_list)
-                .unwrap_or_default(),
-            extra_platforms: list(&conf.extra_platforms),
-            trusted_users: list(&conf.trusted_users),
-            substituters: without_cachix(&conf.substituters),
-            trusted_public_keys: without_cachix(&conf.trusted_public_keys),
-            extra_config: conf.extra_config.clone().into(),
-            ..Default::default()
-        });
-        let lines: Vec<(String, Option<Protocol>)> = keys_text
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(build_keys::parse_line)
-            .collect();
-        let keys: Vec<String> = lines.iter().map(|(k, _)| k.clone()).collect();
-        // Any plain line means the keys were given a shell.
-        let shell = lines.iter().any(|(_, p)| p.is_none());
-        let protocol = lines.iter().find_map(|(_, p)| *p);
-        self.build_user = Value::Value(BuildUserBlock {
-            name: user.filter(|u| u != DEFAULT_BUILD_USER).into(),
-            authorized_keys: list(&keys),
-            adopt_existing: if adopted_account {
-                Value::Value(true)
-            } else {
-                Value::Null
-            },
-            allow_shell: if shell {
-                Value::Value(true)
-            } else {
-                Value::Null
-            },
-            protocol: match protocol {
-                Some(Protocol::Ssh) => Value::Value("ssh".into()),
-                _ => Value::Null,
-            },
-        });
-        self.gc = super::gc::from_conf(conf.min_free, conf.max_free);
-        self.cachix = match conf.cachix_cache {
-            Some(cache) => Value::Value(CachixBlock {
-                cache: Value::Value(cache),
-                watch_store: if watch_store {
-                    Value::Value(true)
-                } else {
-                    Value::Null
-                },
-                ..Default::default()
-            }),
-            None => Value::Null,
-        };
     }
 }
 

@@ -7,36 +7,16 @@
 //! drift check and removal; the builder calls these and holds nothing else of
 //! it. The sizes reach the host through [`crate::nix::conf::ManagedConf`].
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
+pub use super::config::GcBlock;
 use crate::context::{Context, Outcome, Purpose, Target};
 use crate::ssh::steps::Step;
 use crate::ssh::{Remote, SshError};
-use crate::tfschema::Optional;
 
 pub const TIMER_UNIT: &str = "nixbuild-gc.timer";
 pub const SERVICE_UNIT: &str = "nixbuild-gc.service";
-
-/// Disk policy: Nix's own garbage collection during builds (`min_free` / `max_free`, written as `min-free` / `max-free` into the managed config) and, on systemd hosts, an optional periodic collection (`schedule`): the timer `nixbuild-gc.timer` runs `nix-collect-garbage` (with `--delete-older-than` when `delete_older_than` is set) at low CPU and I/O priority. Changing a value updates the builder in place. A changed, stopped or removed timer shows as drift. Removing the block (or `on_destroy = "clean"`) removes the settings and the units.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
-#[serde(default)]
-pub struct GcBlock {
-    /// When free space on the store's file system drops below this during a build, Nix collects garbage until `max_free` is free. A size in bytes with an optional binary suffix `K`, `M`, `G` or `T` (e.g. `"10G"` = 10 × 1024³ bytes); written to the managed config in bytes.
-    #[schemars(with = "Optional<String>")]
-    pub min_free: Value<String>,
-    /// How much free space a collection triggered by `min_free` stops at (same size format, larger than `min_free`; needs `min_free`). Default: Nix's own (collect all garbage).
-    #[schemars(with = "Optional<String>")]
-    pub max_free: Value<String>,
-    /// When to collect garbage periodically, as a systemd `OnCalendar=` expression such as `"daily"`, `"weekly"` or `"Sun *-*-* 03:00:00"` (checked with `systemd-analyze calendar` on the host at plan time when the host is reachable). Needs systemd on the host: a host without systemd is a plan-time error. Missed runs (host off) are caught up at boot. Omit for no periodic collection.
-    #[schemars(with = "Optional<String>")]
-    pub schedule: Value<String>,
-    /// With `schedule`: first delete profile generations older than this many days (`"30d"`), as `nix-collect-garbage --delete-older-than`, so that their closures can be collected too. Default: keep every generation and collect only what no generation uses.
-    #[schemars(with = "Optional<String>")]
-    pub delete_older_than: Value<String>,
-}
 
 const UNITS: [(&str, u64); 4] = [
     ("K", 1 << 10),

@@ -29,7 +29,7 @@ pub fn foreign_user_finding(private: &BuilderPrivate, found: String) -> String {
 /// Record a 0.1.0 builder's build user as created by this provider (nothing
 /// happens when the host already has a record, or no such account).
 pub fn claim_build_user_step(user: &str, owner: &Owner) -> Step {
-    super::build_user_step("claim", user, "no", owner, None)
+    super::build_user::build_user_step("claim", user, "no", owner, None)
 }
 
 #[cfg(test)]

@@ -5,11 +5,13 @@
 //! on the host. Drift found by Read plans an update that re-converges.
 
 pub mod build_keys;
+mod build_user;
 pub mod client;
 pub mod config;
 pub mod gc;
 mod legacy;
 pub mod monitoring;
+pub mod nix_conf;
 pub mod nix_credentials;
 mod ownership;
 pub mod push_hook;
@@ -38,6 +40,7 @@ use crate::secrets::Secret;
 use crate::ssh::steps::{Step, StepsOutput};
 use crate::ssh::{Remote, SshError};
 use crate::write_only;
+use build_user::{build_user_step, foreign_user_message, other_owners_user_message, OWNER_STEP};
 use config::{
     known_strings, str_list, BuilderPrivate, BuilderState, ACCOUNT_RECORDS, CACHIX_ENV_FILE,
     OWNER_FILE, WATCH_STORE_UNIT,
@@ -842,6 +845,20 @@ impl BuilderResource {
     }
 }
 
+/// Terraform's validation of a configuration: the arguments
+/// ([`config::validate`]), then the checks of the blocks that live in their
+/// own files (here, so that `config` does not import them: see
+/// `builder_imports_form_no_circle`).
+fn validate(config: &BuilderState, diags: &mut Diagnostics) {
+    config::validate(config, diags);
+    if let Value::Value(nix) = &config.nix {
+        nix_credentials::validate(nix, diags);
+    }
+    monitoring::validate(&config.monitoring, diags);
+    push_hook::validate(config, diags);
+    gc::validate(&config.gc, diags);
+}
+
 /// The pins a plan promises (see [`Context::plan_pins`]), with the host key
 /// also as the machines file's base64 column.
 fn set_planned_pins(state: &mut BuilderState, pins: PlannedPins) {
@@ -973,49 +990,6 @@ fn new_salt() -> String {
     crate::secrets::random_salt()
 }
 
-/// `build_user.sh MODE NAME RECORD_DIR ADOPT OWNER_ID ADOPT_OWNER_ID` (with
-/// its `account_owner`) as a step; `keys` (authorized_keys) on stdin.
-pub(super) fn build_user_step(
-    mode: &str,
-    user: &str,
-    adopt: &str,
-    owner: &Owner,
-    keys: Option<String>,
-) -> Step {
-    let script = format!(
-        "{}\n{}",
-        crate::scripts::ACCOUNT,
-        crate::scripts::BUILD_USER
-    );
-    let step = match mode {
-        "release" => "release build user",
-        "owner" => OWNER_STEP,
-        "claim" => "claim build user",
-        _ => "create build user",
-    };
-    let step = Step::new(
-        step,
-        script,
-        &[mode, user, ACCOUNT_RECORDS, adopt, &owner.id, &owner.adopt],
-    )
-    .serves("build_user");
-    match keys {
-        Some(keys) => step.input(keys),
-        None => step,
-    }
-}
-
-/// The build user's owner check's step name.
-const OWNER_STEP: &str = "check build user";
-
-fn other_owners_user_message(user: &str) -> String {
-    format!("the account `{user}` was created or adopted by another nixbuild_builder resource (its record in {ACCOUNT_RECORDS}/{user} names another owner id); nothing was changed. Choose another build_user.name, or take that resource's objects over with adopt_owner (its owner id is in the record)")
-}
-
-fn foreign_user_message(user: &str) -> String {
-    format!("the account `{user}` already exists on the host and was not created by nixbuild_builder; nothing was changed. Choose another build_user.name, or set build_user.adopt_existing = true to manage that account as the build user (it is then never deleted)")
-}
-
 /// The build user's name when the host shows it as an account this provider
 /// neither created nor adopted; else empty.
 fn foreign_user(state: &BuilderState, facts: &Facts) -> String {
@@ -1138,7 +1112,7 @@ impl Resource for BuilderResource {
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
-        config::validate(&config, diags);
+        validate(&config, diags);
         Some(())
     }
 
@@ -1837,6 +1811,145 @@ mod tests {
         assert!(!BuilderResource::detected_features_may_change(
             &refreshed, &planned, &target, &private
         ));
+    }
+
+    /// The modules of this directory and which of them each one uses:
+    /// `super::x` (`x` a sibling, else this `mod.rs`), `crate::resources::builder::x`,
+    /// and in `mod.rs` a child's `x::`. Comments and `#[cfg(test)]` code
+    /// (whose `super::` is the file itself) do not count.
+    fn builder_imports() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/resources/builder");
+        let mut sources = std::collections::BTreeMap::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                let name = path.file_stem().unwrap().to_string_lossy().to_string();
+                let text = std::fs::read_to_string(&path).unwrap();
+                let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+                let code: String = code
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("//"))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                sources.insert(name, code);
+            }
+        }
+        let modules: std::collections::BTreeSet<String> = sources.keys().cloned().collect();
+        let ident = regex::Regex::new(
+            r"(super|crate::resources::builder)::(\{[^}]*\}|[A-Za-z_][A-Za-z0-9_]*)",
+        )
+        .unwrap();
+        let child = regex::Regex::new(r"(^|[^A-Za-z0-9_:])([a-z_][a-z0-9_]*)::").unwrap();
+        let mut graph = std::collections::BTreeMap::new();
+        for (name, code) in &sources {
+            let mut uses = std::collections::BTreeSet::new();
+            let mut add = |item: &str| {
+                let first = item.trim().split("::").next().unwrap_or_default().trim();
+                if first.is_empty() || first == "*" || first == "self" {
+                    return;
+                }
+                uses.insert(if modules.contains(first) {
+                    first.to_string()
+                } else {
+                    "mod".to_string()
+                });
+            };
+            for c in ident.captures_iter(code) {
+                let what = &c[2];
+                match what.strip_prefix('{') {
+                    Some(list) => list.trim_end_matches('}').split(',').for_each(&mut add),
+                    None => add(what),
+                }
+            }
+            if name == "mod" {
+                for line in code.lines().filter(|l| {
+                    !l.trim_start().starts_with("pub mod ") && !l.trim_start().starts_with("mod ")
+                }) {
+                    for c in child.captures_iter(line) {
+                        if modules.contains(&c[2]) && &c[2] != "mod" {
+                            uses.insert(c[2].to_string());
+                        }
+                    }
+                }
+            }
+            uses.remove(name);
+            graph.insert(name.clone(), uses);
+        }
+        graph
+    }
+
+    /// A circle in `graph` (module → the modules it uses), as its path.
+    fn circle(
+        graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    ) -> Option<Vec<String>> {
+        fn visit(
+            node: &str,
+            graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+            path: &mut Vec<String>,
+            done: &mut std::collections::BTreeSet<String>,
+        ) -> Option<Vec<String>> {
+            if let Some(at) = path.iter().position(|p| p == node) {
+                let mut found = path[at..].to_vec();
+                found.push(node.to_string());
+                return Some(found);
+            }
+            if done.contains(node) {
+                return None;
+            }
+            path.push(node.to_string());
+            for next in graph.get(node).into_iter().flatten() {
+                if let Some(found) = visit(next, graph, path, done) {
+                    return Some(found);
+                }
+            }
+            path.pop();
+            done.insert(node.to_string());
+            None
+        }
+        let mut done = std::collections::BTreeSet::new();
+        graph
+            .keys()
+            .find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
+    }
+
+    /// The files of `src/resources/builder` use each other without a circle
+    /// (docs/decisions.md, "The builder's blocks"): `config` holds the
+    /// arguments, the blocks use it, `mod.rs` uses them all.
+    #[test]
+    fn builder_imports_form_no_circle() {
+        let graph = builder_imports();
+        // The parse sees the edges it must.
+        for (from, to) in [
+            ("mod", "config"),
+            ("mod", "gc"),
+            ("push_hook", "config"),
+            ("legacy", "build_user"),
+            ("nix_conf", "push_hook"),
+        ] {
+            assert!(
+                graph[from].contains(to),
+                "{from} → {to} not seen: {graph:?}"
+            );
+        }
+        assert_eq!(
+            circle(&graph),
+            None,
+            "import circle in src/resources/builder: {graph:?}"
+        );
+        // And the search finds a circle when there is one.
+        let mut with_circle = graph.clone();
+        with_circle
+            .get_mut("config")
+            .unwrap()
+            .insert("push_hook".into());
+        assert_eq!(
+            circle(&with_circle),
+            Some(vec![
+                "config".to_string(),
+                "push_hook".to_string(),
+                "config".to_string()
+            ])
+        );
     }
 
     #[test]

@@ -5,27 +5,16 @@
 //! type (its schema), validation, converge step, drift check and removal; the builder
 //! calls these and holds nothing else of it.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
+pub use super::config::MonitoringBlock;
 use crate::nix::conf::sha256_hex;
 use crate::resources::cache_proxy::config::parse_listen;
 use crate::ssh::steps::Step;
 use crate::ssh::{Remote, SshError};
-use crate::tfschema::Optional;
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9100";
-
-/// Prometheus monitoring (systemd hosts): the distribution's `prometheus-node-exporter` (installed when missing; its own service stays disabled) runs as `nixbuild-node-exporter`, and the timer `nixbuild-nix-metrics` writes Nix facts for its textfile collector every minute: `nix_store_size_bytes`, `nix_store_filesystem_free_bytes`, `nix_store_filesystem_size_bytes`, `nix_builds_running`, `nix_daemon_up`, `nix_metrics_last_run_timestamp_seconds`. A stopped service shows as drift. Removing the block (or `on_destroy = "clean"`) removes the units; the package stays.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
-#[serde(default)]
-pub struct MonitoringBlock {
-    /// Address and port the exporter listens on (`ADDRESS:PORT`, `[IPv6]:PORT` or `PORT`). Default: `"0.0.0.0:9100"`. Open it only to the Prometheus server.
-    #[schemars(with = "Optional<String>")]
-    pub listen: Value<String>,
-}
 
 pub fn validate(value: &Value<MonitoringBlock>, diags: &mut Diagnostics) {
     if let Value::Value(block) = value {

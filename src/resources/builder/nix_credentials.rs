@@ -8,24 +8,18 @@
 //! write-only argument (the state does not hold them). The builder calls
 //! these and holds nothing else of it.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
-use super::config::{BuilderPrivate, BuilderState, NixBlock};
+use super::config::{BuilderPrivate, BuilderState, NixBlock, TokenMap};
 use crate::nix::credentials::{
     check_netrc, check_token, check_token_host, render_conf, render_netrc, CREDENTIALS_CONF_PATH,
     NETRC_PATH,
 };
-use crate::secrets::Secret;
 use crate::ssh::steps::Step;
 use crate::ssh::{Remote, SshError};
 use crate::write_only::{content_fingerprint, effective, file_fingerprint, Pair};
-
-/// Host name → access token.
-pub type TokenMap = Value<BTreeMap<String, Value<Secret>>>;
 
 /// The credential files one configuration asks for (`None`: no such file).
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -425,6 +419,7 @@ pub fn record_applied(state: &BuilderState, private: &mut BuilderPrivate) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::Secret;
 
     fn nix(tokens: &[(&str, Value<Secret>)], netrc: Value<Secret>) -> NixBlock {
         NixBlock {

@@ -8,19 +8,17 @@
 //! ([`HOOK_PATH`]).
 
 use base64::Engine;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
-use super::config::{known_strings, BuilderPrivate, BuilderState, StrList};
+pub use super::config::PushBlock;
+use super::config::{known_strings, BuilderPrivate, BuilderState};
 use crate::cache::store::{validate_secret_key, validate_store_uri};
 use crate::nix::conf::sha256_hex;
 use crate::resources::cache_push::compile_exclude;
 use crate::secrets::Secret;
 use crate::ssh::steps::Step;
 use crate::ssh::{Remote, SshError};
-use crate::tfschema::{Optional, Required};
 use crate::write_only::{content_fingerprint, effective, file_fingerprint, Pair};
 
 /// Where the hook is installed; `post-build-hook` in the managed config names it.
@@ -29,27 +27,6 @@ pub const SERVICE_UNIT: &str = "nixbuild-push.service";
 pub const PATH_UNIT: &str = "nixbuild-push.path";
 /// The worker's log on hosts without systemd (with systemd: the journal of [`SERVICE_UNIT`]).
 pub const LOG_FILE: &str = "/var/log/nixbuild-push.log";
-
-/// Push every build to a binary cache or any store `nix copy --to` writes (the generic form of `cachix.watch_store`). Installs a Nix `post-build-hook` (`/etc/nixbuild/push/hook`, named in the managed `nixbuild.conf`) that the daemon runs as root after every build, also the builds it runs for remote clients through a machines file. The hook only queues the built paths and returns: a worker signs each path (with its closure) with `secret_key` and copies it with `nix copy --to`, one queue entry after another, so a slow or unreachable store never holds up or fails a build. On systemd hosts the worker is `nixbuild-push.service`, started by `nixbuild-push.path` when builds are queued, and logs to its journal; elsewhere the hook starts it in the background and it logs to `/var/log/nixbuild-push.log`. A failed push is logged and retried by the next run (after the next build) for a day. A changed or removed file, or (systemd) a stopped `nixbuild-push.path`, shows as drift. Destroying the builder, with either `on_destroy`, first runs the worker until nothing is queued, within `timeouts.delete` (builds still running then are not waited for: destroy builders after their builds); paths still queued after that (the store is down) fail the destroy with their count, and the builder stays in the state, so a later destroy uploads them. With `on_destroy = "keep"` a builder that cannot be reached (a short connect, as a refresh makes) is destroyed with a warning: its queue goes with it. Removing the block (or `on_destroy = "clean"`, after that upload) removes the hook line, the files, the queue and the units; removing the block by an apply discards what is still queued.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
-#[serde(default)]
-pub struct PushBlock {
-    /// Destination store, as `nix copy --to` takes it: `https://…`/`http://…` (HTTP PUT), `s3://bucket?…`, `file:///dir`, `ssh-ng://user@host`, `ssh://…`, `gs://…`. The worker runs as root on the builder, with root's Nix configuration (credentials such as `netrc-file` or AWS profiles come from there). No `secret-key=` parameter: use `secret_key`.
-    #[schemars(with = "Required<String>")]
-    pub store_uri: Value<String>,
-    /// Binary-cache secret key (`name:base64`, as `nix-store --generate-binary-cache-key` writes it) the worker signs every pushed path with. It travels over the SSH channel's stdin into a root-only 0600 file on the builder (`/etc/nixbuild/push/secret-key`), never on a command line; a refresh compares the file's SHA-256 with this value's, so a changed file shows as drift. It is kept in the state (marked sensitive); `secret_key_wo` keeps it out. One of the two is required.
-    #[schemars(with = "Optional<Secret>")]
-    pub secret_key: Value<Secret>,
-    /// Write-only (Terraform ≥ 1.11): the signing key, like `secret_key`, written to the same root-only file, but never stored in the state or the plan. A refresh still notices a changed or removed key file, through a keyed fingerprint of its SHA-256 in the private state. A new value alone plans no update (it may differ on every run, e.g. from an ephemeral resource): bump `secret_key_wo_version` to write it. Conflicts with `secret_key`.
-    #[schemars(with = "Optional<Secret>")]
-    pub secret_key_wo: Value<Secret>,
-    /// Any number, stored in the state: changing it plans an update that writes the current `secret_key_wo` to the builder. Only with `secret_key_wo`.
-    #[schemars(with = "Optional<i64>")]
-    pub secret_key_wo_version: Value<i64>,
-    /// Regular expressions matched against the name of each built path, the part after `<hash>-` (`hello-2.12`, `hello-2.12-doc`), anywhere in the name unless anchored with `^…$`; a matching out path is not pushed (it still is when a pushed path references it: a binary cache must hold every reference of a path it holds). They are matched on the builder with `grep -E`, so only the syntax both `grep -E` and `nixbuild_cache_push`'s `exclude` read is accepted: no `\d`-style escape classes, `(?…)` groups or lazy quantifiers (write `[0-9]`, plain groups).
-    #[schemars(with = "Optional<Vec<String>>")]
-    pub exclude: StrList,
-}
 
 /// Plan-time checks of the `push` block (and of an `extra_config` that would
 /// set its own hook).
