@@ -32,6 +32,28 @@ saved_keys="$records/$name.authorized_keys"
 PATH="$PATH:/usr/sbin:/sbin"
 owner=$(account_owner "$name" "$records" "$owner_id" "$adopt_owner_id")
 
+# useradd, usermod and userdel fail at once while another process holds the
+# account files' lock. The usual holder is this script's run on a connection
+# that was just cut, which its guard is stopping (SIGTERM, SIGKILL 3 s
+# later): wait up to 15 s for a live holder to go. A lock whose process is
+# gone is stale, and the tools remove it themselves.
+wait_for_account_locks() {
+  waited=0
+  for lock in /etc/passwd.lock /etc/shadow.lock /etc/group.lock /etc/gshadow.lock; do
+    while [ -f "$lock" ] && [ "$waited" -lt 15 ]; do
+      holder=$(tr -dc '0-9' <"$lock" 2>/dev/null || true)
+      if [ -z "$holder" ] || [ ! -d "/proc/$holder" ]; then
+        break
+      fi
+      sleep 1
+      waited=$((waited + 1))
+    done
+  done
+}
+case "$mode" in
+  ensure | release) wait_for_account_locks ;;
+esac
+
 home_of() { getent passwd "$name" | cut -d: -f6; }
 
 # Whether the user runs a process (from /proc: procps may be missing).
