@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{exclusive, hcl, provider_config, terraform_versions, world, Tf};
+use common::{exclusive, hcl, nix_signing_key, provider_config, terraform_versions, world, Tf};
 
 /// The worker's log on a host without systemd.
 const LOG: &str = "/var/log/nixbuild-push.log";
@@ -39,24 +39,6 @@ fn cache() -> (String, PathBuf) {
 fn narinfo(dir: &Path, path: &str) -> Option<String> {
     let hash = &path.trim_start_matches("/nix/store/")[..32];
     std::fs::read_to_string(dir.join(format!("{hash}.narinfo"))).ok()
-}
-
-/// A fresh binary-cache key pair made by Nix: (secret, public).
-fn signing_key(dir: &Path, name: &str) -> (String, String) {
-    let (sk, pk) = (
-        dir.join(format!("{name}.sec")),
-        dir.join(format!("{name}.pub")),
-    );
-    let status = Command::new("nix-store")
-        .arg("--generate-binary-cache-key")
-        .args([name, sk.to_str().unwrap(), pk.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    (
-        std::fs::read_to_string(sk).unwrap(),
-        std::fs::read_to_string(pk).unwrap(),
-    )
 }
 
 /// A loopback port nobody listens on (bound once, then released).
@@ -250,8 +232,8 @@ fn scenario(builder: &Builder) {
         let machines = dir.join("machines");
         let (client_key, client_pub) = common::keypair(&dir, "client");
         let key_name = format!("push-hook-{}-{}", builder.name, version.replace('.', "-"));
-        let (secret, public) = signing_key(&dir, &key_name);
-        let (other_secret, _) = signing_key(&dir, "another-key");
+        let (secret, public) = nix_signing_key(&dir, &key_name);
+        let (other_secret, _) = nix_signing_key(&dir, "another-key");
         let secret_part = secret.trim().split_once(':').unwrap().1.to_string();
         let commands_before = host.commands_log().len();
         let config = |push: Option<&str>| builder.config(&machines, &client_key, &client_pub, push);
@@ -627,7 +609,7 @@ fn drain_scenario(builder: &Builder) {
         let machines = dir.join("machines");
         let (client_key, client_pub) = common::keypair(&dir, "client");
         let key_name = format!("push-drain-{}", version.replace('.', "-"));
-        let (secret, public) = signing_key(&dir, &key_name);
+        let (secret, public) = nix_signing_key(&dir, &key_name);
         let config = |uri: &str| {
             builder.config(
                 &machines,

@@ -247,6 +247,20 @@ fn assert_host_key_error(text: &str) {
 }
 
 /// Length of a log now, to read only what this run adds ("the window").
+/// A plan that fails with the host-key error, and did so without logging in
+/// to `host` with the import's pin (sshd accepted no key during it).
+fn plan_stops_before_any_login(tf: &Tf, host: &common::Host) {
+    let sshd_window = window_start(&host.sshd_log());
+    let text = tf.fails(&["plan", "-no-color"]);
+    assert_host_key_error(&text);
+    let window = host.sshd_log()[sshd_window..].to_string();
+    assert!(
+        !window.contains("Accepted publickey"),
+        "{}: the plan logged in with the import's pin: {window}",
+        tf.version
+    );
+}
+
 fn window_start(text: &str) -> usize {
     text.len()
 }
@@ -830,14 +844,7 @@ fn import_checks_the_host_key() {
         // apply, before any login: the refresh does not log in with a key
         // only the import saw (issue 28: sshd counted one more accepted login).
         let commands_window = window_start(&h3.commands_log());
-        let sshd_window = window_start(&h3.sshd_log());
-        let text = tf.fails(&["plan", "-no-color"]);
-        assert_host_key_error(&text);
-        let window = h3.sshd_log()[sshd_window..].to_string();
-        assert!(
-            !window.contains("Accepted publickey"),
-            "{version}: the plan logged in with the import's pin: {window}"
-        );
+        plan_stops_before_any_login(&tf, &h3);
         let text = tf.fails(&["apply", "-auto-approve", "-no-color"]);
         assert_host_key_error(&text);
         let commands = h3.commands_log()[commands_window..].to_string();
@@ -901,14 +908,7 @@ resource "nixbuild_machines_file" "m" {{
         let tf = Tf::new(&version);
         tf.write(&config(&other_key));
         tf.ok(&["import", "-no-color", "nixbuild_machines_file.m", &id]);
-        let sshd_window = window_start(&h3.sshd_log());
-        let text = tf.fails(&["plan", "-no-color"]);
-        assert_host_key_error(&text);
-        let window = h3.sshd_log()[sshd_window..].to_string();
-        assert!(
-            !window.contains("Accepted publickey"),
-            "{version}: the plan logged in with the import's pin: {window}"
-        );
+        plan_stops_before_any_login(&tf, &h3);
         let text = tf.fails(&["apply", "-auto-approve", "-no-color"]);
         assert_host_key_error(&text);
         tf.ok(&["state", "rm", "nixbuild_machines_file.m"]);

@@ -20,6 +20,14 @@ pub struct MachinesFilePrivate {
     pub pin_from_import: bool,
 }
 
+impl MachinesFilePrivate {
+    /// Whether `private` (absent in states from before it) marks the pin as
+    /// only what a keyless import saw.
+    pub fn pin_from_import(private: &Value<Self>) -> bool {
+        private.as_ref_option().is_some_and(|p| p.pin_from_import)
+    }
+}
+
 /// The state an import starts from. The ID is the file: an absolute local
 /// path, or `user@host[:port]:/path` on a `target`, optionally followed by
 /// the target's expected host key line. Read then fills in the machines.

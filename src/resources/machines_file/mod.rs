@@ -109,9 +109,7 @@ impl Resource for MachinesFileResource {
         let Some(location) = Location::of(&state) else {
             return Some((state, private_state));
         };
-        let from_import = private_state
-            .as_ref_option()
-            .is_some_and(|p| p.pin_from_import);
+        let from_import = MachinesFilePrivate::pin_from_import(&private_state);
         if from_import && state.id.is_value() {
             // Imported without a key: the pin is only what the import saw.
             // The configuration (which a refresh cannot see) may name
@@ -268,9 +266,7 @@ impl Resource for MachinesFileResource {
         }
         // The same file on the same host keeps its pin unless the
         // configuration names another key (the re-key of a re-installed host).
-        let from_import = prior_private_state
-            .as_ref_option()
-            .is_some_and(|p| p.pin_from_import);
+        let from_import = MachinesFilePrivate::pin_from_import(&prior_private_state);
         let pins = self.files().planned_pins(
             diags,
             &state,
