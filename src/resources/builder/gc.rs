@@ -10,10 +10,50 @@
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
+use super::blocks::{only_at, Applying, Block, Checking, CleanPhase, Cleaning, Phase};
+use super::config::BuilderState;
 pub use super::config::GcBlock;
 use crate::context::{Context, Outcome, Purpose, Target};
 use crate::ssh::steps::Step;
-use crate::ssh::{Remote, SshError};
+
+pub struct Gc;
+
+#[async_trait::async_trait]
+impl Block for Gc {
+    fn validate(&self, config: &BuilderState, diags: &mut Diagnostics) {
+        validate(&config.gc, diags);
+    }
+
+    async fn check_at_plan(
+        &self,
+        configured: &Context,
+        state: &BuilderState,
+        target: &Target<'_>,
+        diags: &mut Diagnostics,
+    ) {
+        check_at_plan(configured, &state.gc, target, diags).await;
+    }
+
+    /// Last: its first collection (at install) then sees the store and the
+    /// daemon as they are after this apply.
+    fn steps(&self, phase: Phase, apply: &Applying) -> Vec<Step> {
+        only_at(phase, Phase::AfterRestart, || {
+            vec![converge_step(&apply.state.gc)]
+        })
+    }
+
+    fn check_step(&self, checking: &Checking) -> Option<Step> {
+        check_step(&checking.state.gc)
+    }
+
+    fn drift(&self, _checking: &Checking, output: Option<&str>) -> Vec<String> {
+        output.map(drift_in).unwrap_or_default()
+    }
+
+    fn clean_steps(&self, phase: CleanPhase, _clean: &Cleaning) -> Vec<Step> {
+        only_at(phase, CleanPhase::BeforeConfig, || vec![clean_step()])
+    }
+}
 
 pub const TIMER_UNIT: &str = "nixbuild-gc.timer";
 pub const SERVICE_UNIT: &str = "nixbuild-gc.service";
@@ -277,14 +317,6 @@ pub fn converge_step(value: &Value<GcBlock>) -> Step {
 /// Remove what the block put on the host (a no-op on a host with none).
 pub fn clean_step() -> Step {
     step("remove periodic gc", "clean", "", "")
-}
-
-/// Read and apply: what is out of line with the schedule (only with one).
-pub async fn check(remote: &Remote, value: &Value<GcBlock>) -> Result<Vec<String>, SshError> {
-    match check_step(value) {
-        Some(step) => Ok(drift_in(&step.run(remote, true).await?.stdout_text())),
-        None => Ok(vec![]),
-    }
 }
 
 /// The check as a step (`None`: no schedule, nothing to check).

@@ -8,8 +8,6 @@
 //! state lacks `records_ownership` (every later build sets it).
 
 use super::config::BuilderPrivate;
-use super::ownership::Owner;
-use crate::ssh::steps::Step;
 
 /// Whether `private` was written by a build that kept no ownership records.
 pub fn is_legacy(private: &BuilderPrivate) -> bool {
@@ -24,12 +22,6 @@ pub fn foreign_user_finding(private: &BuilderPrivate, found: String) -> String {
     } else {
         found
     }
-}
-
-/// Record a 0.1.0 builder's build user as created by this provider (nothing
-/// happens when the host already has a record, or no such account).
-pub fn claim_build_user_step(user: &str, owner: &Owner) -> Step {
-    super::build_user::build_user_step("claim", user, "no", owner, None)
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 //! the same read-only check that Read runs, so state always describes what is
 //! on the host. Drift found by Read plans an update that re-converges.
 
+mod blocks;
 pub mod build_keys;
 mod build_user;
+mod cachix;
 pub mod client;
 pub mod config;
 pub mod gc;
@@ -34,19 +36,32 @@ use crate::context::{
 use crate::host::facts::CHECK_STEP;
 use crate::host::probe::PROBE_STEP;
 use crate::host::{Facts, NixSnapshot};
-use crate::nix::conf::{sha256_hex, INCLUDE_LINE, MANAGED_CONF_PATH, NIX_CONF_PATH};
+use crate::nix::conf::{INCLUDE_LINE, MANAGED_CONF_PATH, NIX_CONF_PATH};
 use crate::resources::timeouts::Operation;
 use crate::secrets::Secret;
 use crate::ssh::steps::{Step, StepsOutput};
 use crate::ssh::{Remote, SshError};
 use crate::write_only;
-use build_user::{build_user_step, foreign_user_message, other_owners_user_message, OWNER_STEP};
+use blocks::{Applying, Block, Checking, CleanPhase, Cleaning, Phase};
+use build_user::foreign_user_message;
 use config::{
     known_strings, str_list, BuilderPrivate, BuilderState, ACCOUNT_RECORDS, CACHIX_ENV_FILE,
     OWNER_FILE, WATCH_STORE_UNIT,
 };
 use ownership::Owner;
 use watch_store::{Secrets, WatchStoreSecret};
+
+/// The builder's blocks, in the order their steps, checks, drift and
+/// clean steps run at each point (see [`blocks`]). A new block implements
+/// [`Block`] in its own file and is added here.
+const BLOCKS: [&dyn Block; 6] = [
+    &build_user::BuildUser,
+    &cachix::Cachix,
+    &push_hook::Push,
+    &monitoring::Monitoring,
+    &nix_credentials::Credentials,
+    &gc::Gc,
+];
 
 /// Where the Cachix substituter comes from, as far as the plan knows.
 #[derive(Clone, Debug, PartialEq)]
@@ -109,20 +124,11 @@ impl BuilderResource {
     /// write-only twin (the Cachix secrets only where they are written:
     /// with `watch_store`), sorted: what [`BuilderPrivate::write_only`] records.
     fn write_only_args(state: &BuilderState) -> Vec<String> {
-        let mut args: Vec<String> = watch_store::write_only_args(state)
-            .into_iter()
+        let mut args: Vec<String> = BLOCKS
+            .iter()
+            .flat_map(|block| block.write_only_args(state))
             .map(String::from)
             .collect();
-        args.extend(
-            nix_credentials::write_only_args(&state.nix_block())
-                .into_iter()
-                .map(String::from),
-        );
-        args.extend(
-            push_hook::write_only_args(&state.push)
-                .into_iter()
-                .map(String::from),
-        );
         args.sort();
         args
     }
@@ -310,7 +316,6 @@ impl BuilderResource {
     /// Terraform's validation does not see (secrets from variables are
     /// unknown there).
     fn check_plan(configured: &Context, state: &BuilderState, diags: &mut Diagnostics) {
-        nix_credentials::validate(&state.nix_block(), diags);
         config::check_admin_user(
             state,
             configured
@@ -320,12 +325,20 @@ impl BuilderResource {
                 .map(String::as_str),
             diags,
         );
-        if state.watch_store() && Self::token(configured, state) == SecretValue::Absent {
-            diags.error(
-                "cachix.watch_store needs an auth token",
-                "set the provider's `cachix.auth_token` (or CACHIX_AUTH_TOKEN), or `cachix.auth_token` here",
-                AttributePath::new("cachix").index(0).attribute("watch_store"),
-            );
+        for block in BLOCKS {
+            block.check_plan(configured, state, diags);
+        }
+    }
+
+    /// The blocks' plan-time checks against the host at `target`.
+    async fn check_at_plan(
+        configured: &Context,
+        state: &BuilderState,
+        target: &Target<'_>,
+        diags: &mut Diagnostics,
+    ) {
+        for block in BLOCKS {
+            block.check_at_plan(configured, state, target, diags).await;
         }
     }
 
@@ -430,7 +443,6 @@ impl BuilderResource {
         secrets: &Secrets,
     ) -> Vec<String> {
         let mut drift = Vec::new();
-        let user = state.build_user_name().unwrap_or_default();
         if let Value::Value(applied) = &state.config_hash {
             if *applied != facts.config_sha256 {
                 drift.push(if facts.config_sha256.is_empty() {
@@ -449,37 +461,8 @@ impl BuilderResource {
                 "the host's builder objects belong to another nixbuild_builder resource (owner id {other}, {OWNER_FILE})"
             ));
         }
-        if !facts.user {
-            drift.push(format!("build user `{user}` is missing"));
-        } else if facts.user_owner == "other" {
-            drift.push(format!(
-                "build user `{user}` belongs to another nixbuild_builder resource (its record in {ACCOUNT_RECORDS} names another owner id)"
-            ));
-        } else if facts.user_owner == "foreign" && !legacy::is_legacy(private) {
-            drift.push(format!(
-                "build user `{user}` is an account nixbuild_builder did not create (no record in {ACCOUNT_RECORDS})"
-            ));
-        } else if let Some(keys) = state.authorized_keys_file() {
-            if sha256_hex(keys.as_bytes()) != facts.user_keys_sha256 {
-                drift.push(format!(
-                    "authorized_keys of `{user}` differ from build_user.authorized_keys"
-                ));
-            }
-        }
-        if state.watch_store() {
-            if facts.unit != "active" {
-                drift.push(format!(
-                    "cachix watch-store service is `{}`",
-                    if facts.unit.is_empty() {
-                        "unknown"
-                    } else {
-                        &facts.unit
-                    }
-                ));
-            }
-            drift.extend(secrets.drift(private));
-        } else {
-            drift.extend(leftover_watch_store(facts));
+        for block in BLOCKS {
+            drift.extend(block.drift_in_facts(state, private, facts, secrets));
         }
         drift
     }
@@ -550,100 +533,16 @@ impl BuilderResource {
         previous_user: Option<&str>,
     ) -> Result<(Facts, Vec<String>), Failure> {
         let user = state.build_user_name().expect("known at apply");
-        let adopt_existing = state.adopt_existing();
-        let adopt = if adopt_existing { "yes" } else { "no" };
         let owner = &Owner::applying(state, &private.predecessor_owner);
-        // NixOS generates its own Nix config: stop before anything changes.
-        let mut steps =
-            vec![Step::new(PROBE_STEP, crate::scripts::NIXOS_CHECK, &[]).stop_on("nixos=yes")];
-        // Before any change: another resource's host stays untouched.
-        steps.push(owner.check_step(&user));
-        if legacy::is_legacy(private) {
-            steps.push(legacy::claim_build_user_step(
-                previous_user.unwrap_or(&user),
-                owner,
-            ));
-        }
-        // Before any change: an account this resource did not create (or
-        // another resource's) stays untouched.
-        steps.push(build_user_step("owner", &user, adopt, owner, None).stop_on("refuse=yes"));
-        // The first write: the host is this resource's from here on.
-        steps.push(owner.claim_step(&user));
-        let daemon = if state.daemon() { "true" } else { "false" };
-        // Without systemd no installer starts a daemon: the script refuses a
-        // multi-user install unless this command can start one.
-        let has_restart = if state.nix_block().daemon_restart_command.is_value() {
-            "true"
-        } else {
-            "false"
+        let apply = Applying {
+            state,
+            private,
+            user: &user,
+            owner,
+            previous_user,
+            secrets,
         };
-        steps.push(
-            Step::new(
-                "install Nix",
-                crate::scripts::INSTALL_NIX,
-                &[
-                    &state.install_method(),
-                    &state.installer_url(),
-                    daemon,
-                    has_restart,
-                ],
-            )
-            .serves("nix"),
-        );
-        // Before the config names the hook: the daemon never runs a missing one.
-        steps.extend(push_hook::install_step(&state.push));
-        let credentials =
-            nix_credentials::wanted(&state.nix_block()).expect("arguments are known at apply");
-        steps.push(nix_credentials::converge_step(&credentials));
-        let cachix = match target {
-            CachixTarget::Known { uri, key } => Some((uri.as_str(), key.as_str())),
-            _ => None,
-        };
-        let conf = state
-            .managed_conf(cachix)
-            .expect("arguments are known at apply");
-        steps.push(
-            Step::new(
-                "write Nix config",
-                crate::scripts::WRITE_CONFIG,
-                &[MANAGED_CONF_PATH, NIX_CONF_PATH, INCLUDE_LINE],
-            )
-            .input(conf.render())
-            .reports_change()
-            .serves("nix"),
-        );
-        let keys = state.authorized_keys_file().expect("known at apply");
-        steps.push(build_user_step("ensure", &user, adopt, owner, Some(keys)).reports_change());
-        if let Some(old) = previous_user.filter(|old| *old != user) {
-            steps.push(build_user_step("release", old, "no", owner, None));
-        }
-        // Also without a `cachix` block: a service or token left behind goes.
-        let cache = state
-            .cachix
-            .as_ref_option()
-            .and_then(|c| c.cache.as_ref_option().cloned())
-            .unwrap_or_default();
-        let env = if state.watch_store() {
-            secrets.env_file()
-        } else {
-            String::new()
-        };
-        steps.push(cachix_step(
-            &cache,
-            state.cachix_install(),
-            state.watch_store(),
-            env,
-            state.timeout(Operation::Delete),
-        ));
-        // A new trusted user, config or credential reaches the daemon only
-        // when it restarts.
-        steps.push(restart_daemon_step(state).only_after_change());
-        // After the daemon restarted without the hook line.
-        steps.extend(push_hook::remove_unless_configured_step(&state.push));
-        // Last: its first collection (at install) then sees the store and
-        // the daemon as they are after this apply.
-        steps.push(monitoring::converge_step(&state.monitoring));
-        steps.push(gc::converge_step(&state.gc));
+        let mut steps = converge_steps(&apply, target);
         let converge_steps = steps.len();
         // Then the check, as a Read would run it.
         steps.extend(checks(state, private, false, false));
@@ -684,15 +583,8 @@ impl BuilderResource {
             let host = remote.endpoint().to_string();
             return Err(refused(ownership::CHECK_STEP, other.message(&host)));
         }
-        if let Some(found) = out.stdout(OWNER_STEP) {
-            if found.lines().any(|l| l == "refuse=yes") {
-                let message = if found.lines().any(|l| l == "owner=other") {
-                    other_owners_user_message(&user)
-                } else {
-                    foreign_user_message(&user)
-                };
-                return Err(refused(OWNER_STEP, message));
-            }
+        if let Some((step, message)) = BLOCKS.iter().find_map(|b| b.refusal(&out, &apply)) {
+            return Err(refused(&step, message));
         }
         read_checks(remote, state, private, false, &out).map_err(Failure::Check)
     }
@@ -812,10 +704,10 @@ impl BuilderResource {
         };
         private.pin_from_import = false;
         private.records_ownership = true;
-        nix_credentials::record_applied(&state, &mut private);
-        private.push_key_digest = push_hook::applied_key_digest(&state.push, &private.token_salt);
+        for block in BLOCKS {
+            block.record_applied(&state, &mut private, &secrets);
+        }
         private.write_only = Self::write_only_args(&state);
-        secrets.record(&state, &mut private);
         state.config_hash = Value::Null;
         Self::observe(&mut state, &remote, &facts, &mut private, &secrets);
         add_drift(&mut state, monitoring_drift);
@@ -845,18 +737,102 @@ impl BuilderResource {
     }
 }
 
+/// An apply's converge steps, in order: the builder's own, with the
+/// blocks' steps at each [`Phase`]. Every step checks before it acts, so
+/// running them again after a failure resumes.
+fn converge_steps(apply: &Applying, target: &CachixTarget) -> Vec<Step> {
+    let (state, owner) = (apply.state, apply.owner);
+    let blocks_at =
+        |phase: Phase| -> Vec<Step> { BLOCKS.iter().flat_map(|b| b.steps(phase, apply)).collect() };
+    // NixOS generates its own Nix config: stop before anything changes.
+    let mut steps =
+        vec![Step::new(PROBE_STEP, crate::scripts::NIXOS_CHECK, &[]).stop_on("nixos=yes")];
+    // Before any change: another resource's host stays untouched.
+    steps.push(owner.check_step(apply.user));
+    steps.extend(blocks_at(Phase::BeforeAnyChange));
+    // The first write: the host is this resource's from here on.
+    steps.push(owner.claim_step(apply.user));
+    let daemon = if state.daemon() { "true" } else { "false" };
+    // Without systemd no installer starts a daemon: the script refuses a
+    // multi-user install unless this command can start one.
+    let has_restart = if state.nix_block().daemon_restart_command.is_value() {
+        "true"
+    } else {
+        "false"
+    };
+    steps.push(
+        Step::new(
+            "install Nix",
+            crate::scripts::INSTALL_NIX,
+            &[
+                &state.install_method(),
+                &state.installer_url(),
+                daemon,
+                has_restart,
+            ],
+        )
+        .serves("nix"),
+    );
+    steps.extend(blocks_at(Phase::BeforeConfig));
+    let cachix = match target {
+        CachixTarget::Known { uri, key } => Some((uri.as_str(), key.as_str())),
+        _ => None,
+    };
+    let conf = state
+        .managed_conf(cachix)
+        .expect("arguments are known at apply");
+    steps.push(
+        Step::new(
+            "write Nix config",
+            crate::scripts::WRITE_CONFIG,
+            &[MANAGED_CONF_PATH, NIX_CONF_PATH, INCLUDE_LINE],
+        )
+        .input(conf.render())
+        .reports_change()
+        .serves("nix"),
+    );
+    steps.extend(blocks_at(Phase::AfterConfig));
+    // A new trusted user, config or credential reaches the daemon only
+    // when it restarts.
+    steps.push(restart_daemon_step(state).only_after_change());
+    steps.extend(blocks_at(Phase::AfterRestart));
+    steps
+}
+
+/// A `clean` destroy's steps, in order: the owner check first (another
+/// resource's host is left alone), the blocks' clean steps at each
+/// [`CleanPhase`] around the managed config's removal and the daemon
+/// restart, and the claim's release last.
+fn clean_steps(clean: &Cleaning) -> Vec<Step> {
+    let blocks_at = |phase: CleanPhase| -> Vec<Step> {
+        BLOCKS
+            .iter()
+            .flat_map(|b| b.clean_steps(phase, clean))
+            .collect()
+    };
+    let mut steps = vec![clean.owner.check_step(clean.user)];
+    steps.extend(blocks_at(CleanPhase::BeforeConfig));
+    steps.extend([
+        Step::new(
+            "clean builder",
+            crate::scripts::BUILDER_CLEAN,
+            &[MANAGED_CONF_PATH, NIX_CONF_PATH, INCLUDE_LINE],
+        ),
+        restart_daemon_step(clean.state),
+    ]);
+    steps.extend(blocks_at(CleanPhase::AfterRestart));
+    steps.push(clean.owner.release_step());
+    steps
+}
+
 /// Terraform's validation of a configuration: the arguments
-/// ([`config::validate`]), then the checks of the blocks that live in their
-/// own files (here, so that `config` does not import them: see
-/// `builder_imports_form_no_circle`).
+/// ([`config::validate`]), then each block's (here, so that `config` does
+/// not import them: see `builder_imports_form_no_circle`).
 fn validate(config: &BuilderState, diags: &mut Diagnostics) {
     config::validate(config, diags);
-    if let Value::Value(nix) = &config.nix {
-        nix_credentials::validate(nix, diags);
+    for block in BLOCKS {
+        block.validate(config, diags);
     }
-    monitoring::validate(&config.monitoring, diags);
-    push_hook::validate(config, diags);
-    gc::validate(&config.gc, diags);
 }
 
 /// The pins a plan promises (see [`Context::plan_pins`]), with the host key
@@ -908,12 +884,11 @@ fn settle_unknowns(state: &mut BuilderState) {
     }
 }
 
-/// Every check of a builder as steps: the builder check, then those of its
-/// optional blocks ([`monitoring`], [`gc`], [`push_hook`]) and of the
-/// credential files, only for what it uses. Nix's own facts come from the
-/// last snapshot while the host's Nix fingerprint still matches it.
-/// `refresh`: a Read, whose state holds no write-only value (files written
-/// from one are checked by their keyed digests in `private`).
+/// Every check of a builder as steps: the builder check, then each block's
+/// (only for what it uses). Nix's own facts come from the last snapshot
+/// while the host's Nix fingerprint still matches it. `refresh`: a Read,
+/// whose state holds no write-only value (files written from one are
+/// checked by their keyed digests in `private`).
 fn checks(state: &BuilderState, private: &BuilderPrivate, dump: bool, refresh: bool) -> Vec<Step> {
     let mut steps = vec![BuilderResource::check_step(
         state,
@@ -921,16 +896,17 @@ fn checks(state: &BuilderState, private: &BuilderPrivate, dump: bool, refresh: b
         Some(&private.nix_snapshot),
         &state.owner_id.as_ref_option().cloned().unwrap_or_default(),
     )];
-    steps.extend(monitoring::check_step(&state.monitoring));
-    steps.extend(gc::check_step(&state.gc));
-    steps.extend(push_hook::check_step(&state.push));
-    steps.extend(nix_credentials::drift_step(state, private, refresh));
+    let checking = Checking {
+        state,
+        private,
+        refresh,
+    };
+    steps.extend(BLOCKS.iter().filter_map(|b| b.check_step(&checking)));
     steps
 }
 
 /// The facts and the blocks' drift in the output of [`checks`] (`refresh`
-/// as there; a refresh also compares the state's credentials with their
-/// private fingerprint).
+/// as there).
 fn read_checks(
     remote: &Remote,
     state: &BuilderState,
@@ -943,25 +919,45 @@ fn read_checks(
         out.stdout(CHECK_STEP).unwrap_or_default(),
         Some(&private.nix_snapshot),
     )?;
-    let ran = |step: Option<Step>| step.and_then(|s| out.stdout(s.name()).map(str::to_string));
-    let mut drift = Vec::new();
-    if let Some(text) = ran(monitoring::check_step(&state.monitoring)) {
-        drift.extend(monitoring::drift_in(&state.monitoring, &text));
-    }
-    if let Some(text) = ran(gc::check_step(&state.gc)) {
-        drift.extend(gc::drift_in(&text));
-    }
-    if let Some(text) = ran(push_hook::check_step(&state.push)) {
-        drift.extend(push_hook::drift_in(&state.push, &text, private));
-    }
-    let credentials = ran(nix_credentials::drift_step(state, private, refresh));
-    drift.extend(nix_credentials::drift_of(
+    let checking = Checking {
         state,
         private,
         refresh,
-        credentials.as_deref(),
-    ));
+    };
+    let drift = BLOCKS
+        .iter()
+        .flat_map(|block| {
+            let output = block
+                .check_step(&checking)
+                .and_then(|step| out.stdout(step.name()));
+            block.drift(&checking, output)
+        })
+        .collect();
     Ok((facts, drift))
+}
+
+/// A destroy's upload of the blocks' queues (see [`Block::queue`]).
+struct Drain<'a> {
+    queued: &'a [(&'static dyn Block, blocks::Queue)],
+    /// The index in `queued` of the queue being uploaded, for the message
+    /// when the deadline catches it.
+    draining: &'a Mutex<usize>,
+    deadline: tokio::time::Instant,
+    host: &'a str,
+}
+
+impl Drain<'_> {
+    /// Upload every queue in order; `keep`: the blocks' services run again
+    /// afterwards.
+    async fn run(&self, remote: &Remote, keep: bool, diags: &mut Diagnostics) -> Option<()> {
+        for (index, (block, _)) in self.queued.iter().enumerate() {
+            *self.draining.lock().expect("draining") = index;
+            block
+                .drain(remote, self.deadline, keep, self.host, diags)
+                .await?;
+        }
+        Some(())
+    }
 }
 
 /// Why an apply's one command failed: a converge step (its name), or the
@@ -973,7 +969,7 @@ enum Failure {
     Check(SshError),
 }
 
-/// Append what another check found (e.g. [`extra_checks`]) to `state.drift`.
+/// Append what the blocks' checks found to `state.drift`.
 fn add_drift(state: &mut BuilderState, more: Vec<String>) {
     if !more.is_empty() {
         let mut drift = known_strings(&state.drift).unwrap_or_default();
@@ -1035,50 +1031,6 @@ fn restart_daemon_step(state: &BuilderState) -> Step {
         &[custom.as_str(), daemon],
     )
     .serves("nix")
-}
-
-/// `cachix.sh`: converge the CLI and the watch-store service (whose stop
-/// may take `stop_timeout`: it uploads its queue); with `watch = false`,
-/// remove a service and token file left on the host.
-fn cachix_step(
-    cache: &str,
-    install: bool,
-    watch: bool,
-    env: String,
-    stop_timeout: std::time::Duration,
-) -> Step {
-    let flag = |b: bool| if b { "true" } else { "false" };
-    let stop_seconds = stop_timeout.as_secs().max(1).to_string();
-    Step::new(
-        "cachix",
-        crate::scripts::CACHIX,
-        &[
-            cache,
-            flag(install),
-            flag(watch),
-            WATCH_STORE_UNIT,
-            CACHIX_ENV_FILE,
-            &stop_seconds,
-        ],
-    )
-    .input(env)
-    .serves("cachix")
-}
-
-/// Drift when no watch-store is wanted but its pieces are on the host.
-fn leftover_watch_store(facts: &Facts) -> Vec<String> {
-    let mut drift = Vec::new();
-    if !facts.unit.is_empty() && facts.unit != "absent" {
-        drift.push(format!(
-            "the cachix watch-store service {WATCH_STORE_UNIT} is on the host, but no watch_store is configured"
-        ));
-    }
-    if facts.cachix_env {
-        drift.push(format!(
-            "the Cachix token file {CACHIX_ENV_FILE} is on the host, but no watch_store is configured"
-        ));
-    }
-    drift
 }
 
 /// `user@host:port`, optionally followed by whitespace and the expected host
@@ -1247,9 +1199,9 @@ impl Resource for BuilderResource {
         state.owner_id = Value::Unknown;
         Self::derive(&mut state, host.as_deref().unwrap_or_default());
         if let Some(host) = &host {
-            gc::check_at_plan(
+            Self::check_at_plan(
                 &configured,
-                &state.gc,
+                &state,
                 &Self::target(&state, host, None),
                 diags,
             )
@@ -1345,9 +1297,9 @@ impl Resource for BuilderResource {
         // The client attributes follow the planned key and endpoint.
         client::derive(&mut state);
         let pinned = prior_state.host_key.as_ref_option().map(String::as_str);
-        gc::check_at_plan(
+        Self::check_at_plan(
             &configured,
-            &state.gc,
+            &state,
             &Self::target(&prior_state, &host, pinned),
             diags,
         )
@@ -1428,80 +1380,72 @@ impl Resource for BuilderResource {
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<()> {
         let configured = self.shared.get(diags)?;
-        let legacy_state = legacy::is_legacy(&private_state.as_option().unwrap_or_default());
+        let private = private_state.as_option().unwrap_or_default();
         // A state from before owner ids (not refreshed since) cleans a host
         // nobody claimed.
         let owner = Owner::of(&mut state.clone());
-        // Everything below, the push queue's upload included, within
+        // Everything below, the queues' upload included, within
         // `timeouts.delete`.
         let delete_timeout = state.timeout(Operation::Delete);
         let deadline = tokio::time::Instant::now() + delete_timeout;
-        let has_push = state.push.is_value();
-        // watch-store uploads what it queued when it is stopped: stop it first.
-        let has_watch = state.watch_store();
+        let host = state.host.as_ref_option().cloned().unwrap_or_default();
+        // What the blocks queued on the host (watch-store's paths, the push
+        // hook's builds) is uploaded before the host, or the block, goes.
+        let queued: Vec<(&'static dyn Block, blocks::Queue)> = BLOCKS
+            .iter()
+            .filter_map(|block| block.queue(&state).map(|queue| (*block, queue)))
+            .collect();
+        // Which queue the deadline caught, for its message.
+        let draining = Mutex::new(0);
+        let drain = Drain {
+            queued: &queued,
+            draining: &draining,
+            deadline,
+            host: &host,
+        };
+        let timed_out = |diags: &mut Diagnostics| {
+            let index = *draining.lock().expect("draining");
+            if let Some((block, _)) = queued.get(index) {
+                block.drain_timed_out(&host, delete_timeout, diags);
+            }
+        };
         if !state.on_destroy_clean() {
             // `keep`: touch nothing. A replacement at the same address
             // inherits the pin.
-            let host = state.host.as_ref_option().cloned().unwrap_or_default();
             let pinned = state.host_key.as_ref_option().map(String::as_str);
             let target = Self::target(&state, &host, pinned);
             configured.remember_pin(&target);
             configured.leave_owner(&target, &owner.id);
-            if !has_push && !has_watch {
+            if queued.is_empty() {
                 // No connection at all: the host is usually gone.
                 return Some(());
             }
-            // With a `push` block, what the builder built but has not
-            // uploaded yet would go with the host: upload it first. A host
-            // that cannot be reached (the read policy: a short connect, a
-            // warning) has nothing this destroy can save.
+            // A host that cannot be reached (the read policy: a short
+            // connect, a warning) has nothing this destroy can save.
             let work = async {
                 let mut attempt = Diagnostics::default();
                 match configured
                     .connect(&target, Purpose::Read, &mut attempt)
                     .await
                 {
-                    Outcome::Connected(remote) => {
-                        if has_watch {
-                            // `keep`: the service runs again afterwards.
-                            watch_store::stop(&remote, deadline, true, &host, diags).await?;
-                        }
-                        if has_push {
-                            push_hook::drain(&remote, deadline, &host, diags).await
-                        } else {
-                            Some(())
-                        }
-                    }
+                    // `keep`: the blocks' services run again afterwards.
+                    Outcome::Connected(remote) => drain.run(&remote, true, diags).await,
                     Outcome::Interrupted => {
                         diags.errors.extend(attempt.errors);
                         None
                     }
                     Outcome::KeepState | Outcome::Failed => {
-                        // What would have been uploaded, and where it was queued.
-                        let (what, lost, path) = if has_push {
-                            (
-                                "Push queue",
-                                "Builds still queued on the host for the `push` store",
-                                AttributePath::new("push"),
-                            )
-                        } else {
-                            (
-                                "cachix watch-store queue",
-                                "Paths watch-store had queued",
-                                AttributePath::new("cachix")
-                                    .index(0)
-                                    .attribute("watch_store"),
-                            )
-                        };
-                        for d in attempt.errors.into_iter().chain(attempt.warnings) {
-                            diags.warning(
-                                format!("{what} of {host} not checked: {}", d.summary),
-                                format!(
-                                    "{} {lost}, if any, are not uploaded; the builder is destroyed (on_destroy = \"keep\" touches nothing on the host).",
-                                    d.detail
-                                ),
-                                path.clone(),
-                            );
+                        for (_, queue) in &queued {
+                            for d in attempt.errors.iter().chain(&attempt.warnings) {
+                                diags.warning(
+                                    format!("{} of {host} not checked: {}", queue.what, d.summary),
+                                    format!(
+                                        "{} {}, if any, are not uploaded; the builder is destroyed (on_destroy = \"keep\" touches nothing on the host).",
+                                        d.detail, queue.lost
+                                    ),
+                                    queue.at.clone(),
+                                );
+                            }
                         }
                         Some(())
                     }
@@ -1509,22 +1453,19 @@ impl Resource for BuilderResource {
             };
             return match tokio::time::timeout_at(deadline, work).await {
                 Ok(result) => result,
-                Err(_) if has_push => {
-                    push_hook::timed_out(&host, delete_timeout, diags);
-                    None
-                }
                 Err(_) => {
-                    diags.error(
-                        format!("Stopping cachix watch-store of {host} timed out"),
-                        "the builder is kept so that the paths watch-store queued are not lost: raise `timeouts.delete` and destroy again",
-                        AttributePath::new("timeouts"),
-                    );
+                    timed_out(diags);
                     None
                 }
             };
         }
-        let host = state.host.as_ref_option().cloned().unwrap_or_default();
         let user = state.build_user_name().unwrap_or_default();
+        let cleaning = Cleaning {
+            state: &state,
+            private: &private,
+            user: &user,
+            owner: &owner,
+        };
         let work = async {
             let remote = configured
                 .connect_or_fail(
@@ -1537,35 +1478,8 @@ impl Resource for BuilderResource {
                     diags,
                 )
                 .await?;
-            // What watch-store queued reaches the cache before it goes.
-            if has_watch {
-                watch_store::stop(&remote, deadline, false, &host, diags).await?;
-            }
-            // Every queued build reaches the store before the hook goes.
-            if has_push {
-                push_hook::drain(&remote, deadline, &host, diags).await?;
-            }
-            // Another resource's host is left alone (checked read-only first).
-            let mut steps = vec![owner.check_step(&user)];
-            if legacy_state {
-                steps.push(legacy::claim_build_user_step(&user, &owner));
-            }
-            // Only what this resource created: an account it did not create stays.
-            steps.extend([
-                build_user_step("release", &user, "no", &owner, None),
-                cachix_step("", false, false, String::new(), delete_timeout),
-                monitoring::clean_step(),
-                nix_credentials::clean_step(),
-                gc::clean_step(),
-                Step::new(
-                    "clean builder",
-                    crate::scripts::BUILDER_CLEAN,
-                    &[MANAGED_CONF_PATH, NIX_CONF_PATH, INCLUDE_LINE],
-                ),
-                restart_daemon_step(&state),
-                push_hook::clean_step(),
-                owner.release_step(),
-            ]);
+            drain.run(&remote, false, diags).await?;
+            let steps = clean_steps(&cleaning);
             let out = match remote.run_steps("clean builder", &steps, true).await {
                 Ok(out) => out,
                 Err(e) => {
@@ -1729,6 +1643,121 @@ mod tests {
             push.secret_key_wo = Value::Null;
         }
         (planned, refreshed)
+    }
+
+    /// The step names of a builder with every block (`every`) or none, as
+    /// an apply converges, checks and cleans: each block's steps sit at its
+    /// phase, in the order of [`BLOCKS`].
+    fn step_names(every: bool) -> (Vec<String>, Vec<String>, Vec<String>) {
+        let (mut state, _) = write_only_builder();
+        state.host = Value::Value("h".into());
+        state.owner_id = Value::Value("0123456789abcdef0123456789abcdef".into());
+        if every {
+            state.monitoring = Value::Value(config::MonitoringBlock::default());
+            state.gc = Value::Value(config::GcBlock {
+                schedule: Value::Value("daily".into()),
+                ..Default::default()
+            });
+        } else {
+            state.cachix = Value::Null;
+            state.push = Value::Null;
+            state.nix = Value::Null;
+        }
+        // A 0.1.0 state whose build user is renamed.
+        let private = BuilderPrivate {
+            credentials_fingerprint: "applied".into(),
+            ..Default::default()
+        };
+        let owner = Owner::applying(&state, "");
+        let secrets = Secrets::of(Some("t"), None);
+        let user = state.build_user_name().unwrap();
+        let apply = Applying {
+            state: &state,
+            private: &private,
+            user: &user,
+            owner: &owner,
+            previous_user: Some("old"),
+            secrets: &secrets,
+        };
+        let target = CachixTarget::Known {
+            uri: "https://c.cachix.org".into(),
+            key: "c-1:AAAA".into(),
+        };
+        let names = |steps: Vec<Step>| steps.iter().map(|s| s.name().to_string()).collect();
+        let clean = Cleaning {
+            state: &state,
+            private: &private,
+            user: &user,
+            owner: &owner,
+        };
+        (
+            names(converge_steps(&apply, &target)),
+            names(checks(&state, &private, false, false)),
+            names(clean_steps(&clean)),
+        )
+    }
+
+    #[test]
+    fn blocks_run_at_their_phases_in_list_order() {
+        let (converge, checks, clean) = step_names(true);
+        assert_eq!(
+            converge,
+            [
+                PROBE_STEP,
+                ownership::CHECK_STEP,
+                "claim build user",
+                build_user::OWNER_STEP,
+                ownership::CLAIM_STEP,
+                "install Nix",
+                "set up push hook",
+                "write Nix credentials",
+                "write Nix config",
+                "create build user",
+                "release build user",
+                "cachix",
+                "restart Nix daemon",
+                "set up monitoring",
+                "set up periodic gc",
+            ]
+        );
+        assert_eq!(
+            checks,
+            [
+                CHECK_STEP,
+                "check push hook",
+                "check monitoring",
+                "check Nix credentials",
+                "check periodic gc",
+            ]
+        );
+        let clean_order = [
+            ownership::CHECK_STEP,
+            "claim build user",
+            "release build user",
+            "cachix",
+            "remove monitoring",
+            "remove Nix credentials",
+            "remove periodic gc",
+            "clean builder",
+            "restart Nix daemon",
+            "remove push hook",
+            "release host",
+        ];
+        assert_eq!(clean, clean_order);
+        // Without the blocks: what an earlier apply left goes, after the
+        // daemon restarted without it.
+        let (converge, checks, clean) = step_names(false);
+        assert_eq!(
+            converge[converge.len() - 4..],
+            [
+                "restart Nix daemon",
+                "remove push hook",
+                "remove monitoring",
+                "remove periodic gc"
+            ]
+        );
+        assert_eq!(checks, [CHECK_STEP, "check Nix credentials"]);
+        assert_eq!(clean, clean_order);
     }
 
     #[test]
@@ -1923,7 +1952,8 @@ mod tests {
             ("mod", "config"),
             ("mod", "gc"),
             ("push_hook", "config"),
-            ("legacy", "build_user"),
+            ("build_user", "legacy"),
+            ("gc", "blocks"),
             ("nix_conf", "push_hook"),
         ] {
             assert!(
@@ -1944,11 +1974,11 @@ mod tests {
             .insert("push_hook".into());
         assert_eq!(
             circle(&with_circle),
-            Some(vec![
-                "config".to_string(),
-                "push_hook".to_string(),
-                "config".to_string()
-            ])
+            Some(
+                ["blocks", "config", "push_hook", "blocks"]
+                    .map(String::from)
+                    .to_vec()
+            )
         );
     }
 

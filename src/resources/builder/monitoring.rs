@@ -8,13 +8,44 @@
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
+use super::blocks::{only_at, Applying, Block, Checking, CleanPhase, Cleaning, Phase};
+use super::config::BuilderState;
 pub use super::config::MonitoringBlock;
 use crate::nix::conf::sha256_hex;
 use crate::resources::cache_proxy::config::parse_listen;
 use crate::ssh::steps::Step;
-use crate::ssh::{Remote, SshError};
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9100";
+
+pub struct Monitoring;
+
+impl Block for Monitoring {
+    fn validate(&self, config: &BuilderState, diags: &mut Diagnostics) {
+        validate(&config.monitoring, diags);
+    }
+
+    /// After the restart: its first collection (at install) then sees the
+    /// daemon as it is after this apply.
+    fn steps(&self, phase: Phase, apply: &Applying) -> Vec<Step> {
+        only_at(phase, Phase::AfterRestart, || {
+            vec![converge_step(&apply.state.monitoring)]
+        })
+    }
+
+    fn check_step(&self, checking: &Checking) -> Option<Step> {
+        check_step(&checking.state.monitoring)
+    }
+
+    fn drift(&self, checking: &Checking, output: Option<&str>) -> Vec<String> {
+        output
+            .map(|text| drift_in(&checking.state.monitoring, text))
+            .unwrap_or_default()
+    }
+
+    fn clean_steps(&self, phase: CleanPhase, _clean: &Cleaning) -> Vec<Step> {
+        only_at(phase, CleanPhase::BeforeConfig, || vec![clean_step()])
+    }
+}
 
 pub fn validate(value: &Value<MonitoringBlock>, diags: &mut Diagnostics) {
     if let Value::Value(block) = value {
@@ -59,20 +90,6 @@ pub fn converge_step(value: &Value<MonitoringBlock>) -> Step {
 /// Remove what the block put on the host (a no-op on a host with none).
 pub fn clean_step() -> Step {
     step("remove monitoring", "clean", "")
-}
-
-/// Read and apply: what is out of line, appended to `drift` (only with the block).
-pub async fn check(
-    remote: &Remote,
-    value: &Value<MonitoringBlock>,
-) -> Result<Vec<String>, SshError> {
-    match check_step(value) {
-        Some(step) => Ok(drift_in(
-            value,
-            &step.run(remote, true).await?.stdout_text(),
-        )),
-        None => Ok(vec![]),
-    }
 }
 
 /// The check as a step (`None`: no block, nothing to check).

@@ -12,14 +12,66 @@ use base64::Engine;
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
+use super::blocks::{only_at, Applying, Block, Checking, CleanPhase, Cleaning, Phase};
 use super::config::{BuilderPrivate, BuilderState, NixBlock, TokenMap};
+use super::watch_store::Secrets;
 use crate::nix::credentials::{
     check_netrc, check_token, check_token_host, render_conf, render_netrc, CREDENTIALS_CONF_PATH,
     NETRC_PATH,
 };
 use crate::ssh::steps::Step;
-use crate::ssh::{Remote, SshError};
 use crate::write_only::{content_fingerprint, effective, file_fingerprint, Pair};
+
+pub struct Credentials;
+
+impl Block for Credentials {
+    fn validate(&self, config: &BuilderState, diags: &mut Diagnostics) {
+        if let Value::Value(nix) = &config.nix {
+            validate(nix, diags);
+        }
+    }
+
+    /// Again at plan time: secrets from variables are unknown at validation.
+    fn check_plan(
+        &self,
+        _: &crate::context::Context,
+        state: &BuilderState,
+        diags: &mut Diagnostics,
+    ) {
+        validate(&state.nix_block(), diags);
+    }
+
+    fn write_only_args(&self, state: &BuilderState) -> Vec<&'static str> {
+        write_only_args(&state.nix_block())
+    }
+
+    /// Before the config: the config includes the credentials file.
+    fn steps(&self, phase: Phase, apply: &Applying) -> Vec<Step> {
+        only_at(phase, Phase::BeforeConfig, || {
+            let credentials =
+                wanted(&apply.state.nix_block()).expect("arguments are known at apply");
+            vec![converge_step(&credentials)]
+        })
+    }
+
+    fn check_step(&self, checking: &Checking) -> Option<Step> {
+        drift_step(checking.state, checking.private, checking.refresh)
+    }
+
+    /// Also without a check: a refresh compares the state's credentials
+    /// with their private fingerprint.
+    fn drift(&self, checking: &Checking, output: Option<&str>) -> Vec<String> {
+        drift_of(checking.state, checking.private, checking.refresh, output)
+    }
+
+    fn record_applied(&self, state: &BuilderState, private: &mut BuilderPrivate, _: &Secrets) {
+        record_applied(state, private);
+    }
+
+    fn clean_steps(&self, phase: CleanPhase, _clean: &Cleaning) -> Vec<Step> {
+        only_at(phase, CleanPhase::BeforeConfig, || vec![clean_step()])
+    }
+}
 
 /// The credential files one configuration asks for (`None`: no such file).
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -354,22 +406,7 @@ fn by_digest(private: &BuilderPrivate, refresh: bool) -> bool {
             .any(|a| a == ACCESS_TOKENS || a == NETRC)
 }
 
-/// The credentials drift of a builder: the files on the host, and (Read,
-/// `refresh`) the state against the private fingerprint.
-pub async fn drift(
-    remote: &Remote,
-    state: &BuilderState,
-    private: &BuilderPrivate,
-    refresh: bool,
-) -> Result<Vec<String>, SshError> {
-    let text = match drift_step(state, private, refresh) {
-        Some(step) => Some(step.run(remote, true).await?.stdout_text()),
-        None => None,
-    };
-    Ok(drift_of(state, private, refresh, text.as_deref()))
-}
-
-/// The host side of [`drift`] as a step (`None`: nothing to check).
+/// The check of the credential files as a step (`None`: nothing to check).
 pub fn drift_step(state: &BuilderState, private: &BuilderPrivate, refresh: bool) -> Option<Step> {
     if by_digest(private, refresh) {
         return Some(step("check Nix credentials", "digest", String::new()));
@@ -378,7 +415,9 @@ pub fn drift_step(state: &BuilderState, private: &BuilderPrivate, refresh: bool)
     check_step(&wanted, !private.credentials_fingerprint.is_empty())
 }
 
-/// [`drift`] from the output of [`drift_step`] (`None` when it had none).
+/// The credentials drift of a builder from the output of [`drift_step`]
+/// (`None` when it had none): the files on the host, and (Read, `refresh`)
+/// the state against the private fingerprint.
 pub fn drift_of(
     state: &BuilderState,
     private: &BuilderPrivate,

@@ -11,14 +11,16 @@ use base64::Engine;
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
+use super::blocks::{only_at, Applying, Block, Checking, CleanPhase, Cleaning, Phase, Queue};
 pub use super::config::PushBlock;
 use super::config::{known_strings, BuilderPrivate, BuilderState};
+use super::watch_store::Secrets;
 use crate::cache::store::{validate_secret_key, validate_store_uri};
 use crate::nix::conf::sha256_hex;
 use crate::resources::cache_push::compile_exclude;
 use crate::secrets::Secret;
 use crate::ssh::steps::Step;
-use crate::ssh::{Remote, SshError};
+use crate::ssh::Remote;
 use crate::write_only::{content_fingerprint, effective, file_fingerprint, Pair};
 
 /// Where the hook is installed; `post-build-hook` in the managed config names it.
@@ -27,6 +29,73 @@ pub const SERVICE_UNIT: &str = "nixbuild-push.service";
 pub const PATH_UNIT: &str = "nixbuild-push.path";
 /// The worker's log on hosts without systemd (with systemd: the journal of [`SERVICE_UNIT`]).
 pub const LOG_FILE: &str = "/var/log/nixbuild-push.log";
+
+pub struct Push;
+
+#[async_trait::async_trait]
+impl Block for Push {
+    fn validate(&self, config: &BuilderState, diags: &mut Diagnostics) {
+        validate(config, diags);
+    }
+
+    fn write_only_args(&self, state: &BuilderState) -> Vec<&'static str> {
+        write_only_args(&state.push)
+    }
+
+    /// Installed before the config names the hook (the daemon never runs a
+    /// missing one), removed after the daemon restarted without the line.
+    fn steps(&self, phase: Phase, apply: &Applying) -> Vec<Step> {
+        let value = &apply.state.push;
+        match phase {
+            Phase::BeforeConfig => install_step(value).into_iter().collect(),
+            Phase::AfterRestart => remove_unless_configured_step(value).into_iter().collect(),
+            Phase::BeforeAnyChange | Phase::AfterConfig => vec![],
+        }
+    }
+
+    fn check_step(&self, checking: &Checking) -> Option<Step> {
+        check_step(&checking.state.push)
+    }
+
+    fn drift(&self, checking: &Checking, output: Option<&str>) -> Vec<String> {
+        output
+            .map(|text| drift_in(&checking.state.push, text, checking.private))
+            .unwrap_or_default()
+    }
+
+    fn record_applied(&self, state: &BuilderState, private: &mut BuilderPrivate, _: &Secrets) {
+        private.push_key_digest = applied_key_digest(&state.push, &private.token_salt);
+    }
+
+    /// After the daemon restarted without the managed config's hook line.
+    fn clean_steps(&self, phase: CleanPhase, _clean: &Cleaning) -> Vec<Step> {
+        only_at(phase, CleanPhase::AfterRestart, || vec![clean_step()])
+    }
+
+    /// What the builder built but has not uploaded yet would go with the host.
+    fn queue(&self, state: &BuilderState) -> Option<Queue> {
+        state.push.is_value().then(|| Queue {
+            what: "Push queue",
+            lost: "Builds still queued on the host for the `push` store",
+            at: AttributePath::new("push"),
+        })
+    }
+
+    async fn drain(
+        &self,
+        remote: &Remote,
+        deadline: tokio::time::Instant,
+        _keep: bool,
+        host: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<()> {
+        drain(remote, deadline, host, diags).await
+    }
+
+    fn drain_timed_out(&self, host: &str, timeout: std::time::Duration, diags: &mut Diagnostics) {
+        timed_out(host, timeout, diags);
+    }
+}
 
 /// Plan-time checks of the `push` block (and of an `extra_config` that would
 /// set its own hook).
@@ -408,22 +477,6 @@ pub fn timed_out(host: &str, timeout: std::time::Duration, diags: &mut Diagnosti
         ),
         AttributePath::new("timeouts"),
     );
-}
-
-/// Read and apply: what is out of line (only with the block).
-pub async fn check(
-    remote: &Remote,
-    value: &Value<PushBlock>,
-    private: &BuilderPrivate,
-) -> Result<Vec<String>, SshError> {
-    match check_step(value) {
-        Some(step) => Ok(drift_in(
-            value,
-            &step.run(remote, true).await?.stdout_text(),
-            private,
-        )),
-        None => Ok(vec![]),
-    }
 }
 
 /// The check as a step (`None`: no block, nothing to check).
