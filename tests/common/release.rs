@@ -3,7 +3,8 @@
 //! test): the script runs with the `release-test` profile and a throwaway GPG
 //! key into `$NIXBUILD_WORLD/release-<hash of its inputs>`, under a file lock
 //! so two test binaries never build at once. A finished directory is never
-//! written again: while its inputs are unchanged it is reused as it is.
+//! written again: while its inputs are unchanged it is reused as it is. After
+//! a build the world keeps the three newest such directories.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -167,6 +168,34 @@ pub fn release_artifacts() -> &'static Release {
             started.elapsed().as_secs_f64()
         );
         std::fs::write(&done, "").unwrap();
+        remove_old_releases(world, KEEP_RELEASES);
         release
     })
+}
+
+/// How many finished artifact directories the world keeps (other checkouts,
+/// e.g. a CI clone beside a worktree, may still use theirs).
+const KEEP_RELEASES: usize = 3;
+
+/// Remove all but the `keep` newest finished `release-*` directories of the
+/// world (called under the release lock, after a build): each checkout's
+/// inputs make a new one, and nothing else would remove them.
+fn remove_old_releases(world: &Path, keep: usize) {
+    let mut finished: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(world)
+        .unwrap()
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let name = path.file_name()?.to_str()?;
+            if !name.starts_with("release-") {
+                return None;
+            }
+            let built = std::fs::metadata(path.join("done")).ok()?.modified().ok()?;
+            Some((built, path))
+        })
+        .collect();
+    finished.sort_by_key(|(built, _)| std::cmp::Reverse(*built));
+    for (_, old) in finished.into_iter().skip(keep) {
+        eprintln!("removing old release artifacts {}", old.display());
+        std::fs::remove_dir_all(&old).unwrap();
+    }
 }
