@@ -1,9 +1,11 @@
 //! Upgrade acceptance test: state written by release 0.1.0 must plan cleanly
 //! with the current build, on every Terraform version. The test builds 0.1.0
 //! itself, from a `git worktree` of this repository at [`RELEASE_0_1_0`],
-//! cached under `target/nixbuild-0.1.0/` (worktree and its own target
-//! directory) like `target/` itself: offline, `--locked`, from the cargo
-//! registry cache the main build filled.
+//! under `target/nixbuild-0.1.0/` (worktree and its own target directory):
+//! offline, `--locked`, from the cargo registry cache the main build filled.
+//! The binary is kept in the test world's directory (`provider-0.1.0-<commit>`),
+//! which outlives checkouts: 0.1.0 never changes, so a fresh clone (CI) does
+//! not build it again (about 9 minutes on 2 cores).
 //!
 //! "Changes nothing on the hosts" is read from the hosts' side: checksums of
 //! every file the configuration manages, and the world's command recorder,
@@ -77,63 +79,82 @@ fn only_the_announced_drift(plan: &str) {
 const BUILDER: &str = "h1";
 const PUSHER: &str = "h2";
 
-/// Directory holding the 0.1.0 provider binary, built once per `target/`.
+/// Directory holding the 0.1.0 provider binary, built once per test world.
 fn old_provider_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let base = repo_root().join("target/nixbuild-0.1.0");
-        let tree = base.join("src");
-        let target = base.join("target");
-        let bin_dir = target.join("debug");
-        if bin_dir.join("terraform-provider-nixbuild").is_file() {
-            return bin_dir;
+        let kept = world()
+            .dir
+            .join(format!("provider-0.1.0-{}", &RELEASE_0_1_0[..12]));
+        let binary = "terraform-provider-nixbuild";
+        if kept.join(binary).is_file() {
+            return kept;
         }
-        std::fs::create_dir_all(&base).unwrap();
-        let git = |args: &[&str]| {
-            let out = Command::new("git")
-                .args(args)
-                .current_dir(repo_root())
-                .output()
-                .expect("run git");
-            assert!(
-                out.status.success(),
-                "git {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        if !tree.join("Cargo.toml").is_file() {
-            // A worktree whose directory was deleted is still registered.
-            git(&["worktree", "prune"]);
-            let _ = std::fs::remove_dir_all(&tree);
-            git(&[
-                "worktree",
-                "add",
-                "--detach",
-                tree.to_str().unwrap(),
-                RELEASE_0_1_0,
-            ]);
-        }
-        let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build",
-                "--locked",
-                "--offline",
-                "--bin",
-                "terraform-provider-nixbuild",
-            ])
-            .current_dir(&tree)
-            .env("CARGO_TARGET_DIR", &target)
+        let bin_dir = build_0_1_0();
+        // Copied, then renamed: another checkout never sees half a binary.
+        std::fs::create_dir_all(&kept).unwrap();
+        let partial = kept.join(format!("{binary}.partial-{}", std::process::id()));
+        std::fs::copy(bin_dir.join(binary), &partial).unwrap();
+        std::fs::rename(&partial, kept.join(binary)).unwrap();
+        kept
+    })
+}
+
+/// Build 0.1.0 in `target/nixbuild-0.1.0/` (a worktree and its own target
+/// directory); the directory holding its binary.
+fn build_0_1_0() -> PathBuf {
+    let base = repo_root().join("target/nixbuild-0.1.0");
+    let tree = base.join("src");
+    let target = base.join("target");
+    let bin_dir = target.join("debug");
+    if bin_dir.join("terraform-provider-nixbuild").is_file() {
+        return bin_dir;
+    }
+    std::fs::create_dir_all(&base).unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(repo_root())
             .output()
-            .expect("run cargo build for 0.1.0");
+            .expect("run git");
         assert!(
             out.status.success(),
-            "building 0.1.0 offline failed (the cargo registry cache must hold its \
-             dependencies):\n{}",
+            "git {}: {}",
+            args.join(" "),
             String::from_utf8_lossy(&out.stderr)
         );
-        bin_dir
-    })
+    };
+    if !tree.join("Cargo.toml").is_file() {
+        // A worktree whose directory was deleted is still registered.
+        git(&["worktree", "prune"]);
+        let _ = std::fs::remove_dir_all(&tree);
+        git(&[
+            "worktree",
+            "add",
+            "--detach",
+            tree.to_str().unwrap(),
+            RELEASE_0_1_0,
+        ]);
+    }
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--locked",
+            "--offline",
+            "--bin",
+            "terraform-provider-nixbuild",
+        ])
+        .current_dir(&tree)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("run cargo build for 0.1.0");
+    assert!(
+        out.status.success(),
+        "building 0.1.0 offline failed (the cargo registry cache must hold its \
+         dependencies):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin_dir
 }
 
 /// Point `tf`'s `dev_overrides` at the provider in `dir`.
