@@ -12,6 +12,9 @@ use base64::Engine;
 use common::{exclusive, hcl, provider_config, terraform_versions, world, Tf};
 
 const BUILDERS: [&str; 3] = ["h1", "h2", "h3"];
+/// The hosts the other tests of this file use, each locked after [`BUILDERS`]
+/// by any test that takes both.
+const OTHER_HOSTS: [&str; 2] = ["bare", "hp"];
 /// One feature per builder, among those the hosts' Nix supports by default.
 /// Left alone, Nix sends every build to the first idle builder, so how builds
 /// spread would depend on timing; a derivation that requires a feature only
@@ -193,6 +196,13 @@ fn distributed_build_through_the_written_file() {
     let w = world();
     let _builders = BUILDERS.map(exclusive);
     for version in terraform_versions() {
+        // The hosts share one kernel, and the build user has the same uid on
+        // each: another test releasing its build user meanwhile
+        // (`build_user.sh release` runs `pkill -u`) would end these builds'
+        // ssh sessions ("unexpected end-of-file", seen once in a gate), and
+        // this test's destroy would end that test's. The other hosts of this
+        // file wait for the whole round (dropped after `tf`'s destroy).
+        let _others = OTHER_HOSTS.map(exclusive);
         let tf = Tf::new(&version);
         let file = tf.dir.path().join("nix/machines");
         let (client_key, client_pub) = common::keypair(tf.dir.path(), "client");
